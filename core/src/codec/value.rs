@@ -1,0 +1,102 @@
+//! Stored value format: a 3-byte header, then the value in bincode.
+//!
+//! ```text
+//! [format: u8][model version: u16 big-endian][bincode 2 "standard" payload]
+//! ```
+//!
+//! The header lets a later release change the payload format, and lets
+//! schema migrations know which model version wrote a record, without
+//! guessing from the bytes.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// The payload format this release writes: bincode 2, standard config.
+pub const FORMAT_BINCODE2: u8 = 1;
+
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 3;
+
+/// Decoding never claims more than this many bytes, whatever a corrupt
+/// length prefix says.
+const DECODE_LIMIT: usize = 1 << 30;
+
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<DECODE_LIMIT>,
+> {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+/// Appends the header and the encoding of `value` to `out`.
+pub fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    version: u16,
+    what: &str,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    out.push(FORMAT_BINCODE2);
+    out.extend_from_slice(&version.to_be_bytes());
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map(drop)
+        .map_err(|e| Error::Encode { what: what.to_owned(), reason: e.to_string() })
+}
+
+/// The model version recorded in a stored value's header.
+pub fn version_of(bytes: &[u8], what: &str) -> Result<u16> {
+    match bytes {
+        [FORMAT_BINCODE2, hi, lo, ..] => Ok(u16::from_be_bytes([*hi, *lo])),
+        [format, _, _, ..] => Err(decode_error(what, format!("unknown value format {format}"))),
+        _ => Err(decode_error(what, format!("value of {} bytes has no header", bytes.len()))),
+    }
+}
+
+/// Decodes a stored value, rejecting unknown formats and trailing bytes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<(u16, T)> {
+    let version = version_of(bytes, what)?;
+    let payload = &bytes[HEADER_LEN..];
+    let (value, used) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| decode_error(what, e.to_string()))?;
+    if used != payload.len() {
+        let extra = payload.len() - used;
+        return Err(decode_error(what, format!("{extra} trailing bytes after the value")));
+    }
+    Ok((version, value))
+}
+
+fn decode_error(what: &str, reason: String) -> Error {
+    Error::Decode { what: what.to_owned(), reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_keeps_version() {
+        let mut bytes = Vec::new();
+        encode_into(&("a".to_string(), 7u32), 3, "test", &mut bytes).unwrap();
+        let (version, value): (u16, (String, u32)) = decode(&bytes, "test").unwrap();
+        assert_eq!((version, value), (3, ("a".to_string(), 7)));
+    }
+
+    #[test]
+    fn trailing_bytes_unknown_format_and_short_input_are_errors() {
+        let mut bytes = Vec::new();
+        encode_into(&5u32, 0, "test", &mut bytes).unwrap();
+        bytes.push(0);
+        assert!(decode::<u32>(&bytes, "test").is_err());
+        assert!(decode::<u32>(&[9, 0, 0, 5], "test").is_err());
+        assert!(decode::<u32>(&[1, 0], "test").is_err());
+    }
+
+    #[test]
+    fn huge_length_prefix_is_an_error_not_an_allocation() {
+        // A Vec<u64> claiming u64::MAX elements.
+        let bytes = [FORMAT_BINCODE2, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 255];
+        assert!(decode::<Vec<u64>>(&bytes, "test").is_err());
+    }
+}

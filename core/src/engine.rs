@@ -1,0 +1,424 @@
+//! The storage engine seam: everything that knows about LMDB lives here.
+//!
+//! The model layer sees named [`Table`]s of byte keys and byte values and
+//! two transaction types with get / put / delete / range. Map growth,
+//! adoption of a size grown by another process, stale reader slots and fork
+//! detection are handled here so that no caller ever sees them. A second
+//! engine would provide the same small surface.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
+
+use crate::error::{Error, Result};
+
+/// LMDB's compiled-in key size limit (`mdb_env_get_maxkeysize`).
+pub const MAX_KEY_LEN: usize = 511;
+
+/// How commits reach the disk.
+///
+/// LMDB is crash-safe against process crashes in every mode; the modes
+/// differ in what an operating-system crash or power loss may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every commit is flushed to disk before it returns (the default).
+    #[default]
+    Full,
+    /// The final meta-page flush is skipped: an OS crash or power loss may
+    /// lose the last commits, but never corrupts the store.
+    MayLoseLastCommits,
+    /// Nothing is flushed at commit: an OS crash or power loss may lose
+    /// recent commits or corrupt the store. Process crashes lose nothing.
+    MayCorruptOnPowerLoss,
+}
+
+/// Settings the engine needs to open an environment.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineConfig {
+    pub map_size: usize,
+    pub max_map_size: usize,
+    pub max_readers: u32,
+    pub max_tables: u32,
+    pub durability: Durability,
+    pub resize_wait: Duration,
+}
+
+/// A named table of byte keys and byte values.
+pub(crate) type Table = heed::Database<'static, Bytes, Bytes>;
+
+/// Tables created in a transaction; they become usable for the
+/// environment's whole life once it commits.
+struct NewTables<'e>(Vec<heed::Database<'e, Bytes, Bytes>>);
+
+impl heed::OnCommit for NewTables<'_> {
+    type Committed = Vec<Table>;
+
+    fn on_commit(self, token: &heed::CommitToken) -> Vec<Table> {
+        self.0.into_iter().map(|table| table.on_commit(token)).collect()
+    }
+}
+
+/// One open LMDB environment, shared by every `Store` of this process that
+/// names the same folder.
+pub(crate) struct Engine {
+    env: heed::Env<WithoutTls>,
+    config: EngineConfig,
+    /// Every transaction of this process holds a read guard; changing the
+    /// map size takes the write side, because LMDB must not remap while a
+    /// transaction of this process is open.
+    resize_gate: RwLock<()>,
+    /// The process that opened the environment: LMDB's lock table must not
+    /// be used from a forked child.
+    opened_in: u32,
+    dir: PathBuf,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the environment in `dir`.
+    pub fn open(dir: &Path, config: EngineConfig) -> Result<Engine> {
+        let mut options = EnvOpenOptions::new().read_txn_without_tls();
+        options
+            .map_size(round_to_page(config.map_size))
+            .max_readers(config.max_readers)
+            .max_dbs(config.max_tables);
+        // SAFETY: the flags only relax fsync behaviour (see `Durability`),
+        // which cannot cause undefined behaviour.
+        unsafe { options.flags(durability_flags(config.durability)) };
+        // SAFETY: LMDB's memory map is only unsafe if the files are modified
+        // by something other than LMDB or used through a broken lock file.
+        // skyshelve opens each folder once per process (the registry in
+        // `store.rs`), never touches data.mdb/lock.mdb itself (record locks
+        // use files of their own), and refuses use after fork().
+        let env = unsafe { options.open(dir) }.map_err(storage_error)?;
+        let engine = Engine {
+            env,
+            config,
+            resize_gate: RwLock::new(()),
+            opened_in: std::process::id(),
+            dir: dir.to_owned(),
+        };
+        // Slots of readers killed since the last run would otherwise stay
+        // taken until the lock file is rebuilt.
+        engine.env.clear_stale_readers().map_err(storage_error)?;
+        Ok(engine)
+    }
+
+    /// The folder the environment lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current size of the memory map in this process.
+    pub fn map_size(&self) -> usize {
+        self.env.info().map_size
+    }
+
+    /// Creates (or opens) the named tables, committing at once so the
+    /// handles stay valid for the environment's lifetime.
+    pub fn create_tables(&self, names: &[String]) -> Result<HashMap<String, Table>> {
+        self.write(|txn| {
+            let wtxn = txn.txn.take().expect("a fresh transaction");
+            let created = self.env.create_databases_and_commit(wtxn, |opener, wtxn| {
+                let mut tables = Vec::with_capacity(names.len());
+                for name in names {
+                    tables.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?);
+                }
+                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit(NewTables(tables)))
+            });
+            match created {
+                Ok(CommitOrAbort::Commit(tables)) => Ok(names.iter().cloned().zip(tables).collect()),
+                Ok(CommitOrAbort::Abort(())) => unreachable!("the opener never aborts"),
+                Err(err) => Err(txn.note(err)),
+            }
+        })
+    }
+
+    /// Runs `f` in a write transaction and commits it if `f` succeeds.
+    ///
+    /// `f` runs again from the start when the map had to grow or adopt a
+    /// size grown by another process, so it must not have effects outside
+    /// the transaction.
+    pub fn write<R, E, F>(&self, mut f: F) -> Result<R, E>
+    where
+        F: FnMut(&mut WriteTxn<'_>) -> Result<R, E>,
+        E: From<Error>,
+    {
+        loop {
+            self.check_process()?;
+            let gate = self.enter()?;
+            let mut txn = match self.env.write_txn() {
+                Ok(txn) => WriteTxn { txn: Some(txn), map_full: false },
+                Err(err) => {
+                    drop(gate);
+                    self.recover_or_fail(err)?;
+                    continue;
+                }
+            };
+            let outcome = f(&mut txn);
+            if txn.map_full {
+                drop(txn);
+                drop(gate);
+                self.grow()?;
+                continue;
+            }
+            let value = outcome?;
+            match txn.txn.take().map(heed::RwTxn::commit) {
+                None | Some(Ok(())) => return Ok(value),
+                Some(Err(heed::Error::Mdb(MdbError::MapFull))) => {
+                    drop(gate);
+                    self.grow()?;
+                }
+                Some(Err(err)) => return Err(storage_error(err).into()),
+            }
+        }
+    }
+
+    /// Runs `f` in a read transaction.
+    pub fn read<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&ReadTxn<'_>) -> Result<R, E>,
+        E: From<Error>,
+    {
+        let txn = self.read_txn()?;
+        f(&txn)
+    }
+
+    /// Opens a read transaction, adopting a grown map or clearing stale
+    /// reader slots first when LMDB asks for it.
+    pub fn read_txn(&self) -> Result<ReadTxn<'_>> {
+        loop {
+            self.check_process()?;
+            let gate = self.enter()?;
+            match self.env.read_txn() {
+                Ok(txn) => return Ok(ReadTxn { txn, _gate: gate }),
+                Err(err) => {
+                    drop(gate);
+                    self.recover_or_fail(err)?;
+                }
+            }
+        }
+    }
+
+    fn enter(&self) -> Result<RwLockReadGuard<'_, ()>> {
+        // A panic while holding the gate poisons it but protects no data.
+        Ok(self.resize_gate.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    fn check_process(&self) -> Result<()> {
+        if std::process::id() == self.opened_in {
+            Ok(())
+        } else {
+            Err(Error::ForkedProcess { opened_in: self.opened_in })
+        }
+    }
+
+    /// Handles the begin-transaction errors that have a cure; returns the
+    /// others.
+    fn recover_or_fail(&self, err: heed::Error) -> Result<()> {
+        match err {
+            heed::Error::Mdb(MdbError::MapResized) => self.adopt_grown_map(),
+            heed::Error::Mdb(MdbError::ReadersFull) => {
+                let cleared = self.env.clear_stale_readers().map_err(storage_error)?;
+                if cleared > 0 { Ok(()) } else { Err(storage_error(err)) }
+            }
+            other => Err(storage_error(other)),
+        }
+    }
+
+    /// Another process grew the map: map the file at its new size.
+    fn adopt_grown_map(&self) -> Result<()> {
+        let _exclusive = self.quiesce()?;
+        // SAFETY: `quiesce` holds the resize gate exclusively, so no
+        // transaction of this process is open while LMDB remaps.
+        unsafe { self.env.resize(0) }.map_err(storage_error)
+    }
+
+    /// The map is full: grow it geometrically, within the ceiling and the
+    /// free disk space.
+    fn grow(&self) -> Result<()> {
+        let _exclusive = self.quiesce()?;
+        let before = self.map_size();
+        // First adopt any size another process already set; that may be room enough.
+        // SAFETY: as in `adopt_grown_map`.
+        unsafe { self.env.resize(0) }.map_err(storage_error)?;
+        let current = self.map_size().max(before);
+        let target = self.growth_target(current)?;
+        // SAFETY: as in `adopt_grown_map`.
+        unsafe { self.env.resize(target) }.map_err(storage_error)
+    }
+
+    fn growth_target(&self, current: usize) -> Result<usize> {
+        let file_len = std::fs::metadata(self.dir.join("data.mdb")).map(|m| m.len()).unwrap_or(0);
+        let free = fs4::available_space(&self.dir).unwrap_or(u64::MAX);
+        let disk_room = usize::try_from(file_len.saturating_add(free)).unwrap_or(usize::MAX);
+        let wanted = current.saturating_mul(2).max(current + (1 << 20));
+        let target = round_to_page(wanted.min(self.config.max_map_size).min(disk_room));
+        if target <= current {
+            let reason = if disk_room <= current {
+                format!("only {free} bytes free on disk")
+            } else {
+                format!("ceiling of {} bytes reached", self.config.max_map_size)
+            };
+            return Err(Error::StorageFull { map_size: current, reason });
+        }
+        Ok(target)
+    }
+
+    /// Waits until no transaction of this process is open, up to the
+    /// configured limit, so that a long reader cannot block writers forever.
+    fn quiesce(&self) -> Result<RwLockWriteGuard<'_, ()>> {
+        let start = Instant::now();
+        loop {
+            match self.resize_gate.try_write() {
+                Ok(guard) => return Ok(guard),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if start.elapsed() >= self.config.resize_wait {
+                let waited_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                return Err(Error::ResizeTimeout { waited_ms });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Flushes every commit to disk, whatever the durability mode.
+    pub fn sync(&self) -> Result<()> {
+        self.env.force_sync().map_err(storage_error)
+    }
+}
+
+/// A read-only snapshot.
+pub(crate) struct ReadTxn<'e> {
+    txn: heed::RoTxn<'e, WithoutTls>,
+    _gate: RwLockReadGuard<'e, ()>,
+}
+
+/// A write transaction. Dropping it without commit aborts it.
+pub(crate) struct WriteTxn<'e> {
+    txn: Option<heed::RwTxn<'e>>,
+    /// LMDB reported MDB_MAP_FULL: the transaction is dead and
+    /// `Engine::write` grows the map and runs the closure again.
+    map_full: bool,
+}
+
+/// Read access shared by both transaction kinds.
+pub(crate) trait Reader {
+    /// The underlying read view.
+    fn ro(&self) -> &heed::RoTxn<'_>;
+
+    /// The value stored under `key`, if any.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        table.get(self.ro(), key).map_err(storage_error)
+    }
+
+    /// Entries with keys inside the bounds, in key order.
+    fn range<'t>(
+        &'t self,
+        table: Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<RangeIter<'t>> {
+        let inner = table.range(self.ro(), &(lower, upper)).map_err(storage_error)?;
+        Ok(RangeIter { inner })
+    }
+
+    /// The number of entries in `table`.
+    fn len(&self, table: Table) -> Result<u64> {
+        table.len(self.ro()).map_err(storage_error)
+    }
+}
+
+impl Reader for ReadTxn<'_> {
+    fn ro(&self) -> &heed::RoTxn<'_> {
+        &self.txn
+    }
+}
+
+impl Reader for WriteTxn<'_> {
+    fn ro(&self) -> &heed::RoTxn<'_> {
+        self.txn.as_ref().expect("write transaction used after commit")
+    }
+}
+
+/// Write access; a trait so that the model layer can hold a write
+/// transaction without naming the environment's lifetime.
+pub(crate) trait Writer: Reader {
+    /// Stores `value` under `key`, replacing any previous value.
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()>;
+
+    /// Removes `key`; returns whether it was present.
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool>;
+}
+
+impl Writer for WriteTxn<'_> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        let result = table.put(self.rw(), key, value);
+        result.map_err(|e| self.note(e))
+    }
+
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        let result = table.delete(self.rw(), key);
+        result.map_err(|e| self.note(e))
+    }
+}
+
+impl<'e> WriteTxn<'e> {
+    fn rw(&mut self) -> &mut heed::RwTxn<'e> {
+        self.txn.as_mut().expect("write transaction used after commit")
+    }
+
+    /// Converts an LMDB error, remembering a full map so the transaction is
+    /// retried after growth instead of failing.
+    fn note(&mut self, err: heed::Error) -> Error {
+        if matches!(err, heed::Error::Mdb(MdbError::MapFull)) {
+            self.map_full = true;
+        }
+        storage_error(err)
+    }
+}
+
+/// Entries of a table in key order.
+pub(crate) struct RangeIter<'t> {
+    inner: heed::RoRange<'t, Bytes, Bytes>,
+}
+
+impl<'t> Iterator for RangeIter<'t> {
+    type Item = Result<(&'t [u8], &'t [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(|entry| entry.map_err(storage_error))
+    }
+}
+
+fn durability_flags(durability: Durability) -> EnvFlags {
+    match durability {
+        Durability::Full => EnvFlags::empty(),
+        Durability::MayLoseLastCommits => EnvFlags::NO_META_SYNC,
+        Durability::MayCorruptOnPowerLoss => EnvFlags::NO_SYNC,
+    }
+}
+
+/// Map sizes must be a multiple of the OS page size; 64 KiB is a multiple
+/// of every page size Linux and macOS use.
+fn round_to_page(size: usize) -> usize {
+    const PAGE: usize = 64 * 1024;
+    size.div_ceil(PAGE).saturating_mul(PAGE).max(PAGE)
+}
+
+pub(crate) fn storage_error(err: heed::Error) -> Error {
+    match err {
+        heed::Error::Io(io) => Error::Io(io),
+        heed::Error::Mdb(MdbError::MapFull) => {
+            Error::StorageFull { map_size: 0, reason: "LMDB map full".into() }
+        }
+        other => Error::Storage(other.to_string()),
+    }
+}

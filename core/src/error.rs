@@ -1,0 +1,140 @@
+//! The one error type of skyshelve.
+
+use std::io;
+
+/// What went wrong in a skyshelve operation.
+///
+/// Every variant leaves the store as it was before the failed operation:
+/// writes happen inside an LMDB transaction that is aborted on error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The record an operation needed does not exist.
+    #[error("no {model} record with key {key}")]
+    NotFound {
+        /// The model's name.
+        model: &'static str,
+        /// The key, as `Debug` prints it.
+        key: String,
+    },
+
+    /// `insert` found a record with the same key already stored.
+    #[error("a {model} record with key {key} already exists")]
+    AlreadyExists {
+        /// The model's name.
+        model: &'static str,
+        /// The key, as `Debug` prints it.
+        key: String,
+    },
+
+    /// A write would give a unique index two records for one value.
+    #[error("unique index {model}.{index} already holds the value {value}")]
+    UniqueViolation {
+        /// The model's name.
+        model: &'static str,
+        /// The index's name.
+        index: &'static str,
+        /// The clashing value, as `Debug` prints it.
+        value: String,
+    },
+
+    /// Stored bytes could not be turned back into a value.
+    #[error("cannot decode {what}: {reason}")]
+    Decode {
+        /// What was being decoded (a model, a map, a key).
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+
+    /// A value could not be serialized.
+    #[error("cannot encode {what}: {reason}")]
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+
+    /// An encoded key is longer than LMDB accepts.
+    #[error("{what} is {len} bytes once encoded; LMDB keys hold at most {max}")]
+    KeyTooLong {
+        /// Which key: the primary key or an index entry.
+        what: String,
+        /// The encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// A model or map name cannot be used as a database name.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The store cannot grow any further: the configured ceiling or the
+    /// disk's free space is reached. Data written before is intact.
+    #[error("store is full: map size {map_size} bytes cannot grow ({reason})")]
+    StorageFull {
+        /// The map size when growth was refused.
+        map_size: usize,
+        /// Why it cannot grow.
+        reason: String,
+    },
+
+    /// The map had to grow, but transactions of this process stayed open
+    /// longer than the configured wait.
+    #[error("map growth waited {waited_ms} ms for open transactions of this process to end")]
+    ResizeTimeout {
+        /// How long it waited.
+        waited_ms: u64,
+    },
+
+    /// The store was opened before a `fork()`; the child must open it again.
+    #[error("this store handle was opened in process {opened_in}, not in this process; open the store again after fork()")]
+    ForkedProcess {
+        /// The process that opened the handle.
+        opened_in: u32,
+    },
+
+    /// A record lock is held by someone else (`try_lock`, or a timed wait ran out).
+    #[error("the {model} record with key {key} is locked by another holder")]
+    Locked {
+        /// The model's name.
+        model: &'static str,
+        /// The key, as `Debug` prints it.
+        key: String,
+    },
+
+    /// The folder or its files could not be used.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+
+    /// Any other error reported by LMDB.
+    #[error("storage engine error: {0}")]
+    Storage(String),
+}
+
+/// The result type of skyshelve operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn assert_bounds<T: Send + Sync + 'static + std::error::Error>() {}
+        assert_bounds::<Error>();
+    }
+
+    #[test]
+    fn unique_violation_names_model_index_and_value() {
+        let err = Error::UniqueViolation { model: "users", index: "email", value: "\"a@b\"".into() };
+        assert_eq!(err.to_string(), "unique index users.email already holds the value \"a@b\"");
+    }
+}

@@ -1,0 +1,171 @@
+//! Secondary indexes: their static description and the typed handles the
+//! derive generates (`User::EMAIL`, `Post::AUTHOR`, ...).
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::codec::key::{EncodeKey, Key, decode_exact};
+use crate::model::Persistent;
+
+/// How an index gets its values from a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexKind {
+    /// The value of a field.
+    Field,
+    /// The value inside an `Option` field; `None` is not indexed.
+    Optional,
+    /// Values returned by a function of the record (zero or more).
+    Computed,
+    /// A field holding the key of a record of another model.
+    Parent {
+        /// The parent model's name.
+        model: &'static str,
+    },
+}
+
+/// What the derive knows about one index of a model.
+#[derive(Clone, Copy)]
+pub struct IndexInfo {
+    /// The index's name (the field name).
+    pub name: &'static str,
+    /// Where its values come from.
+    pub kind: IndexKind,
+    /// At most one record per value.
+    pub unique: bool,
+    /// The Rust type of the index values.
+    pub value_type: &'static str,
+    /// Renders an encoded value for error messages.
+    #[doc(hidden)]
+    pub describe: fn(&[u8]) -> String,
+}
+
+impl fmt::Debug for IndexInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexInfo")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("unique", &self.unique)
+            .field("value_type", &self.value_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes an encoded index value and prints it with `Debug`.
+#[doc(hidden)]
+pub fn describe_encoded<V: Key>(bytes: &[u8]) -> String {
+    match decode_exact::<V>(bytes) {
+        Ok(value) => format!("{value:?}"),
+        Err(_) => format!("<undecodable {bytes:?}>"),
+    }
+}
+
+/// The encoded index values of one record, collected by the derive's
+/// generated `index_entries` into one buffer to avoid an allocation per
+/// value.
+#[derive(Debug, Default)]
+pub struct IndexEntries {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl IndexEntries {
+    /// Records `value` as a value of the index at `position`.
+    pub fn add<V: EncodeKey + ?Sized>(&mut self, position: usize, value: &V) {
+        let start = self.bytes.len();
+        value.encode_key(&mut self.bytes);
+        self.spans.push((position, start, self.bytes.len()));
+    }
+
+    /// Every (index position, encoded value) pair, duplicates removed.
+    pub(crate) fn entries(&self) -> Vec<(usize, &[u8])> {
+        let mut entries: Vec<(usize, &[u8])> =
+            self.spans.iter().map(|&(pos, start, end)| (pos, &self.bytes[start..end])).collect();
+        entries.sort_unstable();
+        entries.dedup();
+        entries
+    }
+}
+
+/// A typed handle on one index of model `M` whose values have type `V`;
+/// accepted by every index query.
+pub trait IndexHandle: Copy {
+    /// The model the index belongs to.
+    type Model: Persistent;
+    /// The type of the index values.
+    type Value: Key;
+    /// The index's position in the model's `INFO.indexes`.
+    fn position(&self) -> usize;
+}
+
+macro_rules! handle_type {
+    ($(#[$doc:meta])* $name:ident, $value:ident => $value_ty:ty) => {
+        $(#[$doc])*
+        pub struct $name<M, $value> {
+            position: usize,
+            _types: PhantomData<fn() -> (M, $value)>,
+        }
+
+        impl<M, $value> $name<M, $value> {
+            #[doc(hidden)]
+            #[must_use]
+            pub const fn new(position: usize) -> Self {
+                Self { position, _types: PhantomData }
+            }
+        }
+
+        impl<M, $value> Clone for $name<M, $value> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+
+        impl<M, $value> Copy for $name<M, $value> {}
+
+        impl<M: Persistent, $value> fmt::Debug for $name<M, $value> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let info = &M::INFO.indexes[self.position];
+                write!(f, "{}::{}({})", M::INFO.name, info.name, info.value_type)
+            }
+        }
+    };
+}
+
+handle_type!(
+    /// A plain, optional or computed index: many records per value.
+    Index, V => V
+);
+handle_type!(
+    /// A unique index: at most one record per value, so [`Persistent::load_by`]
+    /// accepts it.
+    UniqueIndex, V => V
+);
+handle_type!(
+    /// An index whose values are keys of the model `P`, queried with
+    /// [`Persistent::children`].
+    ParentIndex, P => P::Key
+);
+
+impl<M: Persistent, V: Key> IndexHandle for Index<M, V> {
+    type Model = M;
+    type Value = V;
+    fn position(&self) -> usize {
+        self.position
+    }
+}
+
+impl<M: Persistent, V: Key> IndexHandle for UniqueIndex<M, V> {
+    type Model = M;
+    type Value = V;
+    fn position(&self) -> usize {
+        self.position
+    }
+}
+
+impl<M: Persistent, P: Persistent> IndexHandle for ParentIndex<M, P> {
+    type Model = M;
+    type Value = P::Key;
+    fn position(&self) -> usize {
+        self.position
+    }
+}

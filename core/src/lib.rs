@@ -1,0 +1,98 @@
+//! # skyshelve
+//!
+//! Typed, ORM-style persistence on LMDB. Put `#[derive(Persistent)]` on a
+//! serde struct, mark a key and some indexes, and get records that live in
+//! an LMDB environment on disk, shared safely by every thread and every OS
+//! process that opens the same folder.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use skyshelve::{Persistent, Store};
+//!
+//! #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+//! #[persistent(name = "users")]
+//! struct User {
+//!     #[persistent(key)]
+//!     username: String,
+//!     #[persistent(index, unique)]
+//!     email: String,
+//!     #[persistent(index)]
+//!     team: Option<String>,
+//!     logins: u64,
+//! }
+//!
+//! #[derive(Persistent, Serialize, Deserialize, Debug, Clone)]
+//! struct Post {
+//!     #[persistent(key)]
+//!     id: u64,
+//!     #[persistent(parent = User)]
+//!     author: String,
+//!     #[persistent(index(with = Post::tag_values))]
+//!     tags: Vec<String>,
+//! }
+//!
+//! impl Post {
+//!     fn tag_values(&self) -> Vec<String> {
+//!         self.tags.iter().map(|t| t.to_lowercase()).collect()
+//!     }
+//! }
+//!
+//! let store = Store::temporary()?;
+//! let ada = User { username: "ada".into(), email: "ada@example.com".into(), team: Some("core".into()), logins: 0 };
+//! ada.insert(&store)?;
+//! Post { id: 1, author: "ada".into(), tags: vec!["Rust".into(), "LMDB".into()] }.save(&store)?;
+//!
+//! User::update(&store, "ada", |u| u.logins += 1)?;
+//! assert_eq!(User::load_by(&store, User::EMAIL, "ada@example.com")?.unwrap().logins, 1);
+//! assert_eq!(User::scan_index(&store, User::TEAM, "core")?.len(), 1);
+//! assert_eq!(Post::children(&store, Post::AUTHOR, "ada")?.len(), 1);
+//! assert_eq!(Post::scan_index(&store, Post::TAGS, "rust")?.len(), 1);
+//! # Ok::<(), skyshelve::Error>(())
+//! ```
+//!
+//! See the README for the multi-process guarantees.
+
+#![warn(missing_docs)]
+
+mod codec;
+mod engine;
+mod error;
+mod index;
+mod map;
+mod model;
+mod store;
+mod txn;
+
+pub use codec::key::{EncodeKey, Key, KeyPrefix};
+pub use engine::Durability;
+pub use error::{Error, Result};
+pub use index::{Index, IndexHandle, IndexInfo, IndexKind, ParentIndex, UniqueIndex};
+pub use map::Map;
+pub use model::{ModelInfo, Persistent, models};
+pub use skyshelve_macros::Persistent;
+pub use store::{Store, StoreOptions};
+pub use txn::{ReadTx, WriteTx};
+
+/// Used by the code `#[derive(Persistent)]` generates; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::index::{IndexEntries, describe_encoded};
+    pub use crate::model::Registration;
+    pub use inventory;
+
+    /// Checks at compile time that a computed index function has the
+    /// signature `fn(&Model) -> impl IntoIterator<Item = Value>`.
+    pub fn computed_values<M, V, I, F>(record: &M, function: F) -> I
+    where
+        F: FnOnce(&M) -> I,
+        I: IntoIterator<Item = V>,
+    {
+        function(record)
+    }
+
+    /// Checks at compile time that a parent field has the parent's key type.
+    pub const fn assert_parent_key<P: crate::Persistent<Key = K>, K>() {}
+
+    /// Checks at compile time that a key or index type has an ordered encoding.
+    pub const fn assert_key<K: crate::Key>() {}
+}

@@ -1,0 +1,436 @@
+//! The `Persistent` trait that `#[derive(Persistent)]` implements, and the
+//! model registry.
+
+use std::borrow::Borrow;
+use std::ops::RangeBounds;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::key::{EncodeKey, Key, KeyPrefix};
+use crate::error::{Error, Result};
+use crate::index::{IndexEntries, IndexHandle, IndexInfo, ParentIndex, UniqueIndex};
+use crate::store::Store;
+
+/// What the derive knows about a model.
+#[derive(Debug)]
+pub struct ModelInfo {
+    /// The model's name, used for its table: `#[persistent(name = "..")]`
+    /// or the snake_case type name.
+    pub name: &'static str,
+    /// The schema version written in every record's header.
+    pub version: u16,
+    /// The Rust type of the key.
+    pub key_type: &'static str,
+    /// The secondary indexes, in declaration order.
+    pub indexes: &'static [IndexInfo],
+}
+
+/// Registration of a model in the program-wide registry (see [`models`]).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Registration(pub &'static ModelInfo);
+
+inventory::collect!(Registration);
+
+/// Every model compiled into this program, sorted by name.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # use skyshelve::Persistent;
+/// #[derive(Persistent, Serialize, Deserialize)]
+/// struct Note { #[persistent(key)] id: u32 }
+///
+/// assert!(skyshelve::models().iter().any(|m| m.name == "note"));
+/// ```
+#[must_use]
+pub fn models() -> Vec<&'static ModelInfo> {
+    let mut all: Vec<_> = inventory::iter::<Registration>.into_iter().map(|r| r.0).collect();
+    all.sort_by_key(|m| m.name);
+    all.dedup_by_key(|m| m.name);
+    all
+}
+
+/// A record type stored by skyshelve. Implement it with
+/// `#[derive(Persistent)]`; the methods below each run in a transaction of
+/// their own (use [`Store::read`] / [`Store::write`] to group several).
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use skyshelve::{Persistent, Store};
+///
+/// #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+/// struct User {
+///     #[persistent(key)]
+///     name: String,
+///     #[persistent(index, unique)]
+///     email: String,
+/// }
+///
+/// let store = Store::temporary()?;
+/// User { name: "ada".into(), email: "ada@example.com".into() }.save(&store)?;
+/// let ada = User::load_by(&store, User::EMAIL, "ada@example.com")?.unwrap();
+/// assert_eq!(ada.name, "ada");
+/// # Ok::<(), skyshelve::Error>(())
+/// ```
+pub trait Persistent: Serialize + DeserializeOwned + 'static {
+    /// The type of the key field.
+    type Key: Key;
+
+    /// The model's static description.
+    const INFO: &'static ModelInfo;
+
+    /// The record's key.
+    fn key(&self) -> &Self::Key;
+
+    /// Adds the record's encoded index values to `entries`.
+    #[doc(hidden)]
+    fn index_entries(&self, entries: &mut IndexEntries);
+
+    /// Inserts the record or replaces the one with the same key.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] id: u32, name: String }
+    /// # let store = Store::temporary()?;
+    /// Item { id: 1, name: "a".into() }.save(&store)?;
+    /// Item { id: 1, name: "b".into() }.save(&store)?;
+    /// assert_eq!(Item::load(&store, &1)?.unwrap().name, "b");
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn save(&self, store: &Store) -> Result<()>
+    where
+        Self: Sized,
+    {
+        store.write(|tx| tx.save(self))
+    }
+
+    /// Inserts the record; fails with [`Error::AlreadyExists`] if its key is taken.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Error, Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// # let store = Store::temporary()?;
+    /// Item { id: 1 }.insert(&store)?;
+    /// assert!(matches!(Item { id: 1 }.insert(&store), Err(Error::AlreadyExists { .. })));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn insert(&self, store: &Store) -> Result<()>
+    where
+        Self: Sized,
+    {
+        store.write(|tx| tx.insert(self))
+    }
+
+    /// The record with this key, if any.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] name: String }
+    /// # let store = Store::temporary()?;
+    /// Item { name: "a".into() }.save(&store)?;
+    /// assert!(Item::load(&store, "a")?.is_some());
+    /// assert!(Item::load(&store, "b")?.is_none());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn load<Q>(store: &Store, key: &Q) -> Result<Option<Self>>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        store.read(|tx| tx.load::<Self, Q>(key))
+    }
+
+    /// Whether a record with this key exists (without decoding it).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] id: u64 }
+    /// # let store = Store::temporary()?;
+    /// Item { id: 3 }.save(&store)?;
+    /// assert!(Item::exists(&store, &3)?);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn exists<Q>(store: &Store, key: &Q) -> Result<bool>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        store.read(|tx| tx.exists::<Self, Q>(key))
+    }
+
+    /// Deletes the record with this key and its index entries; returns
+    /// whether it existed.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] id: u64 }
+    /// # let store = Store::temporary()?;
+    /// Item { id: 3 }.save(&store)?;
+    /// assert!(Item::delete(&store, &3)?);
+    /// assert!(!Item::delete(&store, &3)?);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn delete<Q>(store: &Store, key: &Q) -> Result<bool>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        store.write(|tx| tx.delete::<Self, Q>(key))
+    }
+
+    /// Atomically reads the record, lets `change` modify it and saves it,
+    /// all in one write transaction; fails with [`Error::NotFound`] if
+    /// there is no such record. Returns the saved record.
+    ///
+    /// `change` may run more than once if the transaction has to be
+    /// retried (map growth); each run starts from the stored record.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Counter { #[persistent(key)] name: String, hits: u64 }
+    /// # let store = Store::temporary()?;
+    /// Counter { name: "home".into(), hits: 0 }.save(&store)?;
+    /// let after = Counter::update(&store, "home", |c| c.hits += 1)?;
+    /// assert_eq!(after.hits, 1);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn update<Q, F>(store: &Store, key: &Q, mut change: F) -> Result<Self>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+        F: FnMut(&mut Self),
+    {
+        store.write(|tx| tx.update::<Self, Q, _>(key, &mut change))
+    }
+
+    /// Like [`update`](Persistent::update), but starts from `default()`
+    /// when no record has the default's key: the way to count things that
+    /// may not exist yet.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Counter { #[persistent(key)] name: String, hits: u64 }
+    /// # let store = Store::temporary()?;
+    /// let new = || Counter { name: "home".into(), hits: 0 };
+    /// Counter::upsert(&store, new, |c| c.hits += 1)?;
+    /// let after = Counter::upsert(&store, new, |c| c.hits += 1)?;
+    /// assert_eq!(after.hits, 2);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn upsert<D, F>(store: &Store, mut default: D, mut change: F) -> Result<Self>
+    where
+        Self: Sized,
+        D: FnMut() -> Self,
+        F: FnMut(&mut Self),
+    {
+        store.write(|tx| tx.upsert(&mut default, &mut change))
+    }
+
+    /// The record whose unique index `index` holds `value`, if any.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct User { #[persistent(key)] id: u32, #[persistent(index, unique)] email: String }
+    /// # let store = Store::temporary()?;
+    /// User { id: 1, email: "a@x".into() }.save(&store)?;
+    /// assert_eq!(User::load_by(&store, User::EMAIL, "a@x")?.map(|u| u.id), Some(1));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn load_by<V, Q>(store: &Store, index: UniqueIndex<Self, V>, value: &Q) -> Result<Option<Self>>
+    where
+        Self: Sized,
+        V: Key + Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        store.read(|tx| tx.load_by(index, value))
+    }
+
+    /// Every record whose index `index` holds `value`, in key order.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct User { #[persistent(key)] id: u32, #[persistent(index)] team: Option<String> }
+    /// # let store = Store::temporary()?;
+    /// User { id: 1, team: Some("red".into()) }.save(&store)?;
+    /// User { id: 2, team: None }.save(&store)?;
+    /// let red = User::scan_index(&store, User::TEAM, "red")?;
+    /// assert_eq!(red.iter().map(|u| u.id).collect::<Vec<_>>(), [1]);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn scan_index<H, Q>(store: &Store, index: H, value: &Q) -> Result<Vec<Self>>
+    where
+        Self: Sized,
+        H: IndexHandle<Model = Self>,
+        H::Value: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        store.read(|tx| tx.scan_index(index, value)?.collect())
+    }
+
+    /// Every record whose parent index `index` points at `parent_key`.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct User { #[persistent(key)] name: String }
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Post { #[persistent(key)] id: u64, #[persistent(parent = User)] author: String }
+    /// # let store = Store::temporary()?;
+    /// Post { id: 1, author: "ada".into() }.save(&store)?;
+    /// Post { id: 2, author: "bob".into() }.save(&store)?;
+    /// assert_eq!(Post::children(&store, Post::AUTHOR, "ada")?.len(), 1);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn children<P, Q>(store: &Store, index: ParentIndex<Self, P>, parent_key: &Q) -> Result<Vec<Self>>
+    where
+        Self: Sized,
+        P: Persistent,
+        P::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        store.read(|tx| tx.scan_index(index, parent_key)?.collect())
+    }
+
+    /// Records whose index values fall in `range`, in index order.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Reading { #[persistent(key)] id: u32, #[persistent(index)] celsius: i16 }
+    /// # let store = Store::temporary()?;
+    /// for (id, celsius) in [(1, -5), (2, 3), (3, 12)] {
+    ///     Reading { id, celsius }.save(&store)?;
+    /// }
+    /// let mild = Reading::range_index(&store, Reading::CELSIUS, -1..=10)?;
+    /// assert_eq!(mild.iter().map(|r| r.id).collect::<Vec<_>>(), [2]);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn range_index<H, R>(store: &Store, index: H, range: R) -> Result<Vec<Self>>
+    where
+        Self: Sized,
+        H: IndexHandle<Model = Self>,
+        R: RangeBounds<H::Value>,
+    {
+        store.read(|tx| tx.range_index(index, range)?.collect())
+    }
+
+    /// Every record, in key order. Use [`ReadTx::iter`](crate::ReadTx::iter)
+    /// to stream instead of collecting.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] id: i32 }
+    /// # let store = Store::temporary()?;
+    /// for id in [3, -1, 2] { Item { id }.save(&store)?; }
+    /// let ids: Vec<i32> = Item::all(&store)?.iter().map(|i| i.id).collect();
+    /// assert_eq!(ids, [-1, 2, 3]);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn all(store: &Store) -> Result<Vec<Self>>
+    where
+        Self: Sized,
+    {
+        store.read(|tx| tx.iter::<Self>()?.collect())
+    }
+
+    /// Records whose keys fall in `range`, in key order.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] id: u64 }
+    /// # let store = Store::temporary()?;
+    /// for id in 0..10 { Item { id }.save(&store)?; }
+    /// assert_eq!(Item::range(&store, 3..6)?.len(), 3);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn range<R>(store: &Store, range: R) -> Result<Vec<Self>>
+    where
+        Self: Sized,
+        R: RangeBounds<Self::Key>,
+    {
+        store.read(|tx| tx.range::<Self, R>(range)?.collect())
+    }
+
+    /// Records whose keys start with `prefix` (a string prefix of a
+    /// `String` key, or the leading elements of a tuple key).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] path: String }
+    /// # let store = Store::temporary()?;
+    /// for path in ["a/1", "a/2", "b/1"] { Item { path: path.into() }.save(&store)?; }
+    /// assert_eq!(Item::prefix(&store, "a/")?.len(), 2);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn prefix<P>(store: &Store, prefix: &P) -> Result<Vec<Self>>
+    where
+        Self: Sized,
+        P: KeyPrefix<Self::Key> + ?Sized,
+    {
+        store.read(|tx| tx.prefix::<Self, P>(prefix)?.collect())
+    }
+
+    /// The number of records.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] id: u64 }
+    /// # let store = Store::temporary()?;
+    /// for id in 0..4 { Item { id }.save(&store)?; }
+    /// assert_eq!(Item::count(&store)?, 4);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn count(store: &Store) -> Result<u64>
+    where
+        Self: Sized,
+    {
+        store.read(|tx| tx.count::<Self>())
+    }
+}
+
+/// The name under which errors report a key.
+pub(crate) fn describe_key<K: EncodeKey + ?Sized>(key: &K) -> String {
+    format!("{key:?}")
+}
+
+/// Makes sure an encoded key fits LMDB's limit.
+pub(crate) fn check_key_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
+    if len > crate::engine::MAX_KEY_LEN {
+        Err(Error::KeyTooLong { what: what(), len, max: crate::engine::MAX_KEY_LEN })
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,398 @@
+//! `Store`: an open folder, shared by every clone and by every `Store::open`
+//! of the same folder in this process.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::engine::{Durability, Engine, EngineConfig, Table};
+use crate::error::{Error, Result};
+use crate::map::Map;
+use crate::model::{ModelInfo, Persistent, models};
+use crate::txn::{ReadTx, WriteTx};
+
+/// The tables of one model.
+pub(crate) struct ModelTables {
+    pub info: &'static ModelInfo,
+    pub main: Table,
+    pub indexes: Vec<Table>,
+}
+
+/// What every clone of a `Store` shares.
+pub(crate) struct Shared {
+    // Field order is drop order: the environment closes before a temporary
+    // folder is removed.
+    pub(crate) engine: Engine,
+    models: HashMap<&'static str, ModelTables>,
+    maps: Mutex<HashMap<String, Table>>,
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl Shared {
+    /// The tables of model `M`, created when the store opened.
+    pub(crate) fn tables<M: Persistent>(&self) -> Result<&ModelTables> {
+        self.models.get(M::INFO.name).ok_or_else(|| {
+            Error::Storage(format!("model {} was not registered when the store opened", M::INFO.name))
+        })
+    }
+}
+
+/// A handle on a skyshelve store: an LMDB environment in one folder.
+///
+/// Cheap to clone; every clone, and every `Store::open` of the same folder
+/// in this process, shares one environment. Any number of processes may
+/// open the same folder at once.
+///
+/// ```
+/// use skyshelve::Store;
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// let again = Store::open(dir.path().join("."))?;
+/// assert!(store.same_environment(&again));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("path", &self.path()).finish_non_exhaustive()
+    }
+}
+
+/// Environments open in this process, by the folder's device and inode so
+/// that symlinks and other spellings of a path find the same one. LMDB must
+/// not be opened twice in one process.
+static OPEN_ENVIRONMENTS: Mutex<Vec<(FolderId, Weak<Shared>)>> = Mutex::new(Vec::new());
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FolderId {
+    device: u64,
+    inode: u64,
+}
+
+impl FolderId {
+    fn of(path: &Path) -> Result<FolderId> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        Ok(FolderId { device: meta.dev(), inode: meta.ino() })
+    }
+}
+
+impl Store {
+    /// Opens the store in folder `path`, creating the folder if needed, with
+    /// default options (see [`StoreOptions`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        StoreOptions::new().open(path)
+    }
+
+    /// Options for opening a store.
+    ///
+    /// ```
+    /// use skyshelve::{Durability, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::options()
+    ///     .map_size(64 << 20)
+    ///     .durability(Durability::MayLoseLastCommits)
+    ///     .open(dir.path())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn options() -> StoreOptions {
+        StoreOptions::new()
+    }
+
+    /// Opens a store in a fresh temporary folder, removed when the last
+    /// clone of the store is dropped.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let path = store.path().to_owned();
+    /// assert!(path.exists());
+    /// drop(store);
+    /// assert!(!path.exists());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn temporary() -> Result<Store> {
+        StoreOptions::new().open_temporary()
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The store's folder.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.shared.engine.dir()
+    }
+
+    /// Whether two handles share one environment.
+    #[must_use]
+    pub fn same_environment(&self, other: &Store) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// The current size of the memory map in bytes. It grows by itself.
+    #[must_use]
+    pub fn map_size(&self) -> usize {
+        self.shared.engine.map_size()
+    }
+
+    /// Flushes all commits to disk, whatever the durability mode.
+    pub fn sync(&self) -> Result<()> {
+        self.shared.engine.sync()
+    }
+
+    /// Runs `f` with a read transaction: a consistent snapshot that other
+    /// writers do not disturb. Streaming queries live on [`ReadTx`].
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// # let store = Store::temporary()?;
+    /// # Item { id: 1 }.save(&store)?;
+    /// let (count, first) = store.read(|tx| {
+    ///     Ok::<_, skyshelve::Error>((tx.count::<Item>()?, tx.load::<Item, _>(&1)?))
+    /// })?;
+    /// assert_eq!(count, 1);
+    /// assert!(first.is_some());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn read<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&ReadTx<'_>) -> Result<R, E>,
+        E: From<Error>,
+    {
+        let txn = self.shared.engine.read_txn()?;
+        f(&ReadTx::new(&self.shared, &txn))
+    }
+
+    /// Runs `f` in a write transaction: everything it writes is committed
+    /// together when it returns `Ok`, and nothing is when it returns `Err`.
+    ///
+    /// Write transactions are serialized across threads and processes.
+    /// `f` may run more than once when the store has to grow first; each
+    /// run starts from a clean transaction, so keep side effects out of it.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Error, Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # struct Account { #[persistent(key)] id: u32, balance: i64 }
+    /// # let store = Store::temporary()?;
+    /// # Account { id: 1, balance: 10 }.save(&store)?;
+    /// # Account { id: 2, balance: 0 }.save(&store)?;
+    /// store.write(|tx| {
+    ///     tx.update::<Account, _, _>(&1, |a| a.balance -= 5)?;
+    ///     tx.update::<Account, _, _>(&2, |a| a.balance += 5)?;
+    ///     Ok::<_, Error>(())
+    /// })?;
+    /// // A failing closure leaves nothing behind.
+    /// let failed = store.write(|tx| {
+    ///     tx.update::<Account, _, _>(&1, |a| a.balance -= 5)?;
+    ///     tx.update::<Account, _, _>(&99, |a| a.balance += 5)
+    /// });
+    /// assert!(matches!(failed, Err(Error::NotFound { .. })));
+    /// assert_eq!(Account::load(&store, &1)?.unwrap().balance, 5);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn write<R, E, F>(&self, mut f: F) -> Result<R, E>
+    where
+        F: FnMut(&mut WriteTx<'_>) -> Result<R, E>,
+        E: From<Error>,
+    {
+        self.shared.engine.write(|txn| f(&mut WriteTx::new(&self.shared, txn)))
+    }
+
+    /// A typed key-value map named `name`, for data without a model.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let settings = store.map::<String, u32>("settings")?;
+    /// settings.insert(&"retries".to_string(), &3)?;
+    /// assert_eq!(settings.get("retries")?, Some(3));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn map<K, V>(&self, name: &str) -> Result<Map<K, V>>
+    where
+        K: crate::Key,
+        V: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        validate_name(name)?;
+        // `~` cannot start a model name (the derive allows identifier
+        // characters only), so maps never meet model tables.
+        let table_name = format!("~map/{name}");
+        let mut maps = self.shared.maps.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let table = match maps.get(&table_name) {
+            Some(table) => *table,
+            None => {
+                let created = self.shared.engine.create_tables(std::slice::from_ref(&table_name))?;
+                let table = created[&table_name];
+                maps.insert(table_name, table);
+                table
+            }
+        };
+        Ok(Map::new(self.clone(), name.to_owned(), table))
+    }
+}
+
+/// Options for opening a [`Store`]; see [`Store::options`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    config: EngineConfig,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StoreOptions {
+    /// The defaults: 16 MiB initial map growing up to 1 TiB, full
+    /// durability, 1022 readers, 30 s wait for map growth.
+    #[must_use]
+    pub fn new() -> Self {
+        StoreOptions {
+            config: EngineConfig {
+                map_size: 16 << 20,
+                max_map_size: 1 << 40,
+                max_readers: 1022,
+                max_tables: 1024,
+                durability: Durability::Full,
+                resize_wait: Duration::from_secs(30),
+            },
+        }
+    }
+
+    /// The initial size of the memory map; it grows by itself when full.
+    #[must_use]
+    pub fn map_size(mut self, bytes: usize) -> Self {
+        self.config.map_size = bytes;
+        self
+    }
+
+    /// The ceiling for automatic map growth; past it writes fail with
+    /// [`Error::StorageFull`].
+    #[must_use]
+    pub fn max_map_size(mut self, bytes: usize) -> Self {
+        self.config.max_map_size = bytes;
+        self
+    }
+
+    /// How commits reach the disk (default [`Durability::Full`]).
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.config.durability = durability;
+        self
+    }
+
+    /// The number of concurrent read transactions across all processes.
+    #[must_use]
+    pub fn max_readers(mut self, readers: u32) -> Self {
+        self.config.max_readers = readers;
+        self
+    }
+
+    /// The number of tables (one per model, one per index, one per map).
+    #[must_use]
+    pub fn max_tables(mut self, tables: u32) -> Self {
+        self.config.max_tables = tables;
+        self
+    }
+
+    /// How long map growth waits for this process's open transactions to
+    /// end before failing with [`Error::ResizeTimeout`].
+    #[must_use]
+    pub fn resize_wait(mut self, wait: Duration) -> Self {
+        self.config.resize_wait = wait;
+        self
+    }
+
+    /// Opens (creating if needed) the store in folder `path`.
+    ///
+    /// If this process already has the folder open, the open environment
+    /// is shared and these options are ignored.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        let dir = path.as_ref();
+        create_private_dir(dir)?;
+        let id = FolderId::of(dir)?;
+        let mut open = OPEN_ENVIRONMENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.retain(|(_, weak)| weak.strong_count() > 0);
+        if let Some(shared) = open.iter().find(|(known, _)| *known == id).and_then(|(_, weak)| weak.upgrade()) {
+            return Ok(Store { shared });
+        }
+        let shared = Arc::new(open_shared(&dir.canonicalize()?, self.config, None)?);
+        open.push((id, Arc::downgrade(&shared)));
+        Ok(Store { shared })
+    }
+
+    /// Opens a store in a fresh temporary folder; see [`Store::temporary`].
+    pub fn open_temporary(self) -> Result<Store> {
+        let temp = tempfile::Builder::new().prefix("skyshelve-").tempdir()?;
+        let dir: PathBuf = temp.path().canonicalize()?;
+        Ok(Store { shared: Arc::new(open_shared(&dir, self.config, Some(temp))?) })
+    }
+}
+
+fn open_shared(dir: &Path, config: EngineConfig, temporary: Option<tempfile::TempDir>) -> Result<Shared> {
+    let engine = Engine::open(dir, config)?;
+    let registered = models();
+    let mut names = Vec::new();
+    for model in &registered {
+        validate_name(model.name)?;
+        names.push(model.name.to_owned());
+        names.extend(model.indexes.iter().map(|index| index_table_name(model, index.name)));
+    }
+    let mut tables = engine.create_tables(&names)?;
+    let mut take = |name: &str| tables.remove(name).expect("every requested table was created");
+    let models = registered
+        .into_iter()
+        .map(|info| {
+            let main = take(info.name);
+            let indexes = info.indexes.iter().map(|index| take(&index_table_name(info, index.name))).collect();
+            (info.name, ModelTables { info, main, indexes })
+        })
+        .collect();
+    Ok(Shared { engine, models, maps: Mutex::new(HashMap::new()), _temporary: temporary })
+}
+
+fn index_table_name(model: &ModelInfo, index: &str) -> String {
+    format!("{}/{index}", model.name)
+}
+
+/// Model and map names become LMDB database names: non-empty, no `/`
+/// (it separates a model from its indexes), no NUL.
+fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "names must not be empty"
+    } else if name.contains('/') {
+        "names must not contain '/'"
+    } else if name.contains('\0') {
+        "names must not contain NUL"
+    } else if name.len() > 255 {
+        "names are at most 255 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName { name: name.to_owned(), reason })
+}
+
+/// Creates the folder with owner-only permissions (whatever the umask),
+/// unless it already exists.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(err) => Err(Error::Io(err)),
+    }
+}

@@ -1,0 +1,483 @@
+//! Read and write transactions over models and maps, and the index
+//! maintenance that keeps every index in step with its records.
+//!
+//! Index layout, one table per index:
+//! - unique:      key = value                 data = primary key
+//! - other kinds: key = value ++ primary key  data = primary key
+//!
+//! Key encodings are prefix-free, so `value ++ primary key` sorts by value
+//! and then by key, and the records of one value are one key prefix.
+
+use std::borrow::Borrow;
+use std::ops::{Bound, RangeBounds};
+
+use crate::codec::key::{EncodeKey, KeyPrefix, encode_to_vec, prefix_successor};
+use crate::codec::value;
+use crate::engine::{RangeIter, Reader, Writer};
+use crate::error::{Error, Result};
+use crate::index::{IndexEntries, IndexHandle, ParentIndex, UniqueIndex};
+use crate::model::{Persistent, check_key_len, describe_key};
+use crate::store::{ModelTables, Shared};
+
+/// A read transaction: a consistent snapshot of the whole store, given to
+/// the closure of [`Store::read`](crate::Store::read).
+pub struct ReadTx<'t> {
+    shared: &'t Shared,
+    txn: &'t crate::engine::ReadTxn<'t>,
+}
+
+/// A write transaction, given to the closure of
+/// [`Store::write`](crate::Store::write): everything done through it is
+/// committed together when the closure returns `Ok`, or not at all.
+pub struct WriteTx<'t> {
+    shared: &'t Shared,
+    txn: &'t mut dyn Writer,
+}
+
+impl<'t> ReadTx<'t> {
+    pub(crate) fn new(shared: &'t Shared, txn: &'t crate::engine::ReadTxn<'t>) -> Self {
+        ReadTx { shared, txn }
+    }
+
+    fn reader(&self) -> &crate::engine::ReadTxn<'t> {
+        self.txn
+    }
+}
+
+impl<'t> WriteTx<'t> {
+    pub(crate) fn new(shared: &'t Shared, txn: &'t mut dyn Writer) -> Self {
+        WriteTx { shared, txn }
+    }
+
+    fn reader(&self) -> &dyn Writer {
+        &*self.txn
+    }
+}
+
+/// The query methods, identical on both transaction kinds; the bodies live
+/// in the `query` module below.
+macro_rules! read_methods {
+    ($tx:ident) => {
+        impl $tx<'_> {
+            /// The record with this key, if any.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            /// # struct Item { #[persistent(key)] id: u32 }
+            /// # let store = Store::temporary()?;
+            /// # Item { id: 1 }.save(&store)?;
+            /// let found = store.read(|tx| tx.load::<Item, _>(&1))?;
+            /// assert!(found.is_some());
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn load<M, Q>(&self, key: &Q) -> Result<Option<M>>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                query::load(self.shared, self.reader(), key)
+            }
+
+            /// Whether a record with this key exists.
+            pub fn exists<M, Q>(&self, key: &Q) -> Result<bool>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                let tables = self.shared.tables::<M>()?;
+                Ok(self.reader().get(tables.main, &encode_to_vec(key))?.is_some())
+            }
+
+            /// The record whose unique index holds `value`, if any.
+            pub fn load_by<M, V, Q>(&self, index: UniqueIndex<M, V>, value: &Q) -> Result<Option<M>>
+            where
+                M: Persistent,
+                V: crate::Key + Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                let tables = self.shared.tables::<M>()?;
+                let table = tables.indexes[index.position()];
+                match self.reader().get(table, &encode_to_vec(value))? {
+                    Some(pk) => query::load_encoded(self.reader(), tables, pk),
+                    None => Ok(None),
+                }
+            }
+
+            /// Streams the records whose index holds `value`, in key order.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            /// # struct User { #[persistent(key)] id: u32, #[persistent(index)] team: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..10 { User { id, team: (id % 2) as u8 }.save(&store)?; }
+            /// let odd = store.read(|tx| {
+            ///     let mut n = 0;
+            ///     for user in tx.scan_index(User::TEAM, &1)? {
+            ///         assert_eq!(user?.team, 1);
+            ///         n += 1;
+            ///     }
+            ///     Ok::<_, skyshelve::Error>(n)
+            /// })?;
+            /// assert_eq!(odd, 5);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn scan_index<H, Q>(
+                &self,
+                index: H,
+                value: &Q,
+            ) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
+            where
+                H: IndexHandle,
+                H::Value: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                let prefix = encode_to_vec(value);
+                let upper = prefix_successor(&prefix);
+                query::index_records::<H::Model, _>(self.shared, self.reader(), index.position(), prefix, upper)
+            }
+
+            /// Streams the records whose parent index points at `parent_key`.
+            pub fn children<M, P, Q>(
+                &self,
+                index: ParentIndex<M, P>,
+                parent_key: &Q,
+            ) -> Result<impl Iterator<Item = Result<M>> + '_>
+            where
+                M: Persistent,
+                P: Persistent,
+                P::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                self.scan_index(index, parent_key)
+            }
+
+            /// Streams the records whose index values fall in `range`, in
+            /// index order.
+            pub fn range_index<H, R>(
+                &self,
+                index: H,
+                range: R,
+            ) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
+            where
+                H: IndexHandle,
+                R: RangeBounds<H::Value>,
+            {
+                let (lower, upper) = query::prefix_bounds(&range);
+                let upper = match upper {
+                    Bound::Unbounded => None,
+                    Bound::Excluded(upper) => Some(upper),
+                    Bound::Included(_) => unreachable!("prefix bounds exclude their upper end"),
+                };
+                query::index_records::<H::Model, _>(self.shared, self.reader(), index.position(), lower, upper)
+            }
+
+            /// Streams every record of model `M` in key order, in bounded memory.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            /// # struct Item { #[persistent(key)] id: u32 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..3 { Item { id }.save(&store)?; }
+            /// let total: u32 = store.read(|tx| tx.iter::<Item>()?.map(|i| Ok::<_, skyshelve::Error>(i?.id)).sum())?;
+            /// assert_eq!(total, 3);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn iter<M: Persistent>(&self) -> Result<impl Iterator<Item = Result<M>> + '_> {
+                self.range::<M, _>(..)
+            }
+
+            /// Streams the records whose keys fall in `range`.
+            pub fn range<M, R>(&self, range: R) -> Result<impl Iterator<Item = Result<M>> + '_>
+            where
+                M: Persistent,
+                R: RangeBounds<M::Key>,
+            {
+                let tables = self.shared.tables::<M>()?;
+                let lower = range.start_bound().map(encode_to_vec);
+                let upper = range.end_bound().map(encode_to_vec);
+                let entries = self.reader().range(tables.main, as_ref(&lower), as_ref(&upper))?;
+                Ok(query::decode_records(entries))
+            }
+
+            /// Streams the records whose keys start with `prefix`.
+            pub fn prefix<M, P>(&self, prefix: &P) -> Result<impl Iterator<Item = Result<M>> + '_>
+            where
+                M: Persistent,
+                P: KeyPrefix<M::Key> + ?Sized,
+            {
+                let tables = self.shared.tables::<M>()?;
+                let mut lower = Vec::new();
+                prefix.encode_prefix(&mut lower);
+                let upper = prefix_successor(&lower);
+                let upper = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let entries = self.reader().range(tables.main, Bound::Included(&lower), upper)?;
+                Ok(query::decode_records(entries))
+            }
+
+            /// The number of records of model `M`.
+            pub fn count<M: Persistent>(&self) -> Result<u64> {
+                self.reader().len(self.shared.tables::<M>()?.main)
+            }
+        }
+    };
+}
+
+read_methods!(ReadTx);
+read_methods!(WriteTx);
+
+fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    bound.as_ref().map(Vec::as_slice)
+}
+
+impl WriteTx<'_> {
+    /// Inserts `record` or replaces the record with the same key.
+    pub fn save<M: Persistent>(&mut self, record: &M) -> Result<()> {
+        let tables = self.shared.tables::<M>()?;
+        let key = encode_primary::<M>(record.key())?;
+        let old_entries = if M::INFO.indexes.is_empty() {
+            None
+        } else {
+            query::load_encoded::<M>(self.reader(), tables, &key)?.map(|old| entries_of(&old))
+        };
+        self.store_record(tables, &key, record, old_entries.as_ref())
+    }
+
+    /// Inserts `record`; fails with [`Error::AlreadyExists`] if its key is taken.
+    pub fn insert<M: Persistent>(&mut self, record: &M) -> Result<()> {
+        let tables = self.shared.tables::<M>()?;
+        let key = encode_primary::<M>(record.key())?;
+        if self.reader().get(tables.main, &key)?.is_some() {
+            return Err(Error::AlreadyExists { model: M::INFO.name, key: describe_key(record.key()) });
+        }
+        self.store_record(tables, &key, record, None)
+    }
+
+    /// Deletes the record with this key; returns whether it existed.
+    pub fn delete<M, Q>(&mut self, key: &Q) -> Result<bool>
+    where
+        M: Persistent,
+        M::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        let tables = self.shared.tables::<M>()?;
+        let key = encode_to_vec(key);
+        let Some(old) = query::load_encoded::<M>(self.reader(), tables, &key)? else {
+            return Ok(false);
+        };
+        self.remove_record(tables, &key, &entries_of(&old))?;
+        Ok(true)
+    }
+
+    /// Reads the record, applies `change` and saves it; see
+    /// [`Persistent::update`].
+    pub fn update<M, Q, F>(&mut self, key: &Q, change: F) -> Result<M>
+    where
+        M: Persistent,
+        M::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+        F: FnOnce(&mut M),
+    {
+        let tables = self.shared.tables::<M>()?;
+        let encoded = encode_to_vec(key);
+        let Some(record) = query::load_encoded::<M>(self.reader(), tables, &encoded)? else {
+            return Err(Error::NotFound { model: M::INFO.name, key: describe_key(key) });
+        };
+        self.rewrite(tables, &encoded, record, true, change)
+    }
+
+    /// Reads the record with the key of `default()` (or takes `default()`
+    /// when there is none), applies `change` and saves it.
+    pub fn upsert<M, D, F>(&mut self, default: D, change: F) -> Result<M>
+    where
+        M: Persistent,
+        D: FnOnce() -> M,
+        F: FnOnce(&mut M),
+    {
+        let tables = self.shared.tables::<M>()?;
+        let fresh = default();
+        let key = encode_primary::<M>(fresh.key())?;
+        match query::load_encoded::<M>(self.reader(), tables, &key)? {
+            Some(stored) => self.rewrite(tables, &key, stored, true, change),
+            None => self.rewrite(tables, &key, fresh, false, change),
+        }
+    }
+
+    /// Applies `change` to `record` (stored under `key` when `stored`) and
+    /// writes the result. A change of key moves the record.
+    fn rewrite<M, F>(&mut self, tables: &ModelTables, key: &[u8], mut record: M, stored: bool, change: F) -> Result<M>
+    where
+        M: Persistent,
+        F: FnOnce(&mut M),
+    {
+        let old_entries = stored.then(|| entries_of(&record));
+        change(&mut record);
+        let new_key = encode_primary::<M>(record.key())?;
+        if new_key == key {
+            self.store_record(tables, key, &record, old_entries.as_ref())?;
+        } else {
+            if let Some(old_entries) = &old_entries {
+                self.remove_record(tables, key, old_entries)?;
+            }
+            self.insert(&record)?;
+        }
+        Ok(record)
+    }
+
+    /// Writes `record` under `key`, moving its index entries from
+    /// `old_entries` (the stored record's, if any) to its own. Every check
+    /// runs before the first write, so a failure leaves the transaction
+    /// untouched.
+    fn store_record<M: Persistent>(
+        &mut self,
+        tables: &ModelTables,
+        key: &[u8],
+        record: &M,
+        old_entries: Option<&IndexEntries>,
+    ) -> Result<()> {
+        let mut bytes = Vec::with_capacity(64);
+        value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes)?;
+        let new_entries = entries_of(record);
+        let empty = IndexEntries::default();
+        let old = old_entries.unwrap_or(&empty).entries();
+        let new = new_entries.entries();
+        let added: Vec<_> = new.iter().filter(|e| old.binary_search(e).is_err()).collect();
+        let removed: Vec<_> = old.iter().filter(|e| new.binary_search(e).is_err()).collect();
+        let added_keys = self.check_added::<M>(tables, key, &added)?;
+        for &&(position, value) in &removed {
+            let index_key = index_key::<M>(position, value, key);
+            self.txn.delete(tables.indexes[position], &index_key)?;
+        }
+        for (position, index_key) in added_keys {
+            self.txn.put(tables.indexes[position], &index_key, key)?;
+        }
+        self.txn.put(tables.main, key, &bytes)
+    }
+
+    /// Checks lengths and unique constraints of new index entries and
+    /// returns their index keys.
+    fn check_added<M: Persistent>(
+        &self,
+        tables: &ModelTables,
+        key: &[u8],
+        added: &[&(usize, &[u8])],
+    ) -> Result<Vec<(usize, Vec<u8>)>> {
+        let mut keys = Vec::with_capacity(added.len());
+        for &&(position, value) in added {
+            let info = &M::INFO.indexes[position];
+            let index_key = index_key::<M>(position, value, key);
+            check_key_len(|| format!("index {}.{} entry", M::INFO.name, info.name), index_key.len())?;
+            if info.unique {
+                let holder = self.txn.get(tables.indexes[position], value)?;
+                if holder.is_some_and(|holder| holder != key) {
+                    let value = (info.describe)(value);
+                    return Err(Error::UniqueViolation { model: M::INFO.name, index: info.name, value });
+                }
+            }
+            keys.push((position, index_key));
+        }
+        Ok(keys)
+    }
+
+    /// Deletes the record under `key` and its index entries.
+    fn remove_record(&mut self, tables: &ModelTables, key: &[u8], entries: &IndexEntries) -> Result<()> {
+        for (position, value) in entries.entries() {
+            let unique = tables.info.indexes[position].unique;
+            let index_key = if unique { value.to_vec() } else { [value, key].concat() };
+            self.txn.delete(tables.indexes[position], &index_key)?;
+        }
+        self.txn.delete(tables.main, key)?;
+        Ok(())
+    }
+}
+
+fn entries_of<M: Persistent>(record: &M) -> IndexEntries {
+    let mut entries = IndexEntries::default();
+    record.index_entries(&mut entries);
+    entries
+}
+
+fn encode_primary<M: Persistent>(key: &M::Key) -> Result<Vec<u8>> {
+    let encoded = encode_to_vec(key);
+    check_key_len(|| format!("{} key {key:?}", M::INFO.name), encoded.len())?;
+    Ok(encoded)
+}
+
+fn index_key<M: Persistent>(position: usize, value: &[u8], primary: &[u8]) -> Vec<u8> {
+    if M::INFO.indexes[position].unique { value.to_vec() } else { [value, primary].concat() }
+}
+
+/// Query bodies shared by `ReadTx` and `WriteTx`.
+mod query {
+    use super::*;
+
+    pub fn load<M, Q>(shared: &Shared, txn: &(impl Reader + ?Sized), key: &Q) -> Result<Option<M>>
+    where
+        M: Persistent,
+        Q: EncodeKey + ?Sized,
+    {
+        load_encoded(txn, shared.tables::<M>()?, &encode_to_vec(key))
+    }
+
+    pub fn load_encoded<M: Persistent>(txn: &(impl Reader + ?Sized), tables: &ModelTables, key: &[u8]) -> Result<Option<M>> {
+        match txn.get(tables.main, key)? {
+            Some(bytes) => value::decode::<M>(bytes, M::INFO.name).map(|(_, record)| Some(record)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn decode_records<'a, M: Persistent>(entries: RangeIter<'a>) -> impl Iterator<Item = Result<M>> + 'a {
+        entries.map(|entry| {
+            let (_, bytes) = entry?;
+            value::decode::<M>(bytes, M::INFO.name).map(|(_, record)| record)
+        })
+    }
+
+    /// Streams the records of the index entries from `lower` up to (not
+    /// including) `upper`.
+    pub fn index_records<'a, M: Persistent, T: Reader + ?Sized>(
+        shared: &Shared,
+        txn: &'a T,
+        position: usize,
+        lower: Vec<u8>,
+        upper: Option<Vec<u8>>,
+    ) -> Result<impl Iterator<Item = Result<M>> + use<'a, M, T>> {
+        let tables = shared.tables::<M>()?;
+        let main = tables.main;
+        let upper_bound = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let entries = txn.range(tables.indexes[position], Bound::Included(&lower), upper_bound)?;
+        Ok(entries.map(move |entry| {
+            let (_, primary) = entry?;
+            match txn.get(main, primary)? {
+                Some(bytes) => value::decode::<M>(bytes, M::INFO.name).map(|(_, record)| record),
+                None => Err(Error::Decode {
+                    what: format!("index of {}", M::INFO.name),
+                    reason: "index entry points at a missing record".into(),
+                }),
+            }
+        }))
+    }
+
+    /// Byte bounds covering every index entry whose value lies in `range`,
+    /// whatever primary key follows the value.
+    pub fn prefix_bounds<V: EncodeKey, R: RangeBounds<V>>(range: &R) -> (Vec<u8>, Bound<Vec<u8>>) {
+        let lower = match range.start_bound() {
+            Bound::Included(v) => encode_to_vec(v),
+            Bound::Excluded(v) => prefix_successor(&encode_to_vec(v)).unwrap_or_else(|| vec![0xFF; 512]),
+            Bound::Unbounded => Vec::new(),
+        };
+        let upper = match range.end_bound() {
+            Bound::Included(v) => prefix_successor(&encode_to_vec(v)).map_or(Bound::Unbounded, Bound::Excluded),
+            Bound::Excluded(v) => Bound::Excluded(encode_to_vec(v)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        (lower, upper)
+    }
+}

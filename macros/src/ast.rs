@@ -1,0 +1,162 @@
+//! The model as the derive understands it, after attribute parsing. Every
+//! part keeps the syntax it came from so errors can point at it.
+
+use syn::{Data, DeriveInput, Fields, Ident, Type};
+
+use crate::attr;
+use crate::ctxt::Ctxt;
+
+/// A struct with `#[derive(Persistent)]`.
+pub struct Model<'a> {
+    pub original: &'a DeriveInput,
+    pub container: attr::Container,
+    pub fields: Vec<Field<'a>>,
+}
+
+/// One named field and its `#[persistent(...)]` attributes.
+pub struct Field<'a> {
+    pub original: &'a syn::Field,
+    pub ident: &'a Ident,
+    pub attrs: attr::Field,
+}
+
+/// Where an index's values come from.
+pub enum IndexSource<'a> {
+    /// The field itself.
+    Field,
+    /// The `T` inside an `Option<T>` field; `None` is not indexed.
+    Optional,
+    /// A function of the record returning any number of values.
+    Computed(&'a attr::Computed),
+    /// A field holding a key of another model.
+    Parent(&'a syn::Path),
+}
+
+/// One secondary index.
+pub struct Index<'a> {
+    pub field: &'a Field<'a>,
+    pub source: IndexSource<'a>,
+    pub unique: bool,
+    /// The type of the index values.
+    pub value_ty: &'a Type,
+}
+
+impl<'a> Model<'a> {
+    /// Parses the input; `None` when it is not a struct with named fields
+    /// (the error is then in `cx`).
+    pub fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Option<Model<'a>> {
+        let container = attr::Container::from_ast(cx, &input.attrs);
+        let fields = match &input.data {
+            Data::Struct(data) => match &data.fields {
+                Fields::Named(named) => &named.named,
+                Fields::Unnamed(_) | Fields::Unit => {
+                    cx.error_spanned_by(&input.ident, "#[derive(Persistent)] needs named fields; give each field a name so one can be marked #[persistent(key)]");
+                    return None;
+                }
+            },
+            Data::Enum(data) => {
+                cx.error_spanned_by(data.enum_token, "#[derive(Persistent)] works on structs only; wrap the enum in a struct with a #[persistent(key)] field");
+                return None;
+            }
+            Data::Union(data) => {
+                cx.error_spanned_by(data.union_token, "#[derive(Persistent)] works on structs only");
+                return None;
+            }
+        };
+        let fields = fields
+            .iter()
+            .filter_map(|field| {
+                let ident = field.ident.as_ref()?;
+                Some(Field { original: field, ident, attrs: attr::Field::from_ast(cx, &field.attrs) })
+            })
+            .collect();
+        Some(Model { original: input, container, fields })
+    }
+
+    /// The model's name: `#[persistent(name = "...")]` or the type name in snake_case.
+    pub fn name(&self) -> String {
+        match &self.container.name {
+            Some((_, name)) => name.clone(),
+            None => snake_case(&self.original.ident.to_string()),
+        }
+    }
+
+    /// The fields marked `#[persistent(key)]`.
+    pub fn keys(&self) -> impl Iterator<Item = &Field<'a>> {
+        self.fields.iter().filter(|field| field.attrs.key.is_some())
+    }
+
+    /// The secondary indexes, in declaration order.
+    pub fn indexes(&self) -> Vec<Index<'_>> {
+        self.fields.iter().filter_map(Index::of).collect()
+    }
+}
+
+impl<'a> Index<'a> {
+    fn of(field: &'a Field<'a>) -> Option<Index<'a>> {
+        let ty = &field.original.ty;
+        let unique = field.attrs.unique.is_some();
+        let (source, value_ty) = if let Some((_, parent)) = &field.attrs.parent {
+            let value_ty = option_inner(ty).unwrap_or(ty);
+            (IndexSource::Parent(parent), value_ty)
+        } else {
+            match &field.attrs.index {
+                None => return None,
+                Some((_, Some(computed))) => {
+                    let value_ty = computed.value.as_ref().or_else(|| collection_item(ty)).unwrap_or(ty);
+                    (IndexSource::Computed(computed), value_ty)
+                }
+                Some((_, None)) => match option_inner(ty) {
+                    Some(inner) => (IndexSource::Optional, inner),
+                    None => (IndexSource::Field, ty),
+                },
+            }
+        };
+        Some(Index { field, source, unique, value_ty })
+    }
+
+    /// Whether `None` values of an `Option` parent field are left out.
+    pub fn parent_is_optional(&self) -> bool {
+        matches!(self.source, IndexSource::Parent(_)) && option_inner(&self.field.original.ty).is_some()
+    }
+}
+
+/// `T` for a type written `Option<T>`.
+pub fn option_inner(ty: &Type) -> Option<&Type> {
+    single_generic(ty, &["Option"])
+}
+
+/// `T` for `Vec<T>`, `BTreeSet<T>`, `HashSet<T>` or `Option<T>`: the usual
+/// item type of a computed index.
+fn collection_item(ty: &Type) -> Option<&Type> {
+    single_generic(ty, &["Vec", "BTreeSet", "HashSet", "Option"])
+}
+
+fn single_generic<'t>(ty: &'t Type, names: &[&str]) -> Option<&'t Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if !names.iter().any(|name| last.ident == name) {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    match args.args.first() {
+        Some(syn::GenericArgument::Type(inner)) if args.args.len() == 1 => Some(inner),
+        _ => None,
+    }
+}
+
+/// `UserProfile` → `user_profile`.
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(ch.to_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}

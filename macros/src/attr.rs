@@ -1,0 +1,156 @@
+//! Parsing of `#[persistent(...)]` on the struct and on its fields.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::meta::ParseNestedMeta;
+use syn::{Attribute, LitInt, LitStr};
+
+use crate::ctxt::Ctxt;
+use crate::symbol::{INDEX, KEY, NAME, PARENT, PERSISTENT, Symbol, UNIQUE, VALUE, VERSION, WITH};
+
+/// One attribute value, remembering where it was written so that a
+/// duplicate is reported at its second occurrence.
+pub struct Attr<'c, T> {
+    cx: &'c Ctxt,
+    name: Symbol,
+    tokens: TokenStream,
+    value: Option<T>,
+}
+
+impl<'c, T> Attr<'c, T> {
+    fn none(cx: &'c Ctxt, name: Symbol) -> Self {
+        Attr { cx, name, tokens: TokenStream::new(), value: None }
+    }
+
+    fn set<A: ToTokens>(&mut self, obj: A, value: T) {
+        let tokens = obj.into_token_stream();
+        if self.value.is_some() {
+            let message = format!("duplicate #[persistent({})] attribute; remove this one", self.name);
+            self.cx.error_spanned_by(tokens, message);
+        } else {
+            self.tokens = tokens;
+            self.value = Some(value);
+        }
+    }
+
+    /// The value and the tokens it was written with.
+    pub fn get_with_tokens(self) -> Option<(TokenStream, T)> {
+        self.value.map(|value| (self.tokens, value))
+    }
+}
+
+/// `#[persistent(...)]` on the struct.
+pub struct Container {
+    pub name: Option<(LitStr, String)>,
+    pub version: Option<u16>,
+}
+
+impl Container {
+    pub fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut name = Attr::none(cx, NAME);
+        let mut version = Attr::none(cx, VERSION);
+        for attr in persistent_attrs(attrs) {
+            let parsed = attr.parse_nested_meta(|meta| {
+                if meta.path == NAME {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let value = lit.value();
+                    name.set(&meta.path, (lit, value));
+                } else if meta.path == VERSION {
+                    let lit: LitInt = meta.value()?.parse()?;
+                    version.set(&meta.path, lit.base10_parse::<u16>()?);
+                } else {
+                    return Err(unknown(&meta, "struct", "`name = \"...\"` or `version = N`"));
+                }
+                Ok(())
+            });
+            if let Err(err) = parsed {
+                cx.syn_error(err);
+            }
+        }
+        Container {
+            name: name.get_with_tokens().map(|(_, v)| v),
+            version: version.get_with_tokens().map(|(_, v)| v),
+        }
+    }
+}
+
+/// `index(with = path, value = Type)`: a computed index.
+pub struct Computed {
+    pub with: syn::ExprPath,
+    pub value: Option<syn::Type>,
+}
+
+/// `#[persistent(...)]` on a field; each entry keeps its tokens for spans.
+#[derive(Default)]
+pub struct Field {
+    pub key: Option<TokenStream>,
+    pub index: Option<(TokenStream, Option<Computed>)>,
+    pub unique: Option<TokenStream>,
+    pub parent: Option<(TokenStream, syn::Path)>,
+}
+
+impl Field {
+    pub fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut key = Attr::none(cx, KEY);
+        let mut index = Attr::none(cx, INDEX);
+        let mut unique = Attr::none(cx, UNIQUE);
+        let mut parent = Attr::none(cx, PARENT);
+        for attr in persistent_attrs(attrs) {
+            let parsed = attr.parse_nested_meta(|meta| {
+                if meta.path == KEY {
+                    key.set(&meta.path, ());
+                } else if meta.path == INDEX {
+                    let computed = if meta.input.peek(syn::token::Paren) { Some(parse_computed(cx, &meta)?) } else { None };
+                    index.set(&meta.path, computed);
+                } else if meta.path == UNIQUE {
+                    unique.set(&meta.path, ());
+                } else if meta.path == PARENT {
+                    let model: syn::Path = meta.value()?.parse()?;
+                    parent.set(&meta.path, model);
+                } else {
+                    return Err(unknown(&meta, "field", "`key`, `index`, `index(with = ...)`, `unique` or `parent = Model`"));
+                }
+                Ok(())
+            });
+            if let Err(err) = parsed {
+                cx.syn_error(err);
+            }
+        }
+        Field {
+            key: key.get_with_tokens().map(|(tokens, ())| tokens),
+            index: index.get_with_tokens(),
+            unique: unique.get_with_tokens().map(|(tokens, ())| tokens),
+            parent: parent.get_with_tokens(),
+        }
+    }
+}
+
+fn parse_computed(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Computed> {
+    let mut with = Attr::none(cx, WITH);
+    let mut value = Attr::none(cx, VALUE);
+    meta.parse_nested_meta(|inner| {
+        if inner.path == WITH {
+            let path: syn::ExprPath = inner.value()?.parse()?;
+            with.set(&inner.path, path);
+        } else if inner.path == VALUE {
+            let ty: syn::Type = inner.value()?.parse()?;
+            value.set(&inner.path, ty);
+        } else {
+            return Err(unknown(&inner, "index", "`with = function` or `value = Type`"));
+        }
+        Ok(())
+    })?;
+    let Some((_, with)) = with.get_with_tokens() else {
+        return Err(meta.error("computed index needs a function: write #[persistent(index(with = Model::function))]"));
+    };
+    Ok(Computed { with, value: value.get_with_tokens().map(|(_, ty)| ty) })
+}
+
+fn persistent_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|attr| attr.path() == PERSISTENT)
+}
+
+fn unknown(meta: &ParseNestedMeta, place: &str, expected: &str) -> syn::Error {
+    let name = meta.path.to_token_stream().to_string().replace(' ', "");
+    syn::Error::new_spanned(&meta.path, format!("unknown {place} attribute `{name}`; expected {expected}"))
+}

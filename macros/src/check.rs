@@ -1,0 +1,81 @@
+//! The rules a model must follow, one function each. Type-level rules
+//! (ordered key encodings, parent key types, computed index signatures) are
+//! checked by the compiler on the generated code instead.
+
+use quote::ToTokens;
+
+use crate::ast::Model;
+use crate::ctxt::Ctxt;
+
+pub fn check(cx: &Ctxt, model: &Model) {
+    check_no_generics(cx, model);
+    check_exactly_one_key(cx, model);
+    check_key_is_not_an_index(cx, model);
+    check_unique_needs_index(cx, model);
+    check_parent_is_not_also_index(cx, model);
+    check_name_is_identifier(cx, model);
+}
+
+// Models are registered in a program-wide list, which a generic type cannot join.
+fn check_no_generics(cx: &Ctxt, model: &Model) {
+    let generics = &model.original.generics;
+    if !generics.params.is_empty() {
+        cx.error_spanned_by(generics, "#[derive(Persistent)] does not support generic structs; define a concrete model type");
+    }
+}
+
+// Exactly one field is marked #[persistent(key)].
+fn check_exactly_one_key(cx: &Ctxt, model: &Model) {
+    let keys: Vec<_> = model.keys().collect();
+    if keys.is_empty() {
+        cx.error_spanned_by(&model.original.ident, "missing #[persistent(key)]; mark exactly one field as the key");
+    }
+    for extra in keys.iter().skip(1) {
+        let tokens = extra.attrs.key.as_ref().expect("key fields have key tokens");
+        let message = format!("a model has exactly one key, but `{}` is marked too; remove one #[persistent(key)]", extra.ident);
+        cx.error_spanned_by(tokens, message);
+    }
+}
+
+// The key is already looked up directly; an index on it would duplicate it.
+fn check_key_is_not_an_index(cx: &Ctxt, model: &Model) {
+    for field in model.keys() {
+        let attrs = &field.attrs;
+        let extra = attrs.index.as_ref().map(|(t, _)| t).or(attrs.unique.as_ref()).or(attrs.parent.as_ref().map(|(t, _)| t));
+        if let Some(tokens) = extra {
+            cx.error_spanned_by(tokens, "the key field cannot also be an index; keys are unique and looked up directly, so remove this");
+        }
+    }
+}
+
+// `unique` qualifies an index.
+fn check_unique_needs_index(cx: &Ctxt, model: &Model) {
+    for field in &model.fields {
+        let attrs = &field.attrs;
+        if let Some(tokens) = &attrs.unique
+            && attrs.index.is_none()
+            && attrs.parent.is_none()
+            && attrs.key.is_none()
+        {
+            cx.error_spanned_by(tokens, "`unique` needs an index; write #[persistent(index, unique)]");
+        }
+    }
+}
+
+// `parent = Model` is an index by itself.
+fn check_parent_is_not_also_index(cx: &Ctxt, model: &Model) {
+    for field in &model.fields {
+        if let (Some(_), Some((tokens, _))) = (&field.attrs.parent, &field.attrs.index) {
+            cx.error_spanned_by(tokens, "`parent = ...` already makes this field an index; remove `index`");
+        }
+    }
+}
+
+// Model names become database names: ASCII letters, digits and underscores.
+fn check_name_is_identifier(cx: &Ctxt, model: &Model) {
+    let Some((lit, name)) = &model.container.name else { return };
+    let valid = !name.is_empty() && name.len() <= 200 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        cx.error_spanned_by(lit.to_token_stream(), "model names use ASCII letters, digits and `_` only (at most 200); choose another name");
+    }
+}

@@ -1,0 +1,230 @@
+//! Code generation. On error, the errors are emitted together with a
+//! minimal impl so the user sees the real mistake and not a cascade of
+//! "trait not implemented" errors.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, Ident};
+
+use crate::ast::{Index, IndexSource, Model};
+use crate::check;
+use crate::ctxt::Ctxt;
+
+pub fn derive(input: &DeriveInput) -> TokenStream {
+    let cx = Ctxt::new();
+    let model = Model::from_ast(&cx, input);
+    if let Some(model) = &model {
+        check::check(&cx, model);
+    }
+    match (cx.check(), model) {
+        (Ok(()), Some(model)) => expand(&model),
+        (Err(errors), _) => fallback(input, &errors),
+        (Ok(()), None) => unreachable!("a model that failed to parse reported an error"),
+    }
+}
+
+fn expand(model: &Model) -> TokenStream {
+    let ident = &model.original.ident;
+    let key = model.keys().next().expect("checked: exactly one key");
+    let key_ident = key.ident;
+    let key_ty = &key.original.ty;
+    let indexes = model.indexes();
+    let info = model_info(model, &indexes);
+    let entries = indexes.iter().enumerate().map(|(position, index)| index_entry(position, index));
+    let handles = indexes.iter().enumerate().map(|(position, index)| handle(model, position, index));
+    let checks = type_checks(model, &indexes);
+    let entries_param = if indexes.is_empty() { quote!(_entries) } else { quote!(entries) };
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, unused_qualifications, clippy::all, clippy::pedantic)]
+        const _: () = {
+            #[automatically_derived]
+            impl ::skyshelve::Persistent for #ident {
+                type Key = #key_ty;
+                const INFO: &'static ::skyshelve::ModelInfo = &#info;
+
+                #[inline]
+                fn key(&self) -> &Self::Key {
+                    &self.#key_ident
+                }
+
+                fn index_entries(&self, #entries_param: &mut ::skyshelve::__private::IndexEntries) {
+                    #(#entries)*
+                }
+            }
+
+            #[automatically_derived]
+            impl #ident {
+                #(#handles)*
+            }
+
+            ::skyshelve::__private::inventory::submit! {
+                ::skyshelve::__private::Registration(<#ident as ::skyshelve::Persistent>::INFO)
+            }
+
+            #checks
+        };
+    }
+}
+
+fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
+    let name = model.name();
+    let version = model.container.version.unwrap_or(1);
+    let key = model.keys().next().expect("checked: exactly one key");
+    let key_type = type_name(&key.original.ty);
+    let infos = indexes.iter().map(|index| {
+        let name = unraw(index.field.ident);
+        let unique = index.unique;
+        let value_ty = index.value_ty;
+        let value_type = type_name(value_ty);
+        let kind = match &index.source {
+            IndexSource::Field => quote!(::skyshelve::IndexKind::Field),
+            IndexSource::Optional => quote!(::skyshelve::IndexKind::Optional),
+            IndexSource::Computed(_) => quote!(::skyshelve::IndexKind::Computed),
+            IndexSource::Parent(parent) => {
+                quote!(::skyshelve::IndexKind::Parent { model: <#parent as ::skyshelve::Persistent>::INFO.name })
+            }
+        };
+        quote! {
+            ::skyshelve::IndexInfo {
+                name: #name,
+                kind: #kind,
+                unique: #unique,
+                value_type: #value_type,
+                describe: ::skyshelve::__private::describe_encoded::<#value_ty>,
+            }
+        }
+    });
+    quote! {
+        ::skyshelve::ModelInfo {
+            name: #name,
+            version: #version,
+            key_type: #key_type,
+            indexes: &[#(#infos),*],
+        }
+    }
+}
+
+/// The statement adding one index's values of `self` to `entries`.
+fn index_entry(position: usize, index: &Index) -> TokenStream {
+    let field = index.field.ident;
+    let value_ty = index.value_ty;
+    match &index.source {
+        IndexSource::Field => quote!(entries.add(#position, &self.#field);),
+        IndexSource::Parent(_) if !index.parent_is_optional() => quote!(entries.add(#position, &self.#field);),
+        IndexSource::Optional | IndexSource::Parent(_) => quote! {
+            if let ::core::option::Option::Some(value) = &self.#field {
+                entries.add(#position, value);
+            }
+        },
+        IndexSource::Computed(computed) => {
+            let function = &computed.with;
+            let call = quote_spanned! {function.span()=>
+                ::skyshelve::__private::computed_values::<Self, #value_ty, _, _>(self, #function)
+            };
+            quote! {
+                for value in #call {
+                    entries.add(#position, &value);
+                }
+            }
+        }
+    }
+}
+
+/// `pub const EMAIL: UniqueIndex<User, String> = ...;`
+fn handle(model: &Model, position: usize, index: &Index) -> TokenStream {
+    let vis = &model.original.vis;
+    let ident = &model.original.ident;
+    let value_ty = index.value_ty;
+    let const_name = Ident::new(&unraw(index.field.ident).to_uppercase(), index.field.ident.span());
+    let doc = format!("Handle on the `{}` index, for queries.", unraw(index.field.ident));
+    let ty = match &index.source {
+        IndexSource::Parent(parent) => quote!(::skyshelve::ParentIndex<#ident, #parent>),
+        _ if index.unique => quote!(::skyshelve::UniqueIndex<#ident, #value_ty>),
+        _ => quote!(::skyshelve::Index<#ident, #value_ty>),
+    };
+    let constructor = match &index.source {
+        IndexSource::Parent(_) => quote!(::skyshelve::ParentIndex::new(#position)),
+        _ if index.unique => quote!(::skyshelve::UniqueIndex::new(#position)),
+        _ => quote!(::skyshelve::Index::new(#position)),
+    };
+    quote! {
+        #[doc = #doc]
+        #vis const #const_name: #ty = #constructor;
+    }
+}
+
+/// Compile-time assertions, each spanned at the user's tokens so that a
+/// failure points at the field that causes it.
+fn type_checks(model: &Model, indexes: &[Index]) -> TokenStream {
+    let key = model.keys().next().expect("checked: exactly one key");
+    let key_ty = &key.original.ty;
+    let mut checks = vec![quote_spanned! {key_ty.span()=>
+        ::skyshelve::__private::assert_key::<#key_ty>();
+    }];
+    for index in indexes {
+        let value_ty = index.value_ty;
+        checks.push(quote_spanned! {value_ty.span()=>
+            ::skyshelve::__private::assert_key::<#value_ty>();
+        });
+        if let IndexSource::Parent(parent) = &index.source {
+            let span = index.field.original.ty.span();
+            checks.push(quote_spanned! {span=>
+                ::skyshelve::__private::assert_parent_key::<#parent, #value_ty>();
+            });
+        }
+    }
+    quote! {
+        const _: () = {
+            #(#checks)*
+        };
+    }
+}
+
+/// On errors: the errors, plus an impl of the trait so that uses of the
+/// model elsewhere do not add errors of their own.
+fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
+    let errors = errors.to_compile_error();
+    let ident = &input.ident;
+    if !input.generics.params.is_empty() {
+        return errors;
+    }
+    quote! {
+        #errors
+        const _: () = {
+            #[automatically_derived]
+            impl ::skyshelve::Persistent for #ident {
+                type Key = ();
+                const INFO: &'static ::skyshelve::ModelInfo = &::skyshelve::ModelInfo {
+                    name: "",
+                    version: 0,
+                    key_type: "()",
+                    indexes: &[],
+                };
+                fn key(&self) -> &Self::Key {
+                    &()
+                }
+                fn index_entries(&self, _: &mut ::skyshelve::__private::IndexEntries) {}
+            }
+        };
+    }
+}
+
+fn unraw(ident: &Ident) -> String {
+    let name = ident.to_string();
+    name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
+}
+
+/// A type as the user would write it, for `ModelInfo` and error messages.
+fn type_name(ty: &syn::Type) -> String {
+    ty.to_token_stream()
+        .to_string()
+        .replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+        .replace(" :: ", "::")
+        .replace("& ", "&")
+}
