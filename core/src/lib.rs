@@ -22,6 +22,7 @@
 //! }
 //!
 //! #[derive(Persistent, Serialize, Deserialize, Debug, Clone)]
+//! # #[persistent(name = "doc_lib_22")]
 //! struct Post {
 //!     #[persistent(key)]
 //!     id: u64,

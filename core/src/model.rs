@@ -33,21 +33,23 @@ pub struct Registration(pub &'static ModelInfo);
 
 inventory::collect!(Registration);
 
-/// Every model compiled into this program, sorted by name.
+/// Every model compiled into this program, sorted by name. Two models may
+/// not share a name: [`Store::open`] refuses such a program.
 ///
 /// ```
 /// # use serde::{Deserialize, Serialize};
 /// # use skyshelve::Persistent;
 /// #[derive(Persistent, Serialize, Deserialize)]
+/// #[persistent(name = "notes")]
 /// struct Note { #[persistent(key)] id: u32 }
 ///
-/// assert!(skyshelve::models().iter().any(|m| m.name == "note"));
+/// let notes = skyshelve::models().into_iter().find(|m| m.name == "notes").unwrap();
+/// assert_eq!(notes.key_type, "u32");
 /// ```
 #[must_use]
 pub fn models() -> Vec<&'static ModelInfo> {
     let mut all: Vec<_> = inventory::iter::<Registration>.into_iter().map(|r| r.0).collect();
     all.sort_by_key(|m| m.name);
-    all.dedup_by_key(|m| m.name);
     all
 }
 
@@ -60,6 +62,7 @@ pub fn models() -> Vec<&'static ModelInfo> {
 /// use skyshelve::{Persistent, Store};
 ///
 /// #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+/// # #[persistent(name = "doc_model_2")]
 /// struct User {
 ///     #[persistent(key)]
 ///     name: String,
@@ -93,6 +96,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_3")]
     /// # struct Item { #[persistent(key)] id: u32, name: String }
     /// # let store = Store::temporary()?;
     /// Item { id: 1, name: "a".into() }.save(&store)?;
@@ -113,6 +117,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Error, Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_4")]
     /// # struct Item { #[persistent(key)] id: u32 }
     /// # let store = Store::temporary()?;
     /// Item { id: 1 }.insert(&store)?;
@@ -132,6 +137,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_5")]
     /// # struct Item { #[persistent(key)] name: String }
     /// # let store = Store::temporary()?;
     /// Item { name: "a".into() }.save(&store)?;
@@ -154,6 +160,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_6")]
     /// # struct Item { #[persistent(key)] id: u64 }
     /// # let store = Store::temporary()?;
     /// Item { id: 3 }.save(&store)?;
@@ -176,6 +183,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_7")]
     /// # struct Item { #[persistent(key)] id: u64 }
     /// # let store = Store::temporary()?;
     /// Item { id: 3 }.save(&store)?;
@@ -203,6 +211,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_8")]
     /// # struct Counter { #[persistent(key)] name: String, hits: u64 }
     /// # let store = Store::temporary()?;
     /// Counter { name: "home".into(), hits: 0 }.save(&store)?;
@@ -228,6 +237,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_9")]
     /// # struct Counter { #[persistent(key)] name: String, hits: u64 }
     /// # let store = Store::temporary()?;
     /// let new = || Counter { name: "home".into(), hits: 0 };
@@ -251,6 +261,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_10")]
     /// # struct User { #[persistent(key)] id: u32, #[persistent(index, unique)] email: String }
     /// # let store = Store::temporary()?;
     /// User { id: 1, email: "a@x".into() }.save(&store)?;
@@ -272,6 +283,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_11")]
     /// # struct User { #[persistent(key)] id: u32, #[persistent(index)] team: Option<String> }
     /// # let store = Store::temporary()?;
     /// User { id: 1, team: Some("red".into()) }.save(&store)?;
@@ -296,8 +308,10 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_12")]
     /// # struct User { #[persistent(key)] name: String }
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_13")]
     /// # struct Post { #[persistent(key)] id: u64, #[persistent(parent = User)] author: String }
     /// # let store = Store::temporary()?;
     /// Post { id: 1, author: "ada".into() }.save(&store)?;
@@ -321,6 +335,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_14")]
     /// # struct Reading { #[persistent(key)] id: u32, #[persistent(index)] celsius: i16 }
     /// # let store = Store::temporary()?;
     /// for (id, celsius) in [(1, -5), (2, 3), (3, 12)] {
@@ -346,6 +361,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_15")]
     /// # struct Item { #[persistent(key)] id: i32 }
     /// # let store = Store::temporary()?;
     /// for id in [3, -1, 2] { Item { id }.save(&store)?; }
@@ -366,6 +382,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_16")]
     /// # struct Item { #[persistent(key)] id: u64 }
     /// # let store = Store::temporary()?;
     /// for id in 0..10 { Item { id }.save(&store)?; }
@@ -387,6 +404,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_17")]
     /// # struct Item { #[persistent(key)] path: String }
     /// # let store = Store::temporary()?;
     /// for path in ["a/1", "a/2", "b/1"] { Item { path: path.into() }.save(&store)?; }
@@ -407,6 +425,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_18")]
     /// # struct Item { #[persistent(key)] id: u64 }
     /// # let store = Store::temporary()?;
     /// for id in 0..4 { Item { id }.save(&store)?; }

@@ -157,6 +157,7 @@ impl Store {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_store_23")]
     /// # struct Item { #[persistent(key)] id: u32 }
     /// # let store = Store::temporary()?;
     /// # Item { id: 1 }.save(&store)?;
@@ -187,6 +188,7 @@ impl Store {
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Error, Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_store_24")]
     /// # struct Account { #[persistent(key)] id: u32, balance: i64 }
     /// # let store = Store::temporary()?;
     /// # Account { id: 1, balance: 10 }.save(&store)?;
@@ -347,6 +349,10 @@ impl StoreOptions {
 fn open_shared(dir: &Path, config: EngineConfig, temporary: Option<tempfile::TempDir>) -> Result<Shared> {
     let engine = Engine::open(dir, config)?;
     let registered = models();
+    if let Some(pair) = registered.windows(2).find(|pair| pair[0].name == pair[1].name) {
+        let reason = "two models of this program share this name; give one #[persistent(name = \"...\")]";
+        return Err(Error::InvalidName { name: pair[0].name.to_owned(), reason });
+    }
     let mut names = Vec::new();
     for model in &registered {
         validate_name(model.name)?;

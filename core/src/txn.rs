@@ -65,6 +65,7 @@ macro_rules! read_methods {
             /// # use serde::{Deserialize, Serialize};
             /// # use skyshelve::{Persistent, Store};
             /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_txn_19_", stringify!($tx), "\")]")]
             /// # struct Item { #[persistent(key)] id: u32 }
             /// # let store = Store::temporary()?;
             /// # Item { id: 1 }.save(&store)?;
@@ -113,6 +114,7 @@ macro_rules! read_methods {
             /// # use serde::{Deserialize, Serialize};
             /// # use skyshelve::{Persistent, Store};
             /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_txn_20_", stringify!($tx), "\")]")]
             /// # struct User { #[persistent(key)] id: u32, #[persistent(index)] team: u8 }
             /// # let store = Store::temporary()?;
             /// # for id in 0..10 { User { id, team: (id % 2) as u8 }.save(&store)?; }
@@ -183,6 +185,7 @@ macro_rules! read_methods {
             /// # use serde::{Deserialize, Serialize};
             /// # use skyshelve::{Persistent, Store};
             /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_txn_21_", stringify!($tx), "\")]")]
             /// # struct Item { #[persistent(key)] id: u32 }
             /// # let store = Store::temporary()?;
             /// # for id in 0..3 { Item { id }.save(&store)?; }
