@@ -325,6 +325,8 @@ pub(crate) trait Reader {
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
     ) -> Result<RangeIter<'t>> {
+        // LMDB rejects empty keys, and every key is >= the empty one.
+        let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
         let inner = table.range(self.ro(), &(lower, upper)).map_err(storage_error)?;
         Ok(RangeIter { inner })
     }

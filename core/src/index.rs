@@ -5,7 +5,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::codec::key::{EncodeKey, Key, decode_exact};
-use crate::model::Persistent;
+use crate::model::{ModelInfo, Persistent};
 
 /// How an index gets its values from a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,11 +17,9 @@ pub enum IndexKind {
     Optional,
     /// Values returned by a function of the record (zero or more).
     Computed,
-    /// A field holding the key of a record of another model.
-    Parent {
-        /// The parent model's name.
-        model: &'static str,
-    },
+    /// A field holding the key of a record of another model (see
+    /// [`IndexInfo::parent`]).
+    Parent,
 }
 
 /// What the derive knows about one index of a model.
@@ -38,6 +36,39 @@ pub struct IndexInfo {
     /// Renders an encoded value for error messages.
     #[doc(hidden)]
     pub describe: fn(&[u8]) -> String,
+    /// The parent model of a parent index. A function, so that a model can
+    /// be its own parent without a cycle between constants.
+    #[doc(hidden)]
+    pub parent_info: Option<fn() -> &'static ModelInfo>,
+}
+
+impl IndexInfo {
+    /// The model whose keys a parent index holds.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::Persistent;
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_index_parent_user")]
+    /// # struct User { #[persistent(key)] name: String }
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_index_parent_post")]
+    /// struct Post { #[persistent(key)] id: u64, #[persistent(parent = User)] author: String }
+    ///
+    /// let author = &Post::INFO.indexes[0];
+    /// assert_eq!(author.parent().unwrap().name, User::INFO.name);
+    /// ```
+    #[must_use]
+    pub fn parent(&self) -> Option<&'static ModelInfo> {
+        self.parent_info.map(|info| info())
+    }
+}
+
+/// The static description of model `M`, as a function pointer target.
+#[doc(hidden)]
+#[must_use]
+pub fn info_of<M: Persistent>() -> &'static ModelInfo {
+    M::INFO
 }
 
 impl fmt::Debug for IndexInfo {

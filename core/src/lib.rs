@@ -77,7 +77,7 @@ pub use txn::{ReadTx, WriteTx};
 /// Used by the code `#[derive(Persistent)]` generates; not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::index::{IndexEntries, describe_encoded};
+    pub use crate::index::{IndexEntries, describe_encoded, info_of};
     pub use crate::model::Registration;
     pub use inventory;
 

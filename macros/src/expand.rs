@@ -82,9 +82,11 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             IndexSource::Field => quote!(::skyshelve::IndexKind::Field),
             IndexSource::Optional => quote!(::skyshelve::IndexKind::Optional),
             IndexSource::Computed(_) => quote!(::skyshelve::IndexKind::Computed),
-            IndexSource::Parent(parent) => {
-                quote!(::skyshelve::IndexKind::Parent { model: <#parent as ::skyshelve::Persistent>::INFO.name })
-            }
+            IndexSource::Parent(_) => quote!(::skyshelve::IndexKind::Parent),
+        };
+        let parent_info = match &index.source {
+            IndexSource::Parent(parent) => quote!(::core::option::Option::Some(::skyshelve::__private::info_of::<#parent>)),
+            _ => quote!(::core::option::Option::None),
         };
         quote! {
             ::skyshelve::IndexInfo {
@@ -93,6 +95,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
                 unique: #unique,
                 value_type: #value_type,
                 describe: ::skyshelve::__private::describe_encoded::<#value_ty>,
+                parent_info: #parent_info,
             }
         }
     });

@@ -1,0 +1,86 @@
+//! The typed key-value map.
+
+use skyshelve::{Error, Store};
+
+#[test]
+fn get_insert_remove_contains_len() {
+    let store = Store::temporary().unwrap();
+    let map = store.map::<u32, Vec<String>>("lists").unwrap();
+    assert!(map.is_empty().unwrap());
+    assert!(map.insert(&1, &vec!["a".into()]).unwrap());
+    assert!(map.insert(&2, &vec![]).unwrap());
+    assert!(!map.insert(&1, &vec!["b".into()]).unwrap(), "replacing is not new");
+    assert_eq!(map.get(&1).unwrap(), Some(vec!["b".to_string()]));
+    assert!(map.contains(&2).unwrap());
+    assert_eq!(map.len().unwrap(), 2);
+    assert_eq!(map.remove(&2).unwrap(), Some(vec![]));
+    assert_eq!(map.remove(&2).unwrap(), None);
+    assert!(!map.contains(&2).unwrap());
+}
+
+#[test]
+fn iterate_range_and_prefix_follow_key_order() {
+    let store = Store::temporary().unwrap();
+    let map = store.map::<String, i64>("scores").unwrap();
+    for (name, score) in [("bob", 2), ("ada", 1), ("adam", 3), ("cy", 4)] {
+        map.insert(&name.to_string(), &score).unwrap();
+    }
+    let keys = |entries: Vec<(String, i64)>| entries.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(keys(map.iter().unwrap()), ["ada", "adam", "bob", "cy"]);
+    assert_eq!(keys(map.prefix("ada").unwrap()), ["ada", "adam"]);
+    assert_eq!(keys(map.range("adam".to_string().."cy".to_string()).unwrap()), ["adam", "bob"]);
+    let mut seen = Vec::new();
+    map.for_each(|k, v| {
+        seen.push((k, v));
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 4);
+}
+
+#[test]
+fn strings_and_bytes_are_stored_as_they_are() {
+    let store = Store::temporary().unwrap();
+    let text = store.map::<u8, String>("text").unwrap();
+    text.insert(&1, &"héllo".to_string()).unwrap();
+    // The same table read as raw bytes shows the UTF-8 bytes, nothing else.
+    let raw = store.map::<u8, Vec<u8>>("text").unwrap();
+    assert_eq!(raw.get(&1).unwrap(), Some("héllo".as_bytes().to_vec()));
+    assert_eq!(text.get(&1).unwrap().as_deref(), Some("héllo"));
+}
+
+#[test]
+fn maps_with_different_names_are_separate() {
+    let store = Store::temporary().unwrap();
+    let a = store.map::<u8, u8>("a").unwrap();
+    let b = store.map::<u8, u8>("b").unwrap();
+    a.insert(&1, &1).unwrap();
+    assert!(b.get(&1).unwrap().is_none());
+}
+
+#[test]
+fn reading_a_map_with_the_wrong_value_type_is_a_decode_error() {
+    let store = Store::temporary().unwrap();
+    store.map::<u8, (u64, u64)>("typed").unwrap().insert(&1, &(1, 2)).unwrap();
+    let longer = store.map::<u8, (u64, u64, u64)>("typed").unwrap();
+    assert!(matches!(longer.get(&1), Err(Error::Decode { .. })), "too few bytes");
+    let shorter = store.map::<u8, u64>("typed").unwrap();
+    assert!(matches!(shorter.get(&1), Err(Error::Decode { .. })), "trailing bytes");
+
+    store.map::<u8, String>("raw").unwrap().insert(&1, &"hello".to_string()).unwrap();
+    let headerless = store.map::<u8, u64>("raw").unwrap();
+    assert!(matches!(headerless.get(&1), Err(Error::Decode { .. })), "no value header");
+    store.map::<u8, Vec<u8>>("raw").unwrap().insert(&2, &vec![0xFF, 0xFE]).unwrap();
+    let text = store.map::<u8, String>("raw").unwrap();
+    assert!(matches!(text.get(&2), Err(Error::Decode { .. })), "invalid UTF-8");
+    assert!(matches!(text.iter(), Err(Error::Decode { .. })));
+}
+
+#[test]
+fn invalid_map_names_are_refused() {
+    let store = Store::temporary().unwrap();
+    for name in ["", "a/b", "nul\0"] {
+        let err = store.map::<u8, u8>(name).unwrap_err();
+        assert!(matches!(err, Error::InvalidName { .. }), "{name:?}: {err}");
+    }
+}

@@ -1,0 +1,153 @@
+//! Opening stores: sharing one environment per folder, temporary stores,
+//! options, automatic map growth and its ceiling.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use skyshelve::{Durability, Error, Persistent, Store};
+
+#[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+struct Blob {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index)]
+    size: u32,
+    bytes: Vec<u8>,
+}
+
+fn blob(id: u32, size: usize) -> Blob {
+    Blob { id, size: u32::try_from(size).unwrap(), bytes: vec![u8::try_from(id % 251).unwrap(); size] }
+}
+
+#[test]
+fn store_is_clone_send_sync() {
+    fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+    assert_traits::<Store>();
+}
+
+#[test]
+fn opening_a_folder_twice_shares_one_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap();
+    let second = Store::open(dir.path()).unwrap();
+    let respelled = Store::open(dir.path().join(".").join("")).unwrap();
+    assert!(first.same_environment(&second));
+    assert!(first.same_environment(&respelled));
+    blob(1, 1).save(&first).unwrap();
+    assert!(Blob::exists(&second, &1).unwrap());
+}
+
+#[test]
+fn a_symlink_to_the_folder_shares_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    let link = dir.path().join("link");
+    let store = Store::open(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let through_link = Store::open(&link).unwrap();
+    assert!(store.same_environment(&through_link));
+}
+
+#[test]
+fn a_folder_can_be_reopened_after_every_handle_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    blob(1, 1).save(&store).unwrap();
+    drop(store);
+    let store = Store::options().durability(Durability::MayLoseLastCommits).open(dir.path()).unwrap();
+    assert!(Blob::exists(&store, &1).unwrap());
+}
+
+#[test]
+fn temporary_store_is_removed_when_the_last_clone_drops() {
+    let store = Store::temporary().unwrap();
+    let clone = store.clone();
+    let path = store.path().to_owned();
+    drop(store);
+    assert!(path.exists(), "a clone still uses it");
+    drop(clone);
+    assert!(!path.exists());
+}
+
+#[test]
+fn store_folders_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private");
+    let _store = Store::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn a_path_that_is_a_file_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"not a store").unwrap();
+    assert!(matches!(Store::open(&file), Err(Error::Io(_))));
+}
+
+#[test]
+fn the_map_grows_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::options().map_size(1 << 20).open(dir.path()).unwrap();
+    let before = store.map_size();
+    // 64 records of 64 KiB each: 4 MiB in a map of 1 MiB.
+    for id in 0..64 {
+        blob(id, 64 << 10).save(&store).unwrap();
+    }
+    store.write(|tx| (64..128).try_for_each(|id| tx.save(&blob(id, 32 << 10)))).unwrap();
+    assert!(store.map_size() > before, "{} should exceed {before}", store.map_size());
+    assert_eq!(Blob::count(&store).unwrap(), 128);
+    assert_eq!(Blob::load(&store, &5).unwrap().unwrap(), blob(5, 64 << 10));
+    assert_eq!(Blob::range_index(&store, Blob::SIZE, ..).unwrap().len(), 128);
+}
+
+#[test]
+fn growth_stops_at_the_ceiling_with_a_typed_error_and_keeps_earlier_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::options().map_size(1 << 20).max_map_size(2 << 20).open(dir.path()).unwrap();
+    let mut saved = 0;
+    let err = loop {
+        match blob(saved, 128 << 10).save(&store) {
+            Ok(()) => saved += 1,
+            Err(err) => break err,
+        }
+        assert!(saved < 1000, "the ceiling was never reached");
+    };
+    assert!(matches!(err, Error::StorageFull { .. }), "{err}");
+    assert!(saved > 0);
+    assert_eq!(Blob::count(&store).unwrap(), u64::from(saved));
+    assert_eq!(Blob::load(&store, &0).unwrap().unwrap(), blob(0, 128 << 10));
+    // Smaller writes that fit still succeed.
+    Blob::delete(&store, &0).unwrap();
+    blob(0, 1).save(&store).unwrap();
+}
+
+#[test]
+fn threads_updating_one_record_lose_nothing() {
+    #[derive(Persistent, Serialize, Deserialize)]
+    struct Counter {
+        #[persistent(key)]
+        name: String,
+        #[persistent(index)]
+        value: u64,
+    }
+    let store = Arc::new(Store::temporary().unwrap());
+    Counter { name: "hits".into(), value: 0 }.save(&store).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    Counter::update(&store, "hits", |c| c.value += 1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(Counter::load(&store, "hits").unwrap().unwrap().value, 400);
+    assert_eq!(Counter::range_index(&store, Counter::VALUE, ..).unwrap().len(), 1);
+}

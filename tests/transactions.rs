@@ -1,0 +1,150 @@
+//! Multi-record transactions: all of it commits or none of it does.
+
+use serde::{Deserialize, Serialize};
+use skyshelve::{Error, Persistent, Store};
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Wallet {
+    #[persistent(key)]
+    owner: String,
+    #[persistent(index, unique)]
+    address: String,
+    coins: i64,
+}
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Transfer {
+    #[persistent(key)]
+    id: u64,
+    #[persistent(parent = Wallet)]
+    from: String,
+    amount: i64,
+}
+
+fn wallet(owner: &str, coins: i64) -> Wallet {
+    Wallet { owner: owner.into(), address: format!("addr-{owner}"), coins }
+}
+
+fn seeded() -> Store {
+    let store = Store::temporary().unwrap();
+    wallet("ada", 100).save(&store).unwrap();
+    wallet("bob", 0).save(&store).unwrap();
+    store
+}
+
+fn transfer(tx: &mut skyshelve::WriteTx<'_>, id: u64, from: &str, to: &str, amount: i64) -> Result<(), Error> {
+    tx.update::<Wallet, _, _>(from, |w| w.coins -= amount)?;
+    tx.update::<Wallet, _, _>(to, |w| w.coins += amount)?;
+    tx.insert(&Transfer { id, from: from.into(), amount })
+}
+
+fn coins(store: &Store, owner: &str) -> i64 {
+    Wallet::load(store, owner).unwrap().unwrap().coins
+}
+
+#[test]
+fn several_models_commit_together() {
+    let store = seeded();
+    store.write(|tx| transfer(tx, 1, "ada", "bob", 30)).unwrap();
+    assert_eq!((coins(&store, "ada"), coins(&store, "bob")), (70, 30));
+    assert_eq!(Transfer::children(&store, Transfer::FROM, "ada").unwrap().len(), 1);
+}
+
+#[test]
+fn failure_midway_leaves_nothing_behind() {
+    let store = seeded();
+    let err = store.write(|tx| transfer(tx, 1, "ada", "nobody", 30)).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }));
+    assert_eq!((coins(&store, "ada"), coins(&store, "bob")), (100, 0));
+    assert_eq!(Transfer::count(&store).unwrap(), 0);
+}
+
+#[test]
+fn failure_after_several_writes_of_several_models_rolls_all_back() {
+    let store = seeded();
+    store.write(|tx| transfer(tx, 1, "ada", "bob", 10)).unwrap();
+    let err = store
+        .write(|tx| {
+            transfer(tx, 2, "ada", "bob", 10)?;
+            tx.save(&wallet("cy", 5))?;
+            transfer(tx, 1, "bob", "ada", 1) // transfer 1 exists: AlreadyExists
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    assert_eq!((coins(&store, "ada"), coins(&store, "bob")), (90, 10));
+    assert!(Wallet::load(&store, "cy").unwrap().is_none());
+    assert_eq!(Transfer::count(&store).unwrap(), 1);
+}
+
+#[derive(Debug)]
+enum AppError {
+    Store(Error),
+    Insufficient,
+}
+
+impl From<Error> for AppError {
+    fn from(err: Error) -> Self {
+        AppError::Store(err)
+    }
+}
+
+#[test]
+fn a_user_error_type_aborts_the_transaction() {
+    let store = seeded();
+    let result = store.write(|tx| {
+        let after = tx.update::<Wallet, _, _>("bob", |w| w.coins -= 50)?;
+        if after.coins < 0 {
+            return Err(AppError::Insufficient);
+        }
+        Ok(())
+    });
+    assert!(matches!(result, Err(AppError::Insufficient)));
+    assert_eq!(coins(&store, "bob"), 0);
+    let store_error = store.write(|tx| tx.update::<Wallet, _, _>("zed", |w| w.coins = 1).map_err(AppError::from));
+    assert!(matches!(store_error, Err(AppError::Store(Error::NotFound { .. }))));
+}
+
+#[test]
+fn reads_inside_a_write_see_its_own_writes() {
+    let store = seeded();
+    store
+        .write(|tx| {
+            tx.save(&wallet("cy", 7))?;
+            assert_eq!(tx.load::<Wallet, _>("cy")?.unwrap().coins, 7);
+            assert_eq!(tx.load_by(Wallet::ADDRESS, "addr-cy")?.unwrap().owner, "cy");
+            assert_eq!(tx.count::<Wallet>()?, 3);
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_read_transaction_is_a_snapshot() {
+    let store = seeded();
+    store
+        .read(|tx| {
+            assert_eq!(tx.load::<Wallet, _>("ada")?.unwrap().coins, 100);
+            Wallet::update(&store, "ada", |w| w.coins = 1)?;
+            assert_eq!(tx.load::<Wallet, _>("ada")?.unwrap().coins, 100, "the snapshot does not move");
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    assert_eq!(coins(&store, "ada"), 1);
+}
+
+#[test]
+fn unique_violation_inside_a_transaction_leaves_the_transaction_untouched() {
+    let store = seeded();
+    store
+        .write(|tx| {
+            let mut clash = wallet("cy", 1);
+            clash.address = "addr-ada".into();
+            assert!(matches!(tx.save(&clash), Err(Error::UniqueViolation { .. })));
+            // The caller chose to go on: the failed save must have written nothing.
+            tx.save(&wallet("dan", 2))
+        })
+        .unwrap();
+    assert!(Wallet::load(&store, "cy").unwrap().is_none());
+    assert_eq!(Wallet::load_by(&store, Wallet::ADDRESS, "addr-ada").unwrap().unwrap().owner, "ada");
+    assert_eq!(Wallet::count(&store).unwrap(), 3);
+}
