@@ -221,9 +221,8 @@ fn streaming_scan_yields_the_same_records_as_the_collected_one() {
     for i in 0..50 {
         post(i, if i % 2 == 0 { "ada" } else { "bob" }, &[]).save(&store).unwrap();
     }
-    let streamed: Vec<u64> = store
-        .read(|tx| tx.children(Post::AUTHOR, "ada")?.map(|p| p.map(|p| p.id)).collect::<Result<_, _>>())
-        .unwrap();
+    let streamed: Vec<u64> =
+        store.read(|tx| tx.children(Post::AUTHOR, "ada")?.map(|p| p.map(|p| p.id)).collect::<Result<_, _>>()).unwrap();
     assert_eq!(streamed, ids(&Post::children(&store, Post::AUTHOR, "ada").unwrap()));
     assert_eq!(streamed.len(), 25);
 }

@@ -83,10 +83,7 @@ impl Engine {
     /// Opens (creating if needed) the environment in `dir`.
     pub fn open(dir: &Path, config: EngineConfig) -> Result<Engine> {
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
-        options
-            .map_size(round_to_page(config.map_size))
-            .max_readers(config.max_readers)
-            .max_dbs(config.max_tables);
+        options.map_size(round_to_page(config.map_size)).max_readers(config.max_readers).max_dbs(config.max_tables);
         // SAFETY: the flags only relax fsync behaviour (see `Durability`),
         // which cannot cause undefined behaviour.
         unsafe { options.flags(durability_flags(config.durability)) };
@@ -96,13 +93,8 @@ impl Engine {
         // `store.rs`), never touches data.mdb/lock.mdb itself (record locks
         // use files of their own), and refuses use after fork().
         let env = unsafe { options.open(dir) }.map_err(storage_error)?;
-        let engine = Engine {
-            env,
-            config,
-            resize_gate: RwLock::new(()),
-            opened_in: std::process::id(),
-            dir: dir.to_owned(),
-        };
+        let engine =
+            Engine { env, config, resize_gate: RwLock::new(()), opened_in: std::process::id(), dir: dir.to_owned() };
         // Slots of readers killed since the last run would otherwise stay
         // taken until the lock file is rebuilt.
         engine.env.clear_stale_readers().map_err(storage_error)?;
@@ -319,12 +311,7 @@ pub(crate) trait Reader {
     }
 
     /// Entries with keys inside the bounds, in key order.
-    fn range<'t>(
-        &'t self,
-        table: Table,
-        lower: Bound<&[u8]>,
-        upper: Bound<&[u8]>,
-    ) -> Result<RangeIter<'t>> {
+    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
         // LMDB rejects empty keys, and every key is >= the empty one.
         let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
         let inner = table.range(self.ro(), &(lower, upper)).map_err(storage_error)?;
@@ -364,7 +351,6 @@ impl Writer for WriteTxn<'_> {
         let result = table.put(self.rw(), key, value);
         result.map_err(|e| self.note(e))
     }
-
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         let result = table.delete(self.rw(), key);
@@ -418,9 +404,7 @@ fn round_to_page(size: usize) -> usize {
 pub(crate) fn storage_error(err: heed::Error) -> Error {
     match err {
         heed::Error::Io(io) => Error::Io(io),
-        heed::Error::Mdb(MdbError::MapFull) => {
-            Error::StorageFull { map_size: 0, reason: "LMDB map full".into() }
-        }
+        heed::Error::Mdb(MdbError::MapFull) => Error::StorageFull { map_size: 0, reason: "LMDB map full".into() },
         other => Error::Storage(other.to_string()),
     }
 }

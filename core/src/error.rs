@@ -95,7 +95,9 @@ pub enum Error {
     },
 
     /// The store was opened before a `fork()`; the child must open it again.
-    #[error("this store handle was opened in process {opened_in}, not in this process; open the store again after fork()")]
+    #[error(
+        "this store handle was opened in process {opened_in}, not in this process; open the store again after fork()"
+    )]
     ForkedProcess {
         /// The process that opened the handle.
         opened_in: u32,

@@ -81,16 +81,6 @@ pub mod __private {
     pub use crate::model::Registration;
     pub use inventory;
 
-    /// Checks at compile time that a computed index function has the
-    /// signature `fn(&Model) -> impl IntoIterator<Item = Value>`.
-    pub fn computed_values<M, V, I, F>(record: &M, function: F) -> I
-    where
-        F: FnOnce(&M) -> I,
-        I: IntoIterator<Item = V>,
-    {
-        function(record)
-    }
-
     /// Checks at compile time that a parent field has the parent's key type.
     pub const fn assert_parent_key<P: crate::Persistent<Key = K>, K>() {}
 

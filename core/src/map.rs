@@ -74,7 +74,10 @@ where
         Q: EncodeKey + ?Sized,
     {
         let key = encode_to_vec(key);
-        self.store.shared().engine.read(|txn| txn.get(self.table, &key)?.map(|bytes| self.decode_value(bytes)).transpose())
+        self.store
+            .shared()
+            .engine
+            .read(|txn| txn.get(self.table, &key)?.map(|bytes| self.decode_value(bytes)).transpose())
     }
 
     /// Whether `key` is present.
@@ -214,8 +217,8 @@ where
     fn decode_value(&self, bytes: &[u8]) -> Result<V> {
         let what = || format!("map {} value", self.name);
         let raw: Option<Box<dyn Any>> = if is::<V, String>() {
-            let text = String::from_utf8(bytes.to_vec())
-                .map_err(|e| Error::Decode { what: what(), reason: e.to_string() })?;
+            let text =
+                String::from_utf8(bytes.to_vec()).map_err(|e| Error::Decode { what: what(), reason: e.to_string() })?;
             Some(Box::new(text))
         } else if is::<V, Vec<u8>>() {
             Some(Box::new(bytes.to_vec()))

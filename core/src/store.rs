@@ -33,9 +33,9 @@ pub(crate) struct Shared {
 impl Shared {
     /// The tables of model `M`, created when the store opened.
     pub(crate) fn tables<M: Persistent>(&self) -> Result<&ModelTables> {
-        self.models.get(M::INFO.name).ok_or_else(|| {
-            Error::Storage(format!("model {} was not registered when the store opened", M::INFO.name))
-        })
+        self.models
+            .get(M::INFO.name)
+            .ok_or_else(|| Error::Storage(format!("model {} was not registered when the store opened", M::INFO.name)))
     }
 }
 

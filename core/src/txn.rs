@@ -129,11 +129,7 @@ macro_rules! read_methods {
             /// assert_eq!(odd, 5);
             /// # Ok::<(), skyshelve::Error>(())
             /// ```
-            pub fn scan_index<H, Q>(
-                &self,
-                index: H,
-                value: &Q,
-            ) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
+            pub fn scan_index<H, Q>(&self, index: H, value: &Q) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
             where
                 H: IndexHandle,
                 H::Value: Borrow<Q>,
@@ -161,11 +157,7 @@ macro_rules! read_methods {
 
             /// Streams the records whose index values fall in `range`, in
             /// index order.
-            pub fn range_index<H, R>(
-                &self,
-                index: H,
-                range: R,
-            ) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
+            pub fn range_index<H, R>(&self, index: H, range: R) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
             where
                 H: IndexHandle,
                 R: RangeBounds<H::Value>,
@@ -429,7 +421,11 @@ mod query {
         load_encoded(txn, shared.tables::<M>()?, &encode_to_vec(key))
     }
 
-    pub fn load_encoded<M: Persistent>(txn: &(impl Reader + ?Sized), tables: &ModelTables, key: &[u8]) -> Result<Option<M>> {
+    pub fn load_encoded<M: Persistent>(
+        txn: &(impl Reader + ?Sized),
+        tables: &ModelTables,
+        key: &[u8],
+    ) -> Result<Option<M>> {
         match txn.get(tables.main, key)? {
             Some(bytes) => value::decode::<M>(bytes, M::INFO.name).map(|(_, record)| Some(record)),
             None => Ok(None),

@@ -67,10 +67,7 @@ impl Container {
                 cx.syn_error(err);
             }
         }
-        Container {
-            name: name.get_with_tokens().map(|(_, v)| v),
-            version: version.get_with_tokens().map(|(_, v)| v),
-        }
+        Container { name: name.get_with_tokens().map(|(_, v)| v), version: version.get_with_tokens().map(|(_, v)| v) }
     }
 }
 
@@ -100,7 +97,8 @@ impl Field {
                 if meta.path == KEY {
                     key.set(&meta.path, ());
                 } else if meta.path == INDEX {
-                    let computed = if meta.input.peek(syn::token::Paren) { Some(parse_computed(cx, &meta)?) } else { None };
+                    let computed =
+                        if meta.input.peek(syn::token::Paren) { Some(parse_computed(cx, &meta)?) } else { None };
                     index.set(&meta.path, computed);
                 } else if meta.path == UNIQUE {
                     unique.set(&meta.path, ());
@@ -108,7 +106,11 @@ impl Field {
                     let model: syn::Path = meta.value()?.parse()?;
                     parent.set(&meta.path, model);
                 } else {
-                    return Err(unknown(&meta, "field", "`key`, `index`, `index(with = ...)`, `unique` or `parent = Model`"));
+                    return Err(unknown(
+                        &meta,
+                        "field",
+                        "`key`, `index`, `index(with = ...)`, `unique` or `parent = Model`",
+                    ));
                 }
                 Ok(())
             });

@@ -20,7 +20,10 @@ pub fn check(cx: &Ctxt, model: &Model) {
 fn check_no_generics(cx: &Ctxt, model: &Model) {
     let generics = &model.original.generics;
     if !generics.params.is_empty() {
-        cx.error_spanned_by(generics, "#[derive(Persistent)] does not support generic structs; define a concrete model type");
+        cx.error_spanned_by(
+            generics,
+            "#[derive(Persistent)] does not support generic structs; define a concrete model type",
+        );
     }
 }
 
@@ -32,7 +35,8 @@ fn check_exactly_one_key(cx: &Ctxt, model: &Model) {
     }
     for extra in keys.iter().skip(1) {
         let tokens = extra.attrs.key.as_ref().expect("key fields have key tokens");
-        let message = format!("a model has exactly one key, but `{}` is marked too; remove one #[persistent(key)]", extra.ident);
+        let message =
+            format!("a model has exactly one key, but `{}` is marked too; remove one #[persistent(key)]", extra.ident);
         cx.error_spanned_by(tokens, message);
     }
 }
@@ -41,9 +45,13 @@ fn check_exactly_one_key(cx: &Ctxt, model: &Model) {
 fn check_key_is_not_an_index(cx: &Ctxt, model: &Model) {
     for field in model.keys() {
         let attrs = &field.attrs;
-        let extra = attrs.index.as_ref().map(|(t, _)| t).or(attrs.unique.as_ref()).or(attrs.parent.as_ref().map(|(t, _)| t));
+        let extra =
+            attrs.index.as_ref().map(|(t, _)| t).or(attrs.unique.as_ref()).or(attrs.parent.as_ref().map(|(t, _)| t));
         if let Some(tokens) = extra {
-            cx.error_spanned_by(tokens, "the key field cannot also be an index; keys are unique and looked up directly, so remove this");
+            cx.error_spanned_by(
+                tokens,
+                "the key field cannot also be an index; keys are unique and looked up directly, so remove this",
+            );
         }
     }
 }
@@ -76,6 +84,9 @@ fn check_name_is_identifier(cx: &Ctxt, model: &Model) {
     let Some((lit, name)) = &model.container.name else { return };
     let valid = !name.is_empty() && name.len() <= 200 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
-        cx.error_spanned_by(lit.to_token_stream(), "model names use ASCII letters, digits and `_` only (at most 200); choose another name");
+        cx.error_spanned_by(
+            lit.to_token_stream(),
+            "model names use ASCII letters, digits and `_` only (at most 200); choose another name",
+        );
     }
 }

@@ -37,7 +37,7 @@ fn expand(model: &Model) -> TokenStream {
     let entries_param = if indexes.is_empty() { quote!(_entries) } else { quote!(entries) };
     quote! {
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, clippy::all, clippy::pedantic)]
+        #[allow(non_upper_case_globals, unused_qualifications)]
         const _: () = {
             #[automatically_derived]
             impl ::skyshelve::Persistent for #ident {
@@ -85,7 +85,9 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             IndexSource::Parent(_) => quote!(::skyshelve::IndexKind::Parent),
         };
         let parent_info = match &index.source {
-            IndexSource::Parent(parent) => quote!(::core::option::Option::Some(::skyshelve::__private::info_of::<#parent>)),
+            IndexSource::Parent(parent) => {
+                quote!(::core::option::Option::Some(::skyshelve::__private::info_of::<#parent>))
+            }
             _ => quote!(::core::option::Option::None),
         };
         quote! {
@@ -122,13 +124,11 @@ fn index_entry(position: usize, index: &Index) -> TokenStream {
             }
         },
         IndexSource::Computed(computed) => {
+            // Spanned at the function so that a wrong signature is reported there.
             let function = &computed.with;
-            let call = quote_spanned! {function.span()=>
-                ::skyshelve::__private::computed_values::<Self, #value_ty, _, _>(self, #function)
-            };
-            quote! {
-                for value in #call {
-                    entries.add(#position, &value);
+            quote_spanned! {function.span()=>
+                for value in ::core::iter::IntoIterator::into_iter(#function(self)) {
+                    entries.add::<#value_ty>(#position, ::core::borrow::Borrow::<#value_ty>::borrow(&value));
                 }
             }
         }

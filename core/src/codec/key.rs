@@ -39,6 +39,11 @@ pub trait EncodeKey: Debug {
 /// assert_eq!(decoded, (-5, "x".to_string()));
 /// # Ok::<(), skyshelve::Error>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no ordered key encoding, so it cannot be a key or an index value",
+    label = "not usable as a key or index value",
+    note = "keys and index values use integers, bool, char, String, Vec<u8>, arrays, Option or tuples of these; floats have no total order"
+)]
 pub trait Key: EncodeKey + Sized {
     /// Reads one value from the front of `input` and advances it.
     fn decode_key(input: &mut &[u8]) -> Result<Self>;
@@ -63,11 +68,7 @@ pub fn encode_to_vec<K: EncodeKey + ?Sized>(key: &K) -> Vec<u8> {
 /// Decodes a whole buffer as one `K`, rejecting trailing bytes.
 pub fn decode_exact<K: Key>(mut bytes: &[u8]) -> Result<K> {
     let key = K::decode_key(&mut bytes)?;
-    if bytes.is_empty() {
-        Ok(key)
-    } else {
-        Err(key_error(format!("{} trailing bytes after the key", bytes.len())))
-    }
+    if bytes.is_empty() { Ok(key) } else { Err(key_error(format!("{} trailing bytes after the key", bytes.len()))) }
 }
 
 /// The smallest byte string greater than every string that starts with

@@ -32,12 +32,7 @@ fn config() -> bincode::config::Configuration<
 }
 
 /// Appends the header and the encoding of `value` to `out`.
-pub fn encode_into<T: Serialize + ?Sized>(
-    value: &T,
-    version: u16,
-    what: &str,
-    out: &mut Vec<u8>,
-) -> Result<()> {
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, version: u16, what: &str, out: &mut Vec<u8>) -> Result<()> {
     out.push(FORMAT_BINCODE2);
     out.extend_from_slice(&version.to_be_bytes());
     bincode::serde::encode_into_std_write(value, out, config())
@@ -58,8 +53,8 @@ pub fn version_of(bytes: &[u8], what: &str) -> Result<u16> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<(u16, T)> {
     let version = version_of(bytes, what)?;
     let payload = &bytes[HEADER_LEN..];
-    let (value, used) = bincode::serde::decode_from_slice(payload, config())
-        .map_err(|e| decode_error(what, e.to_string()))?;
+    let (value, used) =
+        bincode::serde::decode_from_slice(payload, config()).map_err(|e| decode_error(what, e.to_string()))?;
     if used != payload.len() {
         let extra = payload.len() - used;
         return Err(decode_error(what, format!("{extra} trailing bytes after the value")));

@@ -1,0 +1,12 @@
+use serde::{Deserialize, Serialize};
+use skyshelve::Persistent;
+
+#[derive(Persistent, Serialize, Deserialize)]
+struct User {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(indexed)]
+    name: String,
+}
+
+fn main() {}

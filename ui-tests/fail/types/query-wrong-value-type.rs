@@ -1,0 +1,16 @@
+use serde::{Deserialize, Serialize};
+use skyshelve::Persistent;
+
+#[derive(Persistent, Serialize, Deserialize)]
+struct User {
+    #[persistent(key)]
+    id: u64,
+    #[persistent(index)]
+    team: String,
+}
+
+fn query(store: &skyshelve::Store) {
+    let _ = User::scan_index(store, User::TEAM, &42u32);
+}
+
+fn main() {}
