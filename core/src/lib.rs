@@ -74,6 +74,11 @@ pub use skyshelve_macros::Persistent;
 pub use store::{Store, StoreOptions};
 pub use txn::{ReadTx, WriteTx};
 
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Used by the code `#[derive(Persistent)]` generates; not public API.
 #[doc(hidden)]
 pub mod __private {
