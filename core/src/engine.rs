@@ -145,7 +145,7 @@ impl Engine {
             self.check_process()?;
             let gate = self.enter()?;
             let mut txn = match self.env.write_txn() {
-                Ok(txn) => WriteTxn { txn: Some(txn), map_full: false },
+                Ok(txn) => WriteTxn { txn: Some(txn), map_full: false, doomed: false },
                 Err(err) => {
                     drop(gate);
                     self.recover_or_fail(err)?;
@@ -158,6 +158,10 @@ impl Engine {
                 drop(gate);
                 self.grow()?;
                 continue;
+            }
+            if txn.doomed {
+                // Dropping the transaction aborts it, whatever `f` returned.
+                return outcome;
             }
             let value = outcome?;
             match txn.txn.take().map(heed::RwTxn::commit) {
@@ -298,6 +302,9 @@ pub(crate) struct WriteTxn<'e> {
     /// LMDB reported MDB_MAP_FULL: the transaction is dead and
     /// `Engine::write` grows the map and runs the closure again.
     map_full: bool,
+    /// The model layer found the transaction cannot go on (a record lock
+    /// is held elsewhere): it is aborted even if the closure returns `Ok`.
+    doomed: bool,
 }
 
 /// Read access shared by both transaction kinds.
@@ -344,6 +351,9 @@ pub(crate) trait Writer: Reader {
 
     /// Removes `key`; returns whether it was present.
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool>;
+
+    /// Makes sure the transaction is aborted, whatever the closure returns.
+    fn doom(&mut self);
 }
 
 impl Writer for WriteTxn<'_> {
@@ -355,6 +365,10 @@ impl Writer for WriteTxn<'_> {
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         let result = table.delete(self.rw(), key);
         result.map_err(|e| self.note(e))
+    }
+
+    fn doom(&mut self) {
+        self.doomed = true;
     }
 }
 

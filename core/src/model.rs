@@ -7,9 +7,12 @@ use std::ops::RangeBounds;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::key::{EncodeKey, Key, KeyPrefix};
+use std::time::Duration;
+
+use crate::codec::key::{EncodeKey, Key, KeyPrefix, encode_to_vec};
 use crate::error::{Error, Result};
 use crate::index::{IndexEntries, IndexHandle, IndexInfo, ParentIndex, UniqueIndex};
+use crate::lock::RecordLock;
 use crate::store::Store;
 
 /// What the derive knows about a model.
@@ -417,6 +420,71 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
         P: KeyPrefix<Self::Key> + ?Sized,
     {
         store.read(|tx| tx.prefix::<Self, P>(prefix)?.collect())
+    }
+
+    /// Locks the record with this key for a longer piece of work, waiting
+    /// as long as another thread or process holds it. The guard holds the
+    /// record (or `None` if it does not exist yet); see [`RecordLock`].
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_lock")]
+    /// # struct Stock { #[persistent(key)] sku: String, count: u32 }
+    /// # let store = Store::temporary()?;
+    /// let mut stock = Stock::lock(&store, "apple")?;
+    /// if stock.get().is_none() {
+    ///     stock.set(Stock { sku: "apple".into(), count: 0 });
+    /// }
+    /// stock.update(|s| s.count += 10)?;
+    /// drop(stock);
+    /// assert_eq!(Stock::load(&store, "apple")?.unwrap().count, 10);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn lock<Q>(store: &Store, key: &Q) -> Result<RecordLock<Self>>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        RecordLock::acquire(store, encode_to_vec(key), None)
+    }
+
+    /// Like [`lock`](Persistent::lock), but fails at once with
+    /// [`Error::Locked`] if someone else holds the lock.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Error, Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_try_lock")]
+    /// # struct Stock { #[persistent(key)] sku: String }
+    /// # let store = Store::temporary()?;
+    /// let held = Stock::lock(&store, "apple")?;
+    /// assert!(matches!(Stock::try_lock(&store, "apple"), Err(Error::Locked { .. })));
+    /// drop(held);
+    /// assert!(Stock::try_lock(&store, "apple").is_ok());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn try_lock<Q>(store: &Store, key: &Q) -> Result<RecordLock<Self>>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        RecordLock::acquire(store, encode_to_vec(key), Some(Duration::ZERO))
+    }
+
+    /// Like [`lock`](Persistent::lock), but gives up with [`Error::Locked`]
+    /// after `wait`.
+    fn lock_timeout<Q>(store: &Store, key: &Q, wait: Duration) -> Result<RecordLock<Self>>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        RecordLock::acquire(store, encode_to_vec(key), Some(wait))
     }
 
     /// The number of records.

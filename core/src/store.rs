@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::engine::{Durability, Engine, EngineConfig, Table};
 use crate::error::{Error, Result};
+use crate::lock::{Backoff, LOCK_TABLE, Locks, Owner};
 use crate::map::Map;
 use crate::model::{ModelInfo, Persistent, models};
 use crate::txn::{ReadTx, WriteTx};
@@ -27,6 +28,10 @@ pub(crate) struct Shared {
     pub(crate) engine: Engine,
     models: HashMap<&'static str, ModelTables>,
     maps: Mutex<HashMap<String, Table>>,
+    pub(crate) lock_table: Table,
+    pub(crate) locks: Locks,
+    /// How long a write waits for a record lock held elsewhere.
+    pub(crate) lock_wait: Duration,
     _temporary: Option<tempfile::TempDir>,
 }
 
@@ -207,12 +212,32 @@ impl Store {
     /// assert_eq!(Account::load(&store, &1)?.unwrap().balance, 5);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn write<R, E, F>(&self, mut f: F) -> Result<R, E>
+    pub fn write<R, E, F>(&self, f: F) -> Result<R, E>
     where
         F: FnMut(&mut WriteTx<'_>) -> Result<R, E>,
         E: From<Error>,
     {
-        self.shared.engine.write(|txn| f(&mut WriteTx::new(&self.shared, txn)))
+        self.write_as(None, f)
+    }
+
+    /// `write` on behalf of a record-lock guard (`owner`), whose own record
+    /// it may write. A transaction that meets a record locked by someone
+    /// else is aborted, and run again once the lock is gone.
+    pub(crate) fn write_as<R, E, F>(&self, owner: Option<Owner>, mut f: F) -> Result<R, E>
+    where
+        F: FnMut(&mut WriteTx<'_>) -> Result<R, E>,
+        E: From<Error>,
+    {
+        let mut backoff = Backoff::until(Some(self.shared.lock_wait));
+        loop {
+            let mut blocked = None;
+            let result = self.shared.engine.write(|txn| f(&mut WriteTx::new(&self.shared, txn, owner, &mut blocked)));
+            match blocked {
+                None => return result,
+                Some(locked) if !backoff.wait() => return Err(E::from(locked)),
+                Some(_) => {}
+            }
+        }
     }
 
     /// A typed key-value map named `name`, for data without a model.
@@ -251,6 +276,7 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     config: EngineConfig,
+    lock_wait: Duration,
 }
 
 impl Default for StoreOptions {
@@ -261,7 +287,7 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// The defaults: 16 MiB initial map growing up to 1 TiB, full
-    /// durability, 1022 readers, 30 s wait for map growth.
+    /// durability, 1022 readers, 30 s waits for map growth and record locks.
     #[must_use]
     pub fn new() -> Self {
         StoreOptions {
@@ -273,7 +299,16 @@ impl StoreOptions {
                 durability: Durability::Full,
                 resize_wait: Duration::from_secs(30),
             },
+            lock_wait: Duration::from_secs(30),
         }
+    }
+
+    /// How long a write of a record that another holder has locked (see
+    /// [`Persistent::lock`]) waits before failing with [`Error::Locked`].
+    #[must_use]
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
     }
 
     /// The initial size of the memory map; it grows by itself when full.
@@ -333,7 +368,7 @@ impl StoreOptions {
         if let Some(shared) = open.iter().find(|(known, _)| *known == id).and_then(|(_, weak)| weak.upgrade()) {
             return Ok(Store { shared });
         }
-        let shared = Arc::new(open_shared(&dir.canonicalize()?, self.config, None)?);
+        let shared = Arc::new(open_shared(&dir.canonicalize()?, &self, None)?);
         open.push((id, Arc::downgrade(&shared)));
         Ok(Store { shared })
     }
@@ -342,18 +377,18 @@ impl StoreOptions {
     pub fn open_temporary(self) -> Result<Store> {
         let temp = tempfile::Builder::new().prefix("skyshelve-").tempdir()?;
         let dir: PathBuf = temp.path().canonicalize()?;
-        Ok(Store { shared: Arc::new(open_shared(&dir, self.config, Some(temp))?) })
+        Ok(Store { shared: Arc::new(open_shared(&dir, &self, Some(temp))?) })
     }
 }
 
-fn open_shared(dir: &Path, config: EngineConfig, temporary: Option<tempfile::TempDir>) -> Result<Shared> {
-    let engine = Engine::open(dir, config)?;
+fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::TempDir>) -> Result<Shared> {
+    let engine = Engine::open(dir, options.config.clone())?;
     let registered = models();
     if let Some(pair) = registered.windows(2).find(|pair| pair[0].name == pair[1].name) {
         let reason = "two models of this program share this name; give one #[persistent(name = \"...\")]";
         return Err(Error::InvalidName { name: pair[0].name.to_owned(), reason });
     }
-    let mut names = Vec::new();
+    let mut names = vec![LOCK_TABLE.to_owned()];
     for model in &registered {
         validate_name(model.name)?;
         names.push(model.name.to_owned());
@@ -361,6 +396,7 @@ fn open_shared(dir: &Path, config: EngineConfig, temporary: Option<tempfile::Tem
     }
     let mut tables = engine.create_tables(&names)?;
     let mut take = |name: &str| tables.remove(name).expect("every requested table was created");
+    let lock_table = take(LOCK_TABLE);
     let models = registered
         .into_iter()
         .map(|info| {
@@ -369,7 +405,15 @@ fn open_shared(dir: &Path, config: EngineConfig, temporary: Option<tempfile::Tem
             (info.name, ModelTables { info, main, indexes })
         })
         .collect();
-    Ok(Shared { engine, models, maps: Mutex::new(HashMap::new()), _temporary: temporary })
+    Ok(Shared {
+        engine,
+        models,
+        maps: Mutex::new(HashMap::new()),
+        lock_table,
+        locks: Locks::new(dir),
+        lock_wait: options.lock_wait,
+        _temporary: temporary,
+    })
 }
 
 fn index_table_name(model: &ModelInfo, index: &str) -> String {

@@ -15,7 +15,8 @@ use crate::codec::key::{EncodeKey, KeyPrefix, encode_to_vec, prefix_successor};
 use crate::codec::value;
 use crate::engine::{RangeIter, Reader, Writer};
 use crate::error::{Error, Result};
-use crate::index::{IndexEntries, IndexHandle, ParentIndex, UniqueIndex};
+use crate::index::{IndexEntries, IndexHandle, ParentIndex, UniqueIndex, describe_encoded};
+use crate::lock::{Owner, marker_key};
 use crate::model::{Persistent, check_key_len, describe_key};
 use crate::store::{ModelTables, Shared};
 
@@ -32,6 +33,11 @@ pub struct ReadTx<'t> {
 pub struct WriteTx<'t> {
     shared: &'t Shared,
     txn: &'t mut dyn Writer,
+    /// The record-lock guard this transaction writes for, if any.
+    owner: Option<Owner>,
+    /// Set when a record is locked by someone else: `Store::write` then
+    /// waits and runs the transaction again.
+    blocked: &'t mut Option<Error>,
 }
 
 impl<'t> ReadTx<'t> {
@@ -45,8 +51,13 @@ impl<'t> ReadTx<'t> {
 }
 
 impl<'t> WriteTx<'t> {
-    pub(crate) fn new(shared: &'t Shared, txn: &'t mut dyn Writer) -> Self {
-        WriteTx { shared, txn }
+    pub(crate) fn new(
+        shared: &'t Shared,
+        txn: &'t mut dyn Writer,
+        owner: Option<Owner>,
+        blocked: &'t mut Option<Error>,
+    ) -> Self {
+        WriteTx { shared, txn, owner, blocked }
     }
 
     fn reader(&self) -> &dyn Writer {
@@ -262,12 +273,16 @@ impl WriteTx<'_> {
         M::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        self.delete_encoded::<M>(&encode_to_vec(key))
+    }
+
+    /// `delete` by encoded key, for record-lock guards.
+    pub(crate) fn delete_encoded<M: Persistent>(&mut self, key: &[u8]) -> Result<bool> {
         let tables = self.shared.tables::<M>()?;
-        let key = encode_to_vec(key);
-        let Some(old) = query::load_encoded::<M>(self.reader(), tables, &key)? else {
+        let Some(old) = query::load_encoded::<M>(self.reader(), tables, key)? else {
             return Ok(false);
         };
-        self.remove_record(tables, &key, &entries_of(&old))?;
+        self.remove_record::<M>(tables, key, &entries_of(&old))?;
         Ok(true)
     }
 
@@ -319,7 +334,7 @@ impl WriteTx<'_> {
             self.store_record(tables, key, &record, old_entries.as_ref())?;
         } else {
             if let Some(old_entries) = &old_entries {
-                self.remove_record(tables, key, old_entries)?;
+                self.remove_record::<M>(tables, key, old_entries)?;
             }
             self.insert(&record)?;
         }
@@ -337,6 +352,7 @@ impl WriteTx<'_> {
         record: &M,
         old_entries: Option<&IndexEntries>,
     ) -> Result<()> {
+        self.check_unlocked::<M>(key)?;
         let mut bytes = Vec::with_capacity(64);
         value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes)?;
         let new_entries = entries_of(record);
@@ -381,8 +397,33 @@ impl WriteTx<'_> {
         Ok(keys)
     }
 
+    /// Fails (and dooms the transaction) if a record lock on `key` is held
+    /// by anyone but this transaction's guard; clears locks of dead holders.
+    fn check_unlocked<M: Persistent>(&mut self, key: &[u8]) -> Result<()> {
+        let marker = marker_key(M::INFO.name, key);
+        if marker.len() > crate::engine::MAX_KEY_LEN {
+            return Ok(()); // too long to have been locked
+        }
+        let Some(holder) = self.txn.get(self.shared.lock_table, &marker)? else {
+            return Ok(());
+        };
+        let holder = Owner::from_bytes(holder);
+        if holder.is_some() && holder == self.owner {
+            return Ok(());
+        }
+        if holder.is_some_and(|holder| self.shared.locks.is_alive(holder)) {
+            let locked = || Error::Locked { model: M::INFO.name, key: describe_encoded::<M::Key>(key) };
+            *self.blocked = Some(locked());
+            self.txn.doom();
+            return Err(locked());
+        }
+        self.txn.delete(self.shared.lock_table, &marker)?;
+        Ok(())
+    }
+
     /// Deletes the record under `key` and its index entries.
-    fn remove_record(&mut self, tables: &ModelTables, key: &[u8], entries: &IndexEntries) -> Result<()> {
+    fn remove_record<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8], entries: &IndexEntries) -> Result<()> {
+        self.check_unlocked::<M>(key)?;
         for (position, value) in entries.entries() {
             let unique = tables.info.indexes[position].unique;
             let index_key = if unique { value.to_vec() } else { [value, key].concat() };

@@ -1,0 +1,349 @@
+//! Record locks that hold across a longer piece of work, between threads
+//! and between processes.
+//!
+//! A lock is a marker in the `~locks` table: (model, key) → owner. Every
+//! write path looks the marker up inside its own write transaction and, if
+//! someone else holds it, aborts and waits *outside* the transaction, so
+//! nobody ever waits for a record lock while holding LMDB's writer lock.
+//!
+//! An owner is a process (identified by an owner file it holds an OS file
+//! lock on for its whole life) plus a guard number. A marker whose owner
+//! file is no longer locked belongs to a dead process and is cleared by
+//! whoever meets it: locks die with their process. LMDB's own files are
+//! never locked or opened by this module.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::engine::{Reader, Writer};
+use crate::error::{Error, Result};
+use crate::index::describe_encoded;
+use crate::model::{Persistent, check_key_len};
+use crate::store::Store;
+
+/// The lock table's name; `~` keeps it apart from every model name.
+pub(crate) const LOCK_TABLE: &str = "~locks";
+
+/// Who holds a record lock: a process's owner file and a guard number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pid: u32,
+    nonce: u64,
+    guard: u64,
+}
+
+const OWNER_LEN: usize = 20;
+
+impl Owner {
+    pub fn to_bytes(self) -> [u8; OWNER_LEN] {
+        let mut bytes = [0; OWNER_LEN];
+        bytes[..4].copy_from_slice(&self.pid.to_be_bytes());
+        bytes[4..12].copy_from_slice(&self.nonce.to_be_bytes());
+        bytes[12..].copy_from_slice(&self.guard.to_be_bytes());
+        bytes
+    }
+
+    /// `None` for bytes that are no owner: such a marker is treated as stale.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Owner> {
+        let bytes: &[u8; OWNER_LEN] = bytes.try_into().ok()?;
+        Some(Owner {
+            pid: u32::from_be_bytes(bytes[..4].try_into().ok()?),
+            nonce: u64::from_be_bytes(bytes[4..12].try_into().ok()?),
+            guard: u64::from_be_bytes(bytes[12..].try_into().ok()?),
+        })
+    }
+
+    fn file_name(pid: u32, nonce: u64) -> String {
+        format!("owner-{pid}-{nonce:016x}.lock")
+    }
+}
+
+/// This process's side of record locking for one store.
+pub(crate) struct Locks {
+    dir: PathBuf,
+    /// Created on first use: the file whose OS lock says "this process is alive".
+    owner_file: Mutex<Option<(u64, File)>>,
+    next_guard: AtomicU64,
+    /// Guards of this process not yet released.
+    live_guards: Mutex<HashSet<u64>>,
+}
+
+impl Locks {
+    pub fn new(store_dir: &Path) -> Locks {
+        Locks {
+            dir: store_dir.join("locks"),
+            owner_file: Mutex::new(None),
+            next_guard: AtomicU64::new(1),
+            live_guards: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// A new owner identity for a guard of this process.
+    pub fn new_owner(&self) -> Result<Owner> {
+        let nonce = self.process_nonce()?;
+        let guard = self.next_guard.fetch_add(1, Ordering::Relaxed);
+        lock_ignoring_poison(&self.live_guards).insert(guard);
+        Ok(Owner { pid: std::process::id(), nonce, guard })
+    }
+
+    /// Forgets a guard of this process; its marker, if still stored, is stale.
+    /// Dropping a guard twice is impossible, so this runs once per owner.
+    pub fn release_owner(&self, owner: Owner) {
+        lock_ignoring_poison(&self.live_guards).remove(&owner.guard);
+    }
+
+    /// Whether the holder of a marker still holds it.
+    pub fn is_alive(&self, owner: Owner) -> bool {
+        let mine = lock_ignoring_poison(&self.owner_file).as_ref().map(|(nonce, _)| *nonce);
+        if owner.pid == std::process::id() && Some(owner.nonce) == mine {
+            return lock_ignoring_poison(&self.live_guards).contains(&owner.guard);
+        }
+        self.process_alive(owner.pid, owner.nonce)
+    }
+
+    /// A process is alive while it holds the OS lock on its owner file.
+    fn process_alive(&self, pid: u32, nonce: u64) -> bool {
+        let path = self.dir.join(Owner::file_name(pid, nonce));
+        let Ok(file) = File::options().read(true).write(true).open(&path) else {
+            return false;
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                // Nobody holds it: the process is gone. Its file can go too.
+                let _ = std::fs::remove_file(&path);
+                false
+            }
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            // Cannot tell: assume alive rather than break someone's lock.
+            Err(std::fs::TryLockError::Error(_)) => true,
+        }
+    }
+
+    fn process_nonce(&self) -> Result<u64> {
+        let mut slot = lock_ignoring_poison(&self.owner_file);
+        if let Some((nonce, _)) = &*slot {
+            return Ok(*nonce);
+        }
+        create_private_dir(&self.dir)?;
+        let nonce = random_nonce();
+        let path = self.dir.join(Owner::file_name(std::process::id(), nonce));
+        let file = private_file(&path)?;
+        file.lock()?;
+        *slot = Some((nonce, file));
+        Ok(nonce)
+    }
+}
+
+/// The marker key of a record: the model's name (key-encoded, so it ends
+/// unambiguously) followed by the record's encoded key.
+pub(crate) fn marker_key(model: &str, key: &[u8]) -> Vec<u8> {
+    let mut marker = crate::codec::key::encode_to_vec(model);
+    marker.extend_from_slice(key);
+    marker
+}
+
+/// How long to wait between looks at a lock that is held.
+pub(crate) struct Backoff {
+    deadline: Option<Instant>,
+    pause: Duration,
+}
+
+impl Backoff {
+    pub fn until(wait: Option<Duration>) -> Backoff {
+        Backoff { deadline: wait.map(|wait| Instant::now() + wait), pause: Duration::from_micros(200) }
+    }
+
+    /// Sleeps before the next try; `false` when the wait is over.
+    pub fn wait(&mut self) -> bool {
+        if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return false;
+        }
+        std::thread::sleep(self.pause);
+        self.pause = (self.pause * 2).min(Duration::from_millis(20));
+        true
+    }
+}
+
+fn random_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.finish()
+}
+
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    Ok(std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?)
+}
+
+fn private_file(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    Ok(File::options().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?)
+}
+
+/// A lock on one record, held until it is dropped (or its process dies).
+///
+/// It holds the record as it was when the lock was taken; change it with
+/// [`get_mut`](RecordLock::get_mut) or [`set`](RecordLock::set) and write
+/// it with [`save`](RecordLock::save). Writers of other records carry on;
+/// every other write of this record, from any thread or process, waits
+/// until the lock is released.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # use skyshelve::{Persistent, Store};
+/// #[derive(Persistent, Serialize, Deserialize)]
+/// # #[persistent(name = "doc_lock_job")]
+/// struct Job { #[persistent(key)] id: u32, state: String }
+///
+/// # let store = Store::temporary()?;
+/// Job { id: 1, state: "new".into() }.save(&store)?;
+/// let mut job = Job::lock(&store, &1)?;
+/// // ... a longer piece of work; nobody else can write job 1 meanwhile ...
+/// job.get_mut().unwrap().state = "done".into();
+/// job.save()?;
+/// drop(job);
+/// assert_eq!(Job::load(&store, &1)?.unwrap().state, "done");
+/// # Ok::<(), skyshelve::Error>(())
+/// ```
+pub struct RecordLock<M: Persistent> {
+    store: Store,
+    key: Vec<u8>,
+    owner: Owner,
+    record: Option<M>,
+}
+
+impl<M: Persistent> std::fmt::Debug for RecordLock<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordLock").field("model", &M::INFO.name).field("key", &self.describe_key()).finish()
+    }
+}
+
+impl<M: Persistent> RecordLock<M> {
+    /// Takes the lock on the record with key `key`, waiting up to `wait`
+    /// (forever if `None`) while someone else holds it.
+    pub(crate) fn acquire(store: &Store, key: Vec<u8>, wait: Option<Duration>) -> Result<RecordLock<M>> {
+        let shared = store.shared();
+        let marker = marker_key(M::INFO.name, &key);
+        check_key_len(|| format!("lock on {} key", M::INFO.name), marker.len())?;
+        let owner = shared.locks.new_owner()?;
+        let mut backoff = Backoff::until(wait);
+        loop {
+            match Self::try_take(store, &marker, &key, owner) {
+                Ok(Some(record)) => return Ok(RecordLock { store: store.clone(), key, owner, record }),
+                Ok(None) if backoff.wait() => {}
+                Ok(None) => {
+                    shared.locks.release_owner(owner);
+                    return Err(Error::Locked { model: M::INFO.name, key: describe_encoded::<M::Key>(&key) });
+                }
+                Err(err) => {
+                    shared.locks.release_owner(owner);
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// One attempt: `Some(record)` when the lock was free (or its holder
+    /// dead) and is now ours.
+    fn try_take(store: &Store, marker: &[u8], key: &[u8], owner: Owner) -> Result<Option<Option<M>>> {
+        let shared = store.shared();
+        shared.engine.write(|txn| {
+            let holder = txn.get(shared.lock_table, marker)?.and_then(Owner::from_bytes);
+            if holder.is_some_and(|holder| holder != owner && shared.locks.is_alive(holder)) {
+                return Ok(None);
+            }
+            txn.put(shared.lock_table, marker, &owner.to_bytes())?;
+            let tables = shared.tables::<M>()?;
+            let record = match txn.get(tables.main, key)? {
+                Some(bytes) => Some(crate::codec::value::decode::<M>(bytes, M::INFO.name)?.1),
+                None => None,
+            };
+            Ok(Some(record))
+        })
+    }
+
+    /// The record as held: `None` if it did not exist when locked (or was deleted).
+    #[must_use]
+    pub fn get(&self) -> Option<&M> {
+        self.record.as_ref()
+    }
+
+    /// The held record, to change before [`save`](RecordLock::save).
+    pub fn get_mut(&mut self) -> Option<&mut M> {
+        self.record.as_mut()
+    }
+
+    /// Replaces the held record (for instance to create a record that did
+    /// not exist); written by [`save`](RecordLock::save).
+    pub fn set(&mut self, record: M) {
+        self.record = Some(record);
+    }
+
+    /// Writes the held record, keeping its indexes in step, and keeps the lock.
+    pub fn save(&mut self) -> Result<()> {
+        let Some(record) = &self.record else {
+            return Err(Error::NotFound { model: M::INFO.name, key: self.describe_key() });
+        };
+        self.store.write_as(Some(self.owner), |tx| tx.save(record))
+    }
+
+    /// Applies `change` to the held record and saves it.
+    pub fn update(&mut self, change: impl FnOnce(&mut M)) -> Result<()> {
+        let Some(record) = &mut self.record else {
+            return Err(Error::NotFound { model: M::INFO.name, key: self.describe_key() });
+        };
+        change(record);
+        self.save()
+    }
+
+    /// Deletes the record and keeps the lock; returns whether it existed.
+    pub fn delete(&mut self) -> Result<bool> {
+        let key = self.key.clone();
+        let existed = self.store.write_as(Some(self.owner), |tx| tx.delete_encoded::<M>(&key))?;
+        self.record = None;
+        Ok(existed)
+    }
+
+    /// Releases the lock, reporting a failure to do so (dropping the guard
+    /// releases it too, ignoring errors: the lock then dies with the process).
+    pub fn unlock(mut self) -> Result<()> {
+        self.release()
+    }
+
+    fn release(&mut self) -> Result<()> {
+        let shared = self.store.shared();
+        let marker = marker_key(M::INFO.name, &self.key);
+        let owner = self.owner;
+        let result = shared.engine.write(|txn| {
+            let holder = txn.get(shared.lock_table, &marker)?.and_then(Owner::from_bytes);
+            if holder == Some(owner) {
+                txn.delete(shared.lock_table, &marker)?;
+            }
+            Ok::<_, Error>(())
+        });
+        shared.locks.release_owner(owner);
+        result
+    }
+
+    fn describe_key(&self) -> String {
+        describe_encoded::<M::Key>(&self.key)
+    }
+}
+
+impl<M: Persistent> Drop for RecordLock<M> {
+    fn drop(&mut self) {
+        // Failing to delete the marker loses nothing: it names a guard
+        // this process no longer has, which every checker treats as stale.
+        let _ = self.release();
+    }
+}

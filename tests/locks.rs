@@ -1,0 +1,110 @@
+//! Record locks within one process; tests/multiprocess.rs covers processes.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use skyshelve::{Error, Persistent, Store};
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ticket {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index)]
+    state: String,
+    edits: u32,
+}
+
+fn ticket(id: u32) -> Ticket {
+    Ticket { id, state: "open".into(), edits: 0 }
+}
+
+fn short_waits() -> Store {
+    Store::options().lock_wait(Duration::from_millis(200)).open_temporary().unwrap()
+}
+
+#[test]
+fn guard_reads_changes_and_saves_the_record() {
+    let store = Store::temporary().unwrap();
+    ticket(1).save(&store).unwrap();
+    let mut guard = Ticket::lock(&store, &1).unwrap();
+    assert_eq!(guard.get(), Some(&ticket(1)));
+    guard.get_mut().unwrap().state = "closed".into();
+    guard.save().unwrap();
+    guard.update(|t| t.edits += 1).unwrap();
+    drop(guard);
+    let stored = Ticket::load(&store, &1).unwrap().unwrap();
+    assert_eq!((stored.state.as_str(), stored.edits), ("closed", 1));
+    assert_eq!(Ticket::scan_index(&store, Ticket::STATE, "closed").unwrap().len(), 1);
+    assert!(Ticket::scan_index(&store, Ticket::STATE, "open").unwrap().is_empty());
+}
+
+#[test]
+fn guard_can_create_and_delete_its_record() {
+    let store = Store::temporary().unwrap();
+    let mut guard = Ticket::lock(&store, &5).unwrap();
+    assert!(guard.get().is_none());
+    assert!(matches!(guard.save(), Err(Error::NotFound { .. })));
+    guard.set(ticket(5));
+    guard.save().unwrap();
+    assert!(Ticket::exists(&store, &5).unwrap());
+    assert!(guard.delete().unwrap());
+    guard.unlock().unwrap();
+    assert!(!Ticket::exists(&store, &5).unwrap());
+}
+
+#[test]
+fn try_lock_and_lock_timeout_fail_while_held() {
+    let store = Store::temporary().unwrap();
+    let held = Ticket::lock(&store, &1).unwrap();
+    assert!(matches!(Ticket::try_lock(&store, &1), Err(Error::Locked { .. })));
+    let start = Instant::now();
+    assert!(matches!(Ticket::lock_timeout(&store, &1, Duration::from_millis(100)), Err(Error::Locked { .. })));
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    assert!(Ticket::try_lock(&store, &2).is_ok(), "other records stay free");
+    drop(held);
+    assert!(Ticket::try_lock(&store, &1).is_ok());
+}
+
+#[test]
+fn every_write_path_waits_for_the_lock_and_gives_up_with_locked() {
+    let store = short_waits();
+    ticket(1).save(&store).unwrap();
+    let _held = Ticket::lock(&store, &1).unwrap();
+    assert!(matches!(ticket(1).save(&store), Err(Error::Locked { .. })));
+    assert!(matches!(Ticket::update(&store, &1, |t| t.edits += 1), Err(Error::Locked { .. })));
+    assert!(matches!(Ticket::delete(&store, &1), Err(Error::Locked { .. })));
+    assert!(matches!(Ticket::upsert(&store, || ticket(1), |t| t.edits += 1), Err(Error::Locked { .. })));
+    // A transaction that swallows the error still does not commit half its work.
+    let result = store.write(|tx| {
+        tx.save(&ticket(2))?;
+        let _ = tx.save(&ticket(1));
+        Ok::<_, Error>(())
+    });
+    assert!(matches!(result, Err(Error::Locked { .. })));
+    assert!(!Ticket::exists(&store, &2).unwrap());
+    // Writers of other records carry on.
+    ticket(3).save(&store).unwrap();
+    assert_eq!(Ticket::load(&store, &1).unwrap().unwrap(), ticket(1));
+}
+
+#[test]
+fn a_blocked_writer_proceeds_once_the_guard_drops() {
+    let store = Store::temporary().unwrap();
+    ticket(1).save(&store).unwrap();
+    let mut guard = Ticket::lock(&store, &1).unwrap();
+    let (started, wait_started) = mpsc::channel();
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            started.send(()).unwrap();
+            Ticket::update(&store, &1, |t| t.edits += 100).unwrap()
+        })
+    };
+    wait_started.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    guard.update(|t| t.edits += 1).unwrap();
+    drop(guard);
+    let after = writer.join().unwrap();
+    assert_eq!(after.edits, 101, "the writer ran after the guard's save, losing nothing");
+}
