@@ -151,3 +151,63 @@ fn threads_updating_one_record_lose_nothing() {
     assert_eq!(Counter::load(&store, "hits").unwrap().unwrap().value, 400);
     assert_eq!(Counter::range_index(&store, Counter::VALUE, ..).unwrap().len(), 1);
 }
+
+#[test]
+fn the_map_grows_while_other_threads_hold_read_transactions() {
+    let store = Store::options().map_size(1 << 20).open_temporary().unwrap();
+    blob(0, 10).save(&store).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, stop) = (store.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store
+                        .read(|tx| {
+                            for blob in tx.iter::<Blob>()? {
+                                assert_eq!(blob?.bytes.len() % 10, 0);
+                            }
+                            Ok::<_, Error>(())
+                        })
+                        .unwrap();
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for id in 1..40 {
+        blob(id, 100 << 10).save(&store).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 0);
+    assert!(store.map_size() > 1 << 20);
+    assert_eq!(Blob::count(&store).unwrap(), 40);
+}
+
+#[test]
+fn a_reader_that_outlasts_the_resize_wait_gives_a_typed_error_then_growth_succeeds() {
+    let store =
+        Store::options().map_size(1 << 20).resize_wait(std::time::Duration::from_millis(100)).open_temporary().unwrap();
+    let (holding, held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store.read(|tx| {
+                holding.send(()).unwrap();
+                released.recv().unwrap();
+                tx.count::<Blob>()
+            })
+        })
+    };
+    held.recv().unwrap();
+    let err = store.write(|tx| (0..40).try_for_each(|id| tx.save(&blob(id, 100 << 10)))).unwrap_err();
+    assert!(matches!(err, Error::ResizeTimeout { .. }), "{err}");
+    release.send(()).unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), 0);
+    store.write(|tx| (0..40).try_for_each(|id| tx.save(&blob(id, 100 << 10)))).unwrap();
+    assert_eq!(Blob::count(&store).unwrap(), 40);
+}

@@ -6,10 +6,11 @@
 //! detection are handled here so that no caller ever sees them. A second
 //! engine would provide the same small surface.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use heed::types::Bytes;
@@ -69,10 +70,10 @@ impl heed::OnCommit for NewTables<'_> {
 pub(crate) struct Engine {
     env: heed::Env<WithoutTls>,
     config: EngineConfig,
-    /// Every transaction of this process holds a read guard; changing the
-    /// map size takes the write side, because LMDB must not remap while a
-    /// transaction of this process is open.
-    resize_gate: RwLock<()>,
+    /// Every transaction of this process passes the gate; changing the map
+    /// size closes it, because LMDB must not remap while a transaction of
+    /// this process is open.
+    gate: Gate,
     /// The process that opened the environment: LMDB's lock table must not
     /// be used from a forked child.
     opened_in: u32,
@@ -93,11 +94,11 @@ impl Engine {
         // `store.rs`), never touches data.mdb/lock.mdb itself (record locks
         // use files of their own), and refuses use after fork().
         let env = unsafe { options.open(dir) }.map_err(storage_error)?;
-        let engine =
-            Engine { env, config, resize_gate: RwLock::new(()), opened_in: std::process::id(), dir: dir.to_owned() };
+        let engine = Engine { env, config, gate: Gate::default(), opened_in: std::process::id(), dir: dir.to_owned() };
         // Slots of readers killed since the last run would otherwise stay
         // taken until the lock file is rebuilt.
         engine.env.clear_stale_readers().map_err(storage_error)?;
+        engine.adopt_recorded_map_size()?;
         Ok(engine)
     }
 
@@ -111,9 +112,36 @@ impl Engine {
         self.env.info().map_size
     }
 
-    /// Creates (or opens) the named tables, committing at once so the
-    /// handles stay valid for the environment's lifetime.
-    pub fn create_tables(&self, names: &[String]) -> Result<HashMap<String, Table>> {
+    /// Opens the named tables, creating missing ones. The handles stay
+    /// valid for the environment's lifetime. Existing tables are opened in
+    /// a read transaction, so opening a store does not wait for a writer.
+    pub fn open_tables(&self, names: &[String]) -> Result<HashMap<String, Table>> {
+        match self.open_existing_tables(names)? {
+            Some(tables) => Ok(tables),
+            None => self.create_tables(names),
+        }
+    }
+
+    /// `None` when some table does not exist yet.
+    fn open_existing_tables(&self, names: &[String]) -> Result<Option<HashMap<String, Table>>> {
+        let rtxn = self.read_txn()?;
+        let opened = self.env.open_databases_and_commit(rtxn.txn, |opener, rtxn| {
+            let mut tables = Vec::with_capacity(names.len());
+            for name in names {
+                match opener.open_database::<Bytes, Bytes>(rtxn, Some(name))? {
+                    Some(table) => tables.push(table),
+                    None => return Ok::<_, heed::Error>(CommitOrAbort::Abort(())),
+                }
+            }
+            Ok(CommitOrAbort::Commit(NewTables(tables)))
+        });
+        match opened.map_err(storage_error)? {
+            CommitOrAbort::Commit(tables) => Ok(Some(names.iter().cloned().zip(tables).collect())),
+            CommitOrAbort::Abort(()) => Ok(None),
+        }
+    }
+
+    fn create_tables(&self, names: &[String]) -> Result<HashMap<String, Table>> {
         self.write(|txn| {
             let wtxn = txn.txn.take().expect("a fresh transaction");
             let created = self.env.create_databases_and_commit(wtxn, |opener, wtxn| {
@@ -143,7 +171,7 @@ impl Engine {
     {
         loop {
             self.check_process()?;
-            let gate = self.enter()?;
+            let gate = self.gate.enter();
             let mut txn = match self.env.write_txn() {
                 Ok(txn) => WriteTxn { txn: Some(txn), map_full: false, doomed: false },
                 Err(err) => {
@@ -152,11 +180,12 @@ impl Engine {
                     continue;
                 }
             };
+            let seen_size = self.map_size();
             let outcome = f(&mut txn);
             if txn.map_full {
                 drop(txn);
                 drop(gate);
-                self.grow()?;
+                self.grow(seen_size)?;
                 continue;
             }
             if txn.doomed {
@@ -168,7 +197,7 @@ impl Engine {
                 None | Some(Ok(())) => return Ok(value),
                 Some(Err(heed::Error::Mdb(MdbError::MapFull))) => {
                     drop(gate);
-                    self.grow()?;
+                    self.grow(seen_size)?;
                 }
                 Some(Err(err)) => return Err(storage_error(err).into()),
             }
@@ -190,7 +219,7 @@ impl Engine {
     pub fn read_txn(&self) -> Result<ReadTxn<'_>> {
         loop {
             self.check_process()?;
-            let gate = self.enter()?;
+            let gate = self.gate.enter();
             match self.env.read_txn() {
                 Ok(txn) => return Ok(ReadTxn { txn, _gate: gate }),
                 Err(err) => {
@@ -199,11 +228,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    fn enter(&self) -> Result<RwLockReadGuard<'_, ()>> {
-        // A panic while holding the gate poisons it but protects no data.
-        Ok(self.resize_gate.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     fn check_process(&self) -> Result<()> {
@@ -227,19 +251,35 @@ impl Engine {
         }
     }
 
+    /// LMDB maps a newly opened environment at the configured size even when
+    /// other processes have grown the map beyond it; take the larger.
+    fn adopt_recorded_map_size(&self) -> Result<()> {
+        let configured = self.map_size();
+        // SAFETY: called from `open`, before any transaction of this process.
+        unsafe { self.env.resize(0) }.map_err(storage_error)?;
+        if self.map_size() < configured {
+            // SAFETY: as above.
+            unsafe { self.env.resize(configured) }.map_err(storage_error)?;
+        }
+        Ok(())
+    }
+
     /// Another process grew the map: map the file at its new size.
     fn adopt_grown_map(&self) -> Result<()> {
-        let _exclusive = self.quiesce()?;
-        // SAFETY: `quiesce` holds the resize gate exclusively, so no
-        // transaction of this process is open while LMDB remaps.
+        let _closed = self.gate.close(self.config.resize_wait)?;
+        // SAFETY: the gate is closed, so no transaction of this process
+        // is open while LMDB remaps.
         unsafe { self.env.resize(0) }.map_err(storage_error)
     }
 
-    /// The map is full: grow it geometrically, within the ceiling and the
-    /// free disk space.
-    fn grow(&self) -> Result<()> {
-        let _exclusive = self.quiesce()?;
+    /// The map was full at `seen_size`: grow it geometrically, within the
+    /// ceiling and the free disk space, unless another thread already did.
+    fn grow(&self, seen_size: usize) -> Result<()> {
+        let _closed = self.gate.close(self.config.resize_wait)?;
         let before = self.map_size();
+        if before > seen_size {
+            return Ok(());
+        }
         // First adopt any size another process already set; that may be room enough.
         // SAFETY: as in `adopt_grown_map`.
         unsafe { self.env.resize(0) }.map_err(storage_error)?;
@@ -266,24 +306,6 @@ impl Engine {
         Ok(target)
     }
 
-    /// Waits until no transaction of this process is open, up to the
-    /// configured limit, so that a long reader cannot block writers forever.
-    fn quiesce(&self) -> Result<RwLockWriteGuard<'_, ()>> {
-        let start = Instant::now();
-        loop {
-            match self.resize_gate.try_write() {
-                Ok(guard) => return Ok(guard),
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => {}
-            }
-            if start.elapsed() >= self.config.resize_wait {
-                let waited_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-                return Err(Error::ResizeTimeout { waited_ms });
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
     /// Flushes every commit to disk, whatever the durability mode.
     pub fn sync(&self) -> Result<()> {
         self.env.force_sync().map_err(storage_error)
@@ -293,7 +315,7 @@ impl Engine {
 /// A read-only snapshot.
 pub(crate) struct ReadTxn<'e> {
     txn: heed::RoTxn<'e, WithoutTls>,
-    _gate: RwLockReadGuard<'e, ()>,
+    _gate: GatePass<'e>,
 }
 
 /// A write transaction. Dropping it without commit aborts it.
@@ -397,6 +419,125 @@ impl<'t> Iterator for RangeIter<'t> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.inner.next().map(|entry| entry.map_err(storage_error))
+    }
+}
+
+/// Lets transactions in, or holds them back while the map is remapped.
+///
+/// Closing waits for the open transactions to end, and new ones wait for
+/// the gate to reopen, so a stream of short readers cannot starve a
+/// resize. A thread that already has a transaction open passes even while
+/// the gate is closing: making it wait would deadlock it against itself.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    open_transactions: usize,
+    closed: bool,
+}
+
+thread_local! {
+    /// Per gate (by address), how many transactions this thread has open.
+    static DEPTH: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Gate {
+    fn state(&self) -> MutexGuard<'_, GateState> {
+        // A panic while holding the mutex leaves the counts consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self).addr()
+    }
+
+    fn depth_here(&self) -> usize {
+        DEPTH.with(|depth| depth.borrow().iter().find(|(id, _)| *id == self.id()).map_or(0, |(_, n)| *n))
+    }
+
+    fn add_depth_here(&self, delta: isize) {
+        DEPTH.with(|depth| {
+            let mut depth = depth.borrow_mut();
+            match depth.iter_mut().find(|(id, _)| *id == self.id()) {
+                Some((_, n)) => *n = n.saturating_add_signed(delta),
+                None => depth.push((self.id(), delta.max(0).unsigned_abs())),
+            }
+            depth.retain(|(_, n)| *n > 0);
+        });
+    }
+
+    /// Waits for the gate to be open (unless this thread is already inside)
+    /// and lets one transaction in.
+    fn enter(&self) -> GatePass<'_> {
+        let nested = self.depth_here() > 0;
+        let mut state = self.state();
+        while state.closed && !nested {
+            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+        state.open_transactions += 1;
+        drop(state);
+        self.add_depth_here(1);
+        GatePass { gate: self }
+    }
+
+    /// Closes the gate once every open transaction has ended, waiting at
+    /// most `wait`; it reopens when the returned value is dropped.
+    fn close(&self, wait: Duration) -> Result<GateClosed<'_>> {
+        let start = Instant::now();
+        let timeout =
+            || Error::ResizeTimeout { waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX) };
+        if self.depth_here() > 0 {
+            // This thread's own transaction would never end while it waits.
+            return Err(timeout());
+        }
+        let mut state = self.state();
+        while state.closed {
+            // Another thread is remapping; wait for it, then close in turn.
+            let left = wait.checked_sub(start.elapsed()).ok_or_else(timeout)?;
+            state = self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        state.closed = true;
+        while state.open_transactions > 0 {
+            let Some(left) = wait.checked_sub(start.elapsed()) else {
+                state.closed = false;
+                self.changed.notify_all();
+                return Err(timeout());
+            };
+            state = self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        Ok(GateClosed { gate: self })
+    }
+}
+
+/// One transaction's passage through the gate.
+struct GatePass<'g> {
+    gate: &'g Gate,
+}
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        self.gate.add_depth_here(-1);
+        let mut state = self.gate.state();
+        state.open_transactions -= 1;
+        if state.open_transactions == 0 {
+            self.gate.changed.notify_all();
+        }
+    }
+}
+
+/// The gate closed for a remap; reopens on drop.
+struct GateClosed<'g> {
+    gate: &'g Gate,
+}
+
+impl Drop for GateClosed<'_> {
+    fn drop(&mut self) {
+        self.gate.state().closed = false;
+        self.gate.changed.notify_all();
     }
 }
 

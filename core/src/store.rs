@@ -262,7 +262,7 @@ impl Store {
         let table = match maps.get(&table_name) {
             Some(table) => *table,
             None => {
-                let created = self.shared.engine.create_tables(std::slice::from_ref(&table_name))?;
+                let created = self.shared.engine.open_tables(std::slice::from_ref(&table_name))?;
                 let table = created[&table_name];
                 maps.insert(table_name, table);
                 table
@@ -394,7 +394,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         names.push(model.name.to_owned());
         names.extend(model.indexes.iter().map(|index| index_table_name(model, index.name)));
     }
-    let mut tables = engine.create_tables(&names)?;
+    let mut tables = engine.open_tables(&names)?;
     let mut take = |name: &str| tables.remove(name).expect("every requested table was created");
     let lock_table = take(LOCK_TABLE);
     let models = registered

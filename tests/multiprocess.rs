@@ -1,0 +1,392 @@
+//! Many OS processes on one store. Every test re-executes this test binary:
+//! the child runs the same test function, which sees its role in the
+//! environment and does the child's part instead of the parent's.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use skyshelve::{Durability, Error, Persistent, Store};
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Counter {
+    #[persistent(key)]
+    name: String,
+    #[persistent(index)]
+    value: u64,
+}
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Member {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index, unique)]
+    email: String,
+}
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Chunk {
+    #[persistent(key)]
+    id: (u32, u32),
+    #[persistent(index)]
+    writer: u32,
+    /// A `String` rather than `Vec<u8>`: serde writes it as one slice,
+    /// where a `Vec<u8>` goes byte by byte (slow in debug builds).
+    text: String,
+}
+
+const ROLE: &str = "SKYSHELVE_TEST_ROLE";
+const STORE: &str = "SKYSHELVE_TEST_STORE";
+const INDEX: &str = "SKYSHELVE_TEST_INDEX";
+const COUNT: &str = "SKYSHELVE_TEST_COUNT";
+
+/// The role this process plays, if it is a child.
+fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+fn env_path() -> PathBuf {
+    PathBuf::from(std::env::var(STORE).expect("children get a store path"))
+}
+
+fn env_number(name: &str) -> u32 {
+    std::env::var(name).expect("children get their parameters").parse().expect("a number")
+}
+
+/// Starts this test binary running only `test`, as a child with `role`.
+fn spawn_child(test: &str, role: &str, store: &Path, index: u32, count: u32) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "--quiet"])
+        .env(ROLE, role)
+        .env(STORE, store)
+        .env(INDEX, index.to_string())
+        .env(COUNT, count.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the test binary can start itself")
+}
+
+/// Waits for a child and returns the lines it printed that start with `@`
+/// (libtest prints its own lines too).
+fn finish(child: Child) -> Vec<String> {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "child failed: {:?}", output.status);
+    String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| l.strip_prefix('@').map(str::to_owned)).collect()
+}
+
+/// Reads the child's stdout until it prints `@line`.
+fn wait_for_line(child: &mut Child, line: &str) {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut buffer = String::new();
+    loop {
+        buffer.clear();
+        assert!(reader.read_line(&mut buffer).unwrap() > 0, "child ended before printing {line}");
+        if buffer.trim_end() == format!("@{line}") {
+            return;
+        }
+    }
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    println!("@{line}");
+    std::io::stdout().flush().unwrap();
+}
+
+fn relaxed(path: &Path) -> Store {
+    Store::options().durability(Durability::MayCorruptOnPowerLoss).open(path).unwrap()
+}
+
+fn count_by_processes(test: &str, processes: u32, increments: u32) {
+    if role().is_some() {
+        let store = relaxed(&env_path());
+        for _ in 0..env_number(COUNT) {
+            Counter::upsert(&store, || Counter { name: "hits".into(), value: 0 }, |c| c.value += 1).unwrap();
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..processes).map(|i| spawn_child(test, "counter", dir.path(), i, increments)).collect();
+    children.into_iter().for_each(|child| drop(finish(child)));
+    let store = Store::open(dir.path()).unwrap();
+    let expected = u64::from(processes * increments);
+    assert_eq!(Counter::load(&store, "hits").unwrap().unwrap().value, expected);
+    let entries = Counter::range_index(&store, Counter::VALUE, ..).unwrap();
+    assert_eq!(entries.len(), 1, "the index holds one entry, for the final value");
+    assert_eq!(Counter::scan_index(&store, Counter::VALUE, &expected).unwrap().len(), 1);
+}
+
+#[test]
+fn eight_processes_times_500_increments_end_at_exactly_4000() {
+    count_by_processes("eight_processes_times_500_increments_end_at_exactly_4000", 8, 500);
+}
+
+#[test]
+#[ignore = "soak test: cargo test --test multiprocess -- --ignored"]
+fn soak_sixteen_processes_times_5000_increments() {
+    count_by_processes("soak_sixteen_processes_times_5000_increments", 16, 5000);
+}
+
+#[test]
+fn unique_insert_race_among_eight_processes_has_one_winner() {
+    const TEST: &str = "unique_insert_race_among_eight_processes_has_one_winner";
+    if role().is_some() {
+        let store = Store::open(env_path()).unwrap();
+        let go = env_path().join("go");
+        while !go.exists() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let me = Member { id: env_number(INDEX), email: "race@example.com".into() };
+        match me.insert(&store) {
+            Ok(()) => say("won"),
+            Err(Error::UniqueViolation { index: "email", .. }) => say("lost"),
+            Err(other) => panic!("unexpected error {other}"),
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap()); // create the environment before the race
+    let children: Vec<_> = (0..8).map(|i| spawn_child(TEST, "racer", dir.path(), i, 0)).collect();
+    std::fs::write(dir.path().join("go"), b"").unwrap();
+    let outcomes: Vec<String> = children.into_iter().flat_map(finish).collect();
+    assert_eq!(outcomes.iter().filter(|o| *o == "won").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "lost").count(), 7, "{outcomes:?}");
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(Member::count(&store).unwrap(), 1);
+    assert_eq!(Member::range_index(&store, Member::EMAIL, ..).unwrap().len(), 1);
+}
+
+#[test]
+fn lock_guards_in_two_processes_lose_no_update() {
+    const TEST: &str = "lock_guards_in_two_processes_lose_no_update";
+    const ROUNDS: u32 = 100;
+    if role().is_some() {
+        let store = relaxed(&env_path());
+        for _ in 0..ROUNDS {
+            let mut guard = Counter::lock(&store, "shared").unwrap();
+            let seen = guard.get().map_or(0, |c| c.value);
+            // A longer piece of work between the read and the write.
+            std::thread::sleep(Duration::from_micros(200));
+            guard.set(Counter { name: "shared".into(), value: seen + 1 });
+            guard.save().unwrap();
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..2).map(|i| spawn_child(TEST, "locker", dir.path(), i, 0)).collect();
+    // Writers of other records carry on meanwhile.
+    let store = relaxed(dir.path());
+    for _ in 0..50 {
+        Counter::upsert(&store, || Counter { name: "other".into(), value: 0 }, |c| c.value += 1).unwrap();
+    }
+    children.into_iter().for_each(|child| drop(finish(child)));
+    assert_eq!(Counter::load(&store, "shared").unwrap().unwrap().value, u64::from(2 * ROUNDS));
+    assert_eq!(Counter::load(&store, "other").unwrap().unwrap().value, 50);
+}
+
+#[test]
+fn a_lock_dies_with_its_process() {
+    const TEST: &str = "a_lock_dies_with_its_process";
+    if role().is_some() {
+        let store = Store::open(env_path()).unwrap();
+        let _guard = Counter::lock(&store, "held").unwrap();
+        say("locked");
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = spawn_child(TEST, "holder", dir.path(), 0, 0);
+    wait_for_line(&mut holder, "locked");
+    let store = Store::open(dir.path()).unwrap();
+    assert!(matches!(Counter::try_lock(&store, "held"), Err(Error::Locked { .. })));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let guard = Counter::lock_timeout(&store, "held", Duration::from_secs(5)).expect("the dead holder's lock is gone");
+    drop(guard);
+    Counter { name: "held".into(), value: 1 }.save(&store).unwrap();
+}
+
+#[test]
+fn map_grows_from_1_mib_to_1_gib_under_four_writers_and_a_reader() {
+    const TEST: &str = "map_grows_from_1_mib_to_1_gib_under_four_writers_and_a_reader";
+    const WRITERS: u32 = 4;
+    const CHUNKS: u32 = 136; // of 1 MiB each: 544 MiB in all, past half a GiB
+    let chunk = |writer: u32, n: u32| {
+        let letter = char::from(b'a' + u8::try_from((writer * 7 + n) % 26).unwrap());
+        Chunk { id: (writer, n), writer, text: letter.to_string().repeat(1 << 20) }
+    };
+    let verify_all = |store: &Store| {
+        for writer in 0..WRITERS {
+            for n in 0..CHUNKS {
+                assert_eq!(Chunk::load(store, &(writer, n)).unwrap().unwrap(), chunk(writer, n));
+            }
+        }
+    };
+    let wait_for_all = |store: &Store| {
+        while Chunk::count(store).unwrap() < u64::from(WRITERS * CHUNKS) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    match role().as_deref() {
+        Some("writer") => {
+            let store = Store::options()
+                .map_size(1 << 20)
+                .durability(Durability::MayCorruptOnPowerLoss)
+                .open(env_path())
+                .unwrap();
+            let writer = env_number(INDEX);
+            for n in 0..CHUNKS {
+                chunk(writer, n).save(&store).unwrap();
+            }
+            wait_for_all(&store);
+            verify_all(&store);
+            return;
+        }
+        Some("reader") => {
+            let store = Store::options().map_size(1 << 20).open(env_path()).unwrap();
+            while Chunk::count(&store).unwrap() < u64::from(WRITERS * CHUNKS) {
+                let mine = Chunk::scan_index(&store, Chunk::WRITER, &0).unwrap();
+                assert!(mine.iter().all(|c| c.writer == 0));
+            }
+            verify_all(&store);
+            say(&store.map_size().to_string());
+            return;
+        }
+        _ => {}
+    }
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::options().map_size(1 << 20).open(dir.path()).unwrap());
+    let mut children: Vec<_> = (0..WRITERS).map(|i| spawn_child(TEST, "writer", dir.path(), i, 0)).collect();
+    children.push(spawn_child(TEST, "reader", dir.path(), 0, 0));
+    let reports: Vec<String> = children.into_iter().flat_map(finish).collect();
+    let reader_map: usize = reports[0].parse().unwrap();
+    assert!(reader_map >= 1 << 30, "the reader adopted a map of {reader_map} bytes");
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.map_size() >= 1 << 30, "map is {} bytes", store.map_size());
+    verify_all(&store);
+}
+
+#[test]
+fn killed_readers_leave_no_reader_slots_taken() {
+    const TEST: &str = "killed_readers_leave_no_reader_slots_taken";
+    const READERS: u32 = 130;
+    const SLOTS: u32 = 140;
+    match role().as_deref() {
+        Some("reader") => {
+            let store = Store::options().max_readers(SLOTS).open(env_path()).unwrap();
+            store
+                .read(|tx| {
+                    say("reading");
+                    let _ = tx.count::<Counter>();
+                    std::thread::sleep(Duration::from_secs(60));
+                    Ok::<_, Error>(())
+                })
+                .unwrap();
+            return;
+        }
+        Some("after") => {
+            // Only 10 slots are left unless the 130 stale ones were reclaimed.
+            let store = Store::options().max_readers(SLOTS).open(env_path()).unwrap();
+            let threads: Vec<_> = (0..40)
+                .map(|_| {
+                    let store = store.clone();
+                    std::thread::spawn(move || {
+                        store.read(|tx| {
+                            std::thread::sleep(Duration::from_millis(100));
+                            tx.count::<Counter>()
+                        })
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap().unwrap();
+            }
+            Counter { name: "after".into(), value: 1 }.save(&store).unwrap();
+            return;
+        }
+        _ => {}
+    }
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::options().max_readers(SLOTS).open(dir.path()).unwrap());
+    let mut readers: Vec<_> = (0..READERS).map(|i| spawn_child(TEST, "reader", dir.path(), i, 0)).collect();
+    for reader in &mut readers {
+        wait_for_line(reader, "reading");
+    }
+    for reader in &mut readers {
+        reader.kill().unwrap();
+        reader.wait().unwrap();
+    }
+    let start = Instant::now();
+    finish(spawn_child(TEST, "after", dir.path(), 0, 0));
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert!(Counter::exists(&Store::open(dir.path()).unwrap(), "after").unwrap());
+}
+
+#[test]
+fn a_writer_killed_inside_its_transaction_does_not_block_the_next() {
+    const TEST: &str = "a_writer_killed_inside_its_transaction_does_not_block_the_next";
+    match role().as_deref() {
+        Some("stuck") => {
+            let store = Store::open(env_path()).unwrap();
+            store
+                .write(|tx| {
+                    tx.save(&Counter { name: "uncommitted".into(), value: 1 })?;
+                    say("in-transaction");
+                    std::thread::sleep(Duration::from_secs(60));
+                    Ok::<_, Error>(())
+                })
+                .unwrap();
+            return;
+        }
+        Some("next") => {
+            let store = Store::open(env_path()).unwrap();
+            say("waiting");
+            Counter { name: "next".into(), value: 2 }.save(&store).unwrap();
+            return;
+        }
+        _ => {}
+    }
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let mut stuck = spawn_child(TEST, "stuck", dir.path(), 0, 0);
+    wait_for_line(&mut stuck, "in-transaction");
+    let mut next = spawn_child(TEST, "next", dir.path(), 0, 0);
+    wait_for_line(&mut next, "waiting");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(next.try_wait().unwrap().is_none(), "the next writer waits for the write lock");
+    stuck.kill().unwrap();
+    stuck.wait().unwrap();
+    let start = Instant::now();
+    while next.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(5), "the next writer is still blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    finish(next);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(Counter::exists(&store, "next").unwrap());
+    assert!(!Counter::exists(&store, "uncommitted").unwrap(), "the killed transaction left nothing");
+}
+
+#[test]
+fn a_store_used_after_fork_is_refused() {
+    let store = Store::temporary().unwrap();
+    Counter { name: "before".into(), value: 1 }.save(&store).unwrap();
+    // SAFETY: the child only calls skyshelve (which checks the process id
+    // before touching LMDB) and then `_exit`s without unwinding.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let refused = matches!(Counter::load(&store, "before"), Err(Error::ForkedProcess { .. }))
+            && matches!(Counter { name: "x".into(), value: 0 }.save(&store), Err(Error::ForkedProcess { .. }));
+        unsafe { libc::_exit(if refused { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child just forked.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child was not refused");
+    assert!(Counter::exists(&store, "before").unwrap(), "the parent's handle still works");
+}
