@@ -1,5 +1,6 @@
-//! Stores users and posts, queries them through every kind of index, and
-//! checks what it finds. Run with `cargo run --example quickstart`.
+//! Stores users and posts, queries them through every kind of index, then
+//! lets four OS processes update one record at once, and checks everything
+//! it finds. Run with `cargo run --example quickstart`.
 
 use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
@@ -39,7 +40,54 @@ fn user(name: &str, team: Option<&str>) -> User {
     User { username: name.into(), email: format!("{name}@example.com"), team: team.map(Into::into), logins: 0 }
 }
 
-fn main() -> Result<(), Error> {
+#[derive(Persistent, Serialize, Deserialize, Debug)]
+struct Visits {
+    #[persistent(key)]
+    page: String,
+    count: u64,
+}
+
+const CHILD_ENV: &str = "SKYSHELVE_QUICKSTART_CHILD";
+const PROCESSES: u64 = 4;
+const VISITS_EACH: u64 = 250;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        return count_visits(&Store::open(path)?);
+    }
+    models_and_indexes()?;
+    many_processes()
+}
+
+/// A child process: atomic increments of one record that may not exist yet.
+fn count_visits(store: &Store) -> Result<(), Box<dyn std::error::Error>> {
+    for _ in 0..VISITS_EACH {
+        Visits::upsert(store, || Visits { page: "/home".into(), count: 0 }, |v| v.count += 1)?;
+    }
+    Ok(())
+}
+
+fn many_processes() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let start = std::time::Instant::now();
+    let children = (0..PROCESSES)
+        .map(|_| std::process::Command::new(std::env::current_exe()?).env(CHILD_ENV, dir.path()).spawn())
+        .collect::<Result<Vec<_>, _>>()?;
+    for mut child in children {
+        assert!(child.wait()?.success(), "a child process failed");
+    }
+    let store = Store::open(dir.path())?;
+    let visits = Visits::load(&store, "/home")?.expect("the children counted").count;
+    println!(
+        "many processes:     {PROCESSES} processes x {VISITS_EACH} upserts = {visits} visits in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(visits, PROCESSES * VISITS_EACH, "no update may be lost");
+    println!("quickstart: all checks passed");
+    Ok(())
+}
+
+fn models_and_indexes() -> Result<(), Error> {
     let store = Store::temporary()?;
     println!("store opened in {}", store.path().display());
 
@@ -97,6 +145,5 @@ fn main() -> Result<(), Error> {
 
     println!("counts:             {} users, {} posts", User::count(&store)?, Post::count(&store)?);
     assert_eq!((User::count(&store)?, Post::count(&store)?), (3, 3));
-    println!("quickstart: all checks passed");
     Ok(())
 }
