@@ -148,3 +148,17 @@ fn unique_violation_inside_a_transaction_leaves_the_transaction_untouched() {
     assert_eq!(Wallet::load_by(&store, Wallet::ADDRESS, "addr-ada").unwrap().unwrap().owner, "ada");
     assert_eq!(Wallet::count(&store).unwrap(), 3);
 }
+
+#[test]
+fn starting_a_second_write_inside_a_write_is_an_error_not_a_deadlock() {
+    let store = seeded();
+    let result = store.write(|tx| {
+        tx.save(&wallet("cy", 1))?;
+        wallet("dan", 1).save(&store)
+    });
+    assert!(matches!(result, Err(Error::NestedWrite)), "{result:?}");
+    assert!(Wallet::load(&store, "cy").unwrap().is_none(), "the outer transaction was rolled back");
+    // Reads inside a write are fine.
+    store.write(|tx| tx.save(&wallet(&Wallet::load(&store, "ada")?.unwrap().owner.repeat(2), 1))).unwrap();
+    assert!(Wallet::exists(&store, "adaada").unwrap());
+}

@@ -169,6 +169,7 @@ impl Engine {
         F: FnMut(&mut WriteTxn<'_>) -> Result<R, E>,
         E: From<Error>,
     {
+        let _writing = WritingHere::enter(self)?;
         loop {
             self.check_process()?;
             let gate = self.gate.enter();
@@ -441,6 +442,9 @@ struct GateState {
 }
 
 thread_local! {
+    /// The engines (by address) this thread has a write transaction open on.
+    static WRITING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+
     /// Per gate (by address), how many transactions this thread has open.
     static DEPTH: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
 }
@@ -510,6 +514,30 @@ impl Gate {
             state = self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
         }
         Ok(GateClosed { gate: self })
+    }
+}
+
+/// Marks this thread as writing to an engine, refusing a second write
+/// transaction that LMDB's writer mutex would make wait for itself.
+struct WritingHere(usize);
+
+impl WritingHere {
+    fn enter(engine: &Engine) -> Result<WritingHere> {
+        let id = std::ptr::from_ref(engine).addr();
+        WRITING.with(|writing| {
+            let mut writing = writing.borrow_mut();
+            if writing.contains(&id) {
+                return Err(Error::NestedWrite);
+            }
+            writing.push(id);
+            Ok(WritingHere(id))
+        })
+    }
+}
+
+impl Drop for WritingHere {
+    fn drop(&mut self) {
+        WRITING.with(|writing| writing.borrow_mut().retain(|id| *id != self.0));
     }
 }
 

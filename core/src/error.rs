@@ -103,6 +103,12 @@ pub enum Error {
         opened_in: u32,
     },
 
+    /// A write transaction was started by a thread that already has one open
+    /// on this store (e.g. a model method called inside `Store::write`);
+    /// LMDB would wait for itself. Use the transaction you have instead.
+    #[error("this thread already has a write transaction open on this store; use its `tx` instead of starting another")]
+    NestedWrite,
+
     /// A record lock is held by someone else (`try_lock`, or a timed wait ran out).
     #[error("the {model} record with key {key} is locked by another holder")]
     Locked {
