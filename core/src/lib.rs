@@ -64,6 +64,7 @@ mod map;
 mod model;
 mod store;
 mod txn;
+mod verify;
 
 pub use codec::key::{EncodeKey, Key, KeyPrefix};
 pub use engine::Durability;
@@ -75,6 +76,7 @@ pub use model::{ModelInfo, Persistent, models};
 pub use skyshelve_macros::Persistent;
 pub use store::{Store, StoreOptions};
 pub use txn::{ReadTx, WriteTx};
+pub use verify::{ModelReport, Problem, VerifyReport};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]
@@ -86,6 +88,7 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::index::{IndexEntries, describe_encoded, info_of};
     pub use crate::model::Registration;
+    pub use crate::verify::verify_model;
     pub use inventory;
 
     /// Checks at compile time that a parent field has the parent's key type.

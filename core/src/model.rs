@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::index::{IndexEntries, IndexHandle, IndexInfo, ParentIndex, UniqueIndex};
 use crate::lock::RecordLock;
 use crate::store::Store;
+use crate::txn::ReadTx;
+use crate::verify::ModelReport;
 
 /// What the derive knows about a model.
 #[derive(Debug)]
@@ -27,6 +29,9 @@ pub struct ModelInfo {
     pub key_type: &'static str,
     /// The secondary indexes, in declaration order.
     pub indexes: &'static [IndexInfo],
+    /// Checks the model's records and indexes; see [`Store::verify`].
+    #[doc(hidden)]
+    pub verify: fn(&ReadTx<'_>) -> Result<ModelReport>,
 }
 
 /// Registration of a model in the program-wide registry (see [`models`]).
@@ -485,6 +490,29 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
         Q: EncodeKey + ?Sized,
     {
         RecordLock::acquire(store, encode_to_vec(key), Some(wait))
+    }
+
+    /// Checks that every record of this model decodes and that its indexes
+    /// hold exactly the entries the records call for; see [`Store::verify`].
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_verify")]
+    /// # struct User { #[persistent(key)] id: u32, #[persistent(index)] team: u8 }
+    /// # let store = Store::temporary()?;
+    /// User { id: 1, team: 7 }.save(&store)?;
+    /// let report = User::verify(&store)?;
+    /// assert!(report.is_clean());
+    /// assert_eq!((report.records, report.index_entries.as_slice()), (1, &[1][..]));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn verify(store: &Store) -> Result<ModelReport>
+    where
+        Self: Sized,
+    {
+        store.read(|tx| crate::verify::verify_model::<Self>(tx))
     }
 
     /// The number of records.

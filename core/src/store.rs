@@ -13,6 +13,7 @@ use crate::lock::{Backoff, LOCK_TABLE, Locks, Owner};
 use crate::map::Map;
 use crate::model::{ModelInfo, Persistent, models};
 use crate::txn::{ReadTx, WriteTx};
+use crate::verify::VerifyReport;
 
 /// The tables of one model.
 pub(crate) struct ModelTables {
@@ -238,6 +239,28 @@ impl Store {
                 Some(_) => {}
             }
         }
+    }
+
+    /// Checks every model of this program in one snapshot: every record
+    /// decodes, every index entry points at a record that calls for it,
+    /// every record has all its index entries, and unique indexes hold one
+    /// record per value.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let report = store.verify()?;
+    /// assert!(report.is_clean(), "{report}");
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.read(|tx| {
+            let mut report = VerifyReport::default();
+            for tables in self.shared.models.values() {
+                report.models.push((tables.info.verify)(tx)?);
+            }
+            report.models.sort_by_key(|m| m.model);
+            Ok(report)
+        })
     }
 
     /// A typed key-value map named `name`, for data without a model.

@@ -48,6 +48,11 @@ impl<'t> ReadTx<'t> {
     fn reader(&self) -> &crate::engine::ReadTxn<'t> {
         self.txn
     }
+
+    /// The tables of `M` and the raw reader, for checks over raw entries.
+    pub(crate) fn parts<M: Persistent>(&self) -> Result<(&ModelTables, &dyn Reader)> {
+        Ok((self.shared.tables::<M>()?, self.txn))
+    }
 }
 
 impl<'t> WriteTx<'t> {
@@ -425,16 +430,14 @@ impl WriteTx<'_> {
     fn remove_record<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8], entries: &IndexEntries) -> Result<()> {
         self.check_unlocked::<M>(key)?;
         for (position, value) in entries.entries() {
-            let unique = tables.info.indexes[position].unique;
-            let index_key = if unique { value.to_vec() } else { [value, key].concat() };
-            self.txn.delete(tables.indexes[position], &index_key)?;
+            self.txn.delete(tables.indexes[position], &index_key::<M>(position, value, key))?;
         }
         self.txn.delete(tables.main, key)?;
         Ok(())
     }
 }
 
-fn entries_of<M: Persistent>(record: &M) -> IndexEntries {
+pub(crate) fn entries_of<M: Persistent>(record: &M) -> IndexEntries {
     let mut entries = IndexEntries::default();
     record.index_entries(&mut entries);
     entries
@@ -446,7 +449,8 @@ fn encode_primary<M: Persistent>(key: &M::Key) -> Result<Vec<u8>> {
     Ok(encoded)
 }
 
-fn index_key<M: Persistent>(position: usize, value: &[u8], primary: &[u8]) -> Vec<u8> {
+/// The key of an index entry in its table (see the layout at the top).
+pub(crate) fn index_key<M: Persistent>(position: usize, value: &[u8], primary: &[u8]) -> Vec<u8> {
     if M::INFO.indexes[position].unique { value.to_vec() } else { [value, primary].concat() }
 }
 

@@ -69,6 +69,7 @@ fn expand(model: &Model) -> TokenStream {
 }
 
 fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
+    let ident = &model.original.ident;
     let name = model.name();
     let version = model.container.version.unwrap_or(1);
     let key = model.keys().next().expect("checked: exactly one key");
@@ -107,6 +108,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             version: #version,
             key_type: #key_type,
             indexes: &[#(#infos),*],
+            verify: ::skyshelve::__private::verify_model::<#ident>,
         }
     }
 }
@@ -204,6 +206,7 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
                     version: 0,
                     key_type: "()",
                     indexes: &[],
+                    verify: ::skyshelve::__private::verify_model::<#ident>,
                 };
                 fn key(&self) -> &Self::Key {
                     &()

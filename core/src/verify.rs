@@ -1,0 +1,195 @@
+//! Consistency check: every record decodes and every index holds exactly
+//! the entries its records call for.
+
+use std::fmt;
+
+use crate::codec::value;
+use crate::engine::{Reader, Table};
+use crate::error::Result;
+use crate::model::Persistent;
+use crate::store::ModelTables;
+use crate::txn::{ReadTx, entries_of, index_key};
+
+/// How many problems a report lists per model; all of them are counted.
+const LISTED_PROBLEMS: usize = 20;
+
+/// The result of [`Store::verify`](crate::Store::verify).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// One entry per model, by name.
+    pub models: Vec<ModelReport>,
+}
+
+impl VerifyReport {
+    /// Whether no model has any problem.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.models.iter().all(ModelReport::is_clean)
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for model in &self.models {
+            writeln!(f, "{model}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`VerifyReport`] found for one model.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ModelReport {
+    /// The model's name.
+    pub model: &'static str,
+    /// Records stored.
+    pub records: u64,
+    /// Entries stored in each index, in the model's index order.
+    pub index_entries: Vec<u64>,
+    /// How many problems were found.
+    pub problem_count: u64,
+    /// The first problems found.
+    pub problems: Vec<Problem>,
+}
+
+impl ModelReport {
+    /// Whether the model has no problem.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    fn found(&mut self, problem: Problem) {
+        self.problem_count += 1;
+        if self.problems.len() < LISTED_PROBLEMS {
+            self.problems.push(problem);
+        }
+    }
+}
+
+impl fmt::Display for ModelReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} records, index entries {:?}, {} problems",
+            self.model, self.records, self.index_entries, self.problem_count
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One inconsistency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A stored record cannot be decoded.
+    Undecodable {
+        /// The record's encoded key.
+        key: Vec<u8>,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// A record lacks an entry its index values call for (or, for a unique
+    /// index, the entry belongs to another record holding the same value).
+    MissingEntry {
+        /// The index.
+        index: &'static str,
+        /// The record's encoded key.
+        key: Vec<u8>,
+    },
+    /// An index entry that no record calls for.
+    ExtraEntry {
+        /// The index.
+        index: &'static str,
+        /// The entry's key in the index table.
+        entry: Vec<u8>,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Undecodable { key, reason } => write!(f, "record {key:?} does not decode: {reason}"),
+            Problem::MissingEntry { index, key } => write!(f, "record {key:?} is missing from index {index}"),
+            Problem::ExtraEntry { index, entry } => {
+                write!(f, "index {index} holds {entry:?}, which no record calls for")
+            }
+        }
+    }
+}
+
+/// Checks model `M` inside `tx`; registered in `ModelInfo::verify`.
+#[doc(hidden)]
+pub fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport> {
+    let (tables, reader) = tx.parts::<M>()?;
+    let mut report = ModelReport { model: M::INFO.name, ..ModelReport::default() };
+    report.index_entries = tables.indexes.iter().map(|&table| reader.len(table)).collect::<Result<_>>()?;
+    let expected = check_records::<M>(reader, tables, &mut report)?;
+    for (position, (&stored, expected)) in report.index_entries.clone().iter().zip(expected).enumerate() {
+        if stored != expected {
+            find_extra_entries::<M>(reader, tables, position, &mut report)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Decodes every record and checks that each of its index entries is
+/// stored; returns how many entries each index should hold.
+fn check_records<M: Persistent>(
+    reader: &dyn Reader,
+    tables: &ModelTables,
+    report: &mut ModelReport,
+) -> Result<Vec<u64>> {
+    let mut expected = vec![0; tables.indexes.len()];
+    for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
+        let (key, bytes) = entry?;
+        report.records += 1;
+        let record = match value::decode::<M>(bytes, M::INFO.name) {
+            Ok((_, record)) => record,
+            Err(err) => {
+                report.found(Problem::Undecodable { key: key.to_vec(), reason: err.to_string() });
+                continue;
+            }
+        };
+        for (position, value) in entries_of(&record).entries() {
+            expected[position] += 1;
+            let index_key = index_key::<M>(position, value, key);
+            if reader.get(tables.indexes[position], &index_key)? != Some(key) {
+                report.found(Problem::MissingEntry { index: M::INFO.indexes[position].name, key: key.to_vec() });
+            }
+        }
+    }
+    Ok(expected)
+}
+
+/// Lists the entries of one index that their record does not call for.
+fn find_extra_entries<M: Persistent>(
+    reader: &dyn Reader,
+    tables: &ModelTables,
+    position: usize,
+    report: &mut ModelReport,
+) -> Result<()> {
+    let table: Table = tables.indexes[position];
+    for entry in reader.range(table, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
+        let (stored_key, primary) = entry?;
+        let wanted = match reader.get(tables.main, primary)? {
+            Some(bytes) => match value::decode::<M>(bytes, M::INFO.name) {
+                Ok((_, record)) => entries_of(&record)
+                    .entries()
+                    .iter()
+                    .any(|&(pos, value)| pos == position && index_key::<M>(pos, value, primary) == stored_key),
+                Err(_) => false,
+            },
+            None => false,
+        };
+        if !wanted {
+            report.found(Problem::ExtraEntry { index: M::INFO.indexes[position].name, entry: stored_key.to_vec() });
+        }
+    }
+    Ok(())
+}
