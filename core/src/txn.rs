@@ -253,11 +253,7 @@ impl WriteTx<'_> {
     pub fn save<M: Persistent>(&mut self, record: &M) -> Result<()> {
         let tables = self.shared.tables::<M>()?;
         let key = encode_primary::<M>(record.key())?;
-        let old_entries = if M::INFO.indexes.is_empty() {
-            None
-        } else {
-            query::load_encoded::<M>(self.reader(), tables, &key)?.map(|old| entries_of(&old))
-        };
+        let old_entries = if M::INFO.indexes.is_empty() { None } else { self.stored_entries::<M>(tables, &key)? };
         self.store_record(tables, &key, record, old_entries.as_ref())
     }
 
@@ -284,11 +280,47 @@ impl WriteTx<'_> {
     /// `delete` by encoded key, for record-lock guards.
     pub(crate) fn delete_encoded<M: Persistent>(&mut self, key: &[u8]) -> Result<bool> {
         let tables = self.shared.tables::<M>()?;
-        let Some(old) = query::load_encoded::<M>(self.reader(), tables, key)? else {
+        if self.reader().get(tables.main, key)?.is_none() {
             return Ok(false);
-        };
-        self.remove_record::<M>(tables, key, &entries_of(&old))?;
+        }
+        let entries = self.stored_entries::<M>(tables, key)?.unwrap_or_default();
+        self.remove_record::<M>(tables, key, &entries)?;
         Ok(true)
+    }
+
+    /// The index entries of the record stored under `key`, if any. A record
+    /// that no longer decodes cannot say which entries it has: those are
+    /// found by scanning the model's indexes and removed at once, so that a
+    /// damaged record can still be replaced or deleted.
+    fn stored_entries<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8]) -> Result<Option<IndexEntries>> {
+        match query::load_encoded::<M>(self.reader(), tables, key) {
+            Ok(old) => Ok(old.map(|old| entries_of(&old))),
+            Err(Error::Decode { .. }) => {
+                self.check_unlocked::<M>(key)?;
+                self.remove_entries_pointing_at(tables, key)?;
+                Ok(None)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Removes every index entry of the model whose primary key is `key`.
+    fn remove_entries_pointing_at(&mut self, tables: &ModelTables, key: &[u8]) -> Result<()> {
+        for &table in &tables.indexes {
+            let stale: Vec<Vec<u8>> = self
+                .reader()
+                .range(table, Bound::Unbounded, Bound::Unbounded)?
+                .filter_map(|entry| match entry {
+                    Ok((entry_key, primary)) if primary == key => Some(Ok(entry_key.to_vec())),
+                    Ok(_) => None,
+                    Err(err) => Some(Err(err)),
+                })
+                .collect::<Result<_>>()?;
+            for entry_key in stale {
+                self.txn.delete(table, &entry_key)?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads the record, applies `change` and saves it; see

@@ -19,23 +19,44 @@ pub const FORMAT_BINCODE2: u8 = 1;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 3;
 
-/// Decoding never claims more than this many bytes, whatever a corrupt
-/// length prefix says.
-const DECODE_LIMIT: usize = 1 << 30;
+/// Memory a value may claim while decoding, per byte of its encoding. A
+/// damaged length prefix can ask for anything; a real value's memory is a
+/// small multiple of its encoded size (an empty `String` or `Vec` takes one
+/// byte encoded and 24 in memory), so decoding claims at most this factor
+/// times the payload, in tiers, and never less than 4 MiB.
+const CLAIM_PER_BYTE: usize = 64;
 
-fn config() -> bincode::config::Configuration<
+type Config<const LIMIT: usize> = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
-    bincode::config::Limit<DECODE_LIMIT>,
-> {
-    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+    bincode::config::Limit<LIMIT>,
+>;
+
+fn config<const LIMIT: usize>() -> Config<LIMIT> {
+    bincode::config::standard().with_limit::<LIMIT>()
+}
+
+/// Decodes `payload` claiming at most `LIMIT` bytes of memory.
+fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(payload: &[u8]) -> Result<(T, usize), String> {
+    bincode::serde::decode_from_slice(payload, config::<LIMIT>()).map_err(|e| e.to_string())
+}
+
+/// Decodes `payload` with a claim limit that grows with its size.
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), String> {
+    const TIER: [usize; 3] = [64 << 10, 1 << 20, 16 << 20];
+    match payload.len() {
+        n if n <= TIER[0] => decode_limited::<T, { TIER[0] * CLAIM_PER_BYTE }>(payload),
+        n if n <= TIER[1] => decode_limited::<T, { TIER[1] * CLAIM_PER_BYTE }>(payload),
+        n if n <= TIER[2] => decode_limited::<T, { TIER[2] * CLAIM_PER_BYTE }>(payload),
+        _ => decode_limited::<T, { usize::MAX }>(payload),
+    }
 }
 
 /// Appends the header and the encoding of `value` to `out`.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, version: u16, what: &str, out: &mut Vec<u8>) -> Result<()> {
     out.push(FORMAT_BINCODE2);
     out.extend_from_slice(&version.to_be_bytes());
-    bincode::serde::encode_into_std_write(value, out, config())
+    bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
         .map(drop)
         .map_err(|e| Error::Encode { what: what.to_owned(), reason: e.to_string() })
 }
@@ -53,8 +74,7 @@ pub fn version_of(bytes: &[u8], what: &str) -> Result<u16> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<(u16, T)> {
     let version = version_of(bytes, what)?;
     let payload = &bytes[HEADER_LEN..];
-    let (value, used) =
-        bincode::serde::decode_from_slice(payload, config()).map_err(|e| decode_error(what, e.to_string()))?;
+    let (value, used) = decode_payload(payload).map_err(|reason| decode_error(what, reason))?;
     if used != payload.len() {
         let extra = payload.len() - used;
         return Err(decode_error(what, format!("{extra} trailing bytes after the value")));
