@@ -1,0 +1,174 @@
+//! Faults of the environment: a full disk, a read-only folder, a folder
+//! without permission, a path that is a file, and file permissions under
+//! any umask. Each gives a typed error, writes nothing half-way, and the
+//! store works again once the cause is gone.
+//!
+//! The disk tests mount small tmpfs filesystems and need root; elsewhere
+//! they print why they are skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use skyshelve::{Error, Persistent, Store};
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Page {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index)]
+    size: u32,
+    text: String,
+}
+
+fn page(id: u32) -> Page {
+    Page { id, size: 4096, text: "p".repeat(4096) }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A tmpfs mounted for one test, unmounted on drop.
+struct Tmpfs {
+    _dir: tempfile::TempDir,
+    mount: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(options: &str) -> Option<Tmpfs> {
+        if !is_root() {
+            println!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mount = dir.path().join("fs");
+        std::fs::create_dir(&mount).unwrap();
+        let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(&mount).status();
+        if !mounted.is_ok_and(|status| status.success()) {
+            println!("skipped: cannot mount a tmpfs here");
+            return None;
+        }
+        Some(Tmpfs { _dir: dir, mount })
+    }
+
+    fn remount(&self, options: &str) {
+        let status =
+            Command::new("mount").args(["-o", &format!("remount,{options}")]).arg(&self.mount).status().unwrap();
+        assert!(status.success(), "remount {options}");
+    }
+
+    fn path(&self) -> &Path {
+        &self.mount
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+    }
+}
+
+fn is_disk_full(err: &Error) -> bool {
+    match err {
+        Error::StorageFull { .. } => true,
+        Error::Io(io) => io.raw_os_error() == Some(libc::ENOSPC),
+        _ => false,
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_typed_error_and_the_store_recovers_when_room_returns() {
+    let Some(fs) = Tmpfs::mount("size=4m") else { return };
+    let store_path = fs.path().join("store");
+    let mut saved = 0;
+    let err = {
+        let store = Store::options().map_size(256 << 10).open(&store_path).unwrap();
+        loop {
+            match page(saved).save(&store) {
+                Ok(()) => saved += 1,
+                Err(err) => break err,
+            }
+            assert!(saved < 10_000, "a 4 MiB disk never filled");
+        }
+    };
+    assert!(is_disk_full(&err), "unexpected error {err}");
+    assert!(saved > 100, "only {saved} pages fitted");
+
+    // Everything acknowledged before is intact, and the store is consistent.
+    let store = Store::open(&store_path).unwrap();
+    assert_eq!(Page::count(&store).unwrap(), u64::from(saved));
+    assert_eq!(Page::load(&store, &0).unwrap().unwrap(), page(0));
+    assert!(store.verify().unwrap().is_clean());
+
+    // Room returns: writes succeed again.
+    fs.remount("size=64m");
+    for id in saved..saved + 200 {
+        page(id).save(&store).unwrap();
+    }
+    assert_eq!(Page::count(&store).unwrap(), u64::from(saved + 200));
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn a_read_only_folder_is_a_typed_error_until_it_is_writable_again() {
+    let Some(fs) = Tmpfs::mount("size=16m") else { return };
+    let store_path = fs.path().join("store");
+    {
+        let store = Store::open(&store_path).unwrap();
+        page(1).save(&store).unwrap();
+    }
+    fs.remount("ro");
+    let err = Store::open(&store_path).unwrap_err();
+    assert!(matches!(&err, Error::Io(_) | Error::Storage(_)), "unexpected error {err}");
+    fs.remount("rw");
+    let store = Store::open(&store_path).unwrap();
+    assert_eq!(Page::load(&store, &1).unwrap().unwrap(), page(1));
+    page(2).save(&store).unwrap();
+}
+
+#[test]
+fn a_folder_without_permission_is_an_io_error() {
+    if is_root() {
+        println!("skipped: root ignores folder permissions");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    assert!(matches!(Store::open(locked.join("store")), Err(Error::Io(_))));
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    Store::open(locked.join("store")).unwrap();
+}
+
+#[test]
+fn a_path_inside_a_file_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(matches!(Store::open(file.join("store")), Err(Error::Io(_))));
+}
+
+#[test]
+fn files_are_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: umask has no preconditions; the old mask is restored below.
+    let old = unsafe { libc::umask(0) };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let store = Store::open(&path).unwrap();
+    drop(Page::lock(&store, &1).unwrap()); // creates the record-lock files
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o700);
+    assert_eq!(mode(&path.join("data.mdb")), 0o600);
+    assert_eq!(mode(&path.join("lock.mdb")), 0o600);
+    assert_eq!(mode(&path.join("locks")), 0o700);
+    for owner_file in std::fs::read_dir(path.join("locks")).unwrap() {
+        assert_eq!(mode(&owner_file.unwrap().path()), 0o600);
+    }
+}
