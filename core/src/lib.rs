@@ -91,6 +91,11 @@ pub mod __private {
     pub use crate::verify::verify_model;
     pub use inventory;
 
+    /// The stored-value decoder, for the fuzz targets.
+    pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> crate::Result<T> {
+        crate::codec::value::decode(bytes, "fuzz input").map(|(_, value)| value)
+    }
+
     /// Checks at compile time that a parent field has the parent's key type.
     pub const fn assert_parent_key<P: crate::Persistent<Key = K>, K>() {}
 
