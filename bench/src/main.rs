@@ -1,0 +1,147 @@
+//! The standard benchmark of shared/BENCH.md: every workload on skyshelve,
+//! raw heed, native_db and SQLite in one run, each result checked, figures
+//! reported as medians and as ratios measured in the same run.
+//!
+//! ```text
+//! cargo run --release -p skyshelve-bench -- [--quick] [--runs N] [--only WORKLOAD]
+//!                                           [--chart FILE.svg] [--markdown FILE.md]
+//! ```
+
+mod alloc;
+mod model;
+mod report;
+mod systems;
+mod workloads;
+
+use std::path::PathBuf;
+
+use report::Results;
+use systems::System;
+use workloads::{Figure, Sizes};
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
+
+/// A workload measured on its own.
+type Workload = fn(System, &Sizes) -> systems::Result<Figure>;
+
+struct Options {
+    sizes: Sizes,
+    runs: usize,
+    only: Option<String>,
+    chart: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options { sizes: Sizes::full(), runs: 1, only: None, chart: None, markdown: None };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().cloned().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--quick" => options.sizes = Sizes::quick(),
+            "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--only" => options.only = Some(value()?),
+            "--chart" => options.chart = Some(value()?.into()),
+            "--markdown" => options.markdown = Some(value()?.into()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(options)
+}
+
+fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
+    let wanted = |w: &str| options.only.as_deref().is_none_or(|only| only == w);
+    let sizes = &options.sizes;
+    for system in System::ALL {
+        let label = |w: &str, e: systems::Result<Figure>| e.map_err(|err| format!("{w} on {}: {err}", system.name()));
+        let single: [(&'static str, Workload); 5] = [
+            ("insert_batch", workloads::insert_batch),
+            ("insert_durable", workloads::insert_durable),
+            ("durable_concurrent", workloads::durable_concurrent),
+            ("update_nosync", workloads::update_nosync),
+            ("multiproc_counter", workloads::multiproc_counter),
+        ];
+        for (workload, run) in single {
+            if wanted(workload) {
+                eprintln!("  {workload} on {}", system.name());
+                results.add(workload, system, label(workload, run(system, sizes))?);
+            }
+        }
+        if ["get_pk", "get_unique", "scan_team"].iter().any(|w| wanted(w)) {
+            eprintln!("  get_pk, get_unique, scan_team on {}", system.name());
+            let figures = workloads::reads(system, sizes).map_err(|e| format!("reads on {}: {e}", system.name()))?;
+            for (workload, figure) in ["get_pk", "get_unique", "scan_team"].into_iter().zip(figures) {
+                results.add(workload, system, figure);
+            }
+        }
+        if wanted("stream_scan") {
+            eprintln!("  stream_scan on {}", system.name());
+            results.add("stream_scan", system, label("stream_scan", workloads::stream_scan(system, sizes))?);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child-counter") {
+        return child_counter(&args[1..]);
+    }
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    let mut results = Results::default();
+    for run in 1..=options.runs {
+        eprintln!("run {run} of {}", options.runs);
+        run_once(&mut results, &options)?;
+    }
+    let table = results.table(options.runs);
+    println!("{table}");
+    if let Some(path) = &options.markdown {
+        std::fs::write(path, &table).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &options.chart {
+        let caption = format!("skyshelve benchmark, {} run(s), median; {}", options.runs, machine());
+        report::chart(&results, path, &caption).map_err(|e| format!("chart: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Cores, filesystem and versions, for the chart's caption.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let fs = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(std::env::temp_dir())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("{cores} cores, {fs}; skyshelve 0.1.0, heed 0.23.1, native_db 0.8.2, rusqlite 0.41.1 (bundled SQLite)")
+}
+
+fn child_counter(args: &[String]) -> std::process::ExitCode {
+    let parsed = (|| -> Option<(System, PathBuf, u64)> {
+        Some((System::from_name(args.first()?)?, PathBuf::from(args.get(1)?), args.get(2)?.parse().ok()?))
+    })();
+    let Some((system, dir, increments)) = parsed else {
+        eprintln!("bench: --child-counter SYSTEM DIR INCREMENTS");
+        return std::process::ExitCode::FAILURE;
+    };
+    match workloads::count_in_child(system, &dir, increments) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench child: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

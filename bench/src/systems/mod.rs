@@ -1,0 +1,85 @@
+//! The systems under test, each behind the same small interface so that
+//! every workload is written once.
+
+use std::path::Path;
+
+use crate::model::UserData;
+
+pub mod heed_raw;
+pub mod native;
+pub mod skyshelve;
+pub mod sqlite;
+
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + std::marker::Sync>>;
+
+/// Whether commits are flushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    Durable,
+    Relaxed,
+}
+
+/// One open database of one system.
+pub trait Db: Send + std::marker::Sync {
+    /// Inserts all users in one transaction.
+    fn insert_batch(&self, users: &[UserData]) -> Result<()>;
+    /// Inserts one user in a transaction of its own.
+    fn insert_one(&self, user: &UserData) -> Result<()>;
+    /// Loads a user by id, in a read transaction of its own.
+    fn get(&self, id: u64) -> Result<Option<UserData>>;
+    /// Loads a user through the unique email index.
+    fn get_by_email(&self, email: &str) -> Result<Option<UserData>>;
+    /// How many users a team has, reading every one of them.
+    fn scan_team(&self, team: u32) -> Result<usize>;
+    /// `score += 1` of one user, read-modify-write in one write transaction.
+    fn increment(&self, id: u64) -> Result<()>;
+    /// Visits every user once, streaming; returns how many.
+    fn stream_all(&self, visit: &mut dyn FnMut(&UserData)) -> Result<u64>;
+    /// The number of entries in the email and team indexes.
+    fn index_sizes(&self) -> Result<(u64, u64)>;
+}
+
+/// A system: how to open it in a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    Skyshelve,
+    HeedRaw,
+    NativeDb,
+    Sqlite,
+}
+
+impl System {
+    pub const ALL: [System; 4] = [System::Skyshelve, System::HeedRaw, System::NativeDb, System::Sqlite];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Skyshelve => "skyshelve",
+            System::HeedRaw => "heed_raw",
+            System::NativeDb => "native_db",
+            System::Sqlite => "sqlite",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<System> {
+        System::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    pub fn open(self, dir: &Path, sync: Sync) -> Result<Box<dyn Db>> {
+        Ok(match self {
+            System::Skyshelve => Box::new(skyshelve::Skyshelve::open(dir, sync)?),
+            System::HeedRaw => Box::new(heed_raw::HeedRaw::open(dir, sync)?),
+            System::NativeDb => Box::new(native::NativeDb::open(dir, sync)?),
+            System::Sqlite => Box::new(sqlite::Sqlite::open(dir, sync)?),
+        })
+    }
+
+    /// Whether several OS processes can open one database at once.
+    pub fn multi_process(self) -> bool {
+        self != System::NativeDb
+    }
+
+    /// Whether the system has a mode without fsync on commit.
+    pub fn has_relaxed_mode(self) -> bool {
+        self != System::NativeDb
+    }
+}
