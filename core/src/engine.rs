@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -74,9 +75,10 @@ pub(crate) struct Engine {
     /// size closes it, because LMDB must not remap while a transaction of
     /// this process is open.
     gate: Gate,
-    /// The process that opened the environment: LMDB's lock table must not
-    /// be used from a forked child.
+    /// The process that opened the environment, and the fork generation
+    /// then: LMDB's lock table must not be used from a forked child.
     opened_in: u32,
+    forks_at_open: u64,
     dir: PathBuf,
 }
 
@@ -94,7 +96,14 @@ impl Engine {
         // `store.rs`), never touches data.mdb/lock.mdb itself (record locks
         // use files of their own), and refuses use after fork().
         let env = unsafe { options.open(dir) }.map_err(storage_error)?;
-        let engine = Engine { env, config, gate: Gate::default(), opened_in: std::process::id(), dir: dir.to_owned() };
+        let engine = Engine {
+            env,
+            config,
+            gate: Gate::default(),
+            opened_in: std::process::id(),
+            forks_at_open: fork::generation(),
+            dir: dir.to_owned(),
+        };
         // Slots of readers killed since the last run would otherwise stay
         // taken until the lock file is rebuilt.
         engine.env.clear_stale_readers().map_err(storage_error)?;
@@ -232,7 +241,7 @@ impl Engine {
     }
 
     fn check_process(&self) -> Result<()> {
-        if std::process::id() == self.opened_in {
+        if fork::generation() == self.forks_at_open {
             Ok(())
         } else {
             Err(Error::ForkedProcess { opened_in: self.opened_in })
@@ -423,22 +432,48 @@ impl<'t> Iterator for RangeIter<'t> {
     }
 }
 
-/// Lets transactions in, or holds them back while the map is remapped.
-///
-/// Closing waits for the open transactions to end, and new ones wait for
-/// the gate to reopen, so a stream of short readers cannot starve a
-/// resize. A thread that already has a transaction open passes even while
-/// the gate is closing: making it wait would deadlock it against itself.
-#[derive(Default)]
-struct Gate {
-    state: Mutex<GateState>,
-    changed: Condvar,
+/// Fork detection without a system call per transaction: a counter that
+/// the child side of every `fork()` increments.
+mod fork {
+    use std::sync::Once;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+    static REGISTER: Once = Once::new();
+
+    extern "C" fn in_child() {
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many forks this process descends from since the handler was
+    /// registered (at the first store open).
+    pub fn generation() -> u64 {
+        REGISTER.call_once(|| {
+            // SAFETY: registers a handler that only touches an atomic, which
+            // is async-signal-safe as a fork child handler must be.
+            unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        });
+        GENERATION.load(Ordering::Relaxed)
+    }
 }
 
+/// Lets transactions in, or holds them back while the map is remapped.
+///
+/// Entering and leaving are one atomic add each while no remap is pending.
+/// Closing raises `closing`, then waits for the open transactions to end;
+/// new ones step back out and wait meanwhile, so a stream of short readers
+/// cannot starve a remap. A thread that already has a transaction open
+/// passes even while the gate closes: making it wait would deadlock it
+/// against itself.
 #[derive(Default)]
-struct GateState {
-    open_transactions: usize,
-    closed: bool,
+struct Gate {
+    open_transactions: AtomicUsize,
+    closing: AtomicBool,
+    /// Held by the thread remapping, so that remaps run one at a time.
+    remapping: Mutex<()>,
+    /// Pairs with `changed` for the (rare) waits.
+    waiting: Mutex<()>,
+    changed: Condvar,
 }
 
 thread_local! {
@@ -449,12 +484,10 @@ thread_local! {
     static DEPTH: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
-impl Gate {
-    fn state(&self) -> MutexGuard<'_, GateState> {
-        // A panic while holding the mutex leaves the counts consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// How long a waiter sleeps before looking again, in case a wake-up is missed.
+const RECHECK: Duration = Duration::from_millis(10);
 
+impl Gate {
     fn id(&self) -> usize {
         std::ptr::from_ref(self).addr()
     }
@@ -474,18 +507,35 @@ impl Gate {
         });
     }
 
-    /// Waits for the gate to be open (unless this thread is already inside)
-    /// and lets one transaction in.
+    fn lock_waiting(&self) -> MutexGuard<'_, ()> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lets one transaction in, waiting while a remap is pending (unless
+    /// this thread is already inside).
     fn enter(&self) -> GatePass<'_> {
         let nested = self.depth_here() > 0;
-        let mut state = self.state();
-        while state.closed && !nested {
-            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        loop {
+            self.open_transactions.fetch_add(1, Ordering::SeqCst);
+            if nested || !self.closing.load(Ordering::SeqCst) {
+                break;
+            }
+            self.leave();
+            let mut waiting = self.lock_waiting();
+            while self.closing.load(Ordering::SeqCst) {
+                waiting = self.changed.wait_timeout(waiting, RECHECK).unwrap_or_else(PoisonError::into_inner).0;
+            }
         }
-        state.open_transactions += 1;
-        drop(state);
         self.add_depth_here(1);
         GatePass { gate: self }
+    }
+
+    fn leave(&self) {
+        let before = self.open_transactions.fetch_sub(1, Ordering::SeqCst);
+        if before == 1 && self.closing.load(Ordering::SeqCst) {
+            let _waiting = self.lock_waiting();
+            self.changed.notify_all();
+        }
     }
 
     /// Closes the gate once every open transaction has ended, waiting at
@@ -498,22 +548,49 @@ impl Gate {
             // This thread's own transaction would never end while it waits.
             return Err(timeout());
         }
-        let mut state = self.state();
-        while state.closed {
-            // Another thread is remapping; wait for it, then close in turn.
-            let left = wait.checked_sub(start.elapsed()).ok_or_else(timeout)?;
-            state = self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
-        }
-        state.closed = true;
-        while state.open_transactions > 0 {
+        let remapping = self.remapping.lock().unwrap_or_else(PoisonError::into_inner);
+        self.closing.store(true, Ordering::SeqCst);
+        let mut waiting = self.lock_waiting();
+        while self.open_transactions.load(Ordering::SeqCst) > 0 {
             let Some(left) = wait.checked_sub(start.elapsed()) else {
-                state.closed = false;
-                self.changed.notify_all();
+                drop(waiting);
+                self.reopen();
                 return Err(timeout());
             };
-            state = self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+            waiting = self.changed.wait_timeout(waiting, left.min(RECHECK)).unwrap_or_else(PoisonError::into_inner).0;
         }
-        Ok(GateClosed { gate: self })
+        drop(waiting);
+        Ok(GateClosed { gate: self, _remapping: remapping })
+    }
+
+    fn reopen(&self) {
+        self.closing.store(false, Ordering::SeqCst);
+        let _waiting = self.lock_waiting();
+        self.changed.notify_all();
+    }
+}
+
+/// One transaction's passage through the gate.
+struct GatePass<'g> {
+    gate: &'g Gate,
+}
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        self.gate.add_depth_here(-1);
+        self.gate.leave();
+    }
+}
+
+/// The gate closed for a remap; reopens on drop.
+struct GateClosed<'g> {
+    gate: &'g Gate,
+    _remapping: MutexGuard<'g, ()>,
+}
+
+impl Drop for GateClosed<'_> {
+    fn drop(&mut self) {
+        self.gate.reopen();
     }
 }
 
@@ -538,34 +615,6 @@ impl WritingHere {
 impl Drop for WritingHere {
     fn drop(&mut self) {
         WRITING.with(|writing| writing.borrow_mut().retain(|id| *id != self.0));
-    }
-}
-
-/// One transaction's passage through the gate.
-struct GatePass<'g> {
-    gate: &'g Gate,
-}
-
-impl Drop for GatePass<'_> {
-    fn drop(&mut self) {
-        self.gate.add_depth_here(-1);
-        let mut state = self.gate.state();
-        state.open_transactions -= 1;
-        if state.open_transactions == 0 {
-            self.gate.changed.notify_all();
-        }
-    }
-}
-
-/// The gate closed for a remap; reopens on drop.
-struct GateClosed<'g> {
-    gate: &'g Gate,
-}
-
-impl Drop for GateClosed<'_> {
-    fn drop(&mut self) {
-        self.gate.state().closed = false;
-        self.gate.changed.notify_all();
     }
 }
 

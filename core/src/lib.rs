@@ -87,7 +87,7 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::index::{IndexEntries, describe_encoded, info_of};
-    pub use crate::model::Registration;
+    pub use crate::model::{ModelSlot, Registration};
     pub use crate::verify::verify_model;
     pub use inventory;
 

@@ -7,6 +7,7 @@ use std::ops::RangeBounds;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::codec::key::{EncodeKey, Key, KeyPrefix, encode_to_vec};
@@ -32,6 +33,44 @@ pub struct ModelInfo {
     /// Checks the model's records and indexes; see [`Store::verify`].
     #[doc(hidden)]
     pub verify: fn(&ReadTx<'_>) -> Result<ModelReport>,
+    /// Where the model's tables sit in every store of this process.
+    #[doc(hidden)]
+    pub slot: &'static ModelSlot,
+}
+
+/// A process-wide number for a model, so that a store finds a model's
+/// tables by index instead of hashing its name on every operation.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ModelSlot(AtomicUsize);
+
+impl ModelSlot {
+    const UNASSIGNED: usize = usize::MAX;
+
+    #[must_use]
+    pub const fn new() -> Self {
+        ModelSlot(AtomicUsize::new(Self::UNASSIGNED))
+    }
+
+    /// The model's number, assigned on first use.
+    pub(crate) fn index(&self) -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let current = self.0.load(Ordering::Acquire);
+        if current != Self::UNASSIGNED {
+            return current;
+        }
+        let candidate = NEXT.fetch_add(1, Ordering::Relaxed);
+        match self.0.compare_exchange(Self::UNASSIGNED, candidate, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => candidate,
+            Err(assigned) => assigned,
+        }
+    }
+}
+
+impl Default for ModelSlot {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Registration of a model in the program-wide registry (see [`models`]).

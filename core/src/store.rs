@@ -27,7 +27,8 @@ pub(crate) struct Shared {
     // Field order is drop order: the environment closes before a temporary
     // folder is removed.
     pub(crate) engine: Engine,
-    models: HashMap<&'static str, ModelTables>,
+    /// By `ModelInfo::slot` index; `None` for numbers of no model here.
+    models: Vec<Option<ModelTables>>,
     maps: Mutex<HashMap<String, Table>>,
     pub(crate) lock_table: Table,
     pub(crate) locks: Locks,
@@ -40,7 +41,8 @@ impl Shared {
     /// The tables of model `M`, created when the store opened.
     pub(crate) fn tables<M: Persistent>(&self) -> Result<&ModelTables> {
         self.models
-            .get(M::INFO.name)
+            .get(M::INFO.slot.index())
+            .and_then(Option::as_ref)
             .ok_or_else(|| Error::Storage(format!("model {} was not registered when the store opened", M::INFO.name)))
     }
 }
@@ -255,7 +257,7 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         self.read(|tx| {
             let mut report = VerifyReport::default();
-            for tables in self.shared.models.values() {
+            for tables in self.shared.models.iter().flatten() {
                 report.models.push((tables.info.verify)(tx)?);
             }
             report.models.sort_by_key(|m| m.model);
@@ -420,14 +422,16 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
     let mut tables = engine.open_tables(&names)?;
     let mut take = |name: &str| tables.remove(name).expect("every requested table was created");
     let lock_table = take(LOCK_TABLE);
-    let models = registered
-        .into_iter()
-        .map(|info| {
-            let main = take(info.name);
-            let indexes = info.indexes.iter().map(|index| take(&index_table_name(info, index.name))).collect();
-            (info.name, ModelTables { info, main, indexes })
-        })
-        .collect();
+    let mut models: Vec<Option<ModelTables>> = Vec::new();
+    for info in registered {
+        let main = take(info.name);
+        let indexes = info.indexes.iter().map(|index| take(&index_table_name(info, index.name))).collect();
+        let slot = info.slot.index();
+        if models.len() <= slot {
+            models.resize_with(slot + 1, || None);
+        }
+        models[slot] = Some(ModelTables { info, main, indexes });
+    }
     Ok(Shared {
         engine,
         models,

@@ -437,6 +437,9 @@ impl WriteTx<'_> {
     /// Fails (and dooms the transaction) if a record lock on `key` is held
     /// by anyone but this transaction's guard; clears locks of dead holders.
     fn check_unlocked<M: Persistent>(&mut self, key: &[u8]) -> Result<()> {
+        if self.txn.len(self.shared.lock_table)? == 0 {
+            return Ok(()); // the usual case, without building the marker key
+        }
         let marker = marker_key(M::INFO.name, key);
         if marker.len() > crate::engine::MAX_KEY_LEN {
             return Ok(()); // too long to have been locked

@@ -39,6 +39,8 @@ fn expand(model: &Model) -> TokenStream {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_qualifications)]
         const _: () = {
+            static SLOT: ::skyshelve::__private::ModelSlot = ::skyshelve::__private::ModelSlot::new();
+
             #[automatically_derived]
             impl ::skyshelve::Persistent for #ident {
                 type Key = #key_ty;
@@ -109,6 +111,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             key_type: #key_type,
             indexes: &[#(#infos),*],
             verify: ::skyshelve::__private::verify_model::<#ident>,
+            slot: &SLOT,
         }
     }
 }
@@ -198,6 +201,8 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
     quote! {
         #errors
         const _: () = {
+            static SLOT: ::skyshelve::__private::ModelSlot = ::skyshelve::__private::ModelSlot::new();
+
             #[automatically_derived]
             impl ::skyshelve::Persistent for #ident {
                 type Key = ();
@@ -207,6 +212,7 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
                     key_type: "()",
                     indexes: &[],
                     verify: ::skyshelve::__private::verify_model::<#ident>,
+                    slot: &SLOT,
                 };
                 fn key(&self) -> &Self::Key {
                     &()
