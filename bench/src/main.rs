@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p skyshelve-bench -- [--quick] [--runs N] [--only WORKLOAD]
-//!                                           [--chart FILE.svg] [--markdown FILE.md]
+//!                                           [--system NAME] [--chart FILE.svg] [--markdown FILE.md]
 //! ```
 
 mod alloc;
@@ -29,12 +29,13 @@ struct Options {
     sizes: Sizes,
     runs: usize,
     only: Option<String>,
+    system: Option<System>,
     chart: Option<PathBuf>,
     markdown: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options { sizes: Sizes::full(), runs: 1, only: None, chart: None, markdown: None };
+    let mut options = Options { sizes: Sizes::full(), runs: 1, only: None, system: None, chart: None, markdown: None };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().cloned().ok_or(format!("{flag} needs a value"));
@@ -42,6 +43,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--quick" => options.sizes = Sizes::quick(),
             "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--only" => options.only = Some(value()?),
+            "--system" => {
+                let name = value()?;
+                options.system = Some(System::from_name(&name).ok_or(format!("unknown system {name}"))?);
+            }
             "--chart" => options.chart = Some(value()?.into()),
             "--markdown" => options.markdown = Some(value()?.into()),
             other => return Err(format!("unknown argument {other}")),
@@ -53,7 +58,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
 fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     let wanted = |w: &str| options.only.as_deref().is_none_or(|only| only == w);
     let sizes = &options.sizes;
-    for system in System::ALL {
+    for system in System::ALL.into_iter().filter(|s| options.system.is_none_or(|only| only == *s)) {
         let label = |w: &str, e: systems::Result<Figure>| e.map_err(|err| format!("{w} on {}: {err}", system.name()));
         let single: [(&'static str, Workload); 5] = [
             ("insert_batch", workloads::insert_batch),

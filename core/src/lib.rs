@@ -74,7 +74,7 @@ pub use lock::RecordLock;
 pub use map::Map;
 pub use model::{ModelInfo, Persistent, models};
 pub use skyshelve_macros::Persistent;
-pub use store::{Store, StoreOptions};
+pub use store::{MAP_ROOM, Store, StoreOptions};
 pub use txn::{ReadTx, WriteTx};
 pub use verify::{ModelReport, Problem, VerifyReport};
 

@@ -320,7 +320,8 @@ impl StoreOptions {
                 map_size: 16 << 20,
                 max_map_size: 1 << 40,
                 max_readers: 1022,
-                max_tables: 1024,
+                // Set at open from the models of the program: see `open_shared`.
+                max_tables: 0,
                 durability: Durability::Full,
                 resize_wait: Duration::from_secs(30),
             },
@@ -365,7 +366,10 @@ impl StoreOptions {
         self
     }
 
-    /// The number of tables (one per model, one per index, one per map).
+    /// The number of tables this process can use: by default one per model
+    /// and per index of the program, the lock table, and room for
+    /// [`MAP_ROOM`] maps. LMDB sets up every read transaction in proportion
+    /// to this number, so it is kept small.
     #[must_use]
     pub fn max_tables(mut self, tables: u32) -> Self {
         self.config.max_tables = tables;
@@ -406,9 +410,18 @@ impl StoreOptions {
     }
 }
 
+/// How many maps a store can open beyond its models' tables, unless
+/// [`StoreOptions::max_tables`] says otherwise.
+pub const MAP_ROOM: u32 = 64;
+
 fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::TempDir>) -> Result<Shared> {
-    let engine = Engine::open(dir, options.config.clone())?;
     let registered = models();
+    let mut config = options.config.clone();
+    if config.max_tables == 0 {
+        let model_tables: usize = registered.iter().map(|m| 1 + m.indexes.len()).sum();
+        config.max_tables = u32::try_from(model_tables + 1).unwrap_or(u32::MAX).saturating_add(MAP_ROOM);
+    }
+    let engine = Engine::open(dir, config)?;
     if let Some(pair) = registered.windows(2).find(|pair| pair[0].name == pair[1].name) {
         let reason = "two models of this program share this name; give one #[persistent(name = \"...\")]";
         return Err(Error::InvalidName { name: pair[0].name.to_owned(), reason });

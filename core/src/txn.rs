@@ -390,7 +390,8 @@ impl WriteTx<'_> {
         old_entries: Option<&IndexEntries>,
     ) -> Result<()> {
         self.check_unlocked::<M>(key)?;
-        let mut bytes = Vec::with_capacity(64);
+        // Most records fit; bincode would otherwise grow the buffer several times.
+        let mut bytes = Vec::with_capacity(256);
         value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes)?;
         let new_entries = entries_of(record);
         let empty = IndexEntries::default();
