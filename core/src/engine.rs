@@ -214,6 +214,42 @@ impl Engine {
         }
     }
 
+    /// Runs each job in a nested transaction of one write transaction and
+    /// commits once: group commit. A job returning `false` (or dooming its
+    /// transaction) is rolled back alone; the others stay. Jobs run again
+    /// from the start when the map has to grow.
+    pub fn write_group(&self, jobs: &mut [&mut GroupJob<'_>]) -> Result<()> {
+        self.write(|outer| {
+            for job in jobs.iter_mut() {
+                self.run_nested(outer, &mut **job)?;
+            }
+            Ok::<_, Error>(())
+        })
+    }
+
+    fn run_nested(&self, outer: &mut WriteTxn<'_>, job: &mut GroupJob<'_>) -> Result<()> {
+        let (committed, map_full) = {
+            let parent = outer.txn.as_mut().expect("write transaction used after commit");
+            match self.env.nested_write_txn(parent) {
+                Err(err) => (Err(err), false),
+                Ok(nested) => {
+                    let mut inner = WriteTxn { txn: Some(nested), map_full: false, doomed: false };
+                    let keep = job(&mut inner) && !inner.doomed && !inner.map_full;
+                    let committed = match inner.txn.take() {
+                        Some(nested) if keep => nested.commit(),
+                        _ => Ok(()), // dropping it rolls back only this job's changes
+                    };
+                    (committed, inner.map_full)
+                }
+            }
+        };
+        if map_full {
+            outer.map_full = true;
+            return Err(Error::StorageFull { map_size: self.map_size(), reason: "the map is growing".into() });
+        }
+        committed.map_err(|err| outer.note(err))
+    }
+
     /// Runs `f` in a read transaction.
     pub fn read<R, E, F>(&self, f: F) -> Result<R, E>
     where
@@ -321,6 +357,9 @@ impl Engine {
         self.env.force_sync().map_err(storage_error)
     }
 }
+
+/// One caller's work in a group commit; `true` keeps its changes.
+pub(crate) type GroupJob<'a> = dyn FnMut(&mut dyn Writer) -> bool + Send + 'a;
 
 /// A read-only snapshot.
 pub(crate) struct ReadTxn<'e> {

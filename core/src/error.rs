@@ -127,6 +127,24 @@ pub enum Error {
     Storage(String),
 }
 
+impl Error {
+    /// A copy of the error for each writer of a group commit that failed
+    /// as a whole. I/O errors keep their kind; the rest keep their variant
+    /// where it carries plain data, and their message otherwise.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io(err) => Error::Io(io::Error::new(err.kind(), err.to_string())),
+            Error::StorageFull { map_size, reason } => {
+                Error::StorageFull { map_size: *map_size, reason: reason.clone() }
+            }
+            Error::ResizeTimeout { waited_ms } => Error::ResizeTimeout { waited_ms: *waited_ms },
+            Error::ForkedProcess { opened_in } => Error::ForkedProcess { opened_in: *opened_in },
+            Error::NestedWrite => Error::NestedWrite,
+            other => Error::Storage(other.to_string()),
+        }
+    }
+}
+
 /// The result type of skyshelve operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

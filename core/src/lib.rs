@@ -58,6 +58,7 @@
 mod codec;
 mod engine;
 mod error;
+mod group;
 mod index;
 mod lock;
 mod map;

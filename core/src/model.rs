@@ -123,7 +123,7 @@ pub fn models() -> Vec<&'static ModelInfo> {
 /// assert_eq!(ada.name, "ada");
 /// # Ok::<(), skyshelve::Error>(())
 /// ```
-pub trait Persistent: Serialize + DeserializeOwned + 'static {
+pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The type of the key field.
     type Key: Key;
 
@@ -242,7 +242,7 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     where
         Self: Sized,
         Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
+        Q: EncodeKey + Sync + ?Sized,
     {
         store.write(|tx| tx.delete::<Self, Q>(key))
     }
@@ -270,8 +270,8 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     where
         Self: Sized,
         Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-        F: FnMut(&mut Self),
+        Q: EncodeKey + Sync + ?Sized,
+        F: FnMut(&mut Self) + Send,
     {
         store.write(|tx| tx.update::<Self, Q, _>(key, &mut change))
     }
@@ -296,8 +296,8 @@ pub trait Persistent: Serialize + DeserializeOwned + 'static {
     fn upsert<D, F>(store: &Store, mut default: D, mut change: F) -> Result<Self>
     where
         Self: Sized,
-        D: FnMut() -> Self,
-        F: FnMut(&mut Self),
+        D: FnMut() -> Self + Send,
+        F: FnMut(&mut Self) + Send,
     {
         store.write(|tx| tx.upsert(&mut default, &mut change))
     }

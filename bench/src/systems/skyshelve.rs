@@ -43,7 +43,10 @@ impl Skyshelve {
             Sync::Durable => Durability::Full,
             Sync::Relaxed => Durability::MayCorruptOnPowerLoss,
         };
-        Ok(Skyshelve { store: Store::options().map_size(1 << 30).durability(durability).open(dir)? })
+        // Group commit lets concurrent durable saves share commits (it has no
+        // effect in relaxed mode, where commits do not fsync).
+        let options = Store::options().map_size(1 << 30).durability(durability).group_commit(true);
+        Ok(Skyshelve { store: options.open(dir)? })
     }
 }
 

@@ -1,0 +1,133 @@
+//! Group commit: concurrent durable writes of one process share one LMDB
+//! commit, and so one pair of fsyncs.
+//!
+//! Writers queue their closures. One of them becomes the leader: it takes
+//! the whole queue, runs every closure in its own nested transaction of one
+//! write transaction, commits once, and wakes each writer with its own
+//! outcome. A closure that fails rolls back only its nested transaction.
+//! Writers arriving during the commit form the next batch. Each writer
+//! returns only after the commit that holds its changes is durable.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::engine::{Engine, GroupJob};
+use crate::error::{Error, Result};
+
+/// The queue of writers waiting for a commit.
+#[derive(Default)]
+pub(crate) struct Group {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    queue: Vec<Queued>,
+    leading: bool,
+}
+
+/// A queued job. The pointer erases the job's lifetime: its owner blocks
+/// in `Group::run` until `outcome` is set, and the leader never touches the
+/// job after setting it.
+struct Queued {
+    job: JobPtr,
+    outcome: Arc<Mutex<Option<Outcome>>>,
+}
+
+#[derive(Clone, Copy)]
+struct JobPtr(*mut GroupJob<'static>);
+
+impl JobPtr {
+    /// The job. A method rather than a field access, so that closures
+    /// capture the whole (`Send`) pointer wrapper.
+    ///
+    /// # Safety
+    /// The job's owner must still be waiting for its outcome.
+    unsafe fn job<'a>(self) -> &'a mut GroupJob<'static> {
+        // SAFETY: the caller guarantees the job is alive and used by this
+        // thread alone.
+        unsafe { &mut *self.0 }
+    }
+}
+
+// SAFETY: the job behind the pointer is `Send`, and only one thread (the
+// leader) uses it while its owner waits.
+unsafe impl Send for JobPtr {}
+
+enum Outcome {
+    Committed(Result<()>),
+    Panicked(Box<dyn Any + Send>),
+}
+
+impl Group {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `job` in the next group commit; returns once that commit is
+    /// done, with the commit's result (the job's own result it keeps itself).
+    pub fn run(&self, engine: &Engine, job: &mut GroupJob<'_>) -> Result<()> {
+        let outcome = Arc::new(Mutex::new(None));
+        // SAFETY: see `Queued`: this function does not return before the
+        // outcome is set, so the job outlives every use of the pointer.
+        let job = JobPtr(unsafe { std::mem::transmute::<&mut GroupJob<'_>, *mut GroupJob<'static>>(job) });
+        let mut state = self.lock();
+        state.queue.push(Queued { job, outcome: Arc::clone(&outcome) });
+        loop {
+            if let Some(done) = outcome.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                return match done {
+                    Outcome::Committed(result) => result,
+                    Outcome::Panicked(payload) => resume_unwind(payload),
+                };
+            }
+            if state.leading {
+                state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.leading = true;
+            let batch = std::mem::take(&mut state.queue);
+            drop(state);
+            lead(engine, batch);
+            state = self.lock();
+            state.leading = false;
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// Commits one batch and hands every writer its outcome.
+fn lead(engine: &Engine, batch: Vec<Queued>) {
+    let panics: Vec<Mutex<Option<Box<dyn Any + Send>>>> = batch.iter().map(|_| Mutex::new(None)).collect();
+    let mut guarded: Vec<Box<GroupJob<'_>>> = batch
+        .iter()
+        .zip(&panics)
+        .map(|(queued, panic)| {
+            let job = queued.job;
+            let guarded = move |txn: &mut dyn crate::engine::Writer| {
+                // SAFETY: see `Queued`: its owner waits for the outcome.
+                let job = unsafe { job.job() };
+                match catch_unwind(AssertUnwindSafe(|| job(txn))) {
+                    Ok(keep) => keep,
+                    Err(payload) => {
+                        *panic.lock().unwrap_or_else(PoisonError::into_inner) = Some(payload);
+                        false
+                    }
+                }
+            };
+            Box::new(guarded) as Box<GroupJob<'_>>
+        })
+        .collect();
+    let mut jobs: Vec<&mut GroupJob<'_>> = guarded.iter_mut().map(|job| &mut **job).collect();
+    let result = engine.write_group(&mut jobs);
+    drop(jobs);
+    drop(guarded);
+    for (queued, panic) in batch.iter().zip(panics) {
+        let outcome = match panic.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(payload) => Outcome::Panicked(payload),
+            None => Outcome::Committed(result.as_ref().copied().map_err(Error::duplicate)),
+        };
+        *queued.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+    }
+}
