@@ -115,7 +115,7 @@ fn run(args: &[String]) -> Result<(), String> {
         std::fs::write(path, &table).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     if let Some(path) = &options.chart {
-        let caption = format!("skyshelve benchmark, {} run(s), median; {}", options.runs, machine());
+        let caption = format!("{} run(s); {}", options.runs, machine());
         report::chart(&results, path, &caption).map_err(|e| format!("chart: {e}"))?;
     }
     Ok(())
@@ -131,7 +131,15 @@ fn machine() -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    format!("{cores} cores, {fs}; skyshelve 0.1.0, heed 0.23.1, native_db 0.8.2, rusqlite 0.41.1 (bundled SQLite)")
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{date}, {cores} cores, {fs}; skyshelve 0.1.0, heed 0.23.1, native_db 0.8.2, rusqlite 0.41.1 (bundled SQLite)"
+    )
 }
 
 fn child_counter(args: &[String]) -> std::process::ExitCode {

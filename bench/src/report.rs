@@ -147,26 +147,25 @@ pub fn chart(results: &Results, path: &std::path::Path, caption: &str) -> Result
         .margin(20)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..WORKLOADS.len() as f64, 0.0..max_ratio * 1.1)?;
+        .build_cartesian_2d(-0.5..WORKLOADS.len() as f64 - 0.5, 0.0..max_ratio * 1.3)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(WORKLOADS.len() * 2)
-        .x_label_formatter(&|x| {
-            let i = (*x - 0.5).round();
-            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
-                WORKLOADS.get(i as usize).map_or(String::new(), |w| (*w).to_string())
-            } else {
-                String::new()
-            }
-        })
-        .y_desc("ops/s relative to heed_raw")
+        .x_label_formatter(&|_| String::new())
+        .y_desc("ops/s relative to heed_raw (median)")
         .draw()?;
+    // Each workload's bars are centred on its integer x; its name goes below.
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let below = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, workload) in WORKLOADS.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64, 0.0));
+        root.draw(&Text::new(*workload, (x, y + 8), below.clone()))?;
+    }
     for (index, system) in System::ALL.into_iter().enumerate() {
         let color = colors[index];
         let bars = WORKLOADS.iter().enumerate().filter_map(|(w, workload)| {
             let value = relative(results, workload, system)?;
-            let left = w as f64 + 0.1 + index as f64 * 0.2;
+            let left = w as f64 - 0.4 + index as f64 * 0.2;
             Some(Rectangle::new([(left, 0.0), (left + 0.18, value)], color.filled()))
         });
         chart
@@ -174,7 +173,12 @@ pub fn chart(results: &Results, path: &std::path::Path, caption: &str) -> Result
             .label(system.name())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperMiddle)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
     root.present()?;
     Ok(())
 }
