@@ -205,3 +205,49 @@ fn verify_finds_missing_and_extra_index_entries() {
     assert!(report.problems.iter().any(|p| matches!(p, Problem::MissingEntry { index: "tag", .. })));
     assert!(report.problems.iter().any(|p| matches!(p, Problem::ExtraEntry { index: "tag", .. })));
 }
+
+#[test]
+fn random_mutations_of_a_large_record_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut big = note(1);
+    big.body = "lorem ipsum ".repeat(300);
+    big.numbers = (0..200).map(|i| i * 7919).collect();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        big.save(&store).unwrap();
+    }
+    let good = read_raw(dir.path(), 1);
+    // splitmix64, seeded: the same mutations every run.
+    let mut state = 0x5EED_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as usize
+    };
+    let mutated: Vec<(Vec<u8>, Vec<u8>)> = (0..500u32)
+        .map(|i| {
+            let mut bytes = good.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = next() % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = next() as u8,
+                    1 => bytes.truncate(at.max(1)),
+                    _ => bytes.splice(at..at, (0..next() % 16).map(|_| next() as u8)).for_each(drop),
+                }
+            }
+            (key(2000 + i).to_vec(), bytes)
+        })
+        .collect();
+    write_raw(dir.path(), &mutated);
+    let store = Store::open(dir.path()).unwrap();
+    for i in 0..500u32 {
+        match Note::load(&store, &(2000 + i)) {
+            Ok(Some(_)) | Err(Error::Decode { .. }) => {}
+            other => panic!("mutation {i}: {other:?}"),
+        }
+    }
+    assert_eq!(Note::load(&store, &1).unwrap().unwrap(), big, "the original still loads");
+    assert!(LARGEST_ALLOCATION.load(Ordering::Relaxed) < 8 << 20);
+}
