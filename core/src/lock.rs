@@ -273,23 +273,82 @@ impl<M: Persistent> RecordLock<M> {
     }
 
     /// The record as held: `None` if it did not exist when locked (or was deleted).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+    /// # #[persistent(name = "doc_lock_get")]
+    /// # struct Job { #[persistent(key)] id: u32, done: bool }
+    /// # let store = Store::temporary()?;
+    /// # Job { id: 1, done: false }.save(&store)?;
+    /// let mut job = Job::lock(&store, &1)?;
+    /// assert_eq!(job.get(), Some(&Job { id: 1, done: false }));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn get(&self) -> Option<&M> {
         self.record.as_ref()
     }
 
     /// The held record, to change before [`save`](RecordLock::save).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+    /// # #[persistent(name = "doc_lock_get_mut")]
+    /// # struct Job { #[persistent(key)] id: u32, done: bool }
+    /// # let store = Store::temporary()?;
+    /// # Job { id: 1, done: false }.save(&store)?;
+    /// let mut job = Job::lock(&store, &1)?;
+    /// job.get_mut().unwrap().done = true;
+    /// job.save()?;
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn get_mut(&mut self) -> Option<&mut M> {
         self.record.as_mut()
     }
 
     /// Replaces the held record (for instance to create a record that did
     /// not exist); written by [`save`](RecordLock::save).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+    /// # #[persistent(name = "doc_lock_set")]
+    /// # struct Job { #[persistent(key)] id: u32, done: bool }
+    /// # let store = Store::temporary()?;
+    /// # Job { id: 1, done: false }.save(&store)?;
+    /// let mut job = Job::lock(&store, &1)?;
+    /// job.set(Job { id: 1, done: true });
+    /// job.save()?;
+    /// # drop(job);
+    /// # assert!(Job::load(&store, &1)?.unwrap().done);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn set(&mut self, record: M) {
         self.record = Some(record);
     }
 
     /// Writes the held record, keeping its indexes in step, and keeps the lock.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+    /// # #[persistent(name = "doc_lock_save")]
+    /// # struct Job { #[persistent(key)] id: u32, done: bool }
+    /// # let store = Store::temporary()?;
+    /// # Job { id: 1, done: false }.save(&store)?;
+    /// let mut job = Job::lock(&store, &1)?;
+    /// job.get_mut().unwrap().done = true;
+    /// job.save()?;
+    /// # drop(job);
+    /// # assert!(Job::load(&store, &1)?.unwrap().done);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn save(&mut self) -> Result<()> {
         let Some(record) = &self.record else {
             return Err(Error::NotFound { model: M::INFO.name, key: self.describe_key() });
@@ -298,6 +357,21 @@ impl<M: Persistent> RecordLock<M> {
     }
 
     /// Applies `change` to the held record and saves it.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+    /// # #[persistent(name = "doc_lock_update")]
+    /// # struct Job { #[persistent(key)] id: u32, done: bool }
+    /// # let store = Store::temporary()?;
+    /// # Job { id: 1, done: false }.save(&store)?;
+    /// let mut job = Job::lock(&store, &1)?;
+    /// job.update(|j| j.done = true)?;
+    /// # drop(job);
+    /// # assert!(Job::load(&store, &1)?.unwrap().done);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn update(&mut self, change: impl FnOnce(&mut M)) -> Result<()> {
         let Some(record) = &mut self.record else {
             return Err(Error::NotFound { model: M::INFO.name, key: self.describe_key() });
@@ -307,6 +381,21 @@ impl<M: Persistent> RecordLock<M> {
     }
 
     /// Deletes the record and keeps the lock; returns whether it existed.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+    /// # #[persistent(name = "doc_lock_delete")]
+    /// # struct Job { #[persistent(key)] id: u32, done: bool }
+    /// # let store = Store::temporary()?;
+    /// # Job { id: 1, done: false }.save(&store)?;
+    /// let mut job = Job::lock(&store, &1)?;
+    /// assert!(job.delete()?);
+    /// # drop(job);
+    /// # assert!(!Job::exists(&store, &1)?);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn delete(&mut self) -> Result<bool> {
         let key = self.key.clone();
         let existed = self.store.write_as(Some(self.owner), |tx| tx.delete_encoded::<M>(&key))?;
@@ -316,6 +405,20 @@ impl<M: Persistent> RecordLock<M> {
 
     /// Releases the lock, reporting a failure to do so (dropping the guard
     /// releases it too, ignoring errors: the lock then dies with the process).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+    /// # #[persistent(name = "doc_lock_unlock")]
+    /// # struct Job { #[persistent(key)] id: u32, done: bool }
+    /// # let store = Store::temporary()?;
+    /// # Job { id: 1, done: false }.save(&store)?;
+    /// let mut job = Job::lock(&store, &1)?;
+    /// job.unlock()?;
+    /// assert!(Job::try_lock(&store, &1).is_ok());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn unlock(mut self) -> Result<()> {
         self.release()
     }

@@ -62,12 +62,33 @@ where
     }
 
     /// The map's name.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let map = store.map::<String, u32>("counts")?;
+    /// map.insert(&"a".to_string(), &1)?;
+    /// map.insert(&"ab".to_string(), &2)?;
+    /// map.insert(&"b".to_string(), &3)?;
+    /// assert_eq!(map.name(), "counts");
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The value under `key`, if any.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let map = store.map::<String, u32>("counts")?;
+    /// map.insert(&"a".to_string(), &1)?;
+    /// map.insert(&"ab".to_string(), &2)?;
+    /// map.insert(&"b".to_string(), &3)?;
+    /// assert_eq!(map.get("ab")?, Some(2));
+    /// assert_eq!(map.get("zz")?, None);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn get<Q>(&self, key: &Q) -> Result<Option<V>>
     where
         K: Borrow<Q>,
@@ -81,6 +102,16 @@ where
     }
 
     /// Whether `key` is present.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let map = store.map::<String, u32>("counts")?;
+    /// map.insert(&"a".to_string(), &1)?;
+    /// map.insert(&"ab".to_string(), &2)?;
+    /// map.insert(&"b".to_string(), &3)?;
+    /// assert!(map.contains("a")?);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn contains<Q>(&self, key: &Q) -> Result<bool>
     where
         K: Borrow<Q>,
@@ -112,6 +143,17 @@ where
     }
 
     /// Removes `key`; returns the value it held.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let map = store.map::<String, u32>("counts")?;
+    /// map.insert(&"a".to_string(), &1)?;
+    /// map.insert(&"ab".to_string(), &2)?;
+    /// map.insert(&"b".to_string(), &3)?;
+    /// assert_eq!(map.remove("a")?, Some(1));
+    /// assert!(!map.contains("a")?);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn remove<Q>(&self, key: &Q) -> Result<Option<V>>
     where
         K: Borrow<Q>,
@@ -126,16 +168,47 @@ where
     }
 
     /// The number of entries.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let map = store.map::<String, u32>("counts")?;
+    /// map.insert(&"a".to_string(), &1)?;
+    /// map.insert(&"ab".to_string(), &2)?;
+    /// map.insert(&"b".to_string(), &3)?;
+    /// assert_eq!(map.len()?, 3);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn len(&self) -> Result<u64> {
         self.store.shared().engine.read(|txn| txn.len(self.table))
     }
 
     /// Whether the map has no entries.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let map = store.map::<String, u32>("counts")?;
+    /// map.insert(&"a".to_string(), &1)?;
+    /// map.insert(&"ab".to_string(), &2)?;
+    /// map.insert(&"b".to_string(), &3)?;
+    /// assert!(!map.is_empty()?);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
     /// Every entry in key order.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let map = store.map::<String, u32>("counts")?;
+    /// map.insert(&"a".to_string(), &1)?;
+    /// map.insert(&"ab".to_string(), &2)?;
+    /// map.insert(&"b".to_string(), &3)?;
+    /// let keys: Vec<String> = map.iter()?.into_iter().map(|(k, _)| k).collect();
+    /// assert_eq!(keys, ["a", "ab", "b"]);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn iter(&self) -> Result<Vec<(K, V)>> {
         self.collect(Bound::Unbounded, Bound::Unbounded)
     }
@@ -157,6 +230,16 @@ where
     }
 
     /// The entries whose keys start with `prefix`, in key order.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let map = store.map::<String, u32>("counts")?;
+    /// map.insert(&"a".to_string(), &1)?;
+    /// map.insert(&"ab".to_string(), &2)?;
+    /// map.insert(&"b".to_string(), &3)?;
+    /// assert_eq!(map.prefix("a")?.len(), 2);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn prefix<P: KeyPrefix<K> + ?Sized>(&self, prefix: &P) -> Result<Vec<(K, V)>> {
         let mut lower = Vec::new();
         prefix.encode_prefix(&mut lower);
@@ -167,6 +250,21 @@ where
     /// Calls `visit` on each entry in key order inside one read
     /// transaction, without collecting: for maps too large for memory.
     /// Stops at the first error `visit` returns.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let map = store.map::<String, u32>("counts")?;
+    /// map.insert(&"a".to_string(), &1)?;
+    /// map.insert(&"ab".to_string(), &2)?;
+    /// map.insert(&"b".to_string(), &3)?;
+    /// let mut total = 0;
+    /// map.for_each(|_, v| {
+    ///     total += v;
+    ///     Ok::<_, skyshelve::Error>(())
+    /// })?;
+    /// assert_eq!(total, 6);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn for_each<E, F>(&self, mut visit: F) -> Result<(), E>
     where
         E: From<Error>,

@@ -99,6 +99,13 @@ impl FolderId {
 impl Store {
     /// Opens the store in folder `path`, creating the folder if needed, with
     /// default options (see [`StoreOptions`]).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = skyshelve::Store::open(dir.path().join("shelf"))?;
+    /// assert!(store.path().ends_with("shelf"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         StoreOptions::new().open(path)
     }
@@ -140,24 +147,49 @@ impl Store {
     }
 
     /// The store's folder.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// assert!(store.path().join("data.mdb").exists());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn path(&self) -> &Path {
         self.shared.engine.dir()
     }
 
     /// Whether two handles share one environment.
+    ///
+    /// ```
+    /// let (a, b) = (skyshelve::Store::temporary()?, skyshelve::Store::temporary()?);
+    /// assert!(a.same_environment(&a.clone()));
+    /// assert!(!a.same_environment(&b));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn same_environment(&self, other: &Store) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// The current size of the memory map in bytes. It grows by itself.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options().map_size(4 << 20).open_temporary()?;
+    /// assert!(store.map_size() >= 4 << 20);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn map_size(&self) -> usize {
         self.shared.engine.map_size()
     }
 
     /// Flushes all commits to disk, whatever the durability mode.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options().durability(skyshelve::Durability::MayCorruptOnPowerLoss).open_temporary()?;
+    /// store.sync()?; // everything committed so far is now on disk
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn sync(&self) -> Result<()> {
         self.shared.engine.sync()
     }
@@ -352,6 +384,13 @@ impl Default for StoreOptions {
 impl StoreOptions {
     /// The defaults: 16 MiB initial map growing up to 1 TiB, full
     /// durability, 1022 readers, 30 s waits for map growth and record locks.
+    ///
+    /// ```
+    /// let options = skyshelve::StoreOptions::new();
+    /// let store = options.open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         StoreOptions {
@@ -406,6 +445,12 @@ impl StoreOptions {
 
     /// How long a write of a record that another holder has locked (see
     /// [`Persistent::lock`]) waits before failing with [`Error::Locked`].
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().lock_wait(std::time::Duration::from_millis(500)).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
@@ -413,6 +458,12 @@ impl StoreOptions {
     }
 
     /// The initial size of the memory map; it grows by itself when full.
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().map_size(8 << 20).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn map_size(mut self, bytes: usize) -> Self {
         self.config.map_size = bytes;
@@ -421,6 +472,12 @@ impl StoreOptions {
 
     /// The ceiling for automatic map growth; past it writes fail with
     /// [`Error::StorageFull`].
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().max_map_size(1 << 30).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn max_map_size(mut self, bytes: usize) -> Self {
         self.config.max_map_size = bytes;
@@ -428,6 +485,12 @@ impl StoreOptions {
     }
 
     /// How commits reach the disk (default [`Durability::Full`]).
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().durability(skyshelve::Durability::MayLoseLastCommits).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.config.durability = durability;
@@ -435,6 +498,12 @@ impl StoreOptions {
     }
 
     /// The number of concurrent read transactions across all processes.
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().max_readers(256).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn max_readers(mut self, readers: u32) -> Self {
         self.config.max_readers = readers;
@@ -445,6 +514,12 @@ impl StoreOptions {
     /// and per index of the program, the lock table, and room for
     /// [`MAP_ROOM`] maps. LMDB sets up every read transaction in proportion
     /// to this number, so it is kept small.
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().max_tables(128).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn max_tables(mut self, tables: u32) -> Self {
         self.config.max_tables = tables;
@@ -453,6 +528,12 @@ impl StoreOptions {
 
     /// How long map growth waits for this process's open transactions to
     /// end before failing with [`Error::ResizeTimeout`].
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().resize_wait(std::time::Duration::from_secs(5)).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn resize_wait(mut self, wait: Duration) -> Self {
         self.config.resize_wait = wait;
@@ -463,6 +544,14 @@ impl StoreOptions {
     ///
     /// If this process already has the folder open, the open environment
     /// is shared and these options are ignored.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = skyshelve::StoreOptions::new().open(dir.path())?;
+    /// let same = skyshelve::StoreOptions::new().map_size(1 << 20).open(dir.path())?; // options ignored: already open
+    /// assert!(store.same_environment(&same));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         let dir = path.as_ref();
         create_private_dir(dir)?;
@@ -478,6 +567,12 @@ impl StoreOptions {
     }
 
     /// Opens a store in a fresh temporary folder; see [`Store::temporary`].
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options().max_readers(64).open_temporary()?;
+    /// assert!(store.path().exists());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn open_temporary(self) -> Result<Store> {
         let temp = tempfile::Builder::new().prefix("skyshelve-").tempdir()?;
         let dir: PathBuf = temp.path().canonicalize()?;

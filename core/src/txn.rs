@@ -99,6 +99,18 @@ macro_rules! read_methods {
             }
 
             /// Whether a record with this key exists.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_exists_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// assert!(store.read(|tx| tx.exists::<Item, _>(&3))?);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
             pub fn exists<M, Q>(&self, key: &Q) -> Result<bool>
             where
                 M: Persistent,
@@ -110,6 +122,19 @@ macro_rules! read_methods {
             }
 
             /// The record whose unique index holds `value`, if any.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_load_by_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// let item = store.read(|tx| tx.load_by(Item::CODE, &104))?;
+            /// assert_eq!(item.map(|i| i.id), Some(4));
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
             pub fn load_by<M, V, Q>(&self, index: UniqueIndex<M, V>, value: &Q) -> Result<Option<M>>
             where
                 M: Persistent,
@@ -157,6 +182,22 @@ macro_rules! read_methods {
             }
 
             /// Streams the records whose parent index points at `parent_key`.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_children_user_", stringify!($tx), "\")]")]
+            /// # struct User { #[persistent(key)] name: String }
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_children_post_", stringify!($tx), "\")]")]
+            /// # struct Post { #[persistent(key)] id: u32, #[persistent(parent = User)] author: String }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..4 { Post { id, author: if id < 3 { "ada".into() } else { "bob".into() } }.save(&store)?; }
+            /// let by_ada = store.read(|tx| Ok::<_, skyshelve::Error>(tx.children(Post::AUTHOR, "ada")?.count()))?;
+            /// assert_eq!(by_ada, 3);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
             pub fn children<M, P, Q>(
                 &self,
                 index: ParentIndex<M, P>,
@@ -173,6 +214,19 @@ macro_rules! read_methods {
 
             /// Streams the records whose index values fall in `range`, in
             /// index order.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_range_index_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// let ids: Vec<u32> = store.read(|tx| tx.range_index(Item::CODE, 101..103)?.map(|i| i.map(|i| i.id)).collect::<Result<_, _>>())?;
+            /// assert_eq!(ids, [1, 2]);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
             pub fn range_index<H, R>(&self, index: H, range: R) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
             where
                 H: IndexHandle,
@@ -206,6 +260,19 @@ macro_rules! read_methods {
             }
 
             /// Streams the records whose keys fall in `range`.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_range_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// let ids: Vec<u32> = store.read(|tx| tx.range::<Item, _>(2..=3)?.map(|i| i.map(|i| i.id)).collect::<Result<_, _>>())?;
+            /// assert_eq!(ids, [2, 3]);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
             pub fn range<M, R>(&self, range: R) -> Result<impl Iterator<Item = Result<M>> + '_>
             where
                 M: Persistent,
@@ -219,6 +286,19 @@ macro_rules! read_methods {
             }
 
             /// Streams the records whose keys start with `prefix`.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_prefix_", stringify!($tx), "\")]")]
+            /// # struct File { #[persistent(key)] path: String }
+            /// # let store = Store::temporary()?;
+            /// # for path in ["a/1", "a/2", "b/1"] { File { path: path.into() }.save(&store)?; }
+            /// let in_a = store.read(|tx| Ok::<_, skyshelve::Error>(tx.prefix::<File, _>("a/")?.count()))?;
+            /// assert_eq!(in_a, 2);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
             pub fn prefix<M, P>(&self, prefix: &P) -> Result<impl Iterator<Item = Result<M>> + '_>
             where
                 M: Persistent,
@@ -234,6 +314,18 @@ macro_rules! read_methods {
             }
 
             /// The number of records of model `M`.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_count_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// assert_eq!(store.read(|tx| tx.count::<Item>())?, 6);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
             pub fn count<M: Persistent>(&self) -> Result<u64> {
                 self.reader().len(self.shared.tables::<M>()?.main)
             }
@@ -250,6 +342,19 @@ fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 impl WriteTx<'_> {
     /// Inserts `record` or replaces the record with the same key.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug)]
+    /// # #[persistent(name = "doc_writetx_save")]
+    /// # struct Item { #[persistent(key)] id: u32, n: u32 }
+    /// # let store = Store::temporary()?;
+    /// # Item { id: 1, n: 0 }.save(&store)?;
+    /// store.write(|tx| tx.save(&Item { id: 2, n: 5 }))?;
+    /// assert_eq!(Item::load(&store, &2)?.unwrap().n, 5);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn save<M: Persistent>(&mut self, record: &M) -> Result<()> {
         let tables = self.shared.tables::<M>()?;
         let key = encode_primary::<M>(record.key())?;
@@ -258,6 +363,19 @@ impl WriteTx<'_> {
     }
 
     /// Inserts `record`; fails with [`Error::AlreadyExists`] if its key is taken.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug)]
+    /// # #[persistent(name = "doc_writetx_insert")]
+    /// # struct Item { #[persistent(key)] id: u32, n: u32 }
+    /// # let store = Store::temporary()?;
+    /// # Item { id: 1, n: 0 }.save(&store)?;
+    /// let again = store.write(|tx| tx.insert(&Item { id: 1, n: 9 }));
+    /// assert!(matches!(again, Err(skyshelve::Error::AlreadyExists { .. })));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn insert<M: Persistent>(&mut self, record: &M) -> Result<()> {
         let tables = self.shared.tables::<M>()?;
         let key = encode_primary::<M>(record.key())?;
@@ -268,6 +386,18 @@ impl WriteTx<'_> {
     }
 
     /// Deletes the record with this key; returns whether it existed.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug)]
+    /// # #[persistent(name = "doc_writetx_delete")]
+    /// # struct Item { #[persistent(key)] id: u32, n: u32 }
+    /// # let store = Store::temporary()?;
+    /// # Item { id: 1, n: 0 }.save(&store)?;
+    /// assert!(store.write(|tx| tx.delete::<Item, _>(&1))?);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn delete<M, Q>(&mut self, key: &Q) -> Result<bool>
     where
         M: Persistent,
@@ -325,6 +455,19 @@ impl WriteTx<'_> {
 
     /// Reads the record, applies `change` and saves it; see
     /// [`Persistent::update`].
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug)]
+    /// # #[persistent(name = "doc_writetx_update")]
+    /// # struct Item { #[persistent(key)] id: u32, n: u32 }
+    /// # let store = Store::temporary()?;
+    /// # Item { id: 1, n: 0 }.save(&store)?;
+    /// let item = store.write(|tx| tx.update::<Item, _, _>(&1, |i| i.n += 1))?;
+    /// assert_eq!(item.n, 1);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn update<M, Q, F>(&mut self, key: &Q, change: F) -> Result<M>
     where
         M: Persistent,
@@ -342,6 +485,19 @@ impl WriteTx<'_> {
 
     /// Reads the record with the key of `default()` (or takes `default()`
     /// when there is none), applies `change` and saves it.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug)]
+    /// # #[persistent(name = "doc_writetx_upsert")]
+    /// # struct Item { #[persistent(key)] id: u32, n: u32 }
+    /// # let store = Store::temporary()?;
+    /// # Item { id: 1, n: 0 }.save(&store)?;
+    /// let item = store.write(|tx| tx.upsert(|| Item { id: 7, n: 0 }, |i| i.n += 1))?;
+    /// assert_eq!(item.n, 1);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn upsert<M, D, F>(&mut self, default: D, change: F) -> Result<M>
     where
         M: Persistent,

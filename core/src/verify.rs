@@ -23,6 +23,12 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     /// Whether no model has any problem.
+    ///
+    /// ```
+    /// let report = skyshelve::Store::temporary()?.verify()?;
+    /// assert!(report.is_clean());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn is_clean(&self) -> bool {
         self.models.iter().all(ModelReport::is_clean)
@@ -56,6 +62,17 @@ pub struct ModelReport {
 
 impl ModelReport {
     /// Whether the model has no problem.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_verify_model")]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// # let store = Store::temporary()?;
+    /// assert!(Item::verify(&store)?.is_clean());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     #[must_use]
     pub fn is_clean(&self) -> bool {
         self.problem_count == 0
