@@ -90,5 +90,5 @@ fn streaming_key_range_inside_a_read_transaction() {
     let sum: u64 = store
         .read(|tx| tx.range::<Tick, _>(10..20)?.map(|t| t.map(|t| u64::from(t.n))).sum::<Result<u64, _>>())
         .unwrap();
-    assert_eq!(sum, (10..20).sum());
+    assert_eq!(sum, (10..20u64).sum::<u64>());
 }

@@ -352,6 +352,21 @@ impl Engine {
         Ok(target)
     }
 
+    /// Map size, bytes in use, reader slots in use and available.
+    pub fn usage(&self) -> (usize, u64, u32, u32) {
+        let info = self.env.info();
+        let page_size = u64::from(self.env.unnamed_database_stat().page_size);
+        let used = (info.last_page_number as u64 + 1) * page_size;
+        (info.map_size, used, info.number_of_readers, info.maximum_number_of_readers)
+    }
+
+    /// Writes a compacted copy of the environment (a consistent snapshot,
+    /// taken while writers carry on) into `file`.
+    pub fn copy_compacted(&self, file: &mut std::fs::File) -> Result<()> {
+        self.check_process()?;
+        self.env.copy_to_file(file, heed::CompactionOption::Enabled).map_err(storage_error)
+    }
+
     /// Flushes every commit to disk, whatever the durability mode.
     pub fn sync(&self) -> Result<()> {
         self.env.force_sync().map_err(storage_error)

@@ -55,6 +55,7 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod codec;
 mod engine;
 mod error;
@@ -67,6 +68,7 @@ mod store;
 mod txn;
 mod verify;
 
+pub use admin::{ModelStats, Progress, StoreStats};
 pub use codec::key::{EncodeKey, Key, KeyPrefix};
 pub use engine::Durability;
 pub use error::{Error, Result};
@@ -87,6 +89,7 @@ pub struct ReadmeDoctests;
 /// Used by the code `#[derive(Persistent)]` generates; not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::admin::{record_to_json, save_json};
     pub use crate::index::{IndexEntries, describe_encoded, info_of};
     pub use crate::model::{ModelSlot, Registration};
     pub use crate::verify::verify_model;

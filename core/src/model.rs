@@ -36,6 +36,12 @@ pub struct ModelInfo {
     /// Where the model's tables sit in every store of this process.
     #[doc(hidden)]
     pub slot: &'static ModelSlot,
+    /// A stored record as JSON, for export.
+    #[doc(hidden)]
+    pub to_json: fn(&[u8]) -> Result<String>,
+    /// Saves a record given as JSON, for import.
+    #[doc(hidden)]
+    pub save_json: fn(&mut crate::txn::WriteTx<'_>, &str) -> Result<()>,
 }
 
 /// A process-wide number for a model, so that a store finds a model's

@@ -42,6 +42,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The tables of every model of this program.
+    pub(crate) fn all_tables(&self) -> impl Iterator<Item = &ModelTables> {
+        self.models.iter().flatten()
+    }
+
+    /// The tables of the model named `name`.
+    #[cfg(feature = "json")]
+    pub(crate) fn tables_named(&self, name: &str) -> Result<&ModelTables> {
+        self.all_tables().find(|tables| tables.info.name == name).ok_or_else(|| Error::InvalidName {
+            name: name.to_owned(),
+            reason: "no model of this program has this name",
+        })
+    }
+
     /// The tables of model `M`, created when the store opened.
     pub(crate) fn tables<M: Persistent>(&self) -> Result<&ModelTables> {
         self.models
@@ -298,7 +312,7 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         self.read(|tx| {
             let mut report = VerifyReport::default();
-            for tables in self.shared.models.iter().flatten() {
+            for tables in self.shared.all_tables() {
                 report.models.push((tables.info.verify)(tx)?);
             }
             report.models.sort_by_key(|m| m.model);
@@ -650,7 +664,7 @@ fn validate_name(name: &str) -> Result<()> {
 
 /// Creates the folder with owner-only permissions (whatever the umask),
 /// unless it already exists.
-fn create_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
         Ok(()) => Ok(()),

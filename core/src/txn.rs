@@ -49,6 +49,11 @@ impl<'t> ReadTx<'t> {
         self.txn
     }
 
+    /// The raw reader, for admin work over stored bytes.
+    pub(crate) fn raw(&self) -> &dyn Reader {
+        self.txn
+    }
+
     /// The tables of `M` and the raw reader, for checks over raw entries.
     pub(crate) fn parts<M: Persistent>(&self) -> Result<(&ModelTables, &dyn Reader)> {
         Ok((self.shared.tables::<M>()?, self.txn))

@@ -112,6 +112,8 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             indexes: &[#(#infos),*],
             verify: ::skyshelve::__private::verify_model::<#ident>,
             slot: &SLOT,
+            to_json: ::skyshelve::__private::record_to_json::<#ident>,
+            save_json: ::skyshelve::__private::save_json::<#ident>,
         }
     }
 }
@@ -213,6 +215,8 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
                     indexes: &[],
                     verify: ::skyshelve::__private::verify_model::<#ident>,
                     slot: &SLOT,
+                    to_json: ::skyshelve::__private::record_to_json::<#ident>,
+                    save_json: ::skyshelve::__private::save_json::<#ident>,
                 };
                 fn key(&self) -> &Self::Key {
                     &()

@@ -1,0 +1,275 @@
+//! Admin work on a live store: statistics, JSON-lines export and import of
+//! any registered model, and compacting backups taken while other
+//! processes keep writing.
+
+#[cfg(feature = "json")]
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+#[cfg(feature = "json")]
+use crate::codec::value;
+use crate::error::{Error, Result};
+use crate::model::Persistent;
+use crate::store::Store;
+use crate::txn::WriteTx;
+
+/// How far a long piece of admin work has come, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Items done so far.
+    pub done: u64,
+    /// Items in all, when known up front.
+    pub total: Option<u64>,
+}
+
+/// What [`Store::stats`] reports.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// The size of the memory map in bytes (it grows by itself).
+    pub map_size: usize,
+    /// Bytes of the map in use.
+    pub used_bytes: u64,
+    /// Reader slots in use, across all processes.
+    pub readers: u32,
+    /// Reader slots available.
+    pub max_readers: u32,
+    /// Per model of this program, by name.
+    pub models: Vec<ModelStats>,
+}
+
+/// Counts for one model.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ModelStats {
+    /// The model's name.
+    pub name: &'static str,
+    /// Records stored.
+    pub records: u64,
+    /// Entries in each index, in the model's index order.
+    pub index_entries: Vec<u64>,
+}
+
+/// How many JSON lines an import reports progress after.
+#[cfg(feature = "json")]
+const PROGRESS_EVERY: u64 = 1000;
+
+impl Store {
+    /// Sizes, reader slots and per-model counts.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_admin_stats")]
+    /// # struct Item { #[persistent(key)] id: u32, #[persistent(index)] tag: u8 }
+    /// let store = Store::temporary()?;
+    /// Item { id: 1, tag: 2 }.save(&store)?;
+    /// let stats = store.stats()?;
+    /// let items = stats.models.iter().find(|m| m.name == "doc_admin_stats").unwrap();
+    /// assert_eq!((items.records, items.index_entries.as_slice()), (1, &[1][..]));
+    /// assert!(stats.used_bytes <= stats.map_size as u64);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn stats(&self) -> Result<StoreStats> {
+        let (map_size, used_bytes, readers, max_readers) = self.shared().engine.usage();
+        let models = self.read(|tx| {
+            let reader = tx.raw();
+            self.shared()
+                .all_tables()
+                .map(|tables| {
+                    Ok(ModelStats {
+                        name: tables.info.name,
+                        records: reader.len(tables.main)?,
+                        index_entries: tables.indexes.iter().map(|&t| reader.len(t)).collect::<Result<_>>()?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        Ok(StoreStats { map_size, used_bytes, readers, max_readers, models })
+    }
+
+    #[cfg(feature = "json")]
+    /// Writes every record of the model named `model` to `out` as one JSON
+    /// object per line, in key order, from one consistent snapshot; returns
+    /// how many.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_admin_export")]
+    /// # struct Item { #[persistent(key)] id: u32, name: String }
+    /// let store = Store::temporary()?;
+    /// Item { id: 1, name: "one".into() }.save(&store)?;
+    /// let mut out = Vec::new();
+    /// store.export_json_lines("doc_admin_export", &mut out, &mut |_| {})?;
+    /// assert_eq!(String::from_utf8(out).unwrap(), "{\"id\":1,\"name\":\"one\"}\n");
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn export_json_lines(
+        &self,
+        model: &str,
+        out: &mut dyn Write,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<u64> {
+        let tables = self.shared().tables_named(model)?;
+        self.read(|tx| {
+            let reader = tx.raw();
+            let total = reader.len(tables.main)?;
+            let mut done = 0;
+            for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
+                let (_, bytes) = entry?;
+                out.write_all((tables.info.to_json)(bytes)?.as_bytes())?;
+                out.write_all(b"\n")?;
+                done += 1;
+                if done % PROGRESS_EVERY == 0 || done == total {
+                    progress(Progress { done, total: Some(total) });
+                }
+            }
+            out.flush()?;
+            Ok(done)
+        })
+    }
+
+    #[cfg(feature = "json")]
+    /// Saves every JSON line of `input` as a record of the model named
+    /// `model` (inserting or replacing, indexes kept in step), all in one
+    /// transaction: a bad line or a unique violation imports nothing.
+    /// Returns how many records were imported.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_admin_import")]
+    /// # struct Item { #[persistent(key)] id: u32, name: String }
+    /// let store = Store::temporary()?;
+    /// let lines = "{\"id\":1,\"name\":\"one\"}\n{\"id\":2,\"name\":\"two\"}\n";
+    /// let imported = store.import_json_lines("doc_admin_import", &mut lines.as_bytes(), &mut |_| {})?;
+    /// assert_eq!(imported, 2);
+    /// assert_eq!(Item::load(&store, &2)?.unwrap().name, "two");
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn import_json_lines(
+        &self,
+        model: &str,
+        input: &mut dyn BufRead,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<u64> {
+        let tables = self.shared().tables_named(model)?;
+        let lines: Vec<String> = input.lines().collect::<std::io::Result<_>>()?;
+        let total = lines.iter().filter(|line| !line.trim().is_empty()).count() as u64;
+        self.write(|tx| {
+            let mut done = 0;
+            for (number, line) in lines.iter().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+                (tables.info.save_json)(tx, line).map_err(|err| match err {
+                    Error::Decode { reason, .. } => Error::Decode { what: format!("JSON line {}", number + 1), reason },
+                    other => other,
+                })?;
+                done += 1;
+                if done % PROGRESS_EVERY == 0 || done == total {
+                    progress(Progress { done, total: Some(total) });
+                }
+            }
+            Ok::<_, Error>(done)
+        })
+    }
+
+    /// Writes a compacted copy of the whole store into the folder `dir`
+    /// (created, owner-only), from one consistent snapshot, while other
+    /// threads and processes keep writing. Open the copy with
+    /// [`Store::open`], or put it back with [`Store::restore`].
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let backups = tempfile::tempdir()?;
+    /// store.backup(backups.path().join("monday"))?;
+    /// let copy = skyshelve::Store::open(backups.path().join("monday"))?;
+    /// assert!(copy.verify()?.is_clean());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn backup(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        crate::store::create_private_dir(dir)?;
+        let target = dir.join("data.mdb");
+        if target.exists() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the backup folder already holds a store",
+            )));
+        }
+        let mut file = private_file(&target)?;
+        let copied = self.shared().engine.copy_compacted(&mut file);
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&target);
+        }
+        copied
+    }
+
+    /// Puts the backup in folder `backup` back as a store in folder
+    /// `target`, which must not hold a store yet.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let work = tempfile::tempdir()?;
+    /// store.backup(work.path().join("backup"))?;
+    /// skyshelve::Store::restore(work.path().join("backup"), work.path().join("restored"))?;
+    /// assert!(skyshelve::Store::open(work.path().join("restored"))?.verify()?.is_clean());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn restore(backup: impl AsRef<Path>, target: impl AsRef<Path>) -> Result<()> {
+        let (backup, target) = (backup.as_ref(), target.as_ref());
+        crate::store::create_private_dir(target)?;
+        let destination = target.join("data.mdb");
+        if destination.exists() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the target folder already holds a store",
+            )));
+        }
+        let mut from = std::fs::File::open(backup.join("data.mdb"))?;
+        let mut to = private_file(&destination)?;
+        std::io::copy(&mut from, &mut to)?;
+        to.sync_all()?;
+        Ok(())
+    }
+}
+
+fn private_file(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    Ok(std::fs::File::options().write(true).create_new(true).mode(0o600).open(path)?)
+}
+
+/// A stored record of `M` as a JSON object; registered in `ModelInfo`.
+#[doc(hidden)]
+#[cfg(feature = "json")]
+pub fn record_to_json<M: Persistent>(bytes: &[u8]) -> Result<String> {
+    let (_, record) = value::decode::<M>(bytes, M::INFO.name)?;
+    serde_json::to_string(&record)
+        .map_err(|e| Error::Encode { what: format!("{} as JSON", M::INFO.name), reason: e.to_string() })
+}
+
+/// Saves one JSON object as a record of `M`; registered in `ModelInfo`.
+#[doc(hidden)]
+#[cfg(feature = "json")]
+pub fn save_json<M: Persistent>(tx: &mut WriteTx<'_>, line: &str) -> Result<()> {
+    let record: M = serde_json::from_str(line)
+        .map_err(|e| Error::Decode { what: format!("{} from JSON", M::INFO.name), reason: e.to_string() })?;
+    tx.save(&record)
+}
+
+/// Without the `json` feature the derive still registers these; they are
+/// never called, since export and import do not exist then.
+#[doc(hidden)]
+#[cfg(not(feature = "json"))]
+pub fn record_to_json<M: Persistent>(_bytes: &[u8]) -> Result<String> {
+    Err(Error::Encode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
+}
+
+/// See the other `record_to_json`.
+#[doc(hidden)]
+#[cfg(not(feature = "json"))]
+pub fn save_json<M: Persistent>(_tx: &mut WriteTx<'_>, _line: &str) -> Result<()> {
+    Err(Error::Decode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
+}
