@@ -143,7 +143,8 @@ fn damaged_records_give_typed_errors_and_leave_the_rest_usable() {
     let store = Store::open(dir.path()).unwrap();
     for i in 0..damaged.len() as u32 {
         match Note::load(&store, &(first_damaged + i)) {
-            Err(Error::Decode { .. }) => {}
+            // A flipped header can claim a newer model version.
+            Err(Error::Decode { .. } | Error::NewerVersion { .. }) => {}
             Ok(Some(_)) if i as usize >= must_fail.len() => {} // a flip can make another valid record
             other => panic!("damaged record {i} ({:?}): {other:?}", damaged[i as usize]),
         }
@@ -170,17 +171,32 @@ fn damaged_records_give_typed_errors_and_leave_the_rest_usable() {
     let notes = report.models.iter().find(|m| m.model == "note").unwrap();
     assert!(notes.problems.iter().any(|p| matches!(p, Problem::Undecodable { .. })), "{report}");
 
-    // A record that does not decode can still be replaced; every damaged
-    // record can be deleted; then the store verifies clean.
+    // A record that does not decode can still be replaced, and deleted;
+    // one that claims a newer model version is never overwritten by this
+    // code, and verify reports exactly those.
+    let mut claim_newer = 0;
     for id in (0..damaged.len() as u32).map(|i| first_damaged + i) {
-        if matches!(Note::load(&store, &id), Err(Error::Decode { .. })) {
-            note(id).save(&store).unwrap();
-            assert_eq!(Note::load(&store, &id).unwrap().unwrap(), note(id));
+        match Note::load(&store, &id) {
+            Err(Error::NewerVersion { .. }) => {
+                assert!(matches!(note(id).save(&store), Err(Error::NewerVersion { .. })));
+                claim_newer += 1;
+                continue;
+            }
+            Err(Error::Decode { .. }) => {
+                note(id).save(&store).unwrap();
+                assert_eq!(Note::load(&store, &id).unwrap().unwrap(), note(id));
+            }
+            _ => {}
         }
         assert!(Note::delete(&store, &id).unwrap());
     }
     let report = store.verify().unwrap();
-    assert!(report.is_clean(), "{report}");
+    let notes = report.models.iter().find(|m| m.model == "note").unwrap();
+    assert!(claim_newer > 0, "flips of the version bytes claim newer versions");
+    assert_eq!(notes.problem_count, claim_newer, "{report}");
+    assert!(
+        notes.problems.iter().all(|p| matches!(p, Problem::Undecodable { reason, .. } if reason.contains("version")))
+    );
 }
 
 #[test]
@@ -244,7 +260,7 @@ fn random_mutations_of_a_large_record_never_panic() {
     let store = Store::open(dir.path()).unwrap();
     for i in 0..500u32 {
         match Note::load(&store, &(2000 + i)) {
-            Ok(Some(_)) | Err(Error::Decode { .. }) => {}
+            Ok(Some(_)) | Err(Error::Decode { .. } | Error::NewerVersion { .. }) => {}
             other => panic!("mutation {i}: {other:?}"),
         }
     }

@@ -6,8 +6,6 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-#[cfg(feature = "json")]
-use crate::codec::value;
 use crate::error::{Error, Result};
 use crate::model::Persistent;
 use crate::store::Store;
@@ -117,13 +115,13 @@ impl Store {
         self.read(|tx| {
             let reader = tx.raw();
             let total = reader.len(tables.main)?;
-            let mut done = 0;
+            let mut done: u64 = 0;
             for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
                 let (_, bytes) = entry?;
                 out.write_all((tables.info.to_json)(bytes)?.as_bytes())?;
                 out.write_all(b"\n")?;
                 done += 1;
-                if done % PROGRESS_EVERY == 0 || done == total {
+                if done.is_multiple_of(PROGRESS_EVERY) || done == total {
                     progress(Progress { done, total: Some(total) });
                 }
             }
@@ -161,14 +159,14 @@ impl Store {
         let lines: Vec<String> = input.lines().collect::<std::io::Result<_>>()?;
         let total = lines.iter().filter(|line| !line.trim().is_empty()).count() as u64;
         self.write(|tx| {
-            let mut done = 0;
+            let mut done: u64 = 0;
             for (number, line) in lines.iter().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
                 (tables.info.save_json)(tx, line).map_err(|err| match err {
                     Error::Decode { reason, .. } => Error::Decode { what: format!("JSON line {}", number + 1), reason },
                     other => other,
                 })?;
                 done += 1;
-                if done % PROGRESS_EVERY == 0 || done == total {
+                if done.is_multiple_of(PROGRESS_EVERY) || done == total {
                     progress(Progress { done, total: Some(total) });
                 }
             }
@@ -245,7 +243,7 @@ fn private_file(path: &Path) -> Result<std::fs::File> {
 #[doc(hidden)]
 #[cfg(feature = "json")]
 pub fn record_to_json<M: Persistent>(bytes: &[u8]) -> Result<String> {
-    let (_, record) = value::decode::<M>(bytes, M::INFO.name)?;
+    let (_, record) = crate::model::decode_record::<M>(bytes)?;
     serde_json::to_string(&record)
         .map_err(|e| Error::Encode { what: format!("{} as JSON", M::INFO.name), reason: e.to_string() })
 }

@@ -56,6 +56,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A record was written by a newer version of the model than this
+    /// program knows. It is left as it is: older code never overwrites it.
+    #[error("a {model} record was written by model version {stored}; this program knows up to version {known}")]
+    NewerVersion {
+        /// The model's name.
+        model: &'static str,
+        /// The version that wrote the record.
+        stored: u16,
+        /// The newest version this program knows.
+        known: u16,
+    },
+
     /// An encoded key is longer than LMDB accepts.
     #[error("{what} is {len} bytes once encoded; LMDB keys hold at most {max}")]
     KeyTooLong {

@@ -95,6 +95,11 @@ pub mod __private {
     pub use crate::verify::verify_model;
     pub use inventory;
 
+    /// Decodes the body of a record written by an older model version.
+    pub fn decode_payload<T: serde::de::DeserializeOwned>(payload: &[u8], model: &str) -> crate::Result<T> {
+        crate::codec::value::decode_body(payload, model)
+    }
+
     /// The stored-value decoder, for the fuzz targets.
     pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> crate::Result<T> {
         crate::codec::value::decode(bytes, "fuzz input").map(|(_, value)| value)

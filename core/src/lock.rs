@@ -265,7 +265,7 @@ impl<M: Persistent> RecordLock<M> {
             txn.put(shared.lock_table, marker, &owner.to_bytes())?;
             let tables = shared.tables::<M>()?;
             let record = match txn.get(tables.main, key)? {
-                Some(bytes) => Some(crate::codec::value::decode::<M>(bytes, M::INFO.name)?.1),
+                Some(bytes) => Some(crate::model::decode_record::<M>(bytes)?.1),
                 None => None,
             };
             Ok(Some(record))

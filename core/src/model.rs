@@ -143,6 +143,17 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     #[doc(hidden)]
     fn index_entries(&self, entries: &mut IndexEntries);
 
+    /// Decodes a record written by an older `version` (generated from
+    /// `#[persistent(from(...))]`); `None` when that version is unknown.
+    #[doc(hidden)]
+    fn upgrade(version: u16, payload: &[u8]) -> Option<Result<Self>>
+    where
+        Self: Sized,
+    {
+        let _ = (version, payload);
+        None
+    }
+
     /// Inserts the record or replaces the one with the same key.
     ///
     /// ```
@@ -560,6 +571,30 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         store.read(|tx| crate::verify::verify_model::<Self>(tx))
     }
 
+    /// Rewrites every record written by an older version of this model
+    /// (see `#[persistent(version = N, from(...))]`) in the current format,
+    /// with index entries rebuilt, in one transaction; returns how many.
+    /// Reading does not need it — older records are upgraded as they are
+    /// read — but it makes them cheap to read and to write again.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_migrate")]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// # let store = Store::temporary()?;
+    /// let rewritten = Item::migrate(&store, &mut |progress| println!("{progress:?}"))?;
+    /// assert_eq!(rewritten, 0, "nothing older was stored");
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn migrate(store: &Store, progress: &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64>
+    where
+        Self: Sized,
+    {
+        store.write(|tx| tx.migrate::<Self>(progress))
+    }
+
     /// The number of records.
     ///
     /// ```
@@ -579,6 +614,27 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     {
         store.read(|tx| tx.count::<Self>())
     }
+}
+
+/// Decodes a stored record of `M`, upgrading one written by an older
+/// version; returns the version that wrote it too.
+pub(crate) fn decode_record<M: Persistent>(bytes: &[u8]) -> Result<(u16, M)> {
+    let name = M::INFO.name;
+    let known = M::INFO.version;
+    let stored = crate::codec::value::version_of(bytes, name)?;
+    let payload = &bytes[crate::codec::value::HEADER_LEN..];
+    let record = match stored {
+        v if v == known => crate::codec::value::decode_body(payload, name)?,
+        v if v > known => return Err(Error::NewerVersion { model: name, stored: v, known }),
+        v => match M::upgrade(v, payload) {
+            Some(upgraded) => upgraded?,
+            None => {
+                let reason = format!("no upgrade from version {v} (list it in #[persistent(from(...))])");
+                return Err(Error::Decode { what: name.to_owned(), reason });
+            }
+        },
+    };
+    Ok((stored, record))
 }
 
 /// The name under which errors report a key.

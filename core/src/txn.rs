@@ -363,8 +363,21 @@ impl WriteTx<'_> {
     pub fn save<M: Persistent>(&mut self, record: &M) -> Result<()> {
         let tables = self.shared.tables::<M>()?;
         let key = encode_primary::<M>(record.key())?;
-        let old_entries = if M::INFO.indexes.is_empty() { None } else { self.stored_entries::<M>(tables, &key)? };
+        let old_entries = if M::INFO.indexes.is_empty() {
+            self.refuse_newer::<M>(tables, &key)?;
+            None
+        } else {
+            self.stored_entries::<M>(tables, &key)?
+        };
         self.store_record(tables, &key, record, old_entries.as_ref())
+    }
+
+    /// Fails if the record under `key` was written by a newer model version:
+    /// older code never overwrites it.
+    fn refuse_newer<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<()> {
+        let Some(bytes) = self.reader().get(tables.main, key)? else { return Ok(()) };
+        let (stored, known) = (crate::codec::value::version_of(bytes, M::INFO.name)?, M::INFO.version);
+        if stored > known { Err(Error::NewerVersion { model: M::INFO.name, stored, known }) } else { Ok(()) }
     }
 
     /// Inserts `record`; fails with [`Error::AlreadyExists`] if its key is taken.
@@ -412,6 +425,46 @@ impl WriteTx<'_> {
         self.delete_encoded::<M>(&encode_to_vec(key))
     }
 
+    /// Rewrites every record of `M` written by an older model version in
+    /// the current format, rebuilding its index entries; see
+    /// [`Persistent::migrate`]. Returns how many were rewritten.
+    pub fn migrate<M: Persistent>(&mut self, progress: &mut dyn FnMut(crate::Progress)) -> Result<u64> {
+        let tables = self.shared.tables::<M>()?;
+        let mut older = Vec::new();
+        for entry in self.reader().range(tables.main, Bound::Unbounded, Bound::Unbounded)? {
+            let (key, bytes) = entry?;
+            if crate::codec::value::version_of(bytes, M::INFO.name)? < M::INFO.version {
+                older.push(key.to_vec());
+            }
+        }
+        let total = older.len() as u64;
+        // One pass over each index removes the entries older code wrote.
+        let keys: std::collections::HashSet<&[u8]> = older.iter().map(Vec::as_slice).collect();
+        for &table in &tables.indexes {
+            let stale: Vec<Vec<u8>> = self
+                .reader()
+                .range(table, Bound::Unbounded, Bound::Unbounded)?
+                .filter_map(|entry| match entry {
+                    Ok((entry_key, primary)) if keys.contains(primary) => Some(Ok(entry_key.to_vec())),
+                    Ok(_) => None,
+                    Err(err) => Some(Err(err)),
+                })
+                .collect::<Result<_>>()?;
+            for entry_key in stale {
+                self.txn.delete(table, &entry_key)?;
+            }
+        }
+        for (done, key) in older.iter().enumerate() {
+            let Some((_, record)) = query::load_stored::<M>(self.reader(), tables, key)? else { continue };
+            self.store_record(tables, key, &record, None)?;
+            let done = done as u64 + 1;
+            if done.is_multiple_of(1000) || done == total {
+                progress(crate::Progress { done, total: Some(total) });
+            }
+        }
+        Ok(total)
+    }
+
     /// `delete` by encoded key, for record-lock guards.
     pub(crate) fn delete_encoded<M: Persistent>(&mut self, key: &[u8]) -> Result<bool> {
         let tables = self.shared.tables::<M>()?;
@@ -428,8 +481,16 @@ impl WriteTx<'_> {
     /// found by scanning the model's indexes and removed at once, so that a
     /// damaged record can still be replaced or deleted.
     fn stored_entries<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8]) -> Result<Option<IndexEntries>> {
-        match query::load_encoded::<M>(self.reader(), tables, key) {
-            Ok(old) => Ok(old.map(|old| entries_of(&old))),
+        match query::load_stored::<M>(self.reader(), tables, key) {
+            Ok(Some((version, old))) if version == M::INFO.version => Ok(Some(entries_of(&old))),
+            Ok(Some(_)) => {
+                // Written by an older version: its entries came from older
+                // code and may differ from what this code computes.
+                self.check_unlocked::<M>(key)?;
+                self.remove_entries_pointing_at(tables, key)?;
+                Ok(None)
+            }
+            Ok(None) => Ok(None),
             Err(Error::Decode { .. }) => {
                 self.check_unlocked::<M>(key)?;
                 self.remove_entries_pointing_at(tables, key)?;
@@ -482,10 +543,10 @@ impl WriteTx<'_> {
     {
         let tables = self.shared.tables::<M>()?;
         let encoded = encode_to_vec(key);
-        let Some(record) = query::load_encoded::<M>(self.reader(), tables, &encoded)? else {
+        let Some((version, record)) = query::load_stored::<M>(self.reader(), tables, &encoded)? else {
             return Err(Error::NotFound { model: M::INFO.name, key: describe_key(key) });
         };
-        self.rewrite(tables, &encoded, record, true, change)
+        self.rewrite(tables, &encoded, record, Some(version), change)
     }
 
     /// Reads the record with the key of `default()` (or takes `default()`
@@ -512,20 +573,36 @@ impl WriteTx<'_> {
         let tables = self.shared.tables::<M>()?;
         let fresh = default();
         let key = encode_primary::<M>(fresh.key())?;
-        match query::load_encoded::<M>(self.reader(), tables, &key)? {
-            Some(stored) => self.rewrite(tables, &key, stored, true, change),
-            None => self.rewrite(tables, &key, fresh, false, change),
+        match query::load_stored::<M>(self.reader(), tables, &key)? {
+            Some((version, stored)) => self.rewrite(tables, &key, stored, Some(version), change),
+            None => self.rewrite(tables, &key, fresh, None, change),
         }
     }
 
     /// Applies `change` to `record` (stored under `key` when `stored`) and
     /// writes the result. A change of key moves the record.
-    fn rewrite<M, F>(&mut self, tables: &ModelTables, key: &[u8], mut record: M, stored: bool, change: F) -> Result<M>
+    fn rewrite<M, F>(
+        &mut self,
+        tables: &ModelTables,
+        key: &[u8],
+        mut record: M,
+        stored_version: Option<u16>,
+        change: F,
+    ) -> Result<M>
     where
         M: Persistent,
         F: FnOnce(&mut M),
     {
-        let old_entries = stored.then(|| entries_of(&record));
+        let old_entries = match stored_version {
+            Some(version) if version == M::INFO.version => Some(entries_of(&record)),
+            Some(_) => {
+                // Upgraded from an older version: rebuild its entries (see `stored_entries`).
+                self.check_unlocked::<M>(key)?;
+                self.remove_entries_pointing_at(tables, key)?;
+                Some(IndexEntries::default())
+            }
+            None => None,
+        };
         change(&mut record);
         let new_key = encode_primary::<M>(record.key())?;
         if new_key == key {
@@ -663,13 +740,22 @@ mod query {
         load_encoded(txn, shared.tables::<M>()?, &encode_to_vec(key))
     }
 
+    /// The record under `key` and the model version that wrote it.
+    pub fn load_stored<M: Persistent>(
+        txn: &(impl Reader + ?Sized),
+        tables: &ModelTables,
+        key: &[u8],
+    ) -> Result<Option<(u16, M)>> {
+        txn.get(tables.main, key)?.map(crate::model::decode_record::<M>).transpose()
+    }
+
     pub fn load_encoded<M: Persistent>(
         txn: &(impl Reader + ?Sized),
         tables: &ModelTables,
         key: &[u8],
     ) -> Result<Option<M>> {
         match txn.get(tables.main, key)? {
-            Some(bytes) => value::decode::<M>(bytes, M::INFO.name).map(|(_, record)| Some(record)),
+            Some(bytes) => crate::model::decode_record::<M>(bytes).map(|(_, record)| Some(record)),
             None => Ok(None),
         }
     }
@@ -677,7 +763,7 @@ mod query {
     pub fn decode_records<'a, M: Persistent>(entries: RangeIter<'a>) -> impl Iterator<Item = Result<M>> + 'a {
         entries.map(|entry| {
             let (_, bytes) = entry?;
-            value::decode::<M>(bytes, M::INFO.name).map(|(_, record)| record)
+            crate::model::decode_record::<M>(bytes).map(|(_, record)| record)
         })
     }
 
@@ -697,7 +783,7 @@ mod query {
         Ok(entries.map(move |entry| {
             let (_, primary) = entry?;
             match txn.get(main, primary)? {
-                Some(bytes) => value::decode::<M>(bytes, M::INFO.name).map(|(_, record)| record),
+                Some(bytes) => crate::model::decode_record::<M>(bytes).map(|(_, record)| record),
                 None => Err(Error::Decode {
                     what: format!("index of {}", M::INFO.name),
                     reason: "index entry points at a missing record".into(),

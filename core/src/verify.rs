@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use crate::codec::value;
 use crate::engine::{Reader, Table};
 use crate::error::Result;
 use crate::model::Persistent;
@@ -167,7 +166,7 @@ fn check_records<M: Persistent>(
     for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
         let (key, bytes) = entry?;
         report.records += 1;
-        let record = match value::decode::<M>(bytes, M::INFO.name) {
+        let record = match crate::model::decode_record::<M>(bytes) {
             Ok((_, record)) => record,
             Err(err) => {
                 report.found(Problem::Undecodable { key: key.to_vec(), reason: err.to_string() });
@@ -197,7 +196,7 @@ fn find_extra_entries<M: Persistent>(
     for entry in reader.range(table, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
         let (stored_key, primary) = entry?;
         let wanted = match reader.get(tables.main, primary)? {
-            Some(bytes) => match value::decode::<M>(bytes, M::INFO.name) {
+            Some(bytes) => match crate::model::decode_record::<M>(bytes) {
                 Ok((_, record)) => entries_of(&record)
                     .entries()
                     .iter()

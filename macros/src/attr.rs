@@ -6,7 +6,7 @@ use syn::meta::ParseNestedMeta;
 use syn::{Attribute, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
-use crate::symbol::{INDEX, KEY, NAME, PARENT, PERSISTENT, Symbol, UNIQUE, VALUE, VERSION, WITH};
+use crate::symbol::{FROM, INDEX, KEY, NAME, PARENT, PERSISTENT, Symbol, UNIQUE, VALUE, VERSION, WITH};
 
 /// One attribute value, remembering where it was written so that a
 /// duplicate is reported at its second occurrence.
@@ -42,13 +42,20 @@ impl<'c, T> Attr<'c, T> {
 /// `#[persistent(...)]` on the struct.
 pub struct Container {
     pub name: Option<(LitStr, String)>,
-    pub version: Option<u16>,
+    pub version: Option<(TokenStream, u16)>,
+    /// Older versions, see [`OlderVersion`].
+    pub from: Vec<OlderVersion>,
 }
+
+/// An older version: the type it was written as, and its number (`None`
+/// for the `from = Type` shorthand, meaning `version - 1`).
+pub type OlderVersion = (syn::Path, Option<(LitInt, u16)>);
 
 impl Container {
     pub fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
         let mut name = Attr::none(cx, NAME);
         let mut version = Attr::none(cx, VERSION);
+        let mut from = Attr::none(cx, FROM);
         for attr in persistent_attrs(attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path == NAME {
@@ -58,8 +65,14 @@ impl Container {
                 } else if meta.path == VERSION {
                     let lit: LitInt = meta.value()?.parse()?;
                     version.set(&meta.path, lit.base10_parse::<u16>()?);
+                } else if meta.path == FROM {
+                    from.set(&meta.path, parse_from(&meta)?);
                 } else {
-                    return Err(unknown(&meta, "struct", "`name = \"...\"` or `version = N`"));
+                    return Err(unknown(
+                        &meta,
+                        "struct",
+                        "`name = \"...\"`, `version = N` or `from(OldType = N, ...)`",
+                    ));
                 }
                 Ok(())
             });
@@ -67,7 +80,11 @@ impl Container {
                 cx.syn_error(err);
             }
         }
-        Container { name: name.get_with_tokens().map(|(_, v)| v), version: version.get_with_tokens().map(|(_, v)| v) }
+        Container {
+            name: name.get_with_tokens().map(|(_, v)| v),
+            version: version.get_with_tokens(),
+            from: from.get_with_tokens().map(|(_, v)| v).unwrap_or_default(),
+        }
     }
 }
 
@@ -125,6 +142,22 @@ impl Field {
             parent: parent.get_with_tokens(),
         }
     }
+}
+
+/// `from = OldType` or `from(OldType = 1, OlderType = 2)`.
+fn parse_from(meta: &ParseNestedMeta) -> syn::Result<Vec<OlderVersion>> {
+    if meta.input.peek(syn::Token![=]) {
+        let path: syn::Path = meta.value()?.parse()?;
+        return Ok(vec![(path, None)]);
+    }
+    let mut versions = Vec::new();
+    meta.parse_nested_meta(|older| {
+        let lit: LitInt = older.value()?.parse()?;
+        let number = lit.base10_parse::<u16>()?;
+        versions.push((older.path, Some((lit, number))));
+        Ok(())
+    })?;
+    Ok(versions)
 }
 
 fn parse_computed(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Computed> {

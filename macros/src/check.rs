@@ -14,6 +14,27 @@ pub fn check(cx: &Ctxt, model: &Model) {
     check_unique_needs_index(cx, model);
     check_parent_is_not_also_index(cx, model);
     check_name_is_identifier(cx, model);
+    check_older_versions(cx, model);
+}
+
+// Older versions need a current version above them, each number once.
+fn check_older_versions(cx: &Ctxt, model: &Model) {
+    let current = model.container.version.as_ref().map(|(_, v)| *v);
+    if let (None, Some((path, _))) = (current, model.container.from.first()) {
+        cx.error_spanned_by(path, "`from` needs the current version: write #[persistent(version = N, from(...))]");
+        return;
+    }
+    let mut seen = Vec::new();
+    for (path, older) in &model.container.from {
+        let number = older.as_ref().map_or(current.unwrap_or(1).saturating_sub(1), |(_, n)| *n);
+        let tokens = older.as_ref().map_or_else(|| path.to_token_stream(), |(lit, _)| lit.to_token_stream());
+        if Some(number) >= current || number == 0 {
+            cx.error_spanned_by(tokens, "an older version is a number from 1 below the current `version`");
+        } else if seen.contains(&number) {
+            cx.error_spanned_by(tokens, "this version number is listed twice in `from(...)`");
+        }
+        seen.push(number);
+    }
 }
 
 // Models are registered in a program-wide list, which a generic type cannot join.

@@ -34,6 +34,7 @@ fn expand(model: &Model) -> TokenStream {
     let entries = indexes.iter().enumerate().map(|(position, index)| index_entry(position, index));
     let handles = indexes.iter().enumerate().map(|(position, index)| handle(model, position, index));
     let checks = type_checks(model, &indexes);
+    let upgrade = upgrade(model);
     let entries_param = if indexes.is_empty() { quote!(_entries) } else { quote!(entries) };
     quote! {
         #[doc(hidden)]
@@ -54,6 +55,8 @@ fn expand(model: &Model) -> TokenStream {
                 fn index_entries(&self, #entries_param: &mut ::skyshelve::__private::IndexEntries) {
                     #(#entries)*
                 }
+
+                #upgrade
             }
 
             #[automatically_derived]
@@ -73,7 +76,7 @@ fn expand(model: &Model) -> TokenStream {
 fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
     let ident = &model.original.ident;
     let name = model.name();
-    let version = model.container.version.unwrap_or(1);
+    let version = model.container.version.as_ref().map_or(1, |(_, v)| *v);
     let key = model.keys().next().expect("checked: exactly one key");
     let key_type = type_name(&key.original.ty);
     let infos = indexes.iter().map(|index| {
@@ -137,6 +140,31 @@ fn index_entry(position: usize, index: &Index) -> TokenStream {
                 for value in ::core::iter::IntoIterator::into_iter(#function(self)) {
                     entries.add::<#value_ty>(#position, ::core::borrow::Borrow::<#value_ty>::borrow(&value));
                 }
+            }
+        }
+    }
+}
+
+/// Decoding of records written by older versions, through `From`.
+fn upgrade(model: &Model) -> TokenStream {
+    if model.container.from.is_empty() {
+        return TokenStream::new();
+    }
+    let current = model.container.version.as_ref().map_or(1, |(_, v)| *v);
+    let arms = model.container.from.iter().map(|(path, older)| {
+        let number = older.as_ref().map_or(current.saturating_sub(1), |(_, n)| *n);
+        quote_spanned! {path.span()=>
+            #number => ::core::option::Option::Some(
+                ::skyshelve::__private::decode_payload::<#path>(payload, Self::INFO.name)
+                    .map(<Self as ::core::convert::From<#path>>::from),
+            ),
+        }
+    });
+    quote! {
+        fn upgrade(version: u16, payload: &[u8]) -> ::core::option::Option<::skyshelve::Result<Self>> {
+            match version {
+                #(#arms)*
+                _ => ::core::option::Option::None,
             }
         }
     }

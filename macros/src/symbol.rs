@@ -17,6 +17,7 @@ pub const UNIQUE: Symbol = Symbol("unique");
 pub const PARENT: Symbol = Symbol("parent");
 pub const WITH: Symbol = Symbol("with");
 pub const VALUE: Symbol = Symbol("value");
+pub const FROM: Symbol = Symbol("from");
 
 impl PartialEq<Symbol> for Ident {
     fn eq(&self, word: &Symbol) -> bool {

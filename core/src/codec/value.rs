@@ -73,13 +73,17 @@ pub fn version_of(bytes: &[u8], what: &str) -> Result<u16> {
 /// Decodes a stored value, rejecting unknown formats and trailing bytes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<(u16, T)> {
     let version = version_of(bytes, what)?;
-    let payload = &bytes[HEADER_LEN..];
+    Ok((version, decode_body(&bytes[HEADER_LEN..], what)?))
+}
+
+/// Decodes the bytes after the header, rejecting trailing bytes.
+pub fn decode_body<T: DeserializeOwned>(payload: &[u8], what: &str) -> Result<T> {
     let (value, used) = decode_payload(payload).map_err(|reason| decode_error(what, reason))?;
     if used != payload.len() {
         let extra = payload.len() - used;
         return Err(decode_error(what, format!("{extra} trailing bytes after the value")));
     }
-    Ok((version, value))
+    Ok(value)
 }
 
 fn decode_error(what: &str, reason: String) -> Error {

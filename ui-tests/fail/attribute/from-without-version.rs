@@ -1,0 +1,16 @@
+use serde::{Deserialize, Serialize};
+use skyshelve::Persistent;
+
+#[derive(Serialize, Deserialize)]
+struct UserV1 {
+    id: u32,
+}
+
+#[derive(Persistent, Serialize, Deserialize)]
+#[persistent(from(UserV1 = 1))]
+struct User {
+    #[persistent(key)]
+    id: u32,
+}
+
+fn main() {}
