@@ -93,9 +93,11 @@ fn write_until_killed(path: &Path, full: bool) {
     }
 }
 
-fn spawn(role: &str, path: &Path, full: bool) -> Child {
+/// Starts this test binary running only `test` (the trial test that is
+/// running), as a child with `role`.
+fn spawn(test: &str, role: &str, path: &Path, full: bool) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry_point", "--exact", "--nocapture", "--test-threads=1", "--quiet"])
+        .args([test, "--exact", "--include-ignored", "--nocapture", "--test-threads=1", "--quiet"])
         .env(ROLE, role)
         .env(STORE, path)
         .env(FULL_DURABILITY, if full { "1" } else { "0" })
@@ -150,7 +152,7 @@ fn check(path: &Path, acked: Option<u64>) {
     }
 }
 
-fn run_trials(trials: u64) {
+fn run_trials(test: &str, trials: u64) {
     let seed = std::env::var("SKYSHELVE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
@@ -164,7 +166,7 @@ fn run_trials(trials: u64) {
             dir = tempfile::tempdir().unwrap();
         }
         let full = rng.below(10) == 0;
-        let mut writer = spawn("writer", dir.path(), full);
+        let mut writer = spawn(test, "writer", dir.path(), full);
         let mut acks = Acks::of(&mut writer);
         let first = acks.first();
         std::thread::sleep(Duration::from_micros(rng.below(40_000)));
@@ -175,7 +177,7 @@ fn run_trials(trials: u64) {
         let before = Store::open(dir.path()).map(|s| Entry::count(&s).unwrap_or(0)).unwrap_or(0);
         if rng.below(3) == 0 {
             // Kill a process while it opens the store right after the crash.
-            let mut opener = spawn("opener", dir.path(), full);
+            let mut opener = spawn(test, "opener", dir.path(), full);
             std::thread::sleep(Duration::from_micros(rng.below(20_000)));
             opener.kill().unwrap();
             opener.wait().unwrap();
@@ -187,14 +189,9 @@ fn run_trials(trials: u64) {
     assert!(acknowledged > trials * 10, "the writers must have written before being killed");
 }
 
-/// Where the children start; in the parent this test has nothing to do
-/// but check that it runs as a child only when asked.
-#[test]
-fn child_entry_point() {
-    let Ok(role) = std::env::var(ROLE) else {
-        assert!(std::env::var(STORE).is_err(), "a parent run has no child settings");
-        return;
-    };
+/// In a child: does the child's part and returns `true`.
+fn run_as_child() -> bool {
+    let Ok(role) = std::env::var(ROLE) else { return false };
     let path = std::path::PathBuf::from(std::env::var(STORE).unwrap());
     let full = std::env::var(FULL_DURABILITY).as_deref() == Ok("1");
     match role.as_str() {
@@ -205,16 +202,21 @@ fn child_entry_point() {
         }
         other => panic!("unknown role {other}"),
     }
+    true
 }
 
 #[test]
 fn a_hundred_crash_trials() {
-    run_trials(100);
+    if !run_as_child() {
+        run_trials("a_hundred_crash_trials", 100);
+    }
 }
 
 #[test]
 #[ignore = "soak test: cargo test --test crash -- --ignored"]
 fn soak_crash_trials() {
-    let trials = std::env::var("SKYSHELVE_CRASH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    run_trials(trials);
+    if !run_as_child() {
+        let trials = std::env::var("SKYSHELVE_CRASH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
+        run_trials("soak_crash_trials", trials);
+    }
 }

@@ -197,7 +197,7 @@ impl Store {
                 "the backup folder already holds a store",
             )));
         }
-        let mut file = private_file(&target)?;
+        let mut file = new_private_file(&target)?;
         let copied = self.shared().engine.copy_compacted(&mut file);
         if copied.is_err() {
             let _ = std::fs::remove_file(&target);
@@ -227,16 +227,16 @@ impl Store {
             )));
         }
         let mut from = std::fs::File::open(backup.join("data.mdb"))?;
-        let mut to = private_file(&destination)?;
+        let mut to = new_private_file(&destination)?;
         std::io::copy(&mut from, &mut to)?;
         to.sync_all()?;
         Ok(())
     }
 }
 
-fn private_file(path: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    Ok(std::fs::File::options().write(true).create_new(true).mode(0o600).open(path)?)
+/// A new owner-only file; fails if `path` exists.
+fn new_private_file(path: &Path) -> Result<std::fs::File> {
+    Ok(crate::store::private_file_options().write(true).create_new(true).open(path)?)
 }
 
 /// A stored record of `M` as a JSON object; registered in `ModelInfo`.

@@ -23,7 +23,7 @@ use crate::engine::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::index::describe_encoded;
 use crate::model::{Persistent, check_key_len};
-use crate::store::Store;
+use crate::store::{Store, create_private_dir, private_file_options};
 
 /// The lock table's name; `~` keeps it apart from every model name.
 pub(crate) const LOCK_TABLE: &str = "~locks";
@@ -131,7 +131,7 @@ impl Locks {
         create_private_dir(&self.dir)?;
         let nonce = random_nonce();
         let path = self.dir.join(Owner::file_name(std::process::id(), nonce));
-        let file = private_file(&path)?;
+        let file = private_file_options().read(true).write(true).create(true).truncate(false).open(&path)?;
         file.lock()?;
         *slot = Some((nonce, file));
         Ok(nonce)
@@ -178,16 +178,6 @@ fn random_nonce() -> u64 {
 
 fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    Ok(std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?)
-}
-
-fn private_file(path: &Path) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    Ok(File::options().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?)
 }
 
 /// A lock on one record, held until it is dropped (or its process dies).

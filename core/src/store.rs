@@ -666,8 +666,14 @@ fn validate_name(name: &str) -> Result<()> {
 /// unless it already exists.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-        Ok(()) => Ok(()),
-        Err(err) => Err(Error::Io(err)),
-    }
+    Ok(std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?)
+}
+
+/// Options that create files readable and writable by the owner only,
+/// whatever the umask; callers add how to open or create.
+pub(crate) fn private_file_options() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::File::options();
+    options.mode(0o600);
+    options
 }

@@ -438,22 +438,8 @@ impl WriteTx<'_> {
             }
         }
         let total = older.len() as u64;
-        // One pass over each index removes the entries older code wrote.
-        let keys: std::collections::HashSet<&[u8]> = older.iter().map(Vec::as_slice).collect();
-        for &table in &tables.indexes {
-            let stale: Vec<Vec<u8>> = self
-                .reader()
-                .range(table, Bound::Unbounded, Bound::Unbounded)?
-                .filter_map(|entry| match entry {
-                    Ok((entry_key, primary)) if keys.contains(primary) => Some(Ok(entry_key.to_vec())),
-                    Ok(_) => None,
-                    Err(err) => Some(Err(err)),
-                })
-                .collect::<Result<_>>()?;
-            for entry_key in stale {
-                self.txn.delete(table, &entry_key)?;
-            }
-        }
+        // The entries older code wrote go first, in one pass per index.
+        self.remove_entries_of(tables, &older.iter().map(Vec::as_slice).collect())?;
         for (done, key) in older.iter().enumerate() {
             let Some((_, record)) = query::load_stored::<M>(self.reader(), tables, key)? else { continue };
             self.store_record(tables, key, &record, None)?;
@@ -502,12 +488,19 @@ impl WriteTx<'_> {
 
     /// Removes every index entry of the model whose primary key is `key`.
     fn remove_entries_pointing_at(&mut self, tables: &ModelTables, key: &[u8]) -> Result<()> {
+        self.remove_entries_of(tables, &std::iter::once(key).collect())
+    }
+
+    /// Removes every index entry of the model whose primary key is one of
+    /// `keys`, in one pass over each index: for records whose entries
+    /// cannot be computed (undecodable, or written by older code).
+    fn remove_entries_of(&mut self, tables: &ModelTables, keys: &std::collections::HashSet<&[u8]>) -> Result<()> {
         for &table in &tables.indexes {
             let stale: Vec<Vec<u8>> = self
                 .reader()
                 .range(table, Bound::Unbounded, Bound::Unbounded)?
                 .filter_map(|entry| match entry {
-                    Ok((entry_key, primary)) if primary == key => Some(Ok(entry_key.to_vec())),
+                    Ok((entry_key, primary)) if keys.contains(primary) => Some(Ok(entry_key.to_vec())),
                     Ok(_) => None,
                     Err(err) => Some(Err(err)),
                 })
