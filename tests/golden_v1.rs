@@ -2,6 +2,10 @@
 //! `golden_users` model, as an older release of a program would have. Run
 //! it only to regenerate the committed data:
 //! `cargo test --test golden_v1 -- --ignored`.
+//!
+//! `tests/data/users_v1_before_catalog` was written by this same program
+//! with skyshelve before the index catalog existed; it cannot be
+//! regenerated.
 
 use serde::{Deserialize, Serialize};
 use skyshelve::{Persistent, Store};

@@ -40,10 +40,26 @@ impl From<UserV1> for User {
 
 /// A writable copy of the committed golden store.
 fn golden_copy() -> tempfile::TempDir {
+    copy_of("users_v1")
+}
+
+/// A writable copy of the committed store in tests/data/`name`.
+fn copy_of(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/users_v1/data.mdb");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(name).join("data.mdb");
     std::fs::copy(golden, dir.path().join("data.mdb")).unwrap();
     dir
+}
+
+#[test]
+fn a_store_from_before_the_catalog_gets_its_indexes_rebuilt_on_open() {
+    let dir = copy_of("users_v1_before_catalog");
+    let store = Store::open(dir.path()).unwrap();
+    // Built from the upgraded records: lower-case teams, the new index filled.
+    assert!(User::verify(&store).unwrap().is_clean(), "{}", User::verify(&store).unwrap());
+    assert_eq!(User::scan_index(&store, User::TEAM, "red").unwrap(), [user(1, "red"), user(3, "red")]);
+    assert_eq!(User::scan_index(&store, User::ACTIVE, &true).unwrap().len(), 3);
+    assert_eq!(User::migrate(&store, &mut |_| {}).unwrap(), 3, "the records themselves are still version 1");
 }
 
 fn user(id: u32, team: &str) -> User {

@@ -438,6 +438,9 @@ pub(crate) trait Writer: Reader {
     /// Removes `key`; returns whether it was present.
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool>;
 
+    /// Removes every entry of `table`.
+    fn clear(&mut self, table: Table) -> Result<()>;
+
     /// Makes sure the transaction is aborted, whatever the closure returns.
     fn doom(&mut self);
 }
@@ -450,6 +453,11 @@ impl Writer for WriteTxn<'_> {
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         let result = table.delete(self.rw(), key);
+        result.map_err(|e| self.note(e))
+    }
+
+    fn clear(&mut self, table: Table) -> Result<()> {
+        let result = table.clear(self.rw());
         result.map_err(|e| self.note(e))
     }
 

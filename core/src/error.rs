@@ -68,6 +68,18 @@ pub enum Error {
         known: u16,
     },
 
+    /// This program's indexes of a model are not the ones the store keeps:
+    /// another program (an older or newer build) opened the store last and
+    /// set them; see "Schema versions" in the README. The program may read
+    /// records and query the indexes both share, but not write the model.
+    #[error("model {model} does not match the store: {reason}")]
+    SchemaMismatch {
+        /// The model's name.
+        model: &'static str,
+        /// What differs.
+        reason: String,
+    },
+
     /// An encoded key is longer than LMDB accepts.
     #[error("{what} is {len} bytes once encoded; LMDB keys hold at most {max}")]
     KeyTooLong {

@@ -33,6 +33,9 @@ pub struct IndexInfo {
     pub unique: bool,
     /// The Rust type of the index values.
     pub value_type: &'static str,
+    /// Where computed values come from: the `with` function of a computed
+    /// index, the parent model of a parent index, empty otherwise.
+    pub source: &'static str,
     /// Renders an encoded value for error messages.
     #[doc(hidden)]
     pub describe: fn(&[u8]) -> String,
@@ -61,6 +64,48 @@ impl IndexInfo {
     #[must_use]
     pub fn parent(&self) -> Option<&'static ModelInfo> {
         self.parent_info.map(|info| info())
+    }
+
+    /// How the index is computed, as the store's catalog records it: an
+    /// index whose fingerprint changes is rebuilt when the store opens.
+    /// A change inside a `with` function does not show here; rename the
+    /// function to have the index rebuilt.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::Persistent;
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_index_fingerprint")]
+    /// struct User {
+    ///     #[persistent(key)]
+    ///     id: u64,
+    ///     #[persistent(index, unique)]
+    ///     email: String,
+    ///     #[persistent(index(with = lowercase_tags, value = String))]
+    ///     tags: Vec<String>,
+    /// }
+    /// fn lowercase_tags(user: &User) -> Vec<String> {
+    ///     user.tags.iter().map(|t| t.to_lowercase()).collect()
+    /// }
+    ///
+    /// assert_eq!(User::INFO.indexes[0].fingerprint(), "field unique email: String");
+    /// assert_eq!(User::INFO.indexes[1].fingerprint(), "computed tags: String with lowercase_tags");
+    /// ```
+    #[must_use]
+    pub fn fingerprint(&self) -> String {
+        let kind = match self.kind {
+            IndexKind::Field => "field",
+            IndexKind::Optional => "optional",
+            IndexKind::Computed => "computed",
+            IndexKind::Parent => "parent",
+        };
+        let unique = if self.unique { " unique" } else { "" };
+        let source = match self.kind {
+            IndexKind::Computed => format!(" with {}", self.source),
+            IndexKind::Parent => format!(" of {}", self.source),
+            IndexKind::Field | IndexKind::Optional => String::new(),
+        };
+        format!("{kind}{unique} {}: {}{source}", self.name, self.value_type)
     }
 }
 

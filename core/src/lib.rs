@@ -56,6 +56,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod catalog;
 mod codec;
 mod engine;
 mod error;
@@ -90,7 +91,9 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::admin::{record_to_json, save_json};
+    pub use crate::catalog::backfill_batch as backfill;
     pub use crate::index::{IndexEntries, describe_encoded, info_of};
+    pub use crate::model::migrate_erased as migrate;
     pub use crate::model::{ModelSlot, Registration};
     pub use crate::verify::verify_model;
     pub use inventory;

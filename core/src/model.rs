@@ -42,6 +42,48 @@ pub struct ModelInfo {
     /// Saves a record given as JSON, for import.
     #[doc(hidden)]
     pub save_json: fn(&mut crate::txn::WriteTx<'_>, &str) -> Result<()>,
+    /// Adds entries of the given indexes for one batch of records; see
+    /// `catalog`.
+    #[doc(hidden)]
+    pub backfill: BackfillFn,
+    /// [`Persistent::migrate`], for admin tools that know the model by name.
+    #[doc(hidden)]
+    pub migrate: MigrateFn,
+}
+
+/// Adds entries of the indexes at `positions` for up to `limit` records
+/// after key `after`; returns the last key done, `None` once no records
+/// remain.
+#[doc(hidden)]
+pub type BackfillFn = fn(&mut crate::txn::WriteTx<'_>, &[usize], Option<&[u8]>, usize) -> Result<Option<Vec<u8>>>;
+
+/// A type-erased [`Persistent::migrate`].
+#[doc(hidden)]
+pub type MigrateFn = fn(&Store, &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64>;
+
+impl ModelInfo {
+    /// The number of records of this model in `store`.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// #[persistent(name = "doc_model_info_count")]
+    /// struct Note { #[persistent(key)] id: u32 }
+    ///
+    /// let store = Store::temporary()?;
+    /// Note { id: 1 }.save(&store)?;
+    /// for model in skyshelve::models() {
+    ///     if model.name == "doc_model_info_count" {
+    ///         assert_eq!(model.count_in(&store)?, 1);
+    ///     }
+    /// }
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn count_in(&self, store: &Store) -> Result<u64> {
+        let tables = store.shared().tables_of(self)?;
+        store.read(|tx| tx.raw().len(tables.main))
+    }
 }
 
 /// A process-wide number for a model, so that a store finds a model's
@@ -573,9 +615,12 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// Rewrites every record written by an older version of this model
     /// (see `#[persistent(version = N, from(...))]`) in the current format,
-    /// with index entries rebuilt, in one transaction; returns how many.
-    /// Reading does not need it — older records are upgraded as they are
-    /// read — but it makes them cheap to read and to write again.
+    /// with index entries rebuilt; returns how many. The work is done in
+    /// batches, each a transaction of its own (at least 1,000 records, and
+    /// at most 16 batches), so that other writers get their turn;
+    /// `progress` hears after each. Reading does not need it — older
+    /// records are upgraded as they are read — but it makes them cheap to
+    /// read and to write again.
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -592,7 +637,18 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         Self: Sized,
     {
-        store.write(|tx| tx.migrate::<Self>(progress))
+        let total = store.read(|tx| tx.count_older::<Self>())?;
+        let batch = usize::try_from(total / MIGRATE_BATCHES).unwrap_or(usize::MAX).max(crate::catalog::BATCH);
+        let (mut done, mut after) = (0, None);
+        loop {
+            let (rewritten, last) = store.write(|tx| tx.migrate_batch::<Self>(after.as_deref(), batch))?;
+            done += rewritten;
+            progress(crate::Progress { done, total: Some(total.max(done)) });
+            match last {
+                Some(key) => after = Some(key),
+                None => return Ok(done),
+            }
+        }
     }
 
     /// The number of records.
@@ -614,6 +670,16 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     {
         store.read(|tx| tx.count::<Self>())
     }
+}
+
+/// At most this many batches for a migration: each batch scans the
+/// model's indexes once for the entries older code wrote.
+const MIGRATE_BATCHES: u64 = 16;
+
+/// [`Persistent::migrate`] behind a function pointer, for [`ModelInfo`].
+#[doc(hidden)]
+pub fn migrate_erased<M: Persistent>(store: &Store, progress: &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64> {
+    M::migrate(store, progress)
 }
 
 /// Decodes a stored record of `M`, upgrading one written by an older

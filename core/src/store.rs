@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use crate::admin::Progress;
+use crate::catalog::CATALOG_TABLE;
 use crate::engine::Writer;
 use crate::engine::{Durability, Engine, EngineConfig, Table};
 use crate::error::{Error, Result};
@@ -22,6 +24,9 @@ pub(crate) struct ModelTables {
     pub info: &'static ModelInfo,
     pub main: Table,
     pub indexes: Vec<Table>,
+    /// The model's catalog entry when this program's indexes are complete,
+    /// encoded: checks compare stored bytes against it.
+    pub catalog_entry: Vec<u8>,
 }
 
 /// What every clone of a `Store` shares.
@@ -33,6 +38,8 @@ pub(crate) struct Shared {
     models: Vec<Option<ModelTables>>,
     maps: Mutex<HashMap<String, Table>>,
     pub(crate) lock_table: Table,
+    /// The index catalog; see `catalog`.
+    pub(crate) catalog: Table,
     /// Set when concurrent durable writes share commits.
     group: Option<Group>,
     pub(crate) locks: Locks,
@@ -58,10 +65,14 @@ impl Shared {
 
     /// The tables of model `M`, created when the store opened.
     pub(crate) fn tables<M: Persistent>(&self) -> Result<&ModelTables> {
-        self.models
-            .get(M::INFO.slot.index())
-            .and_then(Option::as_ref)
-            .ok_or_else(|| Error::Storage(format!("model {} was not registered when the store opened", M::INFO.name)))
+        self.tables_of(M::INFO)
+    }
+
+    /// The tables of the model `info` describes.
+    pub(crate) fn tables_of(&self, info: &ModelInfo) -> Result<&ModelTables> {
+        self.models.get(info.slot.index()).and_then(Option::as_ref).ok_or_else(|| {
+            Error::Storage(format!("model {} was not among the models of the store when it opened", info.name))
+        })
     }
 }
 
@@ -387,6 +398,21 @@ pub struct StoreOptions {
     config: EngineConfig,
     lock_wait: Duration,
     group_commit: bool,
+    /// `None`: every model of the program.
+    models: Option<Vec<&'static ModelInfo>>,
+    build_progress: BuildProgress,
+}
+
+/// The caller's hook for index-build progress at open.
+#[derive(Clone, Default)]
+struct BuildProgress(Option<Arc<BuildProgressFn>>);
+
+type BuildProgressFn = dyn Fn(&str, Progress) + Send + Sync;
+
+impl fmt::Debug for BuildProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
 }
 
 impl Default for StoreOptions {
@@ -419,7 +445,56 @@ impl StoreOptions {
             },
             lock_wait: Duration::from_secs(30),
             group_commit: false,
+            models: None,
+            build_progress: BuildProgress::default(),
         }
+    }
+
+    /// Opens the store for these models only, instead of every model of
+    /// the program: for tools that work on some models, and to keep LMDB's
+    /// per-transaction work small in programs with very many models. The
+    /// other models' methods then fail on this store.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// #[persistent(name = "doc_store_only_note")]
+    /// struct Note { #[persistent(key)] id: u32 }
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// #[persistent(name = "doc_store_only_tag")]
+    /// struct Tag { #[persistent(key)] id: u32 }
+    ///
+    /// let store = Store::options().models([Note::INFO]).open_temporary()?;
+    /// Note { id: 1 }.save(&store)?;
+    /// assert!(Tag { id: 1 }.save(&store).is_err());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn models(mut self, models: impl IntoIterator<Item = &'static ModelInfo>) -> Self {
+        let mut models: Vec<_> = models.into_iter().collect();
+        models.sort_by_key(|m| m.name);
+        models.dedup_by_key(|m| std::ptr::from_ref::<ModelInfo>(m));
+        self.models = Some(models);
+        self
+    }
+
+    /// Calls `progress(model, progress)` while indexes are built at open:
+    /// an index that is new, or whose definition changed, is built from
+    /// the model's existing records before `open` returns (see
+    /// [`IndexInfo::fingerprint`](crate::IndexInfo::fingerprint)).
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options()
+    ///     .on_index_build(|model, progress| eprintln!("indexing {model}: {}", progress.done))
+    ///     .open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn on_index_build(mut self, progress: impl Fn(&str, Progress) + Send + Sync + 'static) -> Self {
+        self.build_progress = BuildProgress(Some(Arc::new(progress)));
+        self
     }
 
     /// Lets concurrent durable writes of this process share one commit
@@ -599,18 +674,19 @@ impl StoreOptions {
 pub const MAP_ROOM: u32 = 64;
 
 fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::TempDir>) -> Result<Shared> {
-    let registered = models();
+    let registered = options.models.clone().unwrap_or_else(models);
     let mut config = options.config.clone();
     if config.max_tables == 0 {
         let model_tables: usize = registered.iter().map(|m| 1 + m.indexes.len()).sum();
-        config.max_tables = u32::try_from(model_tables + 1).unwrap_or(u32::MAX).saturating_add(MAP_ROOM);
+        // + the lock table and the catalog
+        config.max_tables = u32::try_from(model_tables + 2).unwrap_or(u32::MAX).saturating_add(MAP_ROOM);
     }
     let engine = Engine::open(dir, config)?;
     if let Some(pair) = registered.windows(2).find(|pair| pair[0].name == pair[1].name) {
         let reason = "two models of this program share this name; give one #[persistent(name = \"...\")]";
         return Err(Error::InvalidName { name: pair[0].name.to_owned(), reason });
     }
-    let mut names = vec![LOCK_TABLE.to_owned()];
+    let mut names = vec![LOCK_TABLE.to_owned(), CATALOG_TABLE.to_owned()];
     for model in &registered {
         validate_name(model.name)?;
         names.push(model.name.to_owned());
@@ -619,6 +695,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
     let mut tables = engine.open_tables(&names)?;
     let mut take = |name: &str| tables.remove(name).expect("every requested table was created");
     let lock_table = take(LOCK_TABLE);
+    let catalog = take(CATALOG_TABLE);
     let mut models: Vec<Option<ModelTables>> = Vec::new();
     for info in registered {
         let main = take(info.name);
@@ -627,21 +704,26 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         if models.len() <= slot {
             models.resize_with(slot + 1, || None);
         }
-        models[slot] = Some(ModelTables { info, main, indexes });
+        let catalog_entry = crate::catalog::Entry::complete(info).encode()?;
+        models[slot] = Some(ModelTables { info, main, indexes, catalog_entry });
     }
-    Ok(Shared {
+    let shared = Shared {
         engine,
         models,
         maps: Mutex::new(HashMap::new()),
         lock_table,
+        catalog,
         locks: Locks::new(dir),
         lock_wait: options.lock_wait,
         group: (options.group_commit && options.config.durability == Durability::Full).then(Group::default),
         _temporary: temporary,
-    })
+    };
+    let hook = options.build_progress.0.as_deref();
+    crate::catalog::reconcile(&shared, &mut |model, progress| hook.into_iter().for_each(|f| f(model, progress)))?;
+    Ok(shared)
 }
 
-fn index_table_name(model: &ModelInfo, index: &str) -> String {
+pub(crate) fn index_table_name(model: &ModelInfo, index: &str) -> String {
     format!("{}/{index}", model.name)
 }
 

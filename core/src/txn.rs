@@ -38,6 +38,9 @@ pub struct WriteTx<'t> {
     /// Set when a record is locked by someone else: `Store::write` then
     /// waits and runs the transaction again.
     blocked: &'t mut Option<Error>,
+    /// Models (by slot, below 128) whose catalog entry this transaction
+    /// has found writable, so that a batch of writes checks it once.
+    writable: u128,
 }
 
 impl<'t> ReadTx<'t> {
@@ -54,6 +57,11 @@ impl<'t> ReadTx<'t> {
         self.txn
     }
 
+    /// How many records of `M` an older model version wrote.
+    pub(crate) fn count_older<M: Persistent>(&self) -> Result<u64> {
+        query::count_older::<M>(self.shared, self.txn)
+    }
+
     /// The tables of `M` and the raw reader, for checks over raw entries.
     pub(crate) fn parts<M: Persistent>(&self) -> Result<(&ModelTables, &dyn Reader)> {
         Ok((self.shared.tables::<M>()?, self.txn))
@@ -67,11 +75,29 @@ impl<'t> WriteTx<'t> {
         owner: Option<Owner>,
         blocked: &'t mut Option<Error>,
     ) -> Self {
-        WriteTx { shared, txn, owner, blocked }
+        WriteTx { shared, txn, owner, blocked, writable: 0 }
     }
 
     fn reader(&self) -> &dyn Writer {
         &*self.txn
+    }
+
+    /// The tables of `M` and the raw writer, for index builds.
+    pub(crate) fn tables_and_writer<M: Persistent>(&mut self) -> Result<(&'t ModelTables, &mut dyn Writer)> {
+        Ok((self.shared.tables::<M>()?, &mut *self.txn))
+    }
+
+    /// Fails if this program's indexes of `M` are not the store's (see
+    /// `catalog`): its writes would leave the store's indexes behind.
+    fn check_writable<M: Persistent>(&mut self, tables: &ModelTables) -> Result<()> {
+        let slot = M::INFO.slot.index();
+        let bit = u32::try_from(slot).ok().and_then(|slot| 1u128.checked_shl(slot)).unwrap_or(0);
+        if self.writable & bit != 0 {
+            return Ok(());
+        }
+        crate::catalog::check_writable(self.reader(), self.shared.catalog, tables)?;
+        self.writable |= bit;
+        Ok(())
     }
 }
 
@@ -147,6 +173,7 @@ macro_rules! read_methods {
                 Q: EncodeKey + ?Sized,
             {
                 let tables = self.shared.tables::<M>()?;
+                crate::catalog::check_queryable(self.reader(), self.shared.catalog, tables, index.position())?;
                 let table = tables.indexes[index.position()];
                 match self.reader().get(table, &encode_to_vec(value))? {
                     Some(pk) => query::load_encoded(self.reader(), tables, pk),
@@ -426,29 +453,56 @@ impl WriteTx<'_> {
     }
 
     /// Rewrites every record of `M` written by an older model version in
-    /// the current format, rebuilding its index entries; see
-    /// [`Persistent::migrate`]. Returns how many were rewritten.
+    /// the current format, rebuilding its index entries, in this one
+    /// transaction; see [`Persistent::migrate`] for the batched form.
+    /// Returns how many were rewritten.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_writetx_migrate")]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// # let store = Store::temporary()?;
+    /// let rewritten = store.write(|tx| tx.migrate::<Item>(&mut |_| {}))?;
+    /// assert_eq!(rewritten, 0);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
     pub fn migrate<M: Persistent>(&mut self, progress: &mut dyn FnMut(crate::Progress)) -> Result<u64> {
+        let total = query::count_older::<M>(self.shared, self.reader())?;
+        let rewritten = self.migrate_batch::<M>(None, usize::MAX)?.0;
+        progress(crate::Progress { done: rewritten, total: Some(total) });
+        Ok(rewritten)
+    }
+
+    /// Rewrites up to `limit` records of `M` written by an older version,
+    /// among those after key `after`. Returns how many, and the last key
+    /// looked at when the limit was reached (`None`: no records remain).
+    pub(crate) fn migrate_batch<M: Persistent>(
+        &mut self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(u64, Option<Vec<u8>>)> {
         let tables = self.shared.tables::<M>()?;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut older = Vec::new();
-        for entry in self.reader().range(tables.main, Bound::Unbounded, Bound::Unbounded)? {
+        for entry in self.reader().range(tables.main, lower, Bound::Unbounded)? {
             let (key, bytes) = entry?;
             if crate::codec::value::version_of(bytes, M::INFO.name)? < M::INFO.version {
                 older.push(key.to_vec());
+                if older.len() == limit {
+                    break;
+                }
             }
         }
-        let total = older.len() as u64;
         // The entries older code wrote go first, in one pass per index.
         self.remove_entries_of(tables, &older.iter().map(Vec::as_slice).collect())?;
-        for (done, key) in older.iter().enumerate() {
+        for key in &older {
             let Some((_, record)) = query::load_stored::<M>(self.reader(), tables, key)? else { continue };
             self.store_record(tables, key, &record, None)?;
-            let done = done as u64 + 1;
-            if done.is_multiple_of(1000) || done == total {
-                progress(crate::Progress { done, total: Some(total) });
-            }
         }
-        Ok(total)
+        let last = if older.len() == limit { older.last().cloned() } else { None };
+        Ok((older.len() as u64, last))
     }
 
     /// `delete` by encoded key, for record-lock guards.
@@ -620,6 +674,7 @@ impl WriteTx<'_> {
         record: &M,
         old_entries: Option<&IndexEntries>,
     ) -> Result<()> {
+        self.check_writable::<M>(tables)?;
         self.check_unlocked::<M>(key)?;
         // Most records fit; bincode would otherwise grow the buffer several times.
         let mut bytes = Vec::with_capacity(256);
@@ -695,6 +750,7 @@ impl WriteTx<'_> {
 
     /// Deletes the record under `key` and its index entries.
     fn remove_record<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8], entries: &IndexEntries) -> Result<()> {
+        self.check_writable::<M>(tables)?;
         self.check_unlocked::<M>(key)?;
         for (position, value) in entries.entries() {
             self.txn.delete(tables.indexes[position], &index_key::<M>(position, value, key))?;
@@ -731,6 +787,18 @@ mod query {
         Q: EncodeKey + ?Sized,
     {
         load_encoded(txn, shared.tables::<M>()?, &encode_to_vec(key))
+    }
+
+    /// How many records of `M` an older model version wrote.
+    pub fn count_older<M: Persistent>(shared: &Shared, txn: &(impl Reader + ?Sized)) -> Result<u64> {
+        let mut older = 0;
+        for entry in txn.range(shared.tables::<M>()?.main, Bound::Unbounded, Bound::Unbounded)? {
+            let (_, bytes) = entry?;
+            if crate::codec::value::version_of(bytes, M::INFO.name)? < M::INFO.version {
+                older += 1;
+            }
+        }
+        Ok(older)
     }
 
     /// The record under `key` and the model version that wrote it.
@@ -770,6 +838,7 @@ mod query {
         upper: Option<Vec<u8>>,
     ) -> Result<impl Iterator<Item = Result<M>> + use<'a, M, T>> {
         let tables = shared.tables::<M>()?;
+        crate::catalog::check_queryable(txn, shared.catalog, tables, position)?;
         let main = tables.main;
         let upper_bound = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let entries = txn.range(tables.indexes[position], Bound::Included(&lower), upper_bound)?;

@@ -90,6 +90,11 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             IndexSource::Computed(_) => quote!(::skyshelve::IndexKind::Computed),
             IndexSource::Parent(_) => quote!(::skyshelve::IndexKind::Parent),
         };
+        let source = match &index.source {
+            IndexSource::Computed(computed) => path_name(&computed.with.path),
+            IndexSource::Parent(parent) => path_name(parent),
+            IndexSource::Field | IndexSource::Optional => String::new(),
+        };
         let parent_info = match &index.source {
             IndexSource::Parent(parent) => {
                 quote!(::core::option::Option::Some(::skyshelve::__private::info_of::<#parent>))
@@ -102,6 +107,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
                 kind: #kind,
                 unique: #unique,
                 value_type: #value_type,
+                source: #source,
                 describe: ::skyshelve::__private::describe_encoded::<#value_ty>,
                 parent_info: #parent_info,
             }
@@ -117,6 +123,8 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             slot: &SLOT,
             to_json: ::skyshelve::__private::record_to_json::<#ident>,
             save_json: ::skyshelve::__private::save_json::<#ident>,
+            backfill: ::skyshelve::__private::backfill::<#ident>,
+            migrate: ::skyshelve::__private::migrate::<#ident>,
         }
     }
 }
@@ -245,6 +253,8 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
                     slot: &SLOT,
                     to_json: ::skyshelve::__private::record_to_json::<#ident>,
                     save_json: ::skyshelve::__private::save_json::<#ident>,
+                    backfill: ::skyshelve::__private::backfill::<#ident>,
+                    migrate: ::skyshelve::__private::migrate::<#ident>,
                 };
                 fn key(&self) -> &Self::Key {
                     &()
@@ -253,6 +263,11 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
             }
         };
     }
+}
+
+/// A path as written, without the spaces token printing adds.
+fn path_name(path: &syn::Path) -> String {
+    path.to_token_stream().to_string().replace(' ', "")
 }
 
 fn unraw(ident: &Ident) -> String {

@@ -1,0 +1,356 @@
+//! The index catalog: which indexes each model has in this store, and how
+//! each is computed (its fingerprint, see [`IndexInfo::fingerprint`]).
+//!
+//! The catalog holds one entry per model. When a store opens, every model
+//! whose entry differs from the program's definitions is reconciled:
+//!
+//! - A program whose model version is at least the entry's takes the model
+//!   over: indexes that are new, changed, or were left half built are
+//!   cleared and built again from the records, in batches of [`BATCH`]
+//!   records per transaction so that other processes keep writing in
+//!   between; indexes the program no longer has are cleared. Every process
+//!   opening with the same definitions joins a build under way, so an open
+//!   returns only once its indexes are complete.
+//! - A program with an older model version leaves the entry alone.
+//!
+//! A process whose definitions are not (or no longer) the catalog's may
+//! still read the model's records and query the indexes whose fingerprint
+//! the catalog shares; its writes of the model fail with
+//! [`Error::SchemaMismatch`], because it would not maintain the other
+//! definitions' indexes. Nothing it has written before is lost.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use crate::admin::Progress;
+use crate::codec::value;
+use crate::engine::{Reader, Table, Writer};
+use crate::error::{Error, Result};
+use crate::index::IndexInfo;
+use crate::model::{ModelInfo, Persistent, decode_record};
+use crate::store::{ModelTables, Shared, index_table_name};
+use crate::txn::{WriteTx, entries_of, index_key};
+
+/// The table of catalog entries, keyed by model name.
+pub(crate) const CATALOG_TABLE: &str = "~catalog";
+
+/// Records per backfill transaction.
+pub(crate) const BATCH: usize = 1000;
+
+/// The version of the entry format, in the entry's value header.
+const ENTRY_FORMAT: u16 = 1;
+
+/// Reports the progress of an index build of the named model.
+pub(crate) type ProgressFn<'a> = dyn FnMut(&'static str, Progress) + 'a;
+
+/// What the store knows about one model's indexes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    /// The model version of the program that wrote the entry.
+    version: u16,
+    /// Every index, as (name, fingerprint).
+    indexes: Vec<(String, String)>,
+    /// Indexes whose entries are still being built.
+    building: Vec<String>,
+    /// The last record key that has its entries in `building`.
+    built_through: Option<Vec<u8>>,
+}
+
+impl Entry {
+    /// The entry of a model whose indexes are all complete.
+    pub(crate) fn complete(info: &ModelInfo) -> Entry {
+        Entry { version: info.version, indexes: definitions(info), building: Vec::new(), built_through: None }
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        value::encode_into(self, ENTRY_FORMAT, CATALOG_TABLE, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Entry> {
+        value::decode(bytes, CATALOG_TABLE).map(|(_, entry)| entry)
+    }
+
+    fn defines(&self, info: &ModelInfo) -> bool {
+        self.indexes == definitions(info)
+    }
+
+    /// Whether `index` is in the catalog, with the same definition, and complete.
+    fn has_complete(&self, index: &IndexInfo) -> bool {
+        let same = self.indexes.iter().any(|(name, print)| name == index.name && *print == index.fingerprint());
+        same && !self.building.iter().any(|name| name == index.name)
+    }
+}
+
+fn definitions(info: &ModelInfo) -> Vec<(String, String)> {
+    info.indexes.iter().map(|index| (index.name.to_owned(), index.fingerprint())).collect()
+}
+
+fn read_entry(txn: &(impl Reader + ?Sized), catalog: Table, info: &ModelInfo) -> Result<Option<Entry>> {
+    txn.get(catalog, info.name.as_bytes())?.map(Entry::decode).transpose()
+}
+
+/// Fails unless this program may write records of the model: the
+/// catalog's indexes are this program's, so its writes keep them all.
+pub(crate) fn check_writable(txn: &(impl Reader + ?Sized), catalog: Table, tables: &ModelTables) -> Result<()> {
+    let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(()) };
+    if bytes == tables.catalog_entry {
+        return Ok(()); // the usual case: compared without decoding
+    }
+    let entry = Entry::decode(bytes)?;
+    if entry.defines(tables.info) {
+        Ok(()) // a build under way, or an older program's version number
+    } else {
+        Err(mismatch(tables.info, &entry))
+    }
+}
+
+/// Fails unless the index at `position` may be queried: the catalog has
+/// it, with this program's definition, completely built.
+pub(crate) fn check_queryable(
+    txn: &(impl Reader + ?Sized),
+    catalog: Table,
+    tables: &ModelTables,
+    position: usize,
+) -> Result<()> {
+    let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(()) };
+    if bytes == tables.catalog_entry {
+        return Ok(());
+    }
+    let entry = Entry::decode(bytes)?;
+    let index = &tables.info.indexes[position];
+    if entry.has_complete(index) {
+        return Ok(());
+    }
+    let reason = if entry.building.iter().any(|name| name == index.name) {
+        format!("index {} is being built by another process; open the store again once it is done", index.name)
+    } else {
+        format!("index {} is defined differently in the store ({})", index.name, describe(&entry))
+    };
+    Err(Error::SchemaMismatch { model: tables.info.name, reason })
+}
+
+fn mismatch(info: &ModelInfo, entry: &Entry) -> Error {
+    let reason = format!(
+        "the store's indexes are {} and this program's are {}, so this program cannot keep them in step; \
+         run the program that opened the store last, or open the store again with this one",
+        describe(entry),
+        describe(&Entry::complete(info)),
+    );
+    Error::SchemaMismatch { model: info.name, reason }
+}
+
+fn describe(entry: &Entry) -> String {
+    let prints: Vec<&str> = entry.indexes.iter().map(|(_, print)| print.as_str()).collect();
+    format!("[{}] (model version {})", prints.join(", "), entry.version)
+}
+
+/// Brings the catalog in line with this program's models (see the module
+/// documentation). Runs when a store opens.
+pub(crate) fn reconcile(shared: &Shared, progress: &mut ProgressFn<'_>) -> Result<()> {
+    let stale: Vec<&ModelTables> = shared.engine.read(|txn| {
+        let mut stale = Vec::new();
+        for tables in shared.all_tables() {
+            if txn.get(shared.catalog, tables.info.name.as_bytes())? != Some(tables.catalog_entry.as_slice()) {
+                stale.push(tables);
+            }
+        }
+        Ok::<_, Error>(stale)
+    })?;
+    if stale.is_empty() {
+        return Ok(()); // the usual open: no write transaction at all
+    }
+    let to_build = take_over(shared, &stale)?;
+    for tables in to_build {
+        build(shared, tables, progress)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the entries of the `stale` models this program may take over,
+/// clearing the indexes to build and those removed, in one transaction;
+/// returns the models with indexes to build.
+fn take_over<'s>(shared: &'s Shared, stale: &[&'s ModelTables]) -> Result<Vec<&'s ModelTables>> {
+    loop {
+        // Tables of removed indexes are opened first: opening takes a transaction of its own.
+        let removed = removed_index_tables(shared, stale)?;
+        let outcome = shared.engine.write(|txn| {
+            let mut to_build = Vec::new();
+            for &tables in stale {
+                match take_over_model(txn, shared.catalog, tables, &removed)? {
+                    TakeOver::Build => to_build.push(tables),
+                    TakeOver::Nothing => {}
+                    TakeOver::Retry => return Ok::<_, Error>(None),
+                }
+            }
+            Ok(Some(to_build))
+        })?;
+        if let Some(to_build) = outcome {
+            return Ok(to_build);
+        }
+    }
+}
+
+enum TakeOver {
+    /// The entry is written; indexes are left to build.
+    Build,
+    /// Complete already, or owned by a newer program.
+    Nothing,
+    /// A removed index's table was not opened: the catalog changed meanwhile.
+    Retry,
+}
+
+fn take_over_model(
+    txn: &mut dyn Writer,
+    catalog: Table,
+    tables: &ModelTables,
+    removed: &HashMap<String, Table>,
+) -> Result<TakeOver> {
+    let info = tables.info;
+    let stored = read_entry(&*txn, catalog, info)?;
+    match &stored {
+        Some(entry) if entry.defines(info) => {
+            return Ok(if entry.building.is_empty() { TakeOver::Nothing } else { TakeOver::Build });
+        }
+        Some(entry) if entry.version > info.version => return Ok(TakeOver::Nothing),
+        _ => {}
+    }
+    if let Some(entry) = &stored {
+        for (name, _) in entry.indexes.iter().filter(|(name, _)| !info.indexes.iter().any(|i| i.name == name)) {
+            let Some(&table) = removed.get(&index_table_name(info, name)) else { return Ok(TakeOver::Retry) };
+            txn.clear(table)?;
+        }
+    }
+    let has_records = txn.len(tables.main)? > 0;
+    let mut building = Vec::new();
+    for (index, &table) in info.indexes.iter().zip(&tables.indexes) {
+        if !stored.as_ref().is_some_and(|entry| entry.has_complete(index)) {
+            // New, changed, or left half built: start from nothing.
+            txn.clear(table)?;
+            if has_records {
+                building.push(index.name.to_owned());
+            }
+        }
+    }
+    let entry = Entry { building, ..Entry::complete(info) };
+    txn.put(catalog, info.name.as_bytes(), &entry.encode()?)?;
+    Ok(if entry.building.is_empty() { TakeOver::Nothing } else { TakeOver::Build })
+}
+
+/// Opens the tables of indexes that the catalog lists for the `stale`
+/// models and this program does not have.
+fn removed_index_tables(shared: &Shared, stale: &[&ModelTables]) -> Result<HashMap<String, Table>> {
+    let names = shared.engine.read(|txn| {
+        let mut names = Vec::new();
+        for tables in stale {
+            let Some(entry) = read_entry(txn, shared.catalog, tables.info)? else { continue };
+            for (name, _) in &entry.indexes {
+                if !tables.info.indexes.iter().any(|index| index.name == name) {
+                    names.push(index_table_name(tables.info, name));
+                }
+            }
+        }
+        Ok::<_, Error>(names)
+    })?;
+    if names.is_empty() { Ok(HashMap::new()) } else { shared.engine.open_tables(&names) }
+}
+
+/// Builds the model's pending indexes batch by batch, each batch in a
+/// transaction of its own, until they are complete or another program's
+/// definitions take over.
+fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -> Result<()> {
+    let info = tables.info;
+    let total = shared.engine.read(|txn| txn.len(tables.main))?;
+    let mut done = 0;
+    loop {
+        let step = shared.engine.write(|txn| {
+            let Some(entry) = read_entry(&*txn, shared.catalog, info)? else { return Ok::<_, Error>(None) };
+            if !entry.defines(info) || entry.building.is_empty() {
+                return Ok(None);
+            }
+            let positions: Vec<usize> = info
+                .indexes
+                .iter()
+                .enumerate()
+                .filter(|(_, index)| entry.building.iter().any(|name| name == index.name))
+                .map(|(position, _)| position)
+                .collect();
+            let mut blocked = None;
+            let mut tx = WriteTx::new(shared, txn, None, &mut blocked);
+            let last = (info.backfill)(&mut tx, &positions, entry.built_through.as_deref(), BATCH)?;
+            let more = last.is_some();
+            let next = match last {
+                Some(key) => Entry { built_through: Some(key), ..entry },
+                None => Entry { building: Vec::new(), built_through: None, ..entry },
+            };
+            txn.put(shared.catalog, info.name.as_bytes(), &next.encode()?)?;
+            Ok(Some(more))
+        })?;
+        let Some(more) = step else { return Ok(()) };
+        done = (done + BATCH as u64).min(total);
+        if !more {
+            done = total;
+        }
+        progress(info.name, Progress { done, total: Some(total) });
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+/// One batch of a build: adds the entries of the indexes at `positions`
+/// for up to `limit` records after key `after`. Returns the last key done,
+/// or `None` when the records ran out.
+#[doc(hidden)]
+pub fn backfill_batch<M: Persistent>(
+    tx: &mut WriteTx<'_>,
+    positions: &[usize],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Option<Vec<u8>>> {
+    let (tables, txn) = tx.tables_and_writer::<M>()?;
+    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut batch = Vec::with_capacity(limit.min(BATCH));
+    for entry in txn.range(tables.main, lower, Bound::Unbounded)?.take(limit) {
+        let (key, bytes) = entry?;
+        // Records this code cannot read get no entries; verify reports them.
+        let entries = match decode_record::<M>(bytes) {
+            Ok((_, record)) => Some(entries_of(&record)),
+            Err(Error::Decode { .. } | Error::NewerVersion { .. }) => None,
+            Err(other) => return Err(other),
+        };
+        batch.push((key.to_vec(), entries));
+    }
+    for (key, entries) in &batch {
+        let Some(entries) = entries else { continue };
+        for (position, value) in entries.entries() {
+            if positions.contains(&position) {
+                add_entry::<M>(txn, tables, position, value, key)?;
+            }
+        }
+    }
+    Ok(if batch.len() < limit { None } else { batch.pop().map(|(key, _)| key) })
+}
+
+/// Adds one entry of a record being built into an index, checking length
+/// and uniqueness as a write would.
+fn add_entry<M: Persistent>(
+    txn: &mut dyn Writer,
+    tables: &ModelTables,
+    position: usize,
+    value: &[u8],
+    key: &[u8],
+) -> Result<()> {
+    let info = &M::INFO.indexes[position];
+    let table = tables.indexes[position];
+    let entry_key = index_key::<M>(position, value, key);
+    crate::model::check_key_len(|| format!("index {}.{} entry", M::INFO.name, info.name), entry_key.len())?;
+    if info.unique && txn.get(table, value)?.is_some_and(|holder| holder != key) {
+        let value = (info.describe)(value);
+        return Err(Error::UniqueViolation { model: M::INFO.name, index: info.name, value });
+    }
+    txn.put(table, &entry_key, key)
+}

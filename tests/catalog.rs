@@ -1,0 +1,361 @@
+//! The index catalog: an index added to a model is built from the records
+//! already stored, a removed one is dropped, a changed one rebuilt, and two
+//! programs with different definitions of one model do not fight.
+//!
+//! The models below are versions of one model, `catalog_users`, as
+//! successive releases of a program would define it. One binary holds them
+//! all, so each store here is opened with one of them
+//! (`StoreOptions::models`), as that release would open it; the
+//! multi-process test re-executes this binary, one release per process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use skyshelve::{Durability, Error, Persistent, Progress, Store};
+
+/// Release 1: a unique email index.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(name = "catalog_users")]
+struct UserV1 {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index, unique)]
+    email: String,
+    team: String,
+}
+
+/// Release 2: the team is indexed too.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(name = "catalog_users", version = 2, from(UserV1 = 1))]
+struct UserV2 {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index, unique)]
+    email: String,
+    #[persistent(index)]
+    team: String,
+}
+
+/// Release 2 built differently: the team index is case-blind.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(name = "catalog_users", version = 2, from(UserV1 = 1))]
+struct UserV2CaseBlind {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index, unique)]
+    email: String,
+    #[persistent(index(with = UserV2CaseBlind::team_lower_case, value = String))]
+    team: String,
+}
+
+/// Release 3: the team index is gone again.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(name = "catalog_users", version = 3, from(UserV1 = 1, UserV2 = 2))]
+struct UserV3 {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index, unique)]
+    email: String,
+    team: String,
+}
+
+impl UserV2CaseBlind {
+    fn team_lower_case(&self) -> [String; 1] {
+        [self.team.to_lowercase()]
+    }
+}
+
+macro_rules! same_fields {
+    ($from:ty => $($to:ty),*) => {$(
+        impl From<$from> for $to {
+            fn from(old: $from) -> Self {
+                Self { id: old.id, email: old.email, team: old.team }
+            }
+        }
+    )*};
+}
+same_fields!(UserV1 => UserV2, UserV2CaseBlind, UserV3);
+same_fields!(UserV2 => UserV3);
+
+fn email(id: u32) -> String {
+    format!("u{id}@example.com")
+}
+
+fn team(id: u32) -> String {
+    if id.is_multiple_of(2) { "Red".into() } else { "Blue".into() }
+}
+
+fn v1(id: u32) -> UserV1 {
+    UserV1 { id, email: email(id), team: team(id) }
+}
+
+fn v2(id: u32) -> UserV2 {
+    UserV2 { id, email: email(id), team: team(id) }
+}
+
+/// Opens the store as the release defining `M` would.
+fn open_as<M: Persistent>(path: &Path) -> Store {
+    options_as::<M>().open(path).unwrap()
+}
+
+fn options_as<M: Persistent>() -> skyshelve::StoreOptions {
+    Store::options().models([M::INFO]).durability(Durability::MayLoseLastCommits)
+}
+
+/// Opens the store as `M`'s release, returning the index-build progress reports.
+fn open_watching<M: Persistent>(path: &Path) -> (Store, Vec<Progress>) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&reports);
+    let store = options_as::<M>()
+        .on_index_build(move |model, progress| {
+            assert_eq!(model, "catalog_users");
+            sink.lock().unwrap().push(progress);
+        })
+        .open(path)
+        .unwrap();
+    let reports = reports.lock().unwrap().clone();
+    (store, reports)
+}
+
+fn store_v1_records(path: &Path, ids: std::ops::Range<u32>) {
+    let store = open_as::<UserV1>(path);
+    store.write(|tx| ids.clone().try_for_each(|id| tx.save(&v1(id)))).unwrap();
+}
+
+fn is_mismatch<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
+    matches!(result, Err(Error::SchemaMismatch { model: "catalog_users", .. }))
+}
+
+#[test]
+fn a_new_index_is_built_from_the_stored_records_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    store_v1_records(dir.path(), 0..2500);
+
+    let (store, reports) = open_watching::<UserV2>(dir.path());
+    let done: Vec<u64> = reports.iter().map(|p| p.done).collect();
+    assert_eq!(done, [1000, 2000, 2500], "one report per batch of 1,000 records");
+    assert!(reports.iter().all(|p| p.total == Some(2500)));
+    assert_eq!(UserV2::scan_index(&store, UserV2::TEAM, "Red").unwrap().len(), 1250);
+    assert!(UserV2::verify(&store).unwrap().is_clean(), "{}", UserV2::verify(&store).unwrap());
+    drop(store);
+
+    let (_store, reports) = open_watching::<UserV2>(dir.path());
+    assert!(reports.is_empty(), "built once: {reports:?}");
+}
+
+#[test]
+fn a_changed_index_is_rebuilt_and_a_removed_one_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_as::<UserV2>(dir.path());
+        (0..10).try_for_each(|id| v2(id).save(&store)).unwrap();
+    }
+    {
+        let (store, reports) = open_watching::<UserV2CaseBlind>(dir.path());
+        assert_eq!(reports.last().map(|p| p.done), Some(10), "rebuilt: the definition changed");
+        let red = UserV2CaseBlind::scan_index(&store, UserV2CaseBlind::TEAM, "red").unwrap();
+        assert_eq!(red.iter().map(|u| u.id).collect::<Vec<_>>(), [0, 2, 4, 6, 8]);
+        assert!(UserV2CaseBlind::scan_index(&store, UserV2CaseBlind::TEAM, "Red").unwrap().is_empty());
+        assert!(store.verify().unwrap().is_clean());
+    }
+    {
+        let (store, reports) = open_watching::<UserV3>(dir.path());
+        assert!(reports.is_empty(), "nothing to build: {reports:?}");
+        assert_eq!(UserV3::load_by(&store, UserV3::EMAIL, &email(3)).unwrap().unwrap().team, "Blue");
+        assert!(store.verify().unwrap().is_clean());
+    }
+    assert_eq!(raw_entries(dir.path(), "catalog_users/team"), 0, "the removed index's entries are gone");
+}
+
+#[test]
+fn an_older_release_reads_but_does_not_write_a_model_a_newer_one_redefined() {
+    let dir = tempfile::tempdir().unwrap();
+    store_v1_records(dir.path(), 0..20);
+    drop(open_as::<UserV2>(dir.path()));
+
+    let old = open_as::<UserV1>(dir.path());
+    assert_eq!(UserV1::load(&old, &4).unwrap(), Some(v1(4)));
+    assert_eq!(UserV1::load_by(&old, UserV1::EMAIL, &email(5)).unwrap(), Some(v1(5)), "both define email alike");
+    assert!(is_mismatch(v1(100).save(&old)));
+    assert!(is_mismatch(UserV1::delete(&old, &4)));
+    assert!(is_mismatch(UserV1::update(&old, &4, |u| u.team = "Green".into())));
+    assert_eq!(UserV1::count(&old).unwrap(), 20, "nothing written");
+    drop(old);
+
+    let (store, reports) = open_watching::<UserV2>(dir.path());
+    assert!(reports.is_empty(), "the older release left the catalog alone: {reports:?}");
+    assert!(store.verify().unwrap().is_clean());
+    v2(100).save(&store).unwrap();
+}
+
+#[test]
+fn a_release_whose_index_another_release_changed_cannot_query_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_as::<UserV2>(dir.path());
+        (0..4).try_for_each(|id| v2(id).save(&store)).unwrap();
+    }
+    drop(open_as::<UserV3>(dir.path()));
+    let older = open_as::<UserV2>(dir.path());
+    assert!(is_mismatch(UserV2::scan_index(&older, UserV2::TEAM, "Red")), "the team index was dropped");
+    assert_eq!(UserV2::load_by(&older, UserV2::EMAIL, &email(1)).unwrap().map(|u| u.id), Some(1));
+}
+
+#[test]
+fn migrate_rewrites_older_records_in_batches_with_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    store_v1_records(dir.path(), 0..2500);
+    let store = open_as::<UserV2>(dir.path());
+    let mut reports = Vec::new();
+    assert_eq!(UserV2::migrate(&store, &mut |p| reports.push(p)).unwrap(), 2500);
+    let done: Vec<u64> = reports.iter().map(|p| p.done).collect();
+    assert_eq!(done, [1000, 2000, 2500], "one transaction per batch of 1,000");
+    assert!(reports.iter().all(|p| p.total == Some(2500)));
+    assert!(store.verify().unwrap().is_clean());
+    assert_eq!(UserV2::migrate(&store, &mut |_| {}).unwrap(), 0);
+}
+
+/// Entries in a table of the store, read with heed directly.
+fn raw_entries(dir: &Path, table: &str) -> u64 {
+    use heed::types::Bytes;
+    // SAFETY: no skyshelve handle on this folder is open in this process any more.
+    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(16).open(dir) }.unwrap();
+    let rtxn = env.read_txn().unwrap();
+    let table = env
+        .open_databases_and_commit(rtxn, |opener, rtxn| {
+            let table = opener.open_database::<Bytes, Bytes>(rtxn, Some(table))?.expect("the table exists");
+            Ok::<_, heed::Error>(heed::CommitOrAbort::<_, ()>::Commit(table))
+        })
+        .unwrap()
+        .unwrap_commit();
+    table.len(&env.read_txn().unwrap()).unwrap()
+}
+
+// ---- Two releases in separate processes at once ----
+
+const ROLE: &str = "SKYSHELVE_TEST_ROLE";
+const STORE: &str = "SKYSHELVE_TEST_STORE";
+const INDEX: &str = "SKYSHELVE_TEST_INDEX";
+const TEST: &str = "two_releases_running_at_once_do_not_fight";
+
+fn say(line: &str) {
+    use std::io::Write;
+    println!("@{line}");
+    std::io::stdout().flush().unwrap();
+}
+
+fn spawn(role: &str, store: &Path, index: u32) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1", "--quiet"])
+        .env(ROLE, role)
+        .env(STORE, store)
+        .env(INDEX, index.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the test binary can start itself")
+}
+
+/// Reads the child's stdout until it prints `@line`.
+fn wait_for_line(child: &mut Child, line: &str) {
+    let mut reader = BufReader::new(child.stdout.as_mut().unwrap());
+    let mut buffer = String::new();
+    loop {
+        buffer.clear();
+        assert!(reader.read_line(&mut buffer).unwrap() > 0, "child ended before printing {line}");
+        if buffer.trim_end() == format!("@{line}") {
+            return;
+        }
+    }
+}
+
+/// Waits for a child and returns its `@` lines.
+fn finish(child: Child) -> Vec<String> {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "child failed: {:?}", output.status);
+    String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| l.strip_prefix('@').map(str::to_owned)).collect()
+}
+
+/// Release 1, running: writes new records until the catalog changes under it.
+fn old_release_writing(path: &Path) {
+    let store = open_as::<UserV1>(path);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut written = 0;
+    let refused = loop {
+        match v1(10_000 + written).save(&store) {
+            Ok(()) => written += 1,
+            Err(err) => break err,
+        }
+        if written == 1 {
+            say("ready");
+        }
+        assert!(Instant::now() < deadline, "the newer release never took over");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(matches!(refused, Error::SchemaMismatch { .. }), "{refused}");
+    // Still readable, and the index both releases define alike still answers.
+    assert_eq!(UserV1::load(&store, &10_000).unwrap(), Some(v1(10_000)));
+    assert_eq!(UserV1::load_by(&store, UserV1::EMAIL, &email(7)).unwrap(), Some(v1(7)));
+    say(&format!("wrote {written}"));
+}
+
+/// Release 2: opens (building the team index, or joining the build) and writes.
+fn new_release(path: &Path, index: u32) {
+    let store = open_as::<UserV2>(path);
+    for id in 0..10 {
+        v2(20_000 + index * 10 + id).save(&store).unwrap();
+    }
+    say("wrote 10");
+}
+
+/// Release 1 started again after release 2 took over: it must not take back.
+fn old_release_restarted(path: &Path) {
+    let store = open_as::<UserV1>(path);
+    assert!(is_mismatch(v1(30_000).save(&store)));
+    assert_eq!(UserV1::load(&store, &3).unwrap(), Some(v1(3)));
+    say("refused");
+}
+
+#[test]
+fn two_releases_running_at_once_do_not_fight() {
+    if let Ok(role) = std::env::var(ROLE) {
+        let path = PathBuf::from(std::env::var(STORE).unwrap());
+        let index: u32 = std::env::var(INDEX).unwrap().parse().unwrap();
+        match role.as_str() {
+            "old" => old_release_writing(&path),
+            "new" => new_release(&path, index),
+            "old again" => old_release_restarted(&path),
+            other => panic!("unknown role {other}"),
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    store_v1_records(dir.path(), 0..3000);
+
+    let mut old = spawn("old", dir.path(), 0);
+    wait_for_line(&mut old, "ready");
+    // Two processes of release 2 open at once: one builds the new index, the
+    // other joins the build or finds it done.
+    let new: Vec<Child> = (0..2).map(|index| spawn("new", dir.path(), index)).collect();
+    let old_lines = finish(old);
+    let written: u32 = old_lines.iter().find_map(|l| l.strip_prefix("wrote ")).unwrap().parse().unwrap();
+    assert!(written >= 1);
+    for child in new {
+        assert_eq!(finish(child), ["wrote 10"]);
+    }
+    assert_eq!(finish(spawn("old again", dir.path(), 0)), ["refused"]);
+
+    let (store, reports) = open_watching::<UserV2>(dir.path());
+    assert!(reports.is_empty(), "the index was complete: {reports:?}");
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report}");
+    let records = u64::from(3000 + written + 20);
+    assert_eq!(UserV2::count(&store).unwrap(), records);
+    assert_eq!(report.models[0].index_entries, [records, records], "every record in both indexes");
+    let red_by_scan = UserV2::all(&store).unwrap().into_iter().filter(|u| u.team == "Red").count();
+    assert_eq!(UserV2::scan_index(&store, UserV2::TEAM, "Red").unwrap().len(), red_by_scan);
+}
