@@ -52,11 +52,16 @@
 //! ```
 //!
 //! See the README for the multi-process guarantees.
+//!
+//! Features: `json` (default) adds JSON-lines export and import of any
+//! model; `cli` adds `skyshelve::cli`, a ready admin command line.
 
 #![warn(missing_docs)]
 
 mod admin;
 mod catalog;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod codec;
 mod engine;
 mod error;

@@ -1,0 +1,335 @@
+//! A ready admin command line (feature `cli`).
+//!
+//! Only a program knows its own models, so the admin tool is a few lines in
+//! the program's own binary: every model it compiles in is listed by
+//! [`models`](crate::models) and served by the commands below.
+//!
+//! ```no_run
+//! // src/bin/admin.rs
+//! fn main() -> std::process::ExitCode {
+//!     skyshelve::cli::main()
+//! }
+//! ```
+//!
+//! ```text
+//! admin stats ./data              sizes, readers, records and index entries
+//! admin verify ./data             exit status 1 when a problem is found
+//! admin export ./data users -o users.jsonl
+//! admin export ./data --all -o dump/
+//! admin import ./data users -i users.jsonl
+//! admin backup ./data /backups/monday
+//! admin migrate ./data
+//! ```
+//!
+//! A program with a command line of its own adds the commands to it with
+//! `#[command(flatten)]` on a variant holding a [`Command`] (see
+//! `examples/shelf_admin.rs`). Long work draws a progress bar on standard
+//! error when it is a terminal; results go to standard output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+
+use crate::admin::Progress;
+use crate::error::{Error, Result};
+use crate::model::{ModelInfo, models};
+use crate::store::Store;
+
+/// The admin commands. `Command::run` carries one out.
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// List the models of this program with their versions, keys, indexes and record counts.
+    Models {
+        /// The store's folder.
+        store: PathBuf,
+    },
+    /// Show the map size and use, reader slots, and per-model counts.
+    Stats {
+        /// The store's folder.
+        store: PathBuf,
+    },
+    /// Check every record and index entry; exit status 1 when a problem is found.
+    Verify {
+        /// The store's folder.
+        store: PathBuf,
+    },
+    /// Write a model's records as JSON lines, from one consistent snapshot.
+    Export {
+        /// The store's folder.
+        store: PathBuf,
+        /// The model to export.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        model: Option<String>,
+        /// Export every model, one `<model>.jsonl` file each in the folder given by `--output`.
+        #[arg(long, requires = "output")]
+        all: bool,
+        /// Where to write: a file (standard output when absent), or a folder with `--all`.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Read JSON lines into a model (records are inserted or replaced), in one transaction.
+    Import {
+        /// The store's folder (created if needed).
+        store: PathBuf,
+        /// The model to import into.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        model: Option<String>,
+        /// Import every `<model>.jsonl` file found in the folder given by `--input`.
+        #[arg(long, requires = "input")]
+        all: bool,
+        /// Where to read: a file (standard input when absent), or a folder with `--all`.
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+    },
+    /// Write a compacted copy of the store into a new folder while others keep writing.
+    Backup {
+        /// The store's folder.
+        store: PathBuf,
+        /// The folder to create for the copy.
+        target: PathBuf,
+    },
+    /// Put a backup back as the store in a folder that holds none yet.
+    Restore {
+        /// The backup's folder.
+        backup: PathBuf,
+        /// The folder of the restored store.
+        store: PathBuf,
+    },
+    /// Rewrite records written by older model versions, in batches.
+    Migrate {
+        /// The store's folder.
+        store: PathBuf,
+        /// The model to migrate (every model when absent).
+        model: Option<String>,
+    },
+}
+
+/// The admin command line on its own, as [`main`] parses it.
+#[derive(Debug, Parser)]
+#[command(about = "Admin work on a skyshelve store", version)]
+struct Admin {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Parses the process's arguments, runs the command, and reports an error
+/// on standard error: exit status 0 on success, 1 when `verify` finds a
+/// problem, 2 on an error.
+#[must_use]
+pub fn main() -> ExitCode {
+    Admin::parse().command.run_and_report()
+}
+
+impl Command {
+    /// Runs the command, writing its results to standard output. Returns
+    /// the exit status: 1 when `verify` found a problem, 0 otherwise.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the store operation reports, or [`Error::Io`] when the
+    /// store folder holds no store (except for `import` and `restore`,
+    /// which create one) or an output cannot be written.
+    pub fn run(&self) -> Result<ExitCode> {
+        let mut out = std::io::stdout().lock();
+        match self {
+            Command::Models { store } => list_models(&open_existing(store)?, &mut out),
+            Command::Stats { store } => stats(&open_existing(store)?, &mut out),
+            Command::Verify { store } => return verify(&open_existing(store)?, &mut out),
+            Command::Export { store, model, output, .. } => {
+                export(&open_existing(store)?, model.as_deref(), output.as_deref(), &mut out)
+            }
+            Command::Import { store, model, input, .. } => {
+                import(&open(store)?, model.as_deref(), input.as_deref(), &mut out)
+            }
+            Command::Backup { store, target } => {
+                open_existing(store)?.backup(target)?;
+                Ok(writeln!(out, "backed up {} to {}", store.display(), target.display())?)
+            }
+            Command::Restore { backup, store } => {
+                Store::restore(backup, store)?;
+                Ok(writeln!(out, "restored {} to {}", backup.display(), store.display())?)
+            }
+            Command::Migrate { store, model } => migrate(&open_existing(store)?, model.as_deref(), &mut out),
+        }?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// [`Command::run`], with an error printed on standard error and
+    /// turned into exit status 2.
+    #[must_use]
+    pub fn run_and_report(&self) -> ExitCode {
+        self.run().unwrap_or_else(|err| {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        })
+    }
+}
+
+/// Opens the store in `dir`, drawing a bar while indexes are built.
+fn open(dir: &Path) -> Result<Store> {
+    let bar = ProgressBar::new(0);
+    let on_build = bar.clone();
+    let store = Store::options()
+        .on_index_build(move |model, progress| {
+            on_build.set_message(format!("indexing {model}"));
+            show(&on_build, progress);
+        })
+        .open(dir);
+    bar.finish_and_clear();
+    store
+}
+
+/// Opens the store in `dir`, which must hold one already: a mistyped path
+/// must not leave a new empty store behind.
+fn open_existing(dir: &Path) -> Result<Store> {
+    if !dir.join("data.mdb").is_file() {
+        let message = format!("{} holds no skyshelve store", dir.display());
+        return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
+    }
+    open(dir)
+}
+
+/// A progress bar for work on `what`, drawn on standard error if it is a terminal.
+fn progress_bar(what: String) -> ProgressBar {
+    let style = ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let bar = ProgressBar::new(0).with_style(style);
+    bar.set_message(what);
+    bar
+}
+
+fn show(bar: &ProgressBar, progress: Progress) {
+    if let Some(total) = progress.total {
+        bar.set_length(total);
+    }
+    bar.set_position(progress.done);
+}
+
+/// The model of this program named `name`.
+fn model_named(name: &str) -> Result<&'static ModelInfo> {
+    models().into_iter().find(|model| model.name == name).ok_or_else(|| Error::InvalidName {
+        name: name.to_owned(),
+        reason: "no model of this program has this name (`models` lists them)",
+    })
+}
+
+fn list_models(store: &Store, out: &mut dyn Write) -> Result<()> {
+    for model in models() {
+        let records = model.count_in(store)?;
+        writeln!(out, "{}  version {}  key {}  {records} records", model.name, model.version, model.key_type)?;
+        for index in model.indexes {
+            writeln!(out, "  {}", index.fingerprint())?;
+        }
+    }
+    Ok(())
+}
+
+fn stats(store: &Store, out: &mut dyn Write) -> Result<()> {
+    let stats = store.stats()?;
+    writeln!(out, "store    {}", store.path().display())?;
+    let (size, used) = (stats.map_size as u64, stats.used_bytes);
+    writeln!(out, "map      {}, {} used", HumanBytes(size), HumanBytes(used))?;
+    writeln!(out, "readers  {} of {} in use", stats.readers, stats.max_readers)?;
+    for model in &stats.models {
+        let names = model_named(model.name).map(|info| info.indexes).unwrap_or_default();
+        let entries: Vec<String> =
+            names.iter().zip(&model.index_entries).map(|(index, count)| format!("{} {count}", index.name)).collect();
+        writeln!(out, "{}: {} records; index entries: {}", model.name, model.records, entries.join(", "))?;
+    }
+    Ok(())
+}
+
+fn verify(store: &Store, out: &mut dyn Write) -> Result<ExitCode> {
+    let report = store.verify()?;
+    write!(out, "{report}")?;
+    if report.is_clean() {
+        writeln!(out, "clean")?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let problems: u64 = report.models.iter().map(|model| model.problem_count).sum();
+        writeln!(out, "{problems} problems")?;
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn export(store: &Store, model: Option<&str>, output: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+    let Some(model) = model else {
+        // --all: clap makes sure an output folder was given.
+        let folder = output.unwrap_or(Path::new("."));
+        crate::store::create_private_dir(folder)?;
+        for info in models() {
+            let path = folder.join(format!("{}.jsonl", info.name));
+            let exported = export_one(store, info.name, &mut create_file(&path)?)?;
+            writeln!(out, "exported {exported} {} records to {}", info.name, path.display())?;
+        }
+        return Ok(());
+    };
+    model_named(model)?;
+    match output {
+        None => export_one(store, model, out).map(drop),
+        Some(path) => {
+            let exported = export_one(store, model, &mut create_file(path)?)?;
+            Ok(writeln!(out, "exported {exported} {model} records to {}", path.display())?)
+        }
+    }
+}
+
+/// Creates (or empties) an owner-only file: exports hold the store's data.
+fn create_file(path: &Path) -> Result<std::fs::File> {
+    Ok(crate::store::private_file_options().write(true).create(true).truncate(true).open(path)?)
+}
+
+fn export_one(store: &Store, model: &str, to: &mut dyn Write) -> Result<u64> {
+    let bar = progress_bar(format!("exporting {model}"));
+    let mut writer = std::io::BufWriter::new(to);
+    let exported = store.export_json_lines(model, &mut writer, &mut |progress| show(&bar, progress));
+    bar.finish_and_clear();
+    exported
+}
+
+fn import(store: &Store, model: Option<&str>, input: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+    let Some(model) = model else {
+        // --all: clap makes sure an input folder was given.
+        let folder = input.unwrap_or(Path::new("."));
+        for info in models() {
+            let path = folder.join(format!("{}.jsonl", info.name));
+            if path.is_file() {
+                let imported = import_one(store, info.name, &mut std::io::BufReader::new(std::fs::File::open(&path)?))?;
+                writeln!(out, "imported {imported} {} records from {}", info.name, path.display())?;
+            }
+        }
+        return Ok(());
+    };
+    model_named(model)?;
+    let imported = match input {
+        None => import_one(store, model, &mut std::io::stdin().lock())?,
+        Some(path) => import_one(store, model, &mut std::io::BufReader::new(std::fs::File::open(path)?))?,
+    };
+    Ok(writeln!(out, "imported {imported} {model} records")?)
+}
+
+fn import_one(store: &Store, model: &str, from: &mut dyn std::io::BufRead) -> Result<u64> {
+    let bar = progress_bar(format!("importing {model}"));
+    let imported = store.import_json_lines(model, from, &mut |progress| show(&bar, progress));
+    bar.finish_and_clear();
+    imported
+}
+
+fn migrate(store: &Store, model: Option<&str>, out: &mut dyn Write) -> Result<()> {
+    let chosen = match model {
+        Some(name) => vec![model_named(name)?],
+        None => models(),
+    };
+    for info in chosen {
+        let bar = progress_bar(format!("migrating {}", info.name));
+        let rewritten = (info.migrate)(store, &mut |progress| show(&bar, progress));
+        bar.finish_and_clear();
+        writeln!(out, "{}: {} records rewritten", info.name, rewritten?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! The admin command line, driven as a user drives it: this test binary is
+//! a program with one model and `skyshelve::cli::main()` (its own `main`
+//! runs the CLI when started with arguments), and the checks below start
+//! it with arguments and read its exit status and output.
+//!
+//! The store is the golden store of tests/data/users_v1, written by
+//! version 1 of the model: `verify` finds the index entries version 1 wrote,
+//! `migrate` rewrites the records, and `verify` is clean afterwards.
+
+use std::path::Path;
+use std::process::{Command, ExitCode, Output};
+
+use serde::{Deserialize, Serialize};
+use skyshelve::Persistent;
+
+/// Version 1, as tests/golden_v1.rs wrote it.
+#[derive(Serialize, Deserialize)]
+struct UserV1 {
+    id: u32,
+    email: String,
+    team: String,
+}
+
+/// Version 2 (as in tests/versions.rs): team names are lower case, and
+/// there is a new indexed field.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(name = "golden_users", version = 2, from(UserV1 = 1))]
+struct User {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index, unique)]
+    email: String,
+    #[persistent(index)]
+    team: String,
+    #[persistent(index)]
+    active: bool,
+}
+
+impl From<UserV1> for User {
+    fn from(old: UserV1) -> Self {
+        User { id: old.id, email: old.email, team: old.team.to_lowercase(), active: true }
+    }
+}
+
+const AS_CLI: &str = "SKYSHELVE_TEST_AS_CLI";
+
+fn main() -> ExitCode {
+    if std::env::var_os(AS_CLI).is_some() {
+        return skyshelve::cli::main();
+    }
+    let checks: [(&str, fn()); 5] = [
+        ("models_and_stats_list_the_program_models_and_their_counts", models_and_stats_list_the_program_models),
+        ("verify_fails_until_migrate_rewrites_the_older_records", verify_fails_until_migrate_rewrites),
+        ("export_and_import_round_trip_through_json_lines", export_and_import_round_trip),
+        ("backup_and_restore_give_a_clean_copy", backup_and_restore_give_a_clean_copy),
+        ("mistakes_are_reported_with_exit_status_2", mistakes_are_reported_with_exit_status_2),
+    ];
+    for (name, check) in checks {
+        check();
+        println!("test {name} ... ok");
+    }
+    println!("\ntest result: ok. {} passed", checks.len());
+    ExitCode::SUCCESS
+}
+
+/// Runs this program as the admin CLI with `args`.
+fn cli(args: &[&str]) -> Output {
+    Command::new(std::env::current_exe().unwrap()).args(args).env(AS_CLI, "1").output().expect("the CLI starts")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Runs the CLI and expects exit status `status`; returns standard output.
+fn expect(args: &[&str], status: i32) -> String {
+    let output = cli(args);
+    assert_eq!(output.status.code(), Some(status), "{args:?}: {}{}", stdout(&output), stderr(&output));
+    stdout(&output)
+}
+
+/// A writable copy of the golden store, in `folder/store`.
+fn golden_store(folder: &Path) -> String {
+    let store = folder.join("store");
+    std::fs::create_dir(&store).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/users_v1/data.mdb");
+    std::fs::copy(golden, store.join("data.mdb")).unwrap();
+    store.to_str().unwrap().to_owned()
+}
+
+fn models_and_stats_list_the_program_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = golden_store(dir.path());
+    let models = expect(&["models", &store], 0);
+    assert!(models.starts_with("golden_users  version 2  key u32  3 records\n"), "{models}");
+    for index in ["field unique email: String", "field team: String", "field active: bool"] {
+        assert!(models.contains(&format!("\n  {index}\n")), "{index} missing from:\n{models}");
+    }
+    let stats = expect(&["stats", &store], 0);
+    assert!(stats.contains("golden_users: 3 records; index entries: email 3, team 3, active 3\n"), "{stats}");
+    assert!(stats.contains("readers  "), "{stats}");
+}
+
+fn verify_fails_until_migrate_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = golden_store(dir.path());
+    // Version 1 wrote team entries in its own case ("Red"); version 2 computes "red".
+    let report = expect(&["verify", &store], 1);
+    assert!(report.contains("golden_users: 3 records"), "{report}");
+    assert!(report.lines().last().unwrap().ends_with(" problems"), "{report}");
+    assert_eq!(expect(&["migrate", &store], 0), "golden_users: 3 records rewritten\n");
+    assert!(expect(&["verify", &store], 0).ends_with("0 problems\nclean\n"));
+    assert_eq!(expect(&["migrate", &store, "golden_users"], 0), "golden_users: 0 records rewritten\n");
+}
+
+fn export_and_import_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = golden_store(dir.path());
+    let lines = expect(&["export", &store, "golden_users"], 0);
+    let ids: Vec<u64> = lines
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3]);
+    assert!(lines.contains(r#""team":"red""#), "exported as the current version: {lines}");
+
+    let file = dir.path().join("users.jsonl");
+    let file = file.to_str().unwrap();
+    assert_eq!(
+        expect(&["export", &store, "golden_users", "-o", file], 0),
+        format!("exported 3 golden_users records to {file}\n")
+    );
+    let copy = dir.path().join("copy");
+    let copy = copy.to_str().unwrap();
+    assert_eq!(expect(&["import", copy, "golden_users", "-i", file], 0), "imported 3 golden_users records\n");
+    assert_eq!(expect(&["export", copy, "golden_users"], 0), lines);
+    assert!(expect(&["verify", copy], 0).ends_with("clean\n"));
+
+    let dump = dir.path().join("dump");
+    let dump = dump.to_str().unwrap();
+    expect(&["export", &store, "--all", "-o", dump], 0);
+    assert_eq!(std::fs::read_to_string(Path::new(dump).join("golden_users.jsonl")).unwrap(), lines);
+    let again = dir.path().join("again");
+    let again = again.to_str().unwrap();
+    assert!(expect(&["import", again, "--all", "-i", dump], 0).starts_with("imported 3 golden_users records from "));
+}
+
+fn backup_and_restore_give_a_clean_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = golden_store(dir.path());
+    let backup = dir.path().join("backup");
+    let backup = backup.to_str().unwrap();
+    expect(&["backup", &store, backup], 0);
+    let restored = dir.path().join("restored");
+    let restored = restored.to_str().unwrap();
+    expect(&["restore", backup, restored], 0);
+    assert_eq!(expect(&["export", restored, "golden_users"], 0), expect(&["export", &store, "golden_users"], 0));
+    let again = expect(&["restore", backup, restored], 2);
+    assert!(again.is_empty(), "nothing restored over an existing store");
+}
+
+fn mistakes_are_reported_with_exit_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    let output = cli(&["stats", missing]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("holds no skyshelve store"), "{}", stderr(&output));
+    assert!(!Path::new(missing).exists(), "a mistyped path is not created");
+
+    let store = golden_store(dir.path());
+    let output = cli(&["export", &store, "nosuch"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("invalid name \"nosuch\""), "{}", stderr(&output));
+
+    let output = cli(&["export", &store, "--all"]);
+    assert_eq!(output.status.code(), Some(2), "clap refuses --all without --output");
+    assert!(stderr(&output).contains("--output"), "{}", stderr(&output));
+}
