@@ -180,7 +180,9 @@ fn an_older_release_reads_but_does_not_write_a_model_a_newer_one_redefined() {
     let old = open_as::<UserV1>(dir.path());
     assert_eq!(UserV1::load(&old, &4).unwrap(), Some(v1(4)));
     assert_eq!(UserV1::load_by(&old, UserV1::EMAIL, &email(5)).unwrap(), Some(v1(5)), "both define email alike");
-    assert!(is_mismatch(v1(100).save(&old)));
+    let refused = v1(100).save(&old).unwrap_err();
+    assert!(matches!(refused, Error::SchemaMismatch { .. }), "{refused}");
+    assert!(refused.to_string().contains("a release with a newer model version defined them"), "{refused}");
     assert!(is_mismatch(UserV1::delete(&old, &4)));
     assert!(is_mismatch(UserV1::update(&old, &4, |u| u.team = "Green".into())));
     assert_eq!(UserV1::count(&old).unwrap(), 20, "nothing written");

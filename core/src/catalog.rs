@@ -134,9 +134,14 @@ pub(crate) fn check_queryable(
 }
 
 fn mismatch(info: &ModelInfo, entry: &Entry) -> Error {
+    let remedy = if entry.version > info.version {
+        "a release with a newer model version defined them: run that release to write this model"
+    } else {
+        "another release opened the store since: run that release, or reopen the store in this one \
+         (once every handle is dropped) to make its definitions the store's"
+    };
     let reason = format!(
-        "the store's indexes are {} and this program's are {}, so this program cannot keep them in step; \
-         run the program that opened the store last, or open the store again with this one",
+        "the store's indexes are {} and this program's are {}, so its writes would leave them out of step; {remedy}",
         describe(entry),
         describe(&Entry::complete(info)),
     );

@@ -198,9 +198,8 @@ fn progress_bar(what: String) -> ProgressBar {
     let style = ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
-    let bar = ProgressBar::new(0).with_style(style);
-    bar.set_message(what);
-    bar
+    // Built with its message, so that nothing is drawn before the first report.
+    ProgressBar::new(0).with_style(style).with_message(what)
 }
 
 fn show(bar: &ProgressBar, progress: Progress) {
