@@ -52,6 +52,18 @@ struct UserV2CaseBlind {
     team: String,
 }
 
+/// Release 2 built differently: one record per team.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(name = "catalog_users", version = 2, from(UserV1 = 1))]
+struct UserV2UniqueTeam {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index, unique)]
+    email: String,
+    #[persistent(index, unique)]
+    team: String,
+}
+
 /// Release 3: the team index is gone again.
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[persistent(name = "catalog_users", version = 3, from(UserV1 = 1, UserV2 = 2))]
@@ -78,7 +90,7 @@ macro_rules! same_fields {
         }
     )*};
 }
-same_fields!(UserV1 => UserV2, UserV2CaseBlind, UserV3);
+same_fields!(UserV1 => UserV2, UserV2CaseBlind, UserV2UniqueTeam, UserV3);
 same_fields!(UserV2 => UserV3);
 
 fn email(id: u32) -> String {
@@ -219,6 +231,66 @@ fn migrate_rewrites_older_records_in_batches_with_progress() {
     assert!(reports.iter().all(|p| p.total == Some(2500)));
     assert!(store.verify().unwrap().is_clean());
     assert_eq!(UserV2::migrate(&store, &mut |_| {}).unwrap(), 0);
+}
+
+#[test]
+fn a_unique_index_the_records_break_is_reported_and_built_once_they_are_corrected() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // One team per user, except that user 1200 is in user 5's team.
+        let store = open_as::<UserV2>(dir.path());
+        let team_of = |id: u32| if id == 1200 { "t5".to_owned() } else { format!("t{id}") };
+        store
+            .write(|tx| (0..1500).try_for_each(|id| tx.save(&UserV2 { id, email: email(id), team: team_of(id) })))
+            .unwrap();
+    }
+    {
+        // The first batch (users 0..1000) builds; the second meets the clash.
+        let (store, reports) = open_watching::<UserV2UniqueTeam>(dir.path());
+        assert_eq!(reports.iter().map(|p| p.done).collect::<Vec<_>>(), [1000]);
+        let refused = UserV2UniqueTeam::load_by(&store, UserV2UniqueTeam::TEAM, "t7").unwrap_err();
+        assert!(matches!(refused, Error::SchemaMismatch { .. }), "{refused}");
+        assert!(refused.to_string().contains("could not be built (unique index catalog_users.team"), "{refused}");
+        // Writes carry on, so the clash can be corrected; moving user 1200
+        // away from "t5" must not take user 5's entry with it.
+        UserV2UniqueTeam::update(&store, &1200, |u| u.team = "t1200".into()).unwrap();
+    }
+    let (store, reports) = open_watching::<UserV2UniqueTeam>(dir.path());
+    assert_eq!(reports.last().map(|p| p.done), Some(1500), "the build resumed and finished");
+    assert_eq!(UserV2UniqueTeam::load_by(&store, UserV2UniqueTeam::TEAM, "t5").unwrap().map(|u| u.id), Some(5));
+    assert_eq!(UserV2UniqueTeam::load_by(&store, UserV2UniqueTeam::TEAM, "t1200").unwrap().map(|u| u.id), Some(1200));
+    assert!(store.verify().unwrap().is_clean(), "{}", store.verify().unwrap());
+}
+
+#[test]
+fn a_damaged_catalog_entry_makes_the_indexes_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_as::<UserV2>(dir.path());
+        (0..10).try_for_each(|id| v2(id).save(&store)).unwrap();
+    }
+    put_raw(dir.path(), "~catalog", b"catalog_users", b"\x01garbage");
+    let (store, reports) = open_watching::<UserV2>(dir.path());
+    assert_eq!(reports.last().map(|p| p.done), Some(10), "rebuilt from the records");
+    assert!(store.verify().unwrap().is_clean());
+    assert_eq!(UserV2::scan_index(&store, UserV2::TEAM, "Red").unwrap().len(), 5);
+}
+
+/// Stores `value` under `key` in a table of the store, with heed directly.
+fn put_raw(dir: &Path, table: &str, key: &[u8], value: &[u8]) {
+    use heed::types::Bytes;
+    // SAFETY: no skyshelve handle on this folder is open in this process any more.
+    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(16).open(dir) }.unwrap();
+    let wtxn = env.write_txn().unwrap();
+    let table = env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            opener.create_database::<Bytes, Bytes>(wtxn, Some(table)).map(heed::CommitOrAbort::<_, ()>::Commit)
+        })
+        .unwrap()
+        .unwrap_commit();
+    let mut wtxn = env.write_txn().unwrap();
+    table.put(&mut wtxn, key, value).unwrap();
+    wtxn.commit().unwrap();
 }
 
 /// Entries in a table of the store, read with heed directly.

@@ -5,11 +5,15 @@
 //! ```text
 //! cargo run --release -p skyshelve-bench -- [--quick] [--runs N] [--only WORKLOAD]
 //!                                           [--system NAME] [--chart FILE.svg] [--markdown FILE.md]
+//! cargo run --release -p skyshelve-bench -- --schema [--quick] [--runs N]
 //! ```
+//!
+//! `--schema` measures index builds and migration instead (see `schema.rs`).
 
 mod alloc;
 mod model;
 mod report;
+mod schema;
 mod systems;
 mod workloads;
 
@@ -32,15 +36,18 @@ struct Options {
     system: Option<System>,
     chart: Option<PathBuf>,
     markdown: Option<PathBuf>,
+    schema: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options { sizes: Sizes::full(), runs: 1, only: None, system: None, chart: None, markdown: None };
+    let mut options =
+        Options { sizes: Sizes::full(), runs: 1, only: None, system: None, chart: None, markdown: None, schema: false };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().cloned().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--quick" => options.sizes = Sizes::quick(),
+            "--schema" => options.schema = true,
             "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--only" => options.only = Some(value()?),
             "--system" => {
@@ -104,6 +111,9 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
+    if options.schema {
+        return run_schema(&options);
+    }
     let mut results = Results::default();
     for run in 1..=options.runs {
         eprintln!("run {run} of {}", options.runs);
@@ -118,6 +128,17 @@ fn run(args: &[String]) -> Result<(), String> {
         let caption = format!("{} run(s); {}", options.runs, machine());
         report::chart(&results, path, &caption).map_err(|e| format!("chart: {e}"))?;
     }
+    Ok(())
+}
+
+fn run_schema(options: &Options) -> Result<(), String> {
+    let n = options.sizes.preload;
+    let mut runs = Vec::new();
+    for run in 1..=options.runs {
+        eprintln!("schema run {run} of {}", options.runs);
+        runs.push(schema::run(n)?);
+    }
+    println!("{}", schema::table(&runs, n));
     Ok(())
 }
 

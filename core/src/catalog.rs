@@ -13,6 +13,12 @@
 //!   returns only once its indexes are complete.
 //! - A program with an older model version leaves the entry alone.
 //!
+//! When the stored records break a new index's rules (two records with one
+//! value of a unique index, an entry too long for LMDB), the build stops
+//! and says why in the entry; the open succeeds, queries of that index
+//! report the reason, writes carry on so that the records can be
+//! corrected, and the next open resumes the build.
+//!
 //! A process whose definitions are not (or no longer) the catalog's may
 //! still read the model's records and query the indexes whose fingerprint
 //! the catalog shares; its writes of the model fail with
@@ -56,12 +62,17 @@ pub(crate) struct Entry {
     building: Vec<String>,
     /// The last record key that has its entries in `building`.
     built_through: Option<Vec<u8>>,
+    /// Why the build stopped, when the records break an index's rules (two
+    /// records with one unique value, an entry too long); the next open
+    /// tries again.
+    failed: Option<String>,
 }
 
 impl Entry {
     /// The entry of a model whose indexes are all complete.
     pub(crate) fn complete(info: &ModelInfo) -> Entry {
-        Entry { version: info.version, indexes: definitions(info), building: Vec::new(), built_through: None }
+        let indexes = definitions(info);
+        Entry { version: info.version, indexes, building: Vec::new(), built_through: None, failed: None }
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
@@ -78,10 +89,18 @@ impl Entry {
         self.indexes == definitions(info)
     }
 
+    /// Whether `index` is in the catalog with the same definition.
+    fn has_same(&self, index: &IndexInfo) -> bool {
+        self.indexes.iter().any(|(name, print)| name == index.name && *print == index.fingerprint())
+    }
+
+    fn is_building(&self, index: &IndexInfo) -> bool {
+        self.building.iter().any(|name| name == index.name)
+    }
+
     /// Whether `index` is in the catalog, with the same definition, and complete.
     fn has_complete(&self, index: &IndexInfo) -> bool {
-        let same = self.indexes.iter().any(|(name, print)| name == index.name && *print == index.fingerprint());
-        same && !self.building.iter().any(|name| name == index.name)
+        self.has_same(index) && !self.is_building(index)
     }
 }
 
@@ -91,6 +110,15 @@ fn definitions(info: &ModelInfo) -> Vec<(String, String)> {
 
 fn read_entry(txn: &(impl Reader + ?Sized), catalog: Table, info: &ModelInfo) -> Result<Option<Entry>> {
     txn.get(catalog, info.name.as_bytes())?.map(Entry::decode).transpose()
+}
+
+/// `read_entry` for taking a model over: an entry that does not decode
+/// (damaged) counts as absent, so the model's indexes are all rebuilt.
+fn read_entry_or_none(txn: &(impl Reader + ?Sized), catalog: Table, info: &ModelInfo) -> Result<Option<Entry>> {
+    match read_entry(txn, catalog, info) {
+        Err(Error::Decode { .. }) => Ok(None),
+        other => other,
+    }
 }
 
 /// Fails unless this program may write records of the model: the
@@ -125,10 +153,12 @@ pub(crate) fn check_queryable(
     if entry.has_complete(index) {
         return Ok(());
     }
-    let reason = if entry.building.iter().any(|name| name == index.name) {
-        format!("index {} is being built by another process; open the store again once it is done", index.name)
-    } else {
+    let reason = if !entry.has_same(index) {
         format!("index {} is defined differently in the store ({})", index.name, describe(&entry))
+    } else if let Some(failure) = &entry.failed {
+        format!("index {} could not be built ({failure}); correct the records, then open the store again", index.name)
+    } else {
+        format!("index {} is being built by another process; open the store again once it is done", index.name)
     };
     Err(Error::SchemaMismatch { model: tables.info.name, reason })
 }
@@ -215,7 +245,7 @@ fn take_over_model(
     removed: &HashMap<String, Table>,
 ) -> Result<TakeOver> {
     let info = tables.info;
-    let stored = read_entry(&*txn, catalog, info)?;
+    let stored = read_entry_or_none(&*txn, catalog, info)?;
     match &stored {
         Some(entry) if entry.defines(info) => {
             return Ok(if entry.building.is_empty() { TakeOver::Nothing } else { TakeOver::Build });
@@ -251,7 +281,7 @@ fn removed_index_tables(shared: &Shared, stale: &[&ModelTables]) -> Result<HashM
     let names = shared.engine.read(|txn| {
         let mut names = Vec::new();
         for tables in stale {
-            let Some(entry) = read_entry(txn, shared.catalog, tables.info)? else { continue };
+            let Some(entry) = read_entry_or_none(txn, shared.catalog, tables.info)? else { continue };
             for (name, _) in &entry.indexes {
                 if !tables.info.indexes.iter().any(|index| index.name == name) {
                     names.push(index_table_name(tables.info, name));
@@ -264,17 +294,20 @@ fn removed_index_tables(shared: &Shared, stale: &[&ModelTables]) -> Result<HashM
 }
 
 /// Builds the model's pending indexes batch by batch, each batch in a
-/// transaction of its own, until they are complete or another program's
-/// definitions take over.
+/// transaction of its own, until they are complete, another program's
+/// definitions take over, or the records break an index's rules: then the
+/// failure is recorded in the entry, the open goes on, and queries of the
+/// index say why it cannot answer while writes carry on, so that the
+/// records can be corrected.
 fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -> Result<()> {
     let info = tables.info;
     let total = shared.engine.read(|txn| txn.len(tables.main))?;
     let mut done = 0;
     loop {
         let step = shared.engine.write(|txn| {
-            let Some(entry) = read_entry(&*txn, shared.catalog, info)? else { return Ok::<_, Error>(None) };
+            let Some(entry) = read_entry(&*txn, shared.catalog, info)? else { return Ok::<_, Error>(Step::Stop) };
             if !entry.defines(info) || entry.building.is_empty() {
-                return Ok(None);
+                return Ok(Step::Stop);
             }
             let positions: Vec<usize> = info
                 .indexes
@@ -285,25 +318,39 @@ fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -
                 .collect();
             let mut blocked = None;
             let mut tx = WriteTx::new(shared, txn, None, &mut blocked);
-            let last = (info.backfill)(&mut tx, &positions, entry.built_through.as_deref(), BATCH)?;
-            let more = last.is_some();
-            let next = match last {
-                Some(key) => Entry { built_through: Some(key), ..entry },
-                None => Entry { building: Vec::new(), built_through: None, ..entry },
+            let (next, step) = match (info.backfill)(&mut tx, &positions, entry.built_through.as_deref(), BATCH) {
+                Ok(Some(key)) => (Entry { built_through: Some(key), failed: None, ..entry }, Step::More),
+                Ok(None) => (Entry { building: Vec::new(), built_through: None, failed: None, ..entry }, Step::Done),
+                // The entries added before the failure are right, and kept:
+                // the next attempt starts again from `built_through`.
+                Err(err @ (Error::UniqueViolation { .. } | Error::KeyTooLong { .. })) => {
+                    (Entry { failed: Some(err.to_string()), ..entry }, Step::Stop)
+                }
+                Err(other) => return Err(other),
             };
             txn.put(shared.catalog, info.name.as_bytes(), &next.encode()?)?;
-            Ok(Some(more))
+            Ok(step)
         })?;
-        let Some(more) = step else { return Ok(()) };
-        done = (done + BATCH as u64).min(total);
-        if !more {
-            done = total;
+        match step {
+            Step::More => done = (done + BATCH as u64).min(total),
+            Step::Done => done = total,
+            Step::Stop => return Ok(()),
         }
         progress(info.name, Progress { done, total: Some(total) });
-        if !more {
+        if matches!(step, Step::Done) {
             return Ok(());
         }
     }
+}
+
+/// What one batch of a build left to do.
+enum Step {
+    /// Records remain.
+    More,
+    /// The indexes are complete.
+    Done,
+    /// Nothing to do here: another program's definitions, or a failure.
+    Stop,
 }
 
 /// One batch of a build: adds the entries of the indexes at `positions`

@@ -687,8 +687,7 @@ impl WriteTx<'_> {
         let removed: Vec<_> = old.iter().filter(|e| new.binary_search(e).is_err()).collect();
         let added_keys = self.check_added::<M>(tables, key, &added)?;
         for &&(position, value) in &removed {
-            let index_key = index_key::<M>(position, value, key);
-            self.txn.delete(tables.indexes[position], &index_key)?;
+            self.remove_entry::<M>(tables, position, value, key)?;
         }
         for (position, index_key) in added_keys {
             self.txn.put(tables.indexes[position], &index_key, key)?;
@@ -753,9 +752,30 @@ impl WriteTx<'_> {
         self.check_writable::<M>(tables)?;
         self.check_unlocked::<M>(key)?;
         for (position, value) in entries.entries() {
-            self.txn.delete(tables.indexes[position], &index_key::<M>(position, value, key))?;
+            self.remove_entry::<M>(tables, position, value, key)?;
         }
         self.txn.delete(tables.main, key)?;
+        Ok(())
+    }
+
+    /// Removes the entry of the record under `key` for `value`. A unique
+    /// entry is removed only if it is that record's: while an index is
+    /// being built, the value may still be held by another record.
+    fn remove_entry<M: Persistent>(
+        &mut self,
+        tables: &ModelTables,
+        position: usize,
+        value: &[u8],
+        key: &[u8],
+    ) -> Result<()> {
+        let table = tables.indexes[position];
+        if M::INFO.indexes[position].unique {
+            if self.txn.get(table, value)? == Some(key) {
+                self.txn.delete(table, value)?;
+            }
+        } else {
+            self.txn.delete(table, &index_key::<M>(position, value, key))?;
+        }
         Ok(())
     }
 }
