@@ -8,7 +8,6 @@
 //! (`StoreOptions::models`), as that release would open it; the
 //! multi-process test re-executes this binary, one release per process.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -16,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use skyshelve::{Durability, Error, Persistent, Progress, Store};
+
+#[path = "common/children.rs"]
+mod children;
+use children::{finish, say, wait_for_line};
 
 /// Release 1: a unique email index.
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -316,12 +319,6 @@ const STORE: &str = "SKYSHELVE_TEST_STORE";
 const INDEX: &str = "SKYSHELVE_TEST_INDEX";
 const TEST: &str = "two_releases_running_at_once_do_not_fight";
 
-fn say(line: &str) {
-    use std::io::Write;
-    println!("@{line}");
-    std::io::stdout().flush().unwrap();
-}
-
 fn spawn(role: &str, store: &Path, index: u32) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args([TEST, "--exact", "--nocapture", "--test-threads=1", "--quiet"])
@@ -332,26 +329,6 @@ fn spawn(role: &str, store: &Path, index: u32) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the test binary can start itself")
-}
-
-/// Reads the child's stdout until it prints `@line`.
-fn wait_for_line(child: &mut Child, line: &str) {
-    let mut reader = BufReader::new(child.stdout.as_mut().unwrap());
-    let mut buffer = String::new();
-    loop {
-        buffer.clear();
-        assert!(reader.read_line(&mut buffer).unwrap() > 0, "child ended before printing {line}");
-        if buffer.trim_end() == format!("@{line}") {
-            return;
-        }
-    }
-}
-
-/// Waits for a child and returns its `@` lines.
-fn finish(child: Child) -> Vec<String> {
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "child failed: {:?}", output.status);
-    String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| l.strip_prefix('@').map(str::to_owned)).collect()
 }
 
 /// Release 1, running: writes new records until the catalog changes under it.

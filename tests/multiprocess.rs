@@ -2,13 +2,16 @@
 //! the child runs the same test function, which sees its role in the
 //! environment and does the child's part instead of the parent's.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use skyshelve::{Durability, Error, Persistent, Store};
+
+#[path = "common/children.rs"]
+mod children;
+use children::{finish, say, wait_for_line};
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Counter {
@@ -67,34 +70,6 @@ fn spawn_child(test: &str, role: &str, store: &Path, index: u32, count: u32) -> 
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the test binary can start itself")
-}
-
-/// Waits for a child and returns the lines it printed that start with `@`
-/// (libtest prints its own lines too).
-fn finish(child: Child) -> Vec<String> {
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "child failed: {:?}", output.status);
-    String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| l.strip_prefix('@').map(str::to_owned)).collect()
-}
-
-/// Reads the child's stdout until it prints `@line`.
-fn wait_for_line(child: &mut Child, line: &str) {
-    let stdout = child.stdout.as_mut().unwrap();
-    let mut reader = BufReader::new(stdout);
-    let mut buffer = String::new();
-    loop {
-        buffer.clear();
-        assert!(reader.read_line(&mut buffer).unwrap() > 0, "child ended before printing {line}");
-        if buffer.trim_end() == format!("@{line}") {
-            return;
-        }
-    }
-}
-
-fn say(line: &str) {
-    use std::io::Write;
-    println!("@{line}");
-    std::io::stdout().flush().unwrap();
 }
 
 fn relaxed(path: &Path) -> Store {

@@ -7,36 +7,11 @@ use std::path::Path;
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvOpenOptions};
-use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
 
-/// Version 1, as tests/golden_v1.rs wrote it.
-#[derive(Serialize, Deserialize)]
-struct UserV1 {
-    id: u32,
-    email: String,
-    team: String,
-}
-
-/// Version 2: team names are lower case, and there is a new indexed field.
-#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[persistent(name = "golden_users", version = 2, from(UserV1 = 1))]
-struct User {
-    #[persistent(key)]
-    id: u32,
-    #[persistent(index, unique)]
-    email: String,
-    #[persistent(index)]
-    team: String,
-    #[persistent(index)]
-    active: bool,
-}
-
-impl From<UserV1> for User {
-    fn from(old: UserV1) -> Self {
-        User { id: old.id, email: old.email, team: old.team.to_lowercase(), active: true }
-    }
-}
+#[path = "common/golden_users.rs"]
+mod golden_users;
+use golden_users::User;
 
 /// A writable copy of the committed golden store.
 fn golden_copy() -> tempfile::TempDir {
