@@ -326,7 +326,7 @@ fn migrate(store: &Store, model: Option<&str>, out: &mut dyn Write) -> Result<()
     };
     for info in chosen {
         let bar = progress_bar(format!("migrating {}", info.name));
-        let rewritten = (info.migrate)(store, &mut |progress| show(&bar, progress));
+        let rewritten = info.migrate_in(store, &mut |progress| show(&bar, progress));
         bar.finish_and_clear();
         writeln!(out, "{}: {} records rewritten", info.name, rewritten?)?;
     }

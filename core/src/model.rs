@@ -84,6 +84,21 @@ impl ModelInfo {
         let tables = store.shared().tables_of(self)?;
         store.read(|tx| tx.raw().len(tables.main))
     }
+
+    /// [`Persistent::migrate`] for this model, for admin work that goes
+    /// through [`models`] rather than a type.
+    ///
+    /// ```
+    /// # let store = skyshelve::Store::temporary()?;
+    /// for model in skyshelve::models() {
+    ///     let rewritten = model.migrate_in(&store, &mut |_| {})?;
+    ///     assert_eq!(rewritten, 0, "{} has no older records", model.name);
+    /// }
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn migrate_in(&self, store: &Store, progress: &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64> {
+        (self.migrate)(store, progress)
+    }
 }
 
 /// A process-wide number for a model, so that a store finds a model's
