@@ -394,7 +394,6 @@ fn two_releases_running_at_once_do_not_fight() {
     let new: Vec<Child> = (0..2).map(|index| spawn("new", dir.path(), index)).collect();
     let old_lines = finish(old);
     let written: u32 = old_lines.iter().find_map(|l| l.strip_prefix("wrote ")).unwrap().parse().unwrap();
-    assert!(written >= 1);
     for child in new {
         assert_eq!(finish(child), ["wrote 10"]);
     }

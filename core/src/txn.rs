@@ -59,7 +59,14 @@ impl<'t> ReadTx<'t> {
 
     /// How many records of `M` an older model version wrote.
     pub(crate) fn count_older<M: Persistent>(&self) -> Result<u64> {
-        query::count_older::<M>(self.shared, self.txn)
+        let mut older = 0;
+        for entry in self.txn.range(self.shared.tables::<M>()?.main, Bound::Unbounded, Bound::Unbounded)? {
+            let (_, bytes) = entry?;
+            if crate::codec::value::version_of(bytes, M::INFO.name)? < M::INFO.version {
+                older += 1;
+            }
+        }
+        Ok(older)
     }
 
     /// The tables of `M` and the raw reader, for checks over raw entries.
@@ -469,9 +476,9 @@ impl WriteTx<'_> {
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn migrate<M: Persistent>(&mut self, progress: &mut dyn FnMut(crate::Progress)) -> Result<u64> {
-        let total = query::count_older::<M>(self.shared, self.reader())?;
+        // One transaction sees every older record, so what it rewrote is the total.
         let rewritten = self.migrate_batch::<M>(None, usize::MAX)?.0;
-        progress(crate::Progress { done: rewritten, total: Some(total) });
+        progress(crate::Progress { done: rewritten, total: Some(rewritten) });
         Ok(rewritten)
     }
 
@@ -807,18 +814,6 @@ mod query {
         Q: EncodeKey + ?Sized,
     {
         load_encoded(txn, shared.tables::<M>()?, &encode_to_vec(key))
-    }
-
-    /// How many records of `M` an older model version wrote.
-    pub fn count_older<M: Persistent>(shared: &Shared, txn: &(impl Reader + ?Sized)) -> Result<u64> {
-        let mut older = 0;
-        for entry in txn.range(shared.tables::<M>()?.main, Bound::Unbounded, Bound::Unbounded)? {
-            let (_, bytes) = entry?;
-            if crate::codec::value::version_of(bytes, M::INFO.name)? < M::INFO.version {
-                older += 1;
-            }
-        }
-        Ok(older)
     }
 
     /// The record under `key` and the model version that wrote it.
