@@ -1,6 +1,8 @@
 //! The index logic against an in-memory model: random sequences of save,
-//! insert, update, delete and aborted transactions, compared with a
-//! `BTreeMap` after every step through every query and index kind.
+//! insert, update, delete, aborted transactions, and transactions whose
+//! caller goes on past failing operations (key moves onto taken keys,
+//! unique clashes) and commits, compared with a `BTreeMap` after every
+//! step through every query and index kind.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +38,18 @@ enum Op {
     UpdateTags(u8, Vec<u8>),
     Delete(u8),
     AbortedBatch(Vec<Rec>),
+    /// Operations in one transaction that ignores their errors and commits.
+    GoingOn(Vec<Inner>),
+}
+
+/// An operation inside a `GoingOn` transaction.
+#[derive(Debug, Clone)]
+enum Inner {
+    Save(Rec),
+    Insert(Rec),
+    /// Move record `.0` to key `.1`, giving it email `.2`.
+    Move(u8, u8, u8),
+    Delete(u8),
 }
 
 fn rec() -> impl Strategy<Value = Rec> {
@@ -57,7 +71,44 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..8, proptest::collection::vec(0u8..4, 0..3)).prop_map(|(id, tags)| Op::UpdateTags(id, tags)),
         1 => (0u8..8).prop_map(Op::Delete),
         1 => proptest::collection::vec(rec(), 1..3).prop_map(Op::AbortedBatch),
+        2 => proptest::collection::vec(inner(), 1..6).prop_map(Op::GoingOn),
     ]
+}
+
+fn inner() -> impl Strategy<Value = Inner> {
+    prop_oneof![
+        1 => rec().prop_map(Inner::Save),
+        1 => rec().prop_map(Inner::Insert),
+        3 => (0u8..8, 0u8..8, 0u8..6).prop_map(|(from, to, email)| Inner::Move(from, to, email)),
+        1 => (0u8..8).prop_map(Inner::Delete),
+    ]
+}
+
+/// What the model says moving record `from` to key `to` with `email` does.
+fn model_move(model: &mut BTreeMap<u8, Rec>, from: u8, to: u8, email: u8) -> Result<(), &'static str> {
+    let Some(mut moved) = model.get(&from).cloned() else { return Err("missing") };
+    if to != from && model.contains_key(&to) {
+        return Err("exists");
+    }
+    if model.values().any(|other| other.id != from && other.email == email) {
+        return Err("unique");
+    }
+    model.remove(&from);
+    (moved.id, moved.email) = (to, email);
+    model.insert(to, moved);
+    Ok(())
+}
+
+fn apply_inner(tx: &mut skyshelve::WriteTx<'_>, model: &mut BTreeMap<u8, Rec>, op: &Inner) {
+    match op {
+        Inner::Save(record) => expect_same(tx.save(record), model_write(model, record, false)),
+        Inner::Insert(record) => expect_same(tx.insert(record), model_write(model, record, true)),
+        Inner::Move(from, to, email) => {
+            let moved = tx.update::<Rec, _, _>(from, |r| (r.id, r.email) = (*to, *email));
+            expect_same(moved.map(drop), model_move(model, *from, *to, *email));
+        }
+        Inner::Delete(id) => assert_eq!(tx.delete::<Rec, _>(id).unwrap(), model.remove(id).is_some()),
+    }
 }
 
 /// What the model says a save or insert of `record` does.
@@ -115,6 +166,17 @@ fn apply(store: &Store, model: &mut BTreeMap<u8, Rec>, op: &Op) {
                 Err::<(), _>(Error::Storage("abort on purpose".into()))
             });
             assert!(result.is_err());
+        }
+        Op::GoingOn(ops) => {
+            // The closure may run again (map growth): start from the same model each time.
+            let before = model.clone();
+            store
+                .write(|tx| {
+                    *model = before.clone();
+                    ops.iter().for_each(|op| apply_inner(tx, model, op));
+                    Ok::<_, Error>(())
+                })
+                .unwrap();
         }
     }
 }

@@ -162,3 +162,55 @@ fn starting_a_second_write_inside_a_write_is_an_error_not_a_deadlock() {
     store.write(|tx| tx.save(&wallet(&Wallet::load(&store, "ada")?.unwrap().owner.repeat(2), 1))).unwrap();
     assert!(Wallet::exists(&store, "adaada").unwrap());
 }
+
+#[test]
+fn a_refused_key_move_leaves_both_records() {
+    let store = seeded();
+    store
+        .write(|tx| {
+            // bob's key is taken: the move fails and the caller goes on.
+            let moved = tx.update::<Wallet, _, _>("ada", |w| w.owner = "bob".into());
+            assert!(matches!(moved, Err(Error::AlreadyExists { .. })), "{moved:?}");
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    assert_eq!(Wallet::load(&store, "ada").unwrap(), Some(wallet("ada", 100)));
+    assert_eq!(Wallet::load(&store, "bob").unwrap(), Some(wallet("bob", 0)));
+    assert!(Wallet::verify(&store).unwrap().is_clean());
+}
+
+#[test]
+fn a_key_move_onto_a_taken_unique_value_leaves_both_records() {
+    let store = seeded();
+    for via_upsert in [false, true] {
+        store
+            .write(|tx| {
+                let change = |w: &mut Wallet| {
+                    w.owner = "cy".into();
+                    w.address = "addr-bob".into();
+                };
+                let moved = if via_upsert {
+                    tx.upsert(|| wallet("ada", 0), change)
+                } else {
+                    tx.update::<Wallet, _, _>("ada", change)
+                };
+                assert!(matches!(moved, Err(Error::UniqueViolation { .. })), "{moved:?}");
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        assert_eq!(Wallet::load(&store, "ada").unwrap(), Some(wallet("ada", 100)));
+        assert_eq!(Wallet::load_by(&store, Wallet::ADDRESS, "addr-bob").unwrap(), Some(wallet("bob", 0)));
+        assert!(Wallet::load(&store, "cy").unwrap().is_none());
+        assert!(Wallet::verify(&store).unwrap().is_clean(), "{}", Wallet::verify(&store).unwrap());
+    }
+}
+
+#[test]
+fn a_key_move_may_keep_its_own_unique_value() {
+    let store = seeded();
+    let moved = Wallet::update(&store, "ada", |w| w.owner = "ann".into()).unwrap();
+    assert_eq!(moved.address, "addr-ada");
+    assert!(Wallet::load(&store, "ada").unwrap().is_none());
+    assert_eq!(Wallet::load_by(&store, Wallet::ADDRESS, "addr-ada").unwrap().unwrap().owner, "ann");
+    assert!(Wallet::verify(&store).unwrap().is_clean());
+}

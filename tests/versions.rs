@@ -110,3 +110,21 @@ fn records_of_a_newer_version_are_refused_and_never_overwritten() {
     assert_eq!(User::migrate(&store, &mut |_| {}).unwrap(), 2);
     assert!(newer(User::load(&store, &2).map(drop)));
 }
+
+#[test]
+fn a_refused_save_of_an_older_record_keeps_its_index_entries() {
+    let dir = golden_copy();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .write(|tx| {
+            let clash = User { email: "u2@example.com".into(), ..user(1, "red") };
+            assert!(matches!(tx.save(&clash), Err(Error::UniqueViolation { .. })));
+            let moved = tx.update::<User, _, _>(&1, |u| u.email = "u3@example.com".into());
+            assert!(matches!(moved, Err(Error::UniqueViolation { .. })));
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    assert_eq!(User::load_by(&store, User::EMAIL, "u1@example.com").unwrap(), Some(user(1, "red")));
+    let thief = User { email: "u1@example.com".into(), ..user(9, "red") };
+    assert!(matches!(thief.insert(&store), Err(Error::UniqueViolation { .. })), "record 1 still holds its email");
+}

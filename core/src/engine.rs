@@ -22,6 +22,9 @@ use crate::error::{Error, Result};
 /// LMDB's compiled-in key size limit (`mdb_env_get_maxkeysize`).
 pub const MAX_KEY_LEN: usize = 511;
 
+/// LMDB's value size limit: a value's length is stored in 32 bits.
+pub const MAX_VALUE_LEN: usize = u32::MAX as usize;
+
 /// How commits reach the disk.
 ///
 /// LMDB is crash-safe against process crashes in every mode; the modes

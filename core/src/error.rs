@@ -91,6 +91,27 @@ pub enum Error {
         max: usize,
     },
 
+    /// A value is larger than the storage engine can hold in one entry.
+    #[error("{what} is {len} bytes once encoded; a stored value holds at most {max}")]
+    ValueTooLarge {
+        /// Which value.
+        what: String,
+        /// The encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// An operation inside a write transaction failed after it had already
+    /// changed the transaction, and the caller went on: the transaction
+    /// cannot be committed as the caller saw it, so it was rolled back as a
+    /// whole. Nothing of it was written.
+    #[error("the transaction was rolled back: an operation in it failed part-way ({reason})")]
+    RolledBack {
+        /// The error of the operation that failed part-way.
+        reason: String,
+    },
+
     /// A model or map name cannot be used as a database name.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName {

@@ -153,6 +153,13 @@ impl IndexEntries {
         self.spans.push((position, start, self.bytes.len()));
     }
 
+    /// Records an already encoded value of the index at `position`.
+    pub(crate) fn add_encoded(&mut self, position: usize, value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.spans.push((position, start, self.bytes.len()));
+    }
+
     /// Every (index position, encoded value) pair, duplicates removed.
     pub(crate) fn entries(&self) -> Vec<(usize, &[u8])> {
         let mut entries: Vec<(usize, &[u8])> =

@@ -724,6 +724,16 @@ pub(crate) fn describe_key<K: EncodeKey + ?Sized>(key: &K) -> String {
 }
 
 /// Makes sure an encoded key fits LMDB's limit.
+/// Fails if a value is larger than LMDB stores: refused up front, before
+/// the engine spends time copying it.
+pub(crate) fn check_value_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
+    if len > crate::engine::MAX_VALUE_LEN {
+        Err(Error::ValueTooLarge { what: what(), len, max: crate::engine::MAX_VALUE_LEN })
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn check_key_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
     if len > crate::engine::MAX_KEY_LEN {
         Err(Error::KeyTooLong { what: what(), len, max: crate::engine::MAX_KEY_LEN })

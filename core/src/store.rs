@@ -299,7 +299,11 @@ impl Store {
             let mut blocked = None;
             let result = match &self.shared.group {
                 Some(group) => self.write_in_group(group, owner, &mut f, &mut blocked),
-                None => self.shared.engine.write(|txn| f(&mut WriteTx::new(&self.shared, txn, owner, &mut blocked))),
+                None => self.shared.engine.write(|txn| {
+                    let mut tx = WriteTx::new(&self.shared, txn, owner, &mut blocked);
+                    let outcome = f(&mut tx);
+                    tx.finish(outcome)
+                }),
             };
             match blocked {
                 None => return result,
@@ -348,7 +352,9 @@ impl Store {
         let shared = &*self.shared;
         let mut result = None;
         let mut job = |txn: &mut dyn Writer| {
-            let outcome = f(&mut WriteTx::new(shared, txn, owner, blocked));
+            let mut tx = WriteTx::new(shared, txn, owner, blocked);
+            let outcome = f(&mut tx);
+            let outcome = tx.finish(outcome);
             let keep = outcome.is_ok();
             result = Some(outcome);
             keep

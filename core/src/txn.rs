@@ -17,7 +17,7 @@ use crate::engine::{RangeIter, Reader, Writer};
 use crate::error::{Error, Result};
 use crate::index::{IndexEntries, IndexHandle, ParentIndex, UniqueIndex, describe_encoded};
 use crate::lock::{Owner, marker_key};
-use crate::model::{Persistent, check_key_len, describe_key};
+use crate::model::{Persistent, check_key_len, check_value_len, describe_key};
 use crate::store::{ModelTables, Shared};
 
 /// A read transaction: a consistent snapshot of the whole store, given to
@@ -41,6 +41,9 @@ pub struct WriteTx<'t> {
     /// Models (by slot, below 128) whose catalog entry this transaction
     /// has found writable, so that a batch of writes checks it once.
     writable: u128,
+    /// Set when an operation failed after changing the transaction: it
+    /// can then only be rolled back (see `finish`).
+    poisoned: Option<String>,
 }
 
 impl<'t> ReadTx<'t> {
@@ -82,7 +85,7 @@ impl<'t> WriteTx<'t> {
         owner: Option<Owner>,
         blocked: &'t mut Option<Error>,
     ) -> Self {
-        WriteTx { shared, txn, owner, blocked, writable: 0 }
+        WriteTx { shared, txn, owner, blocked, writable: 0, poisoned: None }
     }
 
     fn reader(&self) -> &dyn Writer {
@@ -502,14 +505,46 @@ impl WriteTx<'_> {
                 }
             }
         }
-        // The entries older code wrote go first, in one pass per index.
-        self.remove_entries_of(tables, &older.iter().map(Vec::as_slice).collect())?;
-        for key in &older {
+        let rewritten = self.rewrite_older::<M>(tables, &older);
+        self.poison_if_err(rewritten)?;
+        let last = if older.len() == limit { older.last().cloned() } else { None };
+        Ok((older.len() as u64, last))
+    }
+
+    /// Rewrites the records under `keys`, written by an older version, with
+    /// index entries this code computes. The entries older code wrote go
+    /// first, in one pass per index, so a failure part-way cannot be undone
+    /// alone: the caller poisons the transaction.
+    fn rewrite_older<M: Persistent>(&mut self, tables: &ModelTables, keys: &[Vec<u8>]) -> Result<()> {
+        self.remove_entries_of(tables, &keys.iter().map(Vec::as_slice).collect())?;
+        for key in keys {
             let Some((_, record)) = query::load_stored::<M>(self.reader(), tables, key)? else { continue };
             self.store_record(tables, key, &record, None)?;
         }
-        let last = if older.len() == limit { older.last().cloned() } else { None };
-        Ok((older.len() as u64, last))
+        Ok(())
+    }
+
+    /// Passes on the result of a step that may fail after changing the
+    /// transaction; a failure poisons the transaction, so that it is rolled
+    /// back whatever the caller does with the error (see `finish`).
+    fn poison_if_err<R>(&mut self, result: Result<R>) -> Result<R> {
+        if let Err(err) = &result {
+            self.poisoned.get_or_insert_with(|| err.to_string());
+        }
+        result
+    }
+
+    /// The transaction's outcome once the caller's closure has returned
+    /// `outcome`: a poisoned transaction is aborted and fails even when the
+    /// closure went on past the error that poisoned it.
+    pub(crate) fn finish<R, E: From<Error>>(self, outcome: Result<R, E>) -> Result<R, E> {
+        match (self.poisoned, outcome) {
+            (Some(reason), Ok(_)) => {
+                self.txn.doom();
+                Err(E::from(Error::RolledBack { reason }))
+            }
+            (_, outcome) => outcome,
+        }
     }
 
     /// `delete` by encoded key, for record-lock guards.
@@ -524,32 +559,33 @@ impl WriteTx<'_> {
     }
 
     /// The index entries of the record stored under `key`, if any. A record
-    /// that no longer decodes cannot say which entries it has: those are
-    /// found by scanning the model's indexes and removed at once, so that a
-    /// damaged record can still be replaced or deleted.
-    fn stored_entries<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8]) -> Result<Option<IndexEntries>> {
+    /// written by an older version, or one that no longer decodes, cannot
+    /// say which entries it has: those are found by scanning the model's
+    /// indexes, so that such a record can still be replaced or deleted.
+    /// Nothing is changed here: a write that fails later leaves them.
+    fn stored_entries<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<Option<IndexEntries>> {
         match query::load_stored::<M>(self.reader(), tables, key) {
             Ok(Some((version, old))) if version == M::INFO.version => Ok(Some(entries_of(&old))),
-            Ok(Some(_)) => {
-                // Written by an older version: its entries came from older
-                // code and may differ from what this code computes.
-                self.check_unlocked::<M>(key)?;
-                self.remove_entries_pointing_at(tables, key)?;
-                Ok(None)
-            }
+            Ok(Some(_)) | Err(Error::Decode { .. }) => self.entries_pointing_at::<M>(tables, key).map(Some),
             Ok(None) => Ok(None),
-            Err(Error::Decode { .. }) => {
-                self.check_unlocked::<M>(key)?;
-                self.remove_entries_pointing_at(tables, key)?;
-                Ok(None)
-            }
             Err(other) => Err(other),
         }
     }
 
-    /// Removes every index entry of the model whose primary key is `key`.
-    fn remove_entries_pointing_at(&mut self, tables: &ModelTables, key: &[u8]) -> Result<()> {
-        self.remove_entries_of(tables, &std::iter::once(key).collect())
+    /// Every index entry of the model whose primary key is `key`, found by
+    /// a scan of each index: for a record whose entries cannot be computed
+    /// (undecodable, or written by older code).
+    fn entries_pointing_at<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<IndexEntries> {
+        let mut entries = IndexEntries::default();
+        for (position, &table) in tables.indexes.iter().enumerate() {
+            for entry in self.reader().range(table, Bound::Unbounded, Bound::Unbounded)? {
+                let (entry_key, primary) = entry?;
+                if primary == key {
+                    entries.add_encoded(position, index_value::<M>(position, entry_key, key));
+                }
+            }
+        }
+        Ok(entries)
     }
 
     /// Removes every index entry of the model whose primary key is one of
@@ -649,25 +685,38 @@ impl WriteTx<'_> {
     {
         let old_entries = match stored_version {
             Some(version) if version == M::INFO.version => Some(entries_of(&record)),
-            Some(_) => {
-                // Upgraded from an older version: rebuild its entries (see `stored_entries`).
-                self.check_unlocked::<M>(key)?;
-                self.remove_entries_pointing_at(tables, key)?;
-                Some(IndexEntries::default())
-            }
+            // Upgraded from an older version: its entries came from older code.
+            Some(_) => Some(self.entries_pointing_at::<M>(tables, key)?),
             None => None,
         };
         change(&mut record);
         let new_key = encode_primary::<M>(record.key())?;
-        if new_key == key {
-            self.store_record(tables, key, &record, old_entries.as_ref())?;
-        } else {
-            if let Some(old_entries) = &old_entries {
-                self.remove_record::<M>(tables, key, old_entries)?;
-            }
-            self.insert(&record)?;
+        match old_entries {
+            _ if new_key == key => self.store_record(tables, key, &record, old_entries.as_ref())?,
+            Some(old_entries) => self.move_record(tables, key, &old_entries, &new_key, &record)?,
+            None => self.insert(&record)?,
         }
         Ok(record)
+    }
+
+    /// Moves the record stored under `old_key` to `new_key`. Every check of
+    /// the moved record runs before the old one is removed, so a refused
+    /// move leaves both keys as they were.
+    fn move_record<M: Persistent>(
+        &mut self,
+        tables: &ModelTables,
+        old_key: &[u8],
+        old_entries: &IndexEntries,
+        new_key: &[u8],
+        record: &M,
+    ) -> Result<()> {
+        if self.reader().get(tables.main, new_key)?.is_some() {
+            return Err(Error::AlreadyExists { model: M::INFO.name, key: describe_key(record.key()) });
+        }
+        self.check_unlocked::<M>(old_key)?;
+        let write = self.prepare(tables, new_key, record, None, Some(old_key))?;
+        self.remove_record::<M>(tables, old_key, old_entries)?;
+        self.apply::<M>(tables, new_key, write)
     }
 
     /// Writes `record` under `key`, moving its index entries from
@@ -681,25 +730,45 @@ impl WriteTx<'_> {
         record: &M,
         old_entries: Option<&IndexEntries>,
     ) -> Result<()> {
+        let write = self.prepare(tables, key, record, old_entries, None)?;
+        self.apply::<M>(tables, key, write)
+    }
+
+    /// Runs every check of writing `record` under `key` and computes what
+    /// the write changes, without changing anything. `moving_from` is the
+    /// key the record leaves, whose unique values it may take over.
+    fn prepare<'o, M: Persistent>(
+        &mut self,
+        tables: &ModelTables,
+        key: &[u8],
+        record: &M,
+        old_entries: Option<&'o IndexEntries>,
+        moving_from: Option<&[u8]>,
+    ) -> Result<PreparedWrite<'o>> {
         self.check_writable::<M>(tables)?;
         self.check_unlocked::<M>(key)?;
         // Most records fit; bincode would otherwise grow the buffer several times.
         let mut bytes = Vec::with_capacity(256);
         value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes)?;
+        check_value_len(|| format!("{} record {:?}", M::INFO.name, record.key()), bytes.len())?;
         let new_entries = entries_of(record);
-        let empty = IndexEntries::default();
-        let old = old_entries.unwrap_or(&empty).entries();
+        let old = old_entries.map(IndexEntries::entries).unwrap_or_default();
         let new = new_entries.entries();
         let added: Vec<_> = new.iter().filter(|e| old.binary_search(e).is_err()).collect();
-        let removed: Vec<_> = old.iter().filter(|e| new.binary_search(e).is_err()).collect();
-        let added_keys = self.check_added::<M>(tables, key, &added)?;
-        for &&(position, value) in &removed {
+        let removed = old.iter().filter(|e| new.binary_search(e).is_err()).copied().collect();
+        let added = self.check_added::<M>(tables, key, &added, moving_from)?;
+        Ok(PreparedWrite { bytes, added, removed })
+    }
+
+    /// Carries out a write that `prepare` checked.
+    fn apply<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8], write: PreparedWrite<'_>) -> Result<()> {
+        for (position, value) in write.removed {
             self.remove_entry::<M>(tables, position, value, key)?;
         }
-        for (position, index_key) in added_keys {
+        for (position, index_key) in write.added {
             self.txn.put(tables.indexes[position], &index_key, key)?;
         }
-        self.txn.put(tables.main, key, &bytes)
+        self.txn.put(tables.main, key, &write.bytes)
     }
 
     /// Checks lengths and unique constraints of new index entries and
@@ -709,6 +778,7 @@ impl WriteTx<'_> {
         tables: &ModelTables,
         key: &[u8],
         added: &[&(usize, &[u8])],
+        moving_from: Option<&[u8]>,
     ) -> Result<Vec<(usize, Vec<u8>)>> {
         let mut keys = Vec::with_capacity(added.len());
         for &&(position, value) in added {
@@ -717,7 +787,7 @@ impl WriteTx<'_> {
             check_key_len(|| format!("index {}.{} entry", M::INFO.name, info.name), index_key.len())?;
             if info.unique {
                 let holder = self.txn.get(tables.indexes[position], value)?;
-                if holder.is_some_and(|holder| holder != key) {
+                if holder.is_some_and(|holder| holder != key && Some(holder) != moving_from) {
                     let value = (info.describe)(value);
                     return Err(Error::UniqueViolation { model: M::INFO.name, index: info.name, value });
                 }
@@ -797,6 +867,23 @@ fn encode_primary<M: Persistent>(key: &M::Key) -> Result<Vec<u8>> {
     let encoded = encode_to_vec(key);
     check_key_len(|| format!("{} key {key:?}", M::INFO.name), encoded.len())?;
     Ok(encoded)
+}
+
+/// A checked write of one record: everything it changes, computed before
+/// anything is changed.
+struct PreparedWrite<'o> {
+    /// The stored value.
+    bytes: Vec<u8>,
+    /// Index keys to add, by index position.
+    added: Vec<(usize, Vec<u8>)>,
+    /// Values of the old record's entries that the new record drops.
+    removed: Vec<(usize, &'o [u8])>,
+}
+
+/// The value of an index entry whose key in its table is `entry_key` and
+/// whose record's primary key is `primary` (see the layout at the top).
+fn index_value<'e, M: Persistent>(position: usize, entry_key: &'e [u8], primary: &[u8]) -> &'e [u8] {
+    if M::INFO.indexes[position].unique { entry_key } else { entry_key.strip_suffix(primary).unwrap_or(entry_key) }
 }
 
 /// The key of an index entry in its table (see the layout at the top).
