@@ -67,12 +67,18 @@ fn a_bad_line_imports_nothing_and_names_the_line() {
     let store = Store::temporary().unwrap();
     let lines = "{\"id\":1,\"email\":\"a@x\",\"tags\":null,\"balance\":0}\n{\"id\":2,\"email\":\"b@x\"}\n";
     let err = store.import_json_lines("accounts", &mut lines.as_bytes(), &mut |_| {}).unwrap_err();
-    assert!(matches!(&err, Error::Decode { what, .. } if what == "JSON line 2"), "{err}");
+    assert!(matches!(&err, Error::Import { line: 2, source } if matches!(**source, Error::Decode { .. })), "{err}");
     assert_eq!(Account::count(&store).unwrap(), 0);
-    let clash = "{\"id\":1,\"email\":\"a@x\",\"tags\":null,\"balance\":0}\n{\"id\":2,\"email\":\"a@x\",\"tags\":null,\"balance\":0}\n";
+    let clash = "{\"id\":1,\"email\":\"a@x\",\"tags\":null,\"balance\":0}\n\n{\"id\":2,\"email\":\"a@x\",\"tags\":null,\"balance\":0}\n";
     let err = store.import_json_lines("accounts", &mut clash.as_bytes(), &mut |_| {}).unwrap_err();
-    assert!(matches!(err, Error::UniqueViolation { .. }), "{err}");
+    assert!(
+        matches!(&err, Error::Import { line: 3, source } if matches!(**source, Error::UniqueViolation { .. })),
+        "{err}"
+    );
     assert_eq!(Account::count(&store).unwrap(), 0);
+    let not_utf8 = b"{\"id\":1,\"email\":\"a@x\",\"tags\":null,\"balance\":0}\n{\"id\":2,\"email\":\"\xff\"}\n";
+    let err = store.import_json_lines("accounts", &mut &not_utf8[..], &mut |_| {}).unwrap_err();
+    assert!(matches!(&err, Error::Import { line: 2, .. }), "{err}");
     assert!(matches!(store.export_json_lines("nope", &mut Vec::new(), &mut |_| {}), Err(Error::InvalidName { .. })));
 }
 
@@ -108,4 +114,71 @@ fn backup_while_writing_then_restore() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(work.path().join("backup/data.mdb")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn a_store_cut_short_is_refused_with_a_typed_error_not_a_crash() {
+    let store = seeded(20_000);
+    let work = tempfile::tempdir().unwrap();
+    store.backup(work.path().join("backup")).unwrap();
+    let data = work.path().join("backup/data.mdb");
+    let len = std::fs::metadata(&data).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(len / 2).unwrap();
+
+    let opened = Store::open(work.path().join("backup"));
+    assert!(matches!(opened, Err(Error::DamagedStore { .. })), "{opened:?}");
+    let restored = Store::restore(work.path().join("backup"), work.path().join("restored"));
+    assert!(matches!(restored, Err(Error::DamagedStore { .. })), "{restored:?}");
+    assert!(!work.path().join("restored/data.mdb").exists(), "a refused restore leaves no store");
+}
+
+#[test]
+fn a_backup_left_half_written_is_replaced_by_the_next_attempt() {
+    let store = seeded(100);
+    let work = tempfile::tempdir().unwrap();
+    let backup = work.path().join("backup");
+    // What a backup killed part-way leaves: its temporary file, no store.
+    std::fs::create_dir(&backup).unwrap();
+    std::fs::write(backup.join("data.mdb.partial"), vec![7u8; 10_000]).unwrap();
+    store.backup(&backup).unwrap();
+    assert!(!backup.join("data.mdb.partial").exists());
+    assert_eq!(Account::count(&Store::open(&backup).unwrap()).unwrap(), 100);
+}
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Reading {
+    #[persistent(key)]
+    id: u32,
+    value: f64,
+    correction: Option<Option<u32>>,
+}
+
+#[test]
+fn export_refuses_what_json_cannot_hold_and_round_trips_the_rest() {
+    let store = Store::temporary().unwrap();
+    let readings = [
+        Reading { id: 1, value: 1.5, correction: None },
+        Reading { id: 2, value: -0.25, correction: Some(Some(3)) },
+        Reading { id: 3, value: f64::MAX, correction: None },
+    ];
+    store.write(|tx| readings.iter().try_for_each(|r| tx.save(r))).unwrap();
+    let mut first = Vec::new();
+    store.export_json_lines("reading", &mut first, &mut |_| {}).unwrap();
+    let copy = Store::temporary().unwrap();
+    copy.import_json_lines("reading", &mut first.as_slice(), &mut |_| {}).unwrap();
+    let mut second = Vec::new();
+    copy.export_json_lines("reading", &mut second, &mut |_| {}).unwrap();
+    assert_eq!(first, second, "export, import, export is byte-identical");
+    assert_eq!(Reading::all(&copy).unwrap(), readings);
+
+    for (id, unholdable) in [
+        (4, Reading { id: 4, value: f64::NAN, correction: None }),
+        (5, Reading { id: 5, value: f64::INFINITY, correction: None }),
+        (6, Reading { id: 6, value: 0.0, correction: Some(None) }),
+    ] {
+        unholdable.save(&store).unwrap();
+        let err = store.export_json_lines("reading", &mut Vec::new(), &mut |_| {}).unwrap_err();
+        assert!(matches!(&err, Error::Encode { what, .. } if what == &format!("reading record {id} as JSON")), "{err}");
+        Reading::delete(&store, &id).unwrap();
+    }
 }

@@ -4,9 +4,13 @@
 //! every acknowledged record is there with all its index entries, that
 //! unacknowledged ones are whole or absent, and that `verify` is clean.
 //!
+//! Killed-waiter trials: three processes increment counters of their own;
+//! one is killed at a random moment (perhaps while it waits for the writer
+//! lock), and each survivor must keep committing within a bounded wait.
+//!
 //! Seeded and replayable: the seed is printed; set `SKYSHELVE_CRASH_SEED`
 //! to replay it. `SKYSHELVE_CRASH_TRIALS` sets the number of trials of the
-//! ignored soak test (`cargo test --test crash -- --ignored`).
+//! ignored soak tests (`cargo test --test crash -- --ignored`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -45,7 +49,17 @@ impl Entry {
     }
 }
 
+/// One counter per process of the killed-waiter trials.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Tally {
+    #[persistent(key)]
+    process: u32,
+    #[persistent(index)]
+    value: u64,
+}
+
 const ROLE: &str = "SKYSHELVE_CRASH_ROLE";
+const PROCESS: &str = "SKYSHELVE_CRASH_PROCESS";
 const STORE: &str = "SKYSHELVE_CRASH_STORE";
 const FULL_DURABILITY: &str = "SKYSHELVE_CRASH_FULL";
 
@@ -93,14 +107,32 @@ fn write_until_killed(path: &Path, full: bool) {
     }
 }
 
+/// The child: increments its own counter until killed, acknowledging each
+/// commit.
+fn count_until_killed(path: &Path, process: u32) {
+    use std::io::Write;
+    let store = Store::options().durability(Durability::MayCorruptOnPowerLoss).open(path).unwrap();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let tally = Tally::upsert(&store, || Tally { process, value: 0 }, |t| t.value += 1).unwrap();
+        writeln!(out, "@ack {}", tally.value).unwrap();
+        out.flush().unwrap();
+    }
+}
+
 /// Starts this test binary running only `test` (the trial test that is
 /// running), as a child with `role`.
 fn spawn(test: &str, role: &str, path: &Path, full: bool) -> Child {
+    spawn_numbered(test, role, path, full, 0)
+}
+
+fn spawn_numbered(test: &str, role: &str, path: &Path, full: bool, process: u32) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--include-ignored", "--nocapture", "--test-threads=1", "--quiet"])
         .env(ROLE, role)
         .env(STORE, path)
         .env(FULL_DURABILITY, if full { "1" } else { "0" })
+        .env(PROCESS, process.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -196,6 +228,10 @@ fn run_as_child() -> bool {
     let full = std::env::var(FULL_DURABILITY).as_deref() == Ok("1");
     match role.as_str() {
         "writer" => write_until_killed(&path, full),
+        "backup" => {
+            Store::open(&path).unwrap().backup(path.with_file_name("backup")).unwrap();
+        }
+        "counter" => count_until_killed(&path, std::env::var(PROCESS).unwrap().parse().unwrap()),
         "opener" => {
             let store = open(&path, full);
             assert!(store.verify().unwrap().is_clean());
@@ -203,6 +239,151 @@ fn run_as_child() -> bool {
         other => panic!("unknown role {other}"),
     }
     true
+}
+
+/// How long a survivor may go without a commit after another process was
+/// killed. Generous for a loaded 2-core machine; a lost wake-up is forever.
+const SURVIVOR_WAIT: Duration = Duration::from_secs(20);
+
+/// A counter process and the acknowledgements its pipe delivers.
+struct Counting {
+    child: Child,
+    acks: std::sync::mpsc::Receiver<u64>,
+}
+
+impl Counting {
+    fn start(test: &str, path: &Path, process: u32) -> Counting {
+        let mut child = spawn_numbered(test, "counter", path, false, process);
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (send, acks) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if let Some(n) = line.strip_prefix("@ack ").and_then(|n| n.parse().ok())
+                    && send.send(n).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Counting { child, acks }
+    }
+
+    /// Waits up to `wait` for an acknowledgement newer than those already
+    /// delivered; `None` if none came.
+    fn next_ack(&self, wait: Duration) -> Option<u64> {
+        self.acks.try_iter().for_each(drop);
+        self.acks.recv_timeout(wait).ok()
+    }
+
+    fn kill(mut self) -> Option<u64> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(20)); // let the reader thread drain the pipe
+        self.acks.try_iter().last()
+    }
+}
+
+/// One trial: three counters, one killed at a random moment, the survivors
+/// must go on committing.
+fn killed_waiter_trial(test: &str, rng: &mut Rng, seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let counters: Vec<Counting> = (0..3).map(|p| Counting::start(test, dir.path(), p)).collect();
+    let mut acked = [0u64; 3];
+    for (p, counter) in counters.iter().enumerate() {
+        acked[p] = counter.next_ack(SURVIVOR_WAIT).expect("every counter starts committing");
+    }
+    std::thread::sleep(Duration::from_micros(rng.below(400_000)));
+    let victim = rng.below(3) as usize;
+    let mut survivors = Vec::new();
+    for (p, counter) in counters.into_iter().enumerate() {
+        if p == victim {
+            acked[p] = acked[p].max(counter.kill().unwrap_or(0));
+        } else {
+            survivors.push((p, counter));
+        }
+    }
+    for (p, counter) in survivors {
+        let next = counter.next_ack(SURVIVOR_WAIT);
+        let stuck = next.is_none();
+        acked[p] = acked[p].max(next.unwrap_or(0)).max(counter.kill().unwrap_or(0));
+        assert!(
+            !stuck,
+            "process {p} made no commit for {SURVIVOR_WAIT:?} after process {victim} was killed (seed {seed})"
+        );
+    }
+    let store = Store::open(dir.path()).unwrap();
+    for (p, &acked) in acked.iter().enumerate() {
+        let stored = Tally::load(&store, &(p as u32)).unwrap().map_or(0, |t| t.value);
+        assert!(stored >= acked, "process {p}: acknowledged {acked}, stored {stored} (seed {seed})");
+    }
+    assert!(Tally::verify(&store).unwrap().is_clean());
+}
+
+fn run_killed_waiter_trials(test: &str, trials: u64) {
+    let seed = std::env::var("SKYSHELVE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("killed-waiter trials: seed {seed} (replay with SKYSHELVE_CRASH_SEED={seed})");
+    let mut rng = Rng(seed);
+    for _ in 0..trials {
+        killed_waiter_trial(test, &mut rng, seed);
+    }
+}
+
+#[test]
+fn killed_processes_never_leave_a_writer_waiting() {
+    if !run_as_child() {
+        run_killed_waiter_trials("killed_processes_never_leave_a_writer_waiting", 24);
+    }
+}
+
+#[test]
+#[ignore = "soak test: cargo test --test crash -- --ignored"]
+fn soak_killed_waiter_trials() {
+    if !run_as_child() {
+        let trials = std::env::var("SKYSHELVE_CRASH_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(400);
+        run_killed_waiter_trials("soak_killed_waiter_trials", trials);
+    }
+}
+
+#[test]
+fn a_backup_killed_part_way_leaves_no_store_and_can_be_run_again() {
+    if run_as_child() {
+        return;
+    }
+    let test = "a_backup_killed_part_way_leaves_no_store_and_can_be_run_again";
+    let dir = tempfile::tempdir().unwrap();
+    let (path, backup) = (dir.path().join("store"), dir.path().join("backup"));
+    let records = {
+        let store = Store::open(&path).unwrap();
+        store.write(|tx| (0..10_000).try_for_each(|seq| tx.save(&Entry::new(seq)))).unwrap();
+        Entry::count(&store).unwrap()
+    };
+    let started = std::time::Instant::now();
+    let mut whole = spawn(test, "backup", &path, false);
+    assert!(whole.wait().unwrap().success());
+    let took = started.elapsed();
+    std::fs::remove_dir_all(&backup).unwrap();
+    let mut rng = Rng(took.as_nanos() as u64);
+    for _ in 0..8 {
+        let mut child = spawn(test, "backup", &path, false);
+        std::thread::sleep(Duration::from_micros(rng.below(took.as_micros() as u64)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if backup.join("data.mdb").exists() {
+            // The kill came after the backup was complete.
+            assert_eq!(Entry::count(&Store::open(&backup).unwrap()).unwrap(), records);
+            std::fs::remove_dir_all(&backup).unwrap();
+            continue;
+        }
+        let store = Store::open(&path).unwrap();
+        store.backup(&backup).unwrap();
+        let copy = Store::open(&backup).unwrap();
+        assert_eq!(Entry::count(&copy).unwrap(), records);
+        assert!(copy.verify().unwrap().is_clean());
+        drop(copy);
+        std::fs::remove_dir_all(&backup).unwrap();
+    }
 }
 
 #[test]

@@ -172,3 +172,44 @@ fn files_are_owner_only_whatever_the_umask() {
         assert_eq!(mode(&owner_file.unwrap().path()), 0o600);
     }
 }
+
+/// Saves pages until a save fails; returns how many succeeded and the error.
+fn fill(store: &Store) -> (u32, Error) {
+    let mut saved = 0;
+    loop {
+        match page(saved).save(store) {
+            Ok(()) => saved += 1,
+            Err(err) => return (saved, err),
+        }
+        assert!(saved < 100_000, "the disk never filled");
+    }
+}
+
+#[test]
+fn a_full_disk_with_default_options_is_storage_full() {
+    let Some(fs) = Tmpfs::mount("size=8m") else { return };
+    let store = Store::open(fs.path().join("store")).unwrap();
+    let (saved, err) = fill(&store);
+    assert!(matches!(err, Error::StorageFull { .. }), "a full disk gave {err:?}");
+    assert!(err.to_string().contains("disk"), "{err}");
+    assert!(saved > 100);
+    drop(store);
+    let store = Store::open(fs.path().join("store")).unwrap();
+    assert_eq!(Page::count(&store).unwrap(), u64::from(saved));
+}
+
+#[test]
+fn a_restore_onto_a_full_disk_leaves_no_store_and_can_be_run_again() {
+    let Some(fs) = Tmpfs::mount("size=4m") else { return };
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open(work.path().join("store")).unwrap();
+    store.write(|tx| (0..1500).try_for_each(|id| tx.save(&page(id)))).unwrap();
+    store.backup(work.path().join("backup")).unwrap();
+    let target = fs.path().join("restored");
+    let err = Store::restore(work.path().join("backup"), &target).unwrap_err();
+    assert!(matches!(&err, Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC)), "{err:?}");
+    assert!(std::fs::read_dir(&target).unwrap().next().is_none(), "nothing is left in the target");
+    fs.remount("size=64m");
+    Store::restore(work.path().join("backup"), &target).unwrap();
+    assert_eq!(Page::count(&Store::open(&target).unwrap()).unwrap(), 1500);
+}

@@ -121,3 +121,47 @@ fn grouped_writes_still_wait_for_record_locks() {
     });
     assert_eq!(Member::load(&store, &1).unwrap().unwrap().email, "new@x.org");
 }
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Photo {
+    #[persistent(key)]
+    id: u64,
+    /// A `String` so that serde writes it as one slice (fast in debug builds).
+    pixels: String,
+}
+
+#[test]
+fn a_write_inside_a_read_never_fails_another_threads_write() {
+    let store = Store::options()
+        .group_commit(true)
+        .map_size(1 << 20)
+        .resize_wait(Duration::from_secs(5))
+        .open_temporary()
+        .unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let inside_read = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut outcomes = (0, 0);
+            for id in 0.. {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                match store.read(|_| member(id).save(&store)) {
+                    Ok(()) => outcomes.0 += 1,
+                    // The map must grow, which waits for this thread's own read: refused at once.
+                    Err(Error::OwnTransactionOpen) => outcomes.1 += 1,
+                    Err(other) => panic!("a write inside a read failed with {other}"),
+                }
+            }
+            outcomes
+        });
+        for id in 0..60 {
+            Photo { id, pixels: "p".repeat(64 << 10) }.save(&store).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    assert_eq!(Photo::count(&store).unwrap(), 60);
+    assert_eq!(Member::count(&store).unwrap(), inside_read.0);
+    assert!(store.map_size() > 1 << 20);
+}

@@ -84,3 +84,11 @@ fn invalid_map_names_are_refused() {
         assert!(matches!(err, Error::InvalidName { .. }), "{name:?}: {err}");
     }
 }
+
+#[test]
+fn too_many_maps_is_a_typed_error_naming_the_setting() {
+    let store = Store::temporary().unwrap();
+    let err = (0..1000).map(|i| store.map::<u32, u32>(&format!("m{i}"))).find_map(Result::err).unwrap();
+    assert!(matches!(err, Error::TooManyTables { .. }), "{err:?}");
+    assert!(err.to_string().contains("max_tables"), "{err}");
+}

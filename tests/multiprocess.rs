@@ -365,3 +365,39 @@ fn a_store_used_after_fork_is_refused() {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child was not refused");
     assert!(Counter::exists(&store, "before").unwrap(), "the parent's handle still works");
 }
+
+/// The owner files in a store's `locks` folder.
+fn owner_files(store: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(store.join("locks")) else { return Vec::new() };
+    entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+}
+
+#[test]
+fn lock_owner_files_go_with_their_last_guard_or_their_dead_process() {
+    const TEST: &str = "lock_owner_files_go_with_their_last_guard_or_their_dead_process";
+    if let Some(role) = role() {
+        let store = Store::open(env_path()).unwrap();
+        let guard = Counter::lock(&store, &format!("c{}", env_number(INDEX))).unwrap();
+        say("locked");
+        if role == "holder" {
+            std::thread::sleep(Duration::from_secs(60)); // until killed
+        }
+        drop(guard);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..20).map(|i| spawn_child(TEST, "releaser", dir.path(), i, 0)).collect();
+    children.into_iter().for_each(|child| drop(finish(child)));
+    assert_eq!(owner_files(dir.path()), Vec::<String>::new(), "released locks leave no owner file");
+
+    let mut holder = spawn_child(TEST, "holder", dir.path(), 99, 0);
+    wait_for_line(&mut holder, "locked");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(owner_files(dir.path()).len(), 1, "the killed holder's file is still there");
+    let store = Store::open(dir.path()).unwrap();
+    let guard = Counter::lock(&store, "mine").unwrap();
+    assert_eq!(owner_files(dir.path()).len(), 1, "the dead holder's file was swept; this process has its own");
+    drop(guard);
+    assert_eq!(owner_files(dir.path()), Vec::<String>::new());
+}

@@ -211,3 +211,73 @@ fn a_reader_that_outlasts_the_resize_wait_gives_a_typed_error_then_growth_succee
     store.write(|tx| (0..40).try_for_each(|id| tx.save(&blob(id, 100 << 10)))).unwrap();
     assert_eq!(Blob::count(&store).unwrap(), 40);
 }
+
+#[test]
+fn backups_run_while_another_thread_grows_the_map() {
+    let store = Store::options().map_size(1 << 20).open_temporary().unwrap();
+    store.write(|tx| (0..20).try_for_each(|id| tx.save(&blob(id, 40 << 10)))).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let backups = std::thread::scope(|scope| {
+        let backups = scope.spawn(|| {
+            let mut taken = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let dir = work.path().join(format!("b{taken}"));
+                store.backup(&dir).unwrap();
+                taken += 1;
+            }
+            taken
+        });
+        for id in 20..120 {
+            blob(id, 256 << 10).save(&store).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        backups.join().unwrap()
+    });
+    assert!(store.map_size() > 16 << 20, "the map grew several times");
+    assert!(backups > 0);
+    let last = Store::open(work.path().join(format!("b{}", backups - 1))).unwrap();
+    assert!(last.verify().unwrap().is_clean());
+    assert!(Blob::count(&last).unwrap() >= 20);
+}
+
+#[test]
+fn map_size_and_stats_are_safe_while_the_map_grows() {
+    for _ in 0..5 {
+        let store = Store::options().map_size(64 << 10).open_temporary().unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                let mut looks = 0u64;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let stats = store.stats().unwrap();
+                    assert!(store.map_size() >= 64 << 10 && stats.used_bytes <= stats.map_size as u64);
+                    looks += 1;
+                }
+                looks
+            });
+            for id in 0..60 {
+                blob(id, 64 << 10).save(&store).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(watcher.join().unwrap() > 0);
+        });
+        assert!(store.map_size() > 4 << 20);
+    }
+}
+
+#[test]
+fn opening_never_fails_because_another_thread_just_dropped_its_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(dir.path()).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..500 {
+                    let store = Store::open(dir.path()).unwrap();
+                    drop(store);
+                }
+            });
+        }
+    });
+}

@@ -156,15 +156,12 @@ impl Store {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<u64> {
         let tables = self.shared().tables_named(model)?;
-        let lines: Vec<String> = input.lines().collect::<std::io::Result<_>>()?;
-        let total = lines.iter().filter(|line| !line.trim().is_empty()).count() as u64;
+        let lines = read_lines(input)?;
+        let total = lines.iter().filter(|(_, line)| !line.trim().is_empty()).count() as u64;
         self.write(|tx| {
             let mut done: u64 = 0;
-            for (number, line) in lines.iter().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
-                (tables.info.save_json)(tx, line).map_err(|err| match err {
-                    Error::Decode { reason, .. } => Error::Decode { what: format!("JSON line {}", number + 1), reason },
-                    other => other,
-                })?;
+            for (number, line) in lines.iter().filter(|(_, line)| !line.trim().is_empty()) {
+                (tables.info.save_json)(tx, line).map_err(|err| at_line(*number, err))?;
                 done += 1;
                 if done.is_multiple_of(PROGRESS_EVERY) || done == total {
                     progress(Progress { done, total: Some(total) });
@@ -189,24 +186,17 @@ impl Store {
     /// ```
     pub fn backup(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        crate::store::create_private_dir(dir)?;
-        let target = dir.join("data.mdb");
-        if target.exists() {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "the backup folder already holds a store",
-            )));
+        crate::fs::create_private_dir(dir)?;
+        if crate::engine::holds_store(dir) {
+            return Err(already_holds_store("the backup folder"));
         }
-        let mut file = new_private_file(&target)?;
-        let copied = self.shared().engine.copy_compacted(&mut file);
-        if copied.is_err() {
-            let _ = std::fs::remove_file(&target);
-        }
-        copied
+        self.shared().engine.backup(dir)
     }
 
     /// Puts the backup in folder `backup` back as a store in folder
-    /// `target`, which must not hold a store yet.
+    /// `target`, which must not hold a store yet. The copy is written whole
+    /// or not at all: a restore cut short (a crash, a full disk) leaves no
+    /// store in `target`, and can be run again.
     ///
     /// ```
     /// let store = skyshelve::Store::temporary()?;
@@ -218,34 +208,64 @@ impl Store {
     /// ```
     pub fn restore(backup: impl AsRef<Path>, target: impl AsRef<Path>) -> Result<()> {
         let (backup, target) = (backup.as_ref(), target.as_ref());
-        crate::store::create_private_dir(target)?;
-        let destination = target.join("data.mdb");
-        if destination.exists() {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "the target folder already holds a store",
-            )));
+        crate::fs::create_private_dir(target)?;
+        if crate::engine::holds_store(target) {
+            return Err(already_holds_store("the target folder"));
         }
-        let mut from = std::fs::File::open(backup.join("data.mdb"))?;
-        let mut to = new_private_file(&destination)?;
-        std::io::copy(&mut from, &mut to)?;
-        to.sync_all()?;
-        Ok(())
+        crate::engine::restore(backup, target)
     }
 }
 
-/// A new owner-only file; fails if `path` exists.
-fn new_private_file(path: &Path) -> Result<std::fs::File> {
-    Ok(crate::store::private_file_options().write(true).create_new(true).open(path)?)
+fn already_holds_store(folder: &str) -> Error {
+    Error::Io(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{folder} already holds a store")))
+}
+
+/// The lines of `input` with their numbers (from 1); a line that is not
+/// UTF-8 is an error naming it.
+#[cfg(feature = "json")]
+fn read_lines(input: &mut dyn BufRead) -> Result<Vec<(usize, String)>> {
+    let mut lines = Vec::new();
+    for (index, line) in input.split(b'\n').enumerate() {
+        let number = index + 1;
+        let line = String::from_utf8(line?).map_err(|e| at_line(number, Error::Io(std::io::Error::other(e))))?;
+        lines.push((number, line));
+    }
+    Ok(lines)
+}
+
+/// `err`, said to come from line `number` of an import.
+#[cfg(feature = "json")]
+fn at_line(number: usize, err: Error) -> Error {
+    Error::Import { line: number, source: Box::new(err) }
 }
 
 /// A stored record of `M` as a JSON object; registered in `ModelInfo`.
+///
+/// JSON cannot hold every value exactly (a NaN or infinite float becomes
+/// `null`, `Some(None)` becomes `None`), and an export that import would
+/// read back differently is worse than none: each line is read back and
+/// compared, and a record that would not round-trip is refused by name.
 #[doc(hidden)]
 #[cfg(feature = "json")]
 pub fn record_to_json<M: Persistent>(bytes: &[u8]) -> Result<String> {
     let (_, record) = crate::model::decode_record::<M>(bytes)?;
-    serde_json::to_string(&record)
-        .map_err(|e| Error::Encode { what: format!("{} as JSON", M::INFO.name), reason: e.to_string() })
+    let what = || format!("{} record {:?} as JSON", M::INFO.name, record.key());
+    let json = serde_json::to_string(&record).map_err(|e| Error::Encode { what: what(), reason: e.to_string() })?;
+    let read_back: Option<M> = serde_json::from_str(&json).ok();
+    if read_back.is_none_or(|read_back| encoded(&read_back) != encoded(&record)) {
+        let reason = "JSON cannot hold one of its values exactly (a NaN or infinite float, Some(None), ...), \
+                      so it would not import as it is"
+            .to_owned();
+        return Err(Error::Encode { what: what(), reason });
+    }
+    Ok(json)
+}
+
+/// A record's stored encoding, to compare two records without `PartialEq`.
+#[cfg(feature = "json")]
+fn encoded<M: Persistent>(record: &M) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    crate::codec::value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes).ok().map(|()| bytes)
 }
 
 /// Saves one JSON object as a record of `M`; registered in `ModelInfo`.

@@ -186,7 +186,7 @@ fn open(dir: &Path) -> Result<Store> {
 /// Opens the store in `dir`, which must hold one already: a mistyped path
 /// must not leave a new empty store behind.
 fn open_existing(dir: &Path) -> Result<Store> {
-    if !dir.join("data.mdb").is_file() {
+    if !crate::engine::holds_store(dir) {
         let message = format!("{} holds no skyshelve store", dir.display());
         return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
     }
@@ -260,7 +260,7 @@ fn export(store: &Store, model: Option<&str>, output: Option<&Path>, out: &mut d
     let Some(model) = model else {
         // --all: clap makes sure an output folder was given.
         let folder = output.unwrap_or(Path::new("."));
-        crate::store::create_private_dir(folder)?;
+        crate::fs::create_private_dir(folder)?;
         for info in models() {
             let path = folder.join(format!("{}.jsonl", info.name));
             let exported = export_one(store, info.name, &mut create_file(&path)?)?;
@@ -280,7 +280,7 @@ fn export(store: &Store, model: Option<&str>, output: Option<&Path>, out: &mut d
 
 /// Creates (or empties) an owner-only file: exports hold the store's data.
 fn create_file(path: &Path) -> Result<std::fs::File> {
-    Ok(crate::store::private_file_options().write(true).create(true).truncate(true).open(path)?)
+    Ok(crate::fs::private_file_options().write(true).create(true).truncate(true).open(path)?)
 }
 
 fn export_one(store: &Store, model: &str, to: &mut dyn Write) -> Result<u64> {

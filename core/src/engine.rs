@@ -83,11 +83,14 @@ pub(crate) struct Engine {
     opened_in: u32,
     forks_at_open: u64,
     dir: PathBuf,
+    /// Serialises writers across threads and processes before LMDB does.
+    writer_lock: WriterLock,
 }
 
 impl Engine {
     /// Opens (creating if needed) the environment in `dir`.
     pub fn open(dir: &Path, config: EngineConfig) -> Result<Engine> {
+        check_data_file(dir)?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(round_to_page(config.map_size)).max_readers(config.max_readers).max_dbs(config.max_tables);
         // SAFETY: the flags only relax fsync behaviour (see `Durability`),
@@ -106,6 +109,7 @@ impl Engine {
             opened_in: std::process::id(),
             forks_at_open: fork::generation(),
             dir: dir.to_owned(),
+            writer_lock: WriterLock::new(dir.join(WRITER_LOCK_FILE)),
         };
         // Slots of readers killed since the last run would otherwise stay
         // taken until the lock file is rebuilt.
@@ -121,7 +125,19 @@ impl Engine {
 
     /// The current size of the memory map in this process.
     pub fn map_size(&self) -> usize {
+        // LMDB reads the size from the map itself: not while it is remapped.
+        let _pass = self.gate.enter();
+        self.map_size_inside_gate()
+    }
+
+    /// `map_size` for a caller that holds a gate pass or has closed the gate.
+    fn map_size_inside_gate(&self) -> usize {
         self.env.info().map_size
+    }
+
+    /// Whether this thread has a transaction open on the environment.
+    pub fn in_transaction_here(&self) -> bool {
+        self.gate.depth_here() > 0
     }
 
     /// Opens the named tables, creating missing ones. The handles stay
@@ -147,7 +163,7 @@ impl Engine {
             }
             Ok(CommitOrAbort::Commit(NewTables(tables)))
         });
-        match opened.map_err(storage_error)? {
+        match opened.map_err(|err| self.error(err))? {
             CommitOrAbort::Commit(tables) => Ok(Some(names.iter().cloned().zip(tables).collect())),
             CommitOrAbort::Abort(()) => Ok(None),
         }
@@ -184,19 +200,24 @@ impl Engine {
         let _writing = WritingHere::enter(self)?;
         loop {
             self.check_process()?;
+            // Dropped in reverse order: the transaction ends, then the
+            // writer lock, then the gate pass.
             let gate = self.gate.enter();
+            let writer = self.writer_lock.acquire()?;
             let mut txn = match self.env.write_txn() {
-                Ok(txn) => WriteTxn { txn: Some(txn), map_full: false, doomed: false },
+                Ok(txn) => WriteTxn { txn: Some(txn), engine: self, map_full: false, doomed: false },
                 Err(err) => {
+                    drop(writer);
                     drop(gate);
                     self.recover_or_fail(err)?;
                     continue;
                 }
             };
-            let seen_size = self.map_size();
+            let seen_size = self.map_size_inside_gate();
             let outcome = f(&mut txn);
             if txn.map_full {
                 drop(txn);
+                drop(writer);
                 drop(gate);
                 self.grow(seen_size)?;
                 continue;
@@ -209,10 +230,11 @@ impl Engine {
             match txn.txn.take().map(heed::RwTxn::commit) {
                 None | Some(Ok(())) => return Ok(value),
                 Some(Err(heed::Error::Mdb(MdbError::MapFull))) => {
+                    drop(writer);
                     drop(gate);
                     self.grow(seen_size)?;
                 }
-                Some(Err(err)) => return Err(storage_error(err).into()),
+                Some(Err(err)) => return Err(self.error(err).into()),
             }
         }
     }
@@ -236,7 +258,7 @@ impl Engine {
             match self.env.nested_write_txn(parent) {
                 Err(err) => (Err(err), false),
                 Ok(nested) => {
-                    let mut inner = WriteTxn { txn: Some(nested), map_full: false, doomed: false };
+                    let mut inner = WriteTxn { txn: Some(nested), engine: self, map_full: false, doomed: false };
                     let keep = job(&mut inner) && !inner.doomed && !inner.map_full;
                     let committed = match inner.txn.take() {
                         Some(nested) if keep => nested.commit(),
@@ -248,7 +270,8 @@ impl Engine {
         };
         if map_full {
             outer.map_full = true;
-            return Err(Error::StorageFull { map_size: self.map_size(), reason: "the map is growing".into() });
+            let map_size = self.map_size_inside_gate();
+            return Err(Error::StorageFull { map_size, reason: "the map is growing".into() });
         }
         committed.map_err(|err| outer.note(err))
     }
@@ -303,10 +326,10 @@ impl Engine {
     /// LMDB maps a newly opened environment at the configured size even when
     /// other processes have grown the map beyond it; take the larger.
     fn adopt_recorded_map_size(&self) -> Result<()> {
-        let configured = self.map_size();
+        let configured = self.map_size_inside_gate();
         // SAFETY: called from `open`, before any transaction of this process.
         unsafe { self.env.resize(0) }.map_err(storage_error)?;
-        if self.map_size() < configured {
+        if self.map_size_inside_gate() < configured {
             // SAFETY: as above.
             unsafe { self.env.resize(configured) }.map_err(storage_error)?;
         }
@@ -325,21 +348,21 @@ impl Engine {
     /// ceiling and the free disk space, unless another thread already did.
     fn grow(&self, seen_size: usize) -> Result<()> {
         let _closed = self.gate.close(self.config.resize_wait)?;
-        let before = self.map_size();
+        let before = self.map_size_inside_gate();
         if before > seen_size {
             return Ok(());
         }
         // First adopt any size another process already set; that may be room enough.
         // SAFETY: as in `adopt_grown_map`.
         unsafe { self.env.resize(0) }.map_err(storage_error)?;
-        let current = self.map_size().max(before);
+        let current = self.map_size_inside_gate().max(before);
         let target = self.growth_target(current)?;
         // SAFETY: as in `adopt_grown_map`.
         unsafe { self.env.resize(target) }.map_err(storage_error)
     }
 
     fn growth_target(&self, current: usize) -> Result<usize> {
-        let file_len = std::fs::metadata(self.dir.join("data.mdb")).map(|m| m.len()).unwrap_or(0);
+        let file_len = std::fs::metadata(self.dir.join(DATA_FILE)).map(|m| m.len()).unwrap_or(0);
         let free = fs4::available_space(&self.dir).unwrap_or(u64::MAX);
         let disk_room = usize::try_from(file_len.saturating_add(free)).unwrap_or(usize::MAX);
         let wanted = current.saturating_mul(2).max(current + (1 << 20));
@@ -357,6 +380,8 @@ impl Engine {
 
     /// Map size, bytes in use, reader slots in use and available.
     pub fn usage(&self) -> (usize, u64, u32, u32) {
+        // LMDB reads these from the map itself: not while it is remapped.
+        let _pass = self.gate.enter();
         let info = self.env.info();
         let page_size = u64::from(self.env.unnamed_database_stat().page_size);
         let used = (info.last_page_number as u64 + 1) * page_size;
@@ -364,15 +389,153 @@ impl Engine {
     }
 
     /// Writes a compacted copy of the environment (a consistent snapshot,
-    /// taken while writers carry on) into `file`.
-    pub fn copy_compacted(&self, file: &mut std::fs::File) -> Result<()> {
-        self.check_process()?;
-        self.env.copy_to_file(file, heed::CompactionOption::Enabled).map_err(storage_error)
+    /// taken while writers carry on) into the folder `dir`, whole or not at
+    /// all: a copy interrupted by a crash leaves no store behind.
+    ///
+    /// The copy reads the map, so it holds a gate pass: growth in this
+    /// process waits for it (up to `resize_wait`).
+    pub fn backup(&self, dir: &Path) -> Result<()> {
+        crate::fs::write_whole(&dir.join(DATA_FILE), |file| {
+            loop {
+                self.check_process()?;
+                let pass = self.gate.enter();
+                match self.env.copy_to_file(file, heed::CompactionOption::Enabled) {
+                    Ok(()) => return Ok(()),
+                    Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                        // Another process grew the map past ours: adopt it and start again.
+                        drop(pass);
+                        self.adopt_grown_map()?;
+                        file.set_len(0)?;
+                        std::io::Seek::rewind(file)?;
+                    }
+                    Err(err) => return Err(self.error(err)),
+                }
+            }
+        })
     }
 
     /// Flushes every commit to disk, whatever the durability mode.
     pub fn sync(&self) -> Result<()> {
-        self.env.force_sync().map_err(storage_error)
+        let _pass = self.gate.enter();
+        self.env.force_sync().map_err(|err| self.error(err))
+    }
+
+    /// Converts an LMDB error, naming the setting or the resource behind
+    /// the ones a caller can act on.
+    fn error(&self, err: heed::Error) -> Error {
+        match err {
+            heed::Error::Mdb(MdbError::DbsFull) => Error::TooManyTables { max_tables: self.config.max_tables },
+            heed::Error::Io(io) if is_short_write(&io) => match fs4::available_space(&self.dir) {
+                Ok(free) if free < DISK_NEARLY_FULL => {
+                    let map_size = self.map_size_inside_gate();
+                    Error::StorageFull { map_size, reason: format!("the disk is full ({free} bytes free)") }
+                }
+                _ => Error::Io(io),
+            },
+            other => storage_error(other),
+        }
+    }
+}
+
+/// The data file of an environment.
+const DATA_FILE: &str = "data.mdb";
+
+/// The file whose OS lock serialises writers across processes.
+const WRITER_LOCK_FILE: &str = "writer.lock";
+
+/// Below this much free disk space, a failed write is taken for a full disk.
+const DISK_NEARLY_FULL: u64 = 16 << 20;
+
+/// LMDB reports a short write (what a full disk gives) as `EIO`.
+fn is_short_write(io: &std::io::Error) -> bool {
+    matches!(io.raw_os_error(), Some(libc::EIO | libc::ENOSPC | libc::EDQUOT))
+}
+
+/// Whether the folder holds a store (its data file).
+pub(crate) fn holds_store(dir: &Path) -> bool {
+    dir.join(DATA_FILE).is_file()
+}
+
+/// Copies the store in folder `backup` into folder `target`, whole or not
+/// at all. The backup is checked first: a damaged one is refused.
+pub(crate) fn restore(backup: &Path, target: &Path) -> Result<()> {
+    check_data_file(backup)?;
+    let mut from = std::fs::File::open(backup.join(DATA_FILE))?;
+    crate::fs::write_whole(&target.join(DATA_FILE), |to| {
+        std::io::copy(&mut from, to)?;
+        Ok(())
+    })
+}
+
+/// Refuses a data file cut short (a copy interrupted by a crash or a full
+/// disk): LMDB would map the missing pages and the process would die of
+/// SIGBUS on the first read of them. The newest commit's tree roots must
+/// lie inside the file: a commit writes its roots before its meta page,
+/// and a compacted copy writes its main root last.
+fn check_data_file(dir: &Path) -> Result<()> {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(dir.join(DATA_FILE)) else { return Ok(()) };
+    // The meta page first, then the length: a commit in another process
+    // meanwhile only makes the file longer.
+    let mut head = vec![0; meta::READ_LEN];
+    let read = file.read(&mut head)?;
+    head.truncate(read);
+    let len = file.metadata()?.len();
+    match meta::required_len(&head) {
+        Some(required) if len < required => Err(Error::DamagedStore {
+            path: dir.to_owned(),
+            reason: format!("the data file is {len} bytes but its last commit needs {required}: it was cut short"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// LMDB's meta pages (pages 0 and 1 of the data file), read just far
+/// enough to know how long the file must be. Layout of LMDB 0.9 on a
+/// 64-bit machine: a 16-byte page header, then `MDB_meta`, whose two
+/// `MDB_db` records (free pages, main) are 48 bytes each.
+mod meta {
+    /// Enough of the file for both meta pages at any page size up to 64 KiB.
+    pub const READ_LEN: usize = 64 * 1024 + 256;
+    const HEADER: usize = 16;
+    const MAGIC: u32 = 0xBEEF_C0DE;
+    const MAGIC_AT: usize = HEADER;
+    /// `mm_dbs[FREE_DBI].md_pad` holds the page size.
+    const PAGE_SIZE_AT: usize = HEADER + 24;
+    /// `md_root` of the free-page and the main tree.
+    const ROOTS_AT: [usize; 2] = [HEADER + 64, HEADER + 112];
+    const TXNID_AT: usize = HEADER + 128;
+    /// The root of an empty tree.
+    const NO_PAGE: u64 = u64::MAX;
+
+    fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+        Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    }
+
+    fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+        Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    }
+
+    /// (transaction id, highest root page, page size) of a meta page.
+    fn read(page: &[u8]) -> Option<(u64, u64, u64)> {
+        if u32_at(page, MAGIC_AT)? != MAGIC {
+            return None;
+        }
+        let roots = ROOTS_AT.map(|at| u64_at(page, at).unwrap_or(NO_PAGE));
+        let highest = roots.into_iter().filter(|&root| root != NO_PAGE).max().unwrap_or(0);
+        Some((u64_at(page, TXNID_AT)?, highest, u64::from(u32_at(page, PAGE_SIZE_AT)?)))
+    }
+
+    /// The length the newest commit's roots need; `None` when the head of
+    /// the file is not LMDB's (LMDB itself then reports it).
+    pub fn required_len(head: &[u8]) -> Option<u64> {
+        let (txn0, root0, page_size) = read(head)?;
+        let second = head.get(usize::try_from(page_size).ok()?..)?;
+        let root = match read(second) {
+            Some((txn1, root1, _)) if txn1 > txn0 => root1,
+            _ => root0,
+        };
+        root.checked_add(1)?.checked_mul(page_size)
     }
 }
 
@@ -388,6 +551,7 @@ pub(crate) struct ReadTxn<'e> {
 /// A write transaction. Dropping it without commit aborts it.
 pub(crate) struct WriteTxn<'e> {
     txn: Option<heed::RwTxn<'e>>,
+    engine: &'e Engine,
     /// LMDB reported MDB_MAP_FULL: the transaction is dead and
     /// `Engine::write` grows the map and runs the closure again.
     map_full: bool,
@@ -480,7 +644,7 @@ impl<'e> WriteTxn<'e> {
         if matches!(err, heed::Error::Mdb(MdbError::MapFull)) {
             self.map_full = true;
         }
-        storage_error(err)
+        self.engine.error(err)
     }
 }
 
@@ -611,7 +775,7 @@ impl Gate {
             || Error::ResizeTimeout { waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX) };
         if self.depth_here() > 0 {
             // This thread's own transaction would never end while it waits.
-            return Err(timeout());
+            return Err(Error::OwnTransactionOpen);
         }
         let remapping = self.remapping.lock().unwrap_or_else(PoisonError::into_inner);
         self.closing.store(true, Ordering::SeqCst);
@@ -659,6 +823,49 @@ impl Drop for GateClosed<'_> {
     }
 }
 
+/// Serialises write transactions across the threads of this process (the
+/// mutex) and across processes (an OS lock on a file of its own, which the
+/// kernel releases when its holder dies), before LMDB's writer mutex is
+/// taken. LMDB's mutex is then never waited on by two processes at once:
+/// a process killed while waiting on that process-shared robust mutex can
+/// swallow the wake-up meant for the next waiter, which then sleeps forever
+/// although the mutex is free. A kernel-managed lock has no such window.
+struct WriterLock {
+    path: PathBuf,
+    /// Opened at the first write: a store that is only read needs no file.
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl WriterLock {
+    fn new(path: PathBuf) -> WriterLock {
+        WriterLock { path, file: Mutex::new(None) }
+    }
+
+    fn acquire(&self) -> Result<WriterHeld<'_>> {
+        let mut slot = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            let mut options = crate::fs::private_file_options();
+            *slot = Some(options.read(true).write(true).create(true).truncate(false).open(&self.path)?);
+        }
+        slot.as_ref().map_or(Ok(()), std::fs::File::lock)?;
+        Ok(WriterHeld { slot })
+    }
+}
+
+/// The writer lock, held; released on drop.
+struct WriterHeld<'l> {
+    slot: MutexGuard<'l, Option<std::fs::File>>,
+}
+
+impl Drop for WriterHeld<'_> {
+    fn drop(&mut self) {
+        if let Some(file) = &*self.slot {
+            // Unlocking a held lock cannot fail for a valid descriptor.
+            let _ = file.unlock();
+        }
+    }
+}
+
 /// Marks this thread as writing to an engine, refusing a second write
 /// transaction that LMDB's writer mutex would make wait for itself.
 struct WritingHere(usize);
@@ -701,6 +908,7 @@ fn round_to_page(size: usize) -> usize {
 pub(crate) fn storage_error(err: heed::Error) -> Error {
     match err {
         heed::Error::Io(io) => Error::Io(io),
+        // Only seen inside a transaction, which grows the map and runs again.
         heed::Error::Mdb(MdbError::MapFull) => Error::StorageFull { map_size: 0, reason: "LMDB map full".into() },
         other => Error::Storage(other.to_string()),
     }

@@ -112,6 +112,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A line of a JSON-lines import could not be imported; nothing of the
+    /// import was written.
+    #[error("line {line} of the import: {source}")]
+    Import {
+        /// The line's number, from 1.
+        line: usize,
+        /// Why it could not be imported.
+        source: Box<Error>,
+    },
+
     /// A model or map name cannot be used as a database name.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName {
@@ -137,6 +147,35 @@ pub enum Error {
     ResizeTimeout {
         /// How long it waited.
         waited_ms: u64,
+    },
+
+    /// The map had to be remapped (it grew), which waits for every
+    /// transaction of this process to end, but the calling thread holds
+    /// one open itself: a write started inside [`Store::read`](crate::Store::read),
+    /// or a read transaction held across the call. End it first, or write
+    /// through the transaction you have.
+    #[error(
+        "the store's map must grow, but this thread holds a transaction open on it; end that transaction first (a write inside Store::read cannot grow the map)"
+    )]
+    OwnTransactionOpen,
+
+    /// The program uses more tables (models, indexes and maps) than the
+    /// store was opened for.
+    #[error(
+        "this store was opened with room for {max_tables} tables (models, indexes, maps); raise StoreOptions::max_tables"
+    )]
+    TooManyTables {
+        /// The configured number of tables.
+        max_tables: u32,
+    },
+
+    /// The store's files are damaged: opening them would crash the process.
+    #[error("the store in {path:?} is damaged: {reason}")]
+    DamagedStore {
+        /// The store's folder.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
     },
 
     /// The store was opened before a `fork()`; the child must open it again.
@@ -185,6 +224,8 @@ impl Error {
             Error::ResizeTimeout { waited_ms } => Error::ResizeTimeout { waited_ms: *waited_ms },
             Error::ForkedProcess { opened_in } => Error::ForkedProcess { opened_in: *opened_in },
             Error::NestedWrite => Error::NestedWrite,
+            Error::OwnTransactionOpen => Error::OwnTransactionOpen,
+            Error::TooManyTables { max_tables } => Error::TooManyTables { max_tables: *max_tables },
             other => Error::Storage(other.to_string()),
         }
     }

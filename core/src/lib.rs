@@ -65,6 +65,7 @@ pub mod cli;
 mod codec;
 mod engine;
 mod error;
+mod fs;
 mod group;
 mod index;
 mod lock;

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Reader, Writer};
 use crate::error::{Error, Result};
+use crate::fs::{create_private_dir, private_file_options};
 use crate::index::describe_encoded;
 use crate::model::{Persistent, check_key_len};
-use crate::store::{Store, create_private_dir, private_file_options};
+use crate::store::Store;
 
 /// The lock table's name; `~` keeps it apart from every model name.
 pub(crate) const LOCK_TABLE: &str = "~locks";
@@ -65,76 +66,116 @@ impl Owner {
 /// This process's side of record locking for one store.
 pub(crate) struct Locks {
     dir: PathBuf,
-    /// Created on first use: the file whose OS lock says "this process is alive".
-    owner_file: Mutex<Option<(u64, File)>>,
+    owner: Mutex<OwnerState>,
     next_guard: AtomicU64,
+}
+
+/// This process as a lock owner. One mutex keeps the file and the guards
+/// in step: the file exists exactly while a guard is live, so a new guard
+/// never gets the nonce of a file that is being removed.
+#[derive(Default)]
+struct OwnerState {
+    /// The nonce, and the file whose OS lock says "this process is alive".
+    file: Option<(u64, File)>,
     /// Guards of this process not yet released.
-    live_guards: Mutex<HashSet<u64>>,
+    live: HashSet<u64>,
 }
 
 impl Locks {
     pub fn new(store_dir: &Path) -> Locks {
-        Locks {
-            dir: store_dir.join("locks"),
-            owner_file: Mutex::new(None),
-            next_guard: AtomicU64::new(1),
-            live_guards: Mutex::new(HashSet::new()),
-        }
+        Locks { dir: store_dir.join("locks"), owner: Mutex::default(), next_guard: AtomicU64::new(1) }
     }
 
     /// A new owner identity for a guard of this process.
     pub fn new_owner(&self) -> Result<Owner> {
-        let nonce = self.process_nonce()?;
+        let mut state = lock_ignoring_poison(&self.owner);
+        let nonce = match &state.file {
+            Some((nonce, _)) => *nonce,
+            None => {
+                let (nonce, file) = self.create_owner_file()?;
+                state.file.insert((nonce, file)).0
+            }
+        };
         let guard = self.next_guard.fetch_add(1, Ordering::Relaxed);
-        lock_ignoring_poison(&self.live_guards).insert(guard);
+        state.live.insert(guard);
         Ok(Owner { pid: std::process::id(), nonce, guard })
     }
 
-    /// Forgets a guard of this process; its marker, if still stored, is stale.
-    /// Dropping a guard twice is impossible, so this runs once per owner.
+    /// Forgets a guard of this process; its marker, if still stored, is
+    /// stale. The last guard takes the owner file with it. Dropping a guard
+    /// twice is impossible, so this runs once per owner.
     pub fn release_owner(&self, owner: Owner) {
-        lock_ignoring_poison(&self.live_guards).remove(&owner.guard);
+        let mut state = lock_ignoring_poison(&self.owner);
+        state.live.remove(&owner.guard);
+        if state.live.is_empty()
+            && let Some((nonce, file)) = state.file.take()
+        {
+            let _ = std::fs::remove_file(self.dir.join(Owner::file_name(std::process::id(), nonce)));
+            drop(file); // releases the OS lock after the name is gone
+        }
     }
 
     /// Whether the holder of a marker still holds it.
     pub fn is_alive(&self, owner: Owner) -> bool {
-        let mine = lock_ignoring_poison(&self.owner_file).as_ref().map(|(nonce, _)| *nonce);
-        if owner.pid == std::process::id() && Some(owner.nonce) == mine {
-            return lock_ignoring_poison(&self.live_guards).contains(&owner.guard);
+        {
+            let state = lock_ignoring_poison(&self.owner);
+            let mine = state.file.as_ref().map(|(nonce, _)| *nonce);
+            if owner.pid == std::process::id() && Some(owner.nonce) == mine {
+                return state.live.contains(&owner.guard);
+            }
         }
         self.process_alive(owner.pid, owner.nonce)
     }
 
     /// A process is alive while it holds the OS lock on its owner file.
     fn process_alive(&self, pid: u32, nonce: u64) -> bool {
-        let path = self.dir.join(Owner::file_name(pid, nonce));
-        let Ok(file) = File::options().read(true).write(true).open(&path) else {
-            return false;
-        };
-        match file.try_lock_shared() {
-            Ok(()) => {
-                // Nobody holds it: the process is gone. Its file can go too.
-                let _ = std::fs::remove_file(&path);
-                false
-            }
-            Err(std::fs::TryLockError::WouldBlock) => true,
-            // Cannot tell: assume alive rather than break someone's lock.
-            Err(std::fs::TryLockError::Error(_)) => true,
-        }
+        owner_file_alive(&self.dir.join(Owner::file_name(pid, nonce)))
     }
 
-    fn process_nonce(&self) -> Result<u64> {
-        let mut slot = lock_ignoring_poison(&self.owner_file);
-        if let Some((nonce, _)) = &*slot {
-            return Ok(*nonce);
-        }
+    /// Creates and locks this process's owner file, first removing those
+    /// of dead processes. The file is locked under a temporary name and
+    /// renamed into place, so that an owner file under its real name is
+    /// always locked while its process lives.
+    fn create_owner_file(&self) -> Result<(u64, File)> {
         create_private_dir(&self.dir)?;
+        self.remove_dead_owner_files();
         let nonce = random_nonce();
-        let path = self.dir.join(Owner::file_name(std::process::id(), nonce));
-        let file = private_file_options().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let name = Owner::file_name(std::process::id(), nonce);
+        let temporary = self.dir.join(format!(".{name}.new"));
+        let file = private_file_options().read(true).write(true).create(true).truncate(false).open(&temporary)?;
         file.lock()?;
-        *slot = Some((nonce, file));
-        Ok(nonce)
+        std::fs::rename(&temporary, self.dir.join(name))?;
+        Ok((nonce, file))
+    }
+
+    /// Removes the owner files of processes that died holding locks.
+    fn remove_dead_owner_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            let is_owner_file =
+                entry.file_name().to_str().is_some_and(|n| n.starts_with("owner-") && n.ends_with(".lock"));
+            if is_owner_file {
+                owner_file_alive(&entry.path());
+            }
+        }
+    }
+}
+
+/// Whether the owner file at `path` is locked by its living process; the
+/// file of a dead one is removed.
+fn owner_file_alive(path: &Path) -> bool {
+    let Ok(file) = File::options().read(true).write(true).open(path) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            // Nobody holds it: the process is gone. Its file can go too.
+            let _ = std::fs::remove_file(path);
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        // Cannot tell: assume alive rather than break someone's lock.
+        Err(std::fs::TryLockError::Error(_)) => true,
     }
 }
 

@@ -309,6 +309,7 @@ where
         }
         let mut out = Vec::new();
         value::encode_into(value, 0, &self.name, &mut out)?;
+        crate::model::check_value_len(|| format!("value of map {}", self.name), out.len())?;
         Ok(out)
     }
 

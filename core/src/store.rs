@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::admin::Progress;
@@ -12,6 +12,7 @@ use crate::catalog::CATALOG_TABLE;
 use crate::engine::Writer;
 use crate::engine::{Durability, Engine, EngineConfig, Table};
 use crate::error::{Error, Result};
+use crate::fs::create_private_dir;
 use crate::group::Group;
 use crate::lock::{Backoff, LOCK_TABLE, Locks, Owner};
 use crate::map::Map;
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     // Field order is drop order: the environment closes before a temporary
     // folder is removed.
     pub(crate) engine: Engine,
+    /// Removes the store from `OPEN_ENVIRONMENTS` once the environment above is closed.
+    registration: Registration,
     /// By `ModelInfo::slot` index; `None` for numbers of no model here.
     models: Vec<Option<ModelTables>>,
     maps: Mutex<HashMap<String, Table>>,
@@ -104,8 +107,31 @@ impl fmt::Debug for Store {
 
 /// Environments open in this process, by the folder's device and inode so
 /// that symlinks and other spellings of a path find the same one. LMDB must
-/// not be opened twice in one process.
+/// not be opened twice in one process. An entry stays until its environment
+/// is closed, so that an open racing the last drop of a store waits for the
+/// close instead of failing (see `Registration`).
 static OPEN_ENVIRONMENTS: Mutex<Vec<(FolderId, Weak<Shared>)>> = Mutex::new(Vec::new());
+
+/// Signalled whenever an entry leaves `OPEN_ENVIRONMENTS`.
+static ENVIRONMENT_CLOSED: Condvar = Condvar::new();
+
+fn open_environments() -> MutexGuard<'static, Vec<(FolderId, Weak<Shared>)>> {
+    OPEN_ENVIRONMENTS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A store's entry in `OPEN_ENVIRONMENTS`, set once the store is opened;
+/// dropped after the environment (field order), it removes the entry.
+#[derive(Default)]
+struct Registration(OnceLock<FolderId>);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.get() {
+            open_environments().retain(|(known, weak)| known != id || weak.strong_count() > 0);
+            ENVIRONMENT_CLOSED.notify_all();
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FolderId {
@@ -298,8 +324,14 @@ impl Store {
         loop {
             let mut blocked = None;
             let result = match &self.shared.group {
-                Some(group) => self.write_in_group(group, owner, &mut f, &mut blocked),
-                None => self.shared.engine.write(|txn| {
+                // A writer with a transaction of its own open on this thread
+                // writes alone: a group it led could not grow the map while
+                // that transaction stays open, and other writers would wait
+                // for it.
+                Some(group) if !self.shared.engine.in_transaction_here() => {
+                    self.write_in_group(group, owner, &mut f, &mut blocked)
+                }
+                _ => self.shared.engine.write(|txn| {
                     let mut tx = WriteTx::new(&self.shared, txn, owner, &mut blocked);
                     let outcome = f(&mut tx);
                     tx.finish(outcome)
@@ -651,12 +683,16 @@ impl StoreOptions {
         let dir = path.as_ref();
         create_private_dir(dir)?;
         let id = FolderId::of(dir)?;
-        let mut open = OPEN_ENVIRONMENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        open.retain(|(_, weak)| weak.strong_count() > 0);
-        if let Some(shared) = open.iter().find(|(known, _)| *known == id).and_then(|(_, weak)| weak.upgrade()) {
-            return Ok(Store { shared });
+        let mut open = open_environments();
+        while let Some((_, weak)) = open.iter().find(|(known, _)| *known == id) {
+            match weak.upgrade() {
+                Some(shared) => return Ok(Store { shared }),
+                // Its last handle is being dropped: wait until it is closed.
+                None => open = ENVIRONMENT_CLOSED.wait(open).unwrap_or_else(PoisonError::into_inner),
+            }
         }
         let shared = Arc::new(open_shared(&dir.canonicalize()?, &self, None)?);
+        let _ = shared.registration.0.set(id);
         open.push((id, Arc::downgrade(&shared)));
         Ok(Store { shared })
     }
@@ -715,6 +751,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
     }
     let shared = Shared {
         engine,
+        registration: Registration::default(),
         models,
         maps: Mutex::new(HashMap::new()),
         lock_table,
@@ -748,20 +785,4 @@ fn validate_name(name: &str) -> Result<()> {
         return Ok(());
     };
     Err(Error::InvalidName { name: name.to_owned(), reason })
-}
-
-/// Creates the folder with owner-only permissions (whatever the umask),
-/// unless it already exists.
-pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    Ok(std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?)
-}
-
-/// Options that create files readable and writable by the owner only,
-/// whatever the umask; callers add how to open or create.
-pub(crate) fn private_file_options() -> std::fs::OpenOptions {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::File::options();
-    options.mode(0o600);
-    options
 }

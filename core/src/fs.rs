@@ -1,0 +1,53 @@
+//! Files and folders skyshelve creates: owner-only, whatever the umask,
+//! and written whole or not at all.
+
+use std::path::Path;
+
+use crate::error::Result;
+
+/// Creates the folder with owner-only permissions (whatever the umask),
+/// unless it already exists.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    Ok(std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?)
+}
+
+/// Options that create files readable and writable by the owner only,
+/// whatever the umask; callers add how to open or create.
+pub(crate) fn private_file_options() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::File::options();
+    options.mode(0o600);
+    options
+}
+
+/// Writes a file at `path` through `write`, whole or not at all: into a
+/// temporary name beside it first, synced, then renamed into place and the
+/// folder synced. A process killed part-way leaves only the temporary
+/// file, which the next attempt replaces. Fails if `path` exists.
+pub(crate) fn write_whole(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    if path.exists() {
+        return Err(already_exists(path));
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let _ = std::fs::remove_file(&partial); // left by an attempt that was killed
+    let mut file = private_file_options().write(true).create_new(true).open(&partial)?;
+    let written = write(&mut file).and_then(|()| Ok(file.sync_all()?));
+    drop(file);
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(err);
+    }
+    std::fs::rename(&partial, path)?;
+    if let Some(folder) = path.parent() {
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn already_exists(path: &Path) -> crate::Error {
+    let message = format!("{} already exists", path.display());
+    crate::Error::Io(std::io::Error::new(std::io::ErrorKind::AlreadyExists, message))
+}
