@@ -78,6 +78,17 @@ struct UserV3 {
     team: String,
 }
 
+/// A report built against release 2, declaring only the index it queries.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(name = "catalog_users", version = 2, from(UserV1 = 1))]
+struct UserV2Report {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index, unique)]
+    email: String,
+    team: String,
+}
+
 impl UserV2CaseBlind {
     fn team_lower_case(&self) -> [String; 1] {
         [self.team.to_lowercase()]
@@ -93,7 +104,7 @@ macro_rules! same_fields {
         }
     )*};
 }
-same_fields!(UserV1 => UserV2, UserV2CaseBlind, UserV2UniqueTeam, UserV3);
+same_fields!(UserV1 => UserV2, UserV2CaseBlind, UserV2UniqueTeam, UserV2Report, UserV3);
 same_fields!(UserV2 => UserV3);
 
 fn email(id: u32) -> String {
@@ -123,9 +134,19 @@ fn options_as<M: Persistent>() -> skyshelve::StoreOptions {
 
 /// Opens the store as `M`'s release, returning the index-build progress reports.
 fn open_watching<M: Persistent>(path: &Path) -> (Store, Vec<Progress>) {
+    watching(options_as::<M>(), path)
+}
+
+/// Opens the store as `M`'s release taking its indexes over at an equal
+/// model version, returning the index-build progress reports.
+fn take_over_watching<M: Persistent>(path: &Path) -> (Store, Vec<Progress>) {
+    watching(options_as::<M>().take_over_indexes(true), path)
+}
+
+fn watching(options: skyshelve::StoreOptions, path: &Path) -> (Store, Vec<Progress>) {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&reports);
-    let store = options_as::<M>()
+    let store = options
         .on_index_build(move |model, progress| {
             assert_eq!(model, "catalog_users");
             sink.lock().unwrap().push(progress);
@@ -170,7 +191,18 @@ fn a_changed_index_is_rebuilt_and_a_removed_one_dropped() {
         (0..10).try_for_each(|id| v2(id).save(&store)).unwrap();
     }
     {
+        // Same model version, other definitions: opening changes nothing.
         let (store, reports) = open_watching::<UserV2CaseBlind>(dir.path());
+        assert!(reports.is_empty(), "{reports:?}");
+        let refused = UserV2CaseBlind { id: 50, email: email(50), team: team(50) }.save(&store).unwrap_err();
+        assert!(refused.to_string().contains("take_over_indexes"), "{refused}");
+        drop(store);
+        let release_2 = open_as::<UserV2>(dir.path());
+        v2(1).save(&release_2).expect("the store's definitions are still release 2's");
+        assert_eq!(UserV2::scan_index(&release_2, UserV2::TEAM, "Red").unwrap().len(), 5);
+    }
+    {
+        let (store, reports) = take_over_watching::<UserV2CaseBlind>(dir.path());
         assert_eq!(reports.last().map(|p| p.done), Some(10), "rebuilt: the definition changed");
         let red = UserV2CaseBlind::scan_index(&store, UserV2CaseBlind::TEAM, "red").unwrap();
         assert_eq!(red.iter().map(|u| u.id).collect::<Vec<_>>(), [0, 2, 4, 6, 8]);
@@ -249,7 +281,7 @@ fn a_unique_index_the_records_break_is_reported_and_built_once_they_are_correcte
     }
     {
         // The first batch (users 0..1000) builds; the second meets the clash.
-        let (store, reports) = open_watching::<UserV2UniqueTeam>(dir.path());
+        let (store, reports) = take_over_watching::<UserV2UniqueTeam>(dir.path());
         assert_eq!(reports.iter().map(|p| p.done).collect::<Vec<_>>(), [1000]);
         let refused = UserV2UniqueTeam::load_by(&store, UserV2UniqueTeam::TEAM, "t7").unwrap_err();
         assert!(matches!(refused, Error::SchemaMismatch { .. }), "{refused}");
@@ -320,8 +352,12 @@ const INDEX: &str = "SKYSHELVE_TEST_INDEX";
 const TEST: &str = "two_releases_running_at_once_do_not_fight";
 
 fn spawn(role: &str, store: &Path, index: u32) -> Child {
+    spawn_in(TEST, role, store, index)
+}
+
+fn spawn_in(test: &str, role: &str, store: &Path, index: u32) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args([TEST, "--exact", "--nocapture", "--test-threads=1", "--quiet"])
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "--quiet"])
         .env(ROLE, role)
         .env(STORE, store)
         .env(INDEX, index.to_string())
@@ -408,4 +444,94 @@ fn two_releases_running_at_once_do_not_fight() {
     assert_eq!(report.models[0].index_entries, [records, records], "every record in both indexes");
     let red_by_scan = UserV2::all(&store).unwrap().into_iter().filter(|u| u.team == "Red").count();
     assert_eq!(UserV2::scan_index(&store, UserV2::TEAM, "Red").unwrap().len(), red_by_scan);
+}
+
+// ---- A program that only reads, next to one that writes ----
+
+const READER_TEST: &str = "a_program_with_fewer_indexes_that_only_reads_leaves_writers_and_indexes_alone";
+
+/// Release 2, running: writes until told to stop; every write must succeed.
+fn writer_until_stopped(path: &Path) {
+    let store = open_as::<UserV2>(path);
+    let stop = path.join("stop");
+    let mut written = 0;
+    while !stop.exists() {
+        v2(50_000 + written).save(&store).unwrap();
+        written += 1;
+        if written == 1 {
+            say("ready");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    say(&format!("wrote {written}"));
+}
+
+/// The report: opens (read-only when asked) and reads everything.
+fn report(path: &Path, read_only: bool) {
+    let options = if read_only { options_as::<UserV2Report>().read_only() } else { options_as::<UserV2Report>() };
+    let store = options.open(path).unwrap();
+    let users = UserV2Report::all(&store).unwrap();
+    assert!(users.len() >= 100);
+    assert_eq!(UserV2Report::load_by(&store, UserV2Report::EMAIL, &email(7)).unwrap().map(|u| u.id), Some(7));
+    say(&format!("read {}", users.len()));
+}
+
+#[test]
+fn a_program_with_fewer_indexes_that_only_reads_leaves_writers_and_indexes_alone() {
+    if let Ok(role) = std::env::var(ROLE) {
+        let path = PathBuf::from(std::env::var(STORE).unwrap());
+        match role.as_str() {
+            "writer" => writer_until_stopped(&path),
+            "report" => report(&path, false),
+            "read-only report" => report(&path, true),
+            other => panic!("unknown role {other}"),
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_as::<UserV2>(dir.path());
+        store.write(|tx| (0..100).try_for_each(|id| tx.save(&v2(id)))).unwrap();
+    }
+    let mut writer = spawn_in(READER_TEST, "writer", dir.path(), 0);
+    wait_for_line(&mut writer, "ready");
+    for role in ["report", "read-only report"] {
+        let lines = finish(spawn_in(READER_TEST, role, dir.path(), 0));
+        assert!(lines.iter().any(|l| l.starts_with("read ")), "{lines:?}");
+    }
+    std::fs::write(dir.path().join("stop"), b"").unwrap();
+    let lines = finish(writer);
+    assert!(lines.iter().any(|l| l.starts_with("wrote ")), "the writer kept writing: {lines:?}");
+
+    let (store, reports) = open_watching::<UserV2>(dir.path());
+    assert!(reports.is_empty(), "no index was dropped, so none is rebuilt: {reports:?}");
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report}");
+    let records = UserV2::count(&store).unwrap();
+    assert_eq!(report.models[0].index_entries, [records, records], "both indexes complete");
+}
+
+#[test]
+fn a_read_only_open_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_as::<UserV2>(dir.path());
+        store.write(|tx| (0..100).try_for_each(|id| tx.save(&v2(id)))).unwrap();
+    }
+    let data = dir.path().join("data.mdb");
+    let before = std::fs::read(&data).unwrap();
+    let files_before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    {
+        // Fewer indexes at the same version: a normal open would not take them over either.
+        let store = options_as::<UserV2Report>().read_only().open(dir.path()).unwrap();
+        assert_eq!(UserV2Report::count(&store).unwrap(), 100);
+        let refused = UserV2Report { id: 500, email: email(500), team: team(500) }.save(&store);
+        assert!(matches!(refused, Err(Error::ReadOnly)), "{refused:?}");
+        assert!(matches!(UserV2Report::lock(&store, &1), Err(Error::ReadOnly)));
+        assert!(matches!(store.map::<u32, u32>("new").map(drop), Err(Error::ReadOnly)));
+    }
+    assert_eq!(std::fs::read(&data).unwrap(), before, "data.mdb is byte for byte the same");
+    let files_after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(files_after, files_before, "no file was created");
+    assert!(options_as::<UserV2>().read_only().open(dir.path().join("absent")).is_err(), "read-only never creates");
 }

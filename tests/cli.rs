@@ -19,12 +19,13 @@ fn main() -> ExitCode {
     if std::env::var_os(AS_CLI).is_some() {
         return skyshelve::cli::main();
     }
-    let checks: [(&str, fn()); 5] = [
+    let checks: [(&str, fn()); 6] = [
         ("models_and_stats_list_the_program_models_and_their_counts", models_and_stats_list_the_program_models),
         ("verify_fails_until_migrate_rewrites_the_older_records", verify_fails_until_migrate_rewrites),
         ("export_and_import_round_trip_through_json_lines", export_and_import_round_trip),
         ("backup_and_restore_give_a_clean_copy", backup_and_restore_give_a_clean_copy),
         ("mistakes_are_reported_with_exit_status_2", mistakes_are_reported_with_exit_status_2),
+        ("reindex_makes_the_program_definitions_the_store_s", reindex_makes_the_program_definitions_the_stores),
     ];
     for (name, check) in checks {
         check();
@@ -151,4 +152,13 @@ fn mistakes_are_reported_with_exit_status_2() {
     let output = cli(&["export", &store, "--all"]);
     assert_eq!(output.status.code(), Some(2), "clap refuses --all without --output");
     assert!(stderr(&output).contains("--output"), "{}", stderr(&output));
+}
+
+fn reindex_makes_the_program_definitions_the_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = golden_store(dir.path());
+    let models = expect(&["reindex", &store], 0);
+    assert!(models.starts_with("golden_users  version 2  key u32  3 records\n"), "{models}");
+    let stats = expect(&["stats", &store], 0);
+    assert!(stats.contains("index entries: email 3, team 3, active 3\n"), "{stats}");
 }

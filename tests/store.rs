@@ -273,7 +273,7 @@ fn opening_never_fails_because_another_thread_just_dropped_its_handle() {
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
-                for _ in 0..500 {
+                for _ in 0..20_000 {
                     let store = Store::open(dir.path()).unwrap();
                     drop(store);
                 }

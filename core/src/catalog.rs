@@ -4,14 +4,19 @@
 //! The catalog holds one entry per model. When a store opens, every model
 //! whose entry differs from the program's definitions is reconciled:
 //!
-//! - A program whose model version is at least the entry's takes the model
-//!   over: indexes that are new, changed, or were left half built are
+//! - A program whose model version is higher than the entry's takes the
+//!   model over (at an equal version only when opened with
+//!   [`StoreOptions::take_over_indexes`](crate::StoreOptions::take_over_indexes),
+//!   so that a program which merely lacks an index, such as a report
+//!   reading the records, never drops it or stops the writers that keep
+//!   it): indexes that are new, changed, or were left half built are
 //!   cleared and built again from the records, in batches of [`BATCH`]
 //!   records per transaction so that other processes keep writing in
 //!   between; indexes the program no longer has are cleared. Every process
 //!   opening with the same definitions joins a build under way, so an open
 //!   returns only once its indexes are complete.
-//! - A program with an older model version leaves the entry alone.
+//! - A program with an older model version, or an equal one and other
+//!   definitions, leaves the entry alone and writes nothing.
 //!
 //! When the stored records break a new index's rules (two records with one
 //! value of a unique index, an entry too long for LMDB), the build stops
@@ -166,6 +171,10 @@ pub(crate) fn check_queryable(
 fn mismatch(info: &ModelInfo, entry: &Entry) -> Error {
     let remedy = if entry.version > info.version {
         "a release with a newer model version defined them: run that release to write this model"
+    } else if entry.version == info.version {
+        "another program with the same model version defined them: bump the model version \
+         (#[persistent(version = ...)]) or open the store with StoreOptions::take_over_indexes(true) \
+         to make this program's definitions the store's"
     } else {
         "another release opened the store since: run that release, or reopen the store in this one \
          (once every handle is dropped) to make its definitions the store's"
@@ -184,12 +193,18 @@ fn describe(entry: &Entry) -> String {
 }
 
 /// Brings the catalog in line with this program's models (see the module
-/// documentation). Runs when a store opens.
-pub(crate) fn reconcile(shared: &Shared, progress: &mut ProgressFn<'_>) -> Result<()> {
+/// documentation). Runs when a store opens; `at_equal_version` lets this
+/// program's definitions replace others' of the same model version.
+pub(crate) fn reconcile(shared: &Shared, at_equal_version: bool, progress: &mut ProgressFn<'_>) -> Result<()> {
     let stale: Vec<&ModelTables> = shared.engine.read(|txn| {
         let mut stale = Vec::new();
         for tables in shared.all_tables() {
-            if txn.get(shared.catalog, tables.info.name.as_bytes())? != Some(tables.catalog_entry.as_slice()) {
+            let stored = txn.get(shared.catalog, tables.info.name.as_bytes())?;
+            if stored == Some(tables.catalog_entry.as_slice()) {
+                continue;
+            }
+            let entry = read_entry_or_none(txn, shared.catalog, tables.info)?;
+            if may_take_over(entry.as_ref(), tables.info, at_equal_version) {
                 stale.push(tables);
             }
         }
@@ -198,7 +213,7 @@ pub(crate) fn reconcile(shared: &Shared, progress: &mut ProgressFn<'_>) -> Resul
     if stale.is_empty() {
         return Ok(()); // the usual open: no write transaction at all
     }
-    let to_build = take_over(shared, &stale)?;
+    let to_build = take_over(shared, &stale, at_equal_version)?;
     for tables in to_build {
         build(shared, tables, progress)?;
     }
@@ -208,14 +223,18 @@ pub(crate) fn reconcile(shared: &Shared, progress: &mut ProgressFn<'_>) -> Resul
 /// Rewrites the entries of the `stale` models this program may take over,
 /// clearing the indexes to build and those removed, in one transaction;
 /// returns the models with indexes to build.
-fn take_over<'s>(shared: &'s Shared, stale: &[&'s ModelTables]) -> Result<Vec<&'s ModelTables>> {
+fn take_over<'s>(
+    shared: &'s Shared,
+    stale: &[&'s ModelTables],
+    at_equal_version: bool,
+) -> Result<Vec<&'s ModelTables>> {
     loop {
         // Tables of removed indexes are opened first: opening takes a transaction of its own.
         let removed = removed_index_tables(shared, stale)?;
         let outcome = shared.engine.write(|txn| {
             let mut to_build = Vec::new();
             for &tables in stale {
-                match take_over_model(txn, shared.catalog, tables, &removed)? {
+                match take_over_model(txn, shared.catalog, tables, &removed, at_equal_version)? {
                     TakeOver::Build => to_build.push(tables),
                     TakeOver::Nothing => {}
                     TakeOver::Retry => return Ok::<_, Error>(None),
@@ -232,7 +251,7 @@ fn take_over<'s>(shared: &'s Shared, stale: &[&'s ModelTables]) -> Result<Vec<&'
 enum TakeOver {
     /// The entry is written; indexes are left to build.
     Build,
-    /// Complete already, or owned by a newer program.
+    /// Complete already, or defined by a program this one may not overrule.
     Nothing,
     /// A removed index's table was not opened: the catalog changed meanwhile.
     Retry,
@@ -243,6 +262,7 @@ fn take_over_model(
     catalog: Table,
     tables: &ModelTables,
     removed: &HashMap<String, Table>,
+    at_equal_version: bool,
 ) -> Result<TakeOver> {
     let info = tables.info;
     let stored = read_entry_or_none(&*txn, catalog, info)?;
@@ -250,7 +270,7 @@ fn take_over_model(
         Some(entry) if entry.defines(info) => {
             return Ok(if entry.building.is_empty() { TakeOver::Nothing } else { TakeOver::Build });
         }
-        Some(entry) if entry.version > info.version => return Ok(TakeOver::Nothing),
+        stored if !may_take_over(stored.as_ref(), info, at_equal_version) => return Ok(TakeOver::Nothing),
         _ => {}
     }
     if let Some(entry) = &stored {
@@ -273,6 +293,18 @@ fn take_over_model(
     let entry = Entry { building, ..Entry::complete(info) };
     txn.put(catalog, info.name.as_bytes(), &entry.encode()?)?;
     Ok(if entry.building.is_empty() { TakeOver::Nothing } else { TakeOver::Build })
+}
+
+/// Whether this program may make its definitions of `info` the store's,
+/// given the stored entry: when there is none (or it is damaged), when it
+/// has the same definitions (to join a build), when this program's model
+/// version is higher, or at an equal version when asked to.
+fn may_take_over(stored: Option<&Entry>, info: &ModelInfo, at_equal_version: bool) -> bool {
+    match stored {
+        None => true,
+        Some(entry) if entry.defines(info) => true,
+        Some(entry) => entry.version < info.version || (at_equal_version && entry.version == info.version),
+    }
 }
 
 /// Opens the tables of indexes that the catalog lists for the `stale`

@@ -19,7 +19,13 @@
 //! admin import ./data users -i users.jsonl
 //! admin backup ./data /backups/monday
 //! admin migrate ./data
+//! admin reindex ./data            this program's index definitions become the store's
 //! ```
+//!
+//! A command opens the store as the program would: at the program's model
+//! versions its index definitions take over only where they are newer
+//! (see "Index changes" in the README); `reindex` takes them over at equal
+//! versions too.
 //!
 //! A program with a command line of its own adds the commands to it with
 //! `#[command(flatten)]` on a variant holding a [`Command`] (see
@@ -99,6 +105,13 @@ pub enum Command {
         /// The folder of the restored store.
         store: PathBuf,
     },
+    /// Make this program's index definitions the store's, building what
+    /// they add, even where another program with the same model versions
+    /// defined them differently.
+    Reindex {
+        /// The store's folder.
+        store: PathBuf,
+    },
     /// Rewrite records written by older model versions, in batches.
     Migrate {
         /// The store's folder.
@@ -136,24 +149,30 @@ impl Command {
     pub fn run(&self) -> Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         match self {
-            Command::Models { store } => list_models(&open_existing(store)?, &mut out),
-            Command::Stats { store } => stats(&open_existing(store)?, &mut out),
-            Command::Verify { store } => return verify(&open_existing(store)?, &mut out),
+            Command::Models { store } => list_models(&open_existing(store, Store::options())?, &mut out),
+            Command::Stats { store } => stats(&open_existing(store, Store::options())?, &mut out),
+            Command::Verify { store } => return verify(&open_existing(store, Store::options())?, &mut out),
             Command::Export { store, model, output, .. } => {
-                export(&open_existing(store)?, model.as_deref(), output.as_deref(), &mut out)
+                export(&open_existing(store, Store::options())?, model.as_deref(), output.as_deref(), &mut out)
             }
             Command::Import { store, model, input, .. } => {
                 import(&open(store)?, model.as_deref(), input.as_deref(), &mut out)
             }
             Command::Backup { store, target } => {
-                open_existing(store)?.backup(target)?;
+                open_existing(store, Store::options())?.backup(target)?;
                 Ok(writeln!(out, "backed up {} to {}", store.display(), target.display())?)
             }
             Command::Restore { backup, store } => {
                 Store::restore(backup, store)?;
                 Ok(writeln!(out, "restored {} to {}", backup.display(), store.display())?)
             }
-            Command::Migrate { store, model } => migrate(&open_existing(store)?, model.as_deref(), &mut out),
+            Command::Reindex { store } => {
+                let reindexed = open_existing(store, Store::options().take_over_indexes(true))?;
+                list_models(&reindexed, &mut out)
+            }
+            Command::Migrate { store, model } => {
+                migrate(&open_existing(store, Store::options())?, model.as_deref(), &mut out)
+            }
         }?;
         Ok(ExitCode::SUCCESS)
     }
@@ -169,11 +188,17 @@ impl Command {
     }
 }
 
-/// Opens the store in `dir`, drawing a bar while indexes are built.
+/// Opens the store in `dir` to write, creating it if needed.
 fn open(dir: &Path) -> Result<Store> {
+    open_with(dir, Store::options())
+}
+
+/// Opens the store in `dir` with `options`, drawing a bar while indexes
+/// are built.
+fn open_with(dir: &Path, options: crate::StoreOptions) -> Result<Store> {
     let bar = ProgressBar::new(0);
     let on_build = bar.clone();
-    let store = Store::options()
+    let store = options
         .on_index_build(move |model, progress| {
             on_build.set_message(format!("indexing {model}"));
             show(&on_build, progress);
@@ -183,14 +208,14 @@ fn open(dir: &Path) -> Result<Store> {
     store
 }
 
-/// Opens the store in `dir`, which must hold one already: a mistyped path
-/// must not leave a new empty store behind.
-fn open_existing(dir: &Path) -> Result<Store> {
+/// Opens the store in `dir`, which must hold one already (a mistyped path
+/// must not leave a new empty store behind), to write.
+fn open_existing(dir: &Path, options: crate::StoreOptions) -> Result<Store> {
     if !crate::engine::holds_store(dir) {
         let message = format!("{} holds no skyshelve store", dir.display());
         return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
     }
-    open(dir)
+    open_with(dir, options)
 }
 
 /// A progress bar for work on `what`, drawn on standard error if it is a terminal.

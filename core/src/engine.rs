@@ -52,20 +52,22 @@ pub(crate) struct EngineConfig {
     pub max_tables: u32,
     pub durability: Durability,
     pub resize_wait: Duration,
+    /// Opened with LMDB's read-only flag: writes are refused up front.
+    pub read_only: bool,
 }
 
 /// A named table of byte keys and byte values.
 pub(crate) type Table = heed::Database<'static, Bytes, Bytes>;
 
-/// Tables created in a transaction; they become usable for the
-/// environment's whole life once it commits.
-struct NewTables<'e>(Vec<heed::Database<'e, Bytes, Bytes>>);
+/// Tables opened or created in a transaction, by name; they become usable
+/// for the environment's whole life once it commits.
+struct NewTables<'e>(Vec<(String, heed::Database<'e, Bytes, Bytes>)>);
 
 impl heed::OnCommit for NewTables<'_> {
-    type Committed = Vec<Table>;
+    type Committed = HashMap<String, Table>;
 
-    fn on_commit(self, token: &heed::CommitToken) -> Vec<Table> {
-        self.0.into_iter().map(|table| table.on_commit(token)).collect()
+    fn on_commit(self, token: &heed::CommitToken) -> HashMap<String, Table> {
+        self.0.into_iter().map(|(name, table)| (name, table.on_commit(token))).collect()
     }
 }
 
@@ -95,7 +97,8 @@ impl Engine {
         options.map_size(round_to_page(config.map_size)).max_readers(config.max_readers).max_dbs(config.max_tables);
         // SAFETY: the flags only relax fsync behaviour (see `Durability`),
         // which cannot cause undefined behaviour.
-        unsafe { options.flags(durability_flags(config.durability)) };
+        let access = if config.read_only { EnvFlags::READ_ONLY } else { EnvFlags::empty() };
+        unsafe { options.flags(durability_flags(config.durability) | access) };
         // SAFETY: LMDB's memory map is only unsafe if the files are modified
         // by something other than LMDB or used through a broken lock file.
         // skyshelve opens each folder once per process (the registry in
@@ -135,6 +138,11 @@ impl Engine {
         self.env.info().map_size
     }
 
+    /// Whether the environment was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.config.read_only
+    }
+
     /// Whether this thread has a transaction open on the environment.
     pub fn in_transaction_here(&self) -> bool {
         self.gate.depth_here() > 0
@@ -144,28 +152,25 @@ impl Engine {
     /// valid for the environment's lifetime. Existing tables are opened in
     /// a read transaction, so opening a store does not wait for a writer.
     pub fn open_tables(&self, names: &[String]) -> Result<HashMap<String, Table>> {
-        match self.open_existing_tables(names)? {
-            Some(tables) => Ok(tables),
-            None => self.create_tables(names),
-        }
+        let existing = self.open_tables_that_exist(names)?;
+        if existing.len() == names.len() { Ok(existing) } else { self.create_tables(names) }
     }
 
-    /// `None` when some table does not exist yet.
-    fn open_existing_tables(&self, names: &[String]) -> Result<Option<HashMap<String, Table>>> {
+    /// Opens those of the named tables that exist, in a read transaction.
+    pub fn open_tables_that_exist(&self, names: &[String]) -> Result<HashMap<String, Table>> {
         let rtxn = self.read_txn()?;
         let opened = self.env.open_databases_and_commit(rtxn.txn, |opener, rtxn| {
             let mut tables = Vec::with_capacity(names.len());
             for name in names {
-                match opener.open_database::<Bytes, Bytes>(rtxn, Some(name))? {
-                    Some(table) => tables.push(table),
-                    None => return Ok::<_, heed::Error>(CommitOrAbort::Abort(())),
+                if let Some(table) = opener.open_database::<Bytes, Bytes>(rtxn, Some(name))? {
+                    tables.push((name.clone(), table));
                 }
             }
-            Ok(CommitOrAbort::Commit(NewTables(tables)))
+            Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit(NewTables(tables)))
         });
         match opened.map_err(|err| self.error(err))? {
-            CommitOrAbort::Commit(tables) => Ok(Some(names.iter().cloned().zip(tables).collect())),
-            CommitOrAbort::Abort(()) => Ok(None),
+            CommitOrAbort::Commit(tables) => Ok(tables),
+            CommitOrAbort::Abort(()) => unreachable!("the opener never aborts"),
         }
     }
 
@@ -175,12 +180,12 @@ impl Engine {
             let created = self.env.create_databases_and_commit(wtxn, |opener, wtxn| {
                 let mut tables = Vec::with_capacity(names.len());
                 for name in names {
-                    tables.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?);
+                    tables.push((name.clone(), opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?));
                 }
                 Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit(NewTables(tables)))
             });
             match created {
-                Ok(CommitOrAbort::Commit(tables)) => Ok(names.iter().cloned().zip(tables).collect()),
+                Ok(CommitOrAbort::Commit(tables)) => Ok(tables),
                 Ok(CommitOrAbort::Abort(())) => unreachable!("the opener never aborts"),
                 Err(err) => Err(txn.note(err)),
             }
@@ -197,6 +202,9 @@ impl Engine {
         F: FnMut(&mut WriteTxn<'_>) -> Result<R, E>,
         E: From<Error>,
     {
+        if self.is_read_only() {
+            return Err(Error::ReadOnly.into());
+        }
         let _writing = WritingHere::enter(self)?;
         loop {
             self.check_process()?;

@@ -159,6 +159,12 @@ pub enum Error {
     )]
     OwnTransactionOpen,
 
+    /// The store was opened read-only
+    /// ([`StoreOptions::read_only`](crate::StoreOptions::read_only)): it
+    /// refuses every write.
+    #[error("the store was opened read-only; open it without StoreOptions::read_only to write")]
+    ReadOnly,
+
     /// The program uses more tables (models, indexes and maps) than the
     /// store was opened for.
     #[error(
@@ -225,6 +231,7 @@ impl Error {
             Error::ForkedProcess { opened_in } => Error::ForkedProcess { opened_in: *opened_in },
             Error::NestedWrite => Error::NestedWrite,
             Error::OwnTransactionOpen => Error::OwnTransactionOpen,
+            Error::ReadOnly => Error::ReadOnly,
             Error::TooManyTables { max_tables } => Error::TooManyTables { max_tables: *max_tables },
             other => Error::Storage(other.to_string()),
         }

@@ -434,6 +434,9 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     config: EngineConfig,
+    /// Whether this program's index definitions replace others' of the
+    /// same model version when the store opens.
+    take_over_indexes: bool,
     lock_wait: Duration,
     group_commit: bool,
     /// `None`: every model of the program.
@@ -480,7 +483,9 @@ impl StoreOptions {
                 max_tables: 0,
                 durability: Durability::Full,
                 resize_wait: Duration::from_secs(30),
+                read_only: false,
             },
+            take_over_indexes: false,
             lock_wait: Duration::from_secs(30),
             group_commit: false,
             models: None,
@@ -532,6 +537,52 @@ impl StoreOptions {
     #[must_use]
     pub fn on_index_build(mut self, progress: impl Fn(&str, Progress) + Send + Sync + 'static) -> Self {
         self.build_progress = BuildProgress(Some(Arc::new(progress)));
+        self
+    }
+
+    /// Opens the store for reading only: nothing is written, not even the
+    /// index catalog, and every write fails with [`Error::ReadOnly`]. The
+    /// folder must hold a store already. Models whose tables the store does
+    /// not have (never opened by a writer) are left out, and so are their
+    /// methods on this store. For reports and tools that must never disturb
+    /// the programs that write.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Error, Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_store_read_only")]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// let dir = tempfile::tempdir()?;
+    /// Item { id: 1 }.save(&Store::open(dir.path())?)?;
+    /// # // The writer's handle is dropped above, so this open is a new environment.
+    /// let report = Store::options().read_only().open(dir.path())?;
+    /// assert_eq!(Item::count(&report)?, 1);
+    /// assert!(matches!(Item { id: 2 }.save(&report), Err(Error::ReadOnly)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.config.read_only = true;
+        self
+    }
+
+    /// Makes this program's index definitions the store's when it opens,
+    /// even where the store's catalog holds other definitions written at
+    /// the same model version (default off). Without it, a program takes a
+    /// model's indexes over only with a higher model version, so that a
+    /// program that merely lacks an index (a report, an older build) never
+    /// drops it or stops the writers that keep it; see "Index changes" in
+    /// the README. The admin command line's `reindex` opens with it.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options().take_over_indexes(true).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn take_over_indexes(mut self, take_over: bool) -> Self {
+        self.take_over_indexes = take_over;
         self
     }
 
@@ -681,7 +732,9 @@ impl StoreOptions {
     /// ```
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         let dir = path.as_ref();
-        create_private_dir(dir)?;
+        if !self.config.read_only {
+            create_private_dir(dir)?;
+        }
         let id = FolderId::of(dir)?;
         let mut open = open_environments();
         while let Some((_, weak)) = open.iter().find(|(known, _)| *known == id) {
@@ -734,14 +787,18 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         names.push(model.name.to_owned());
         names.extend(model.indexes.iter().map(|index| index_table_name(model, index.name)));
     }
-    let mut tables = engine.open_tables(&names)?;
-    let mut take = |name: &str| tables.remove(name).expect("every requested table was created");
-    let lock_table = take(LOCK_TABLE);
-    let catalog = take(CATALOG_TABLE);
+    let read_only = options.config.read_only;
+    let mut tables = if read_only { engine.open_tables_that_exist(&names)? } else { engine.open_tables(&names)? };
+    let (Some(lock_table), Some(catalog)) = (tables.remove(LOCK_TABLE), tables.remove(CATALOG_TABLE)) else {
+        let message = format!("{} holds no skyshelve store to open read-only", dir.display());
+        return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
+    };
     let mut models: Vec<Option<ModelTables>> = Vec::new();
     for info in registered {
-        let main = take(info.name);
-        let indexes = info.indexes.iter().map(|index| take(&index_table_name(info, index.name))).collect();
+        // Read-only, a model whose tables the store lacks is left out.
+        let Some(main) = tables.remove(info.name) else { continue };
+        let indexes = info.indexes.iter().map(|index| tables.remove(&index_table_name(info, index.name))).collect();
+        let Some(indexes) = indexes else { continue };
         let slot = info.slot.index();
         if models.len() <= slot {
             models.resize_with(slot + 1, || None);
@@ -761,8 +818,11 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         group: (options.group_commit && options.config.durability == Durability::Full).then(Group::default),
         _temporary: temporary,
     };
-    let hook = options.build_progress.0.as_deref();
-    crate::catalog::reconcile(&shared, &mut |model, progress| hook.into_iter().for_each(|f| f(model, progress)))?;
+    if !read_only {
+        let hook = options.build_progress.0.as_deref();
+        let mut report = |model: &str, progress| hook.into_iter().for_each(|f| f(model, progress));
+        crate::catalog::reconcile(&shared, options.take_over_indexes, &mut report)?;
+    }
     Ok(shared)
 }
 
