@@ -45,7 +45,7 @@ fn guard_can_create_and_delete_its_record() {
     let mut guard = Ticket::lock(&store, &5).unwrap();
     assert!(guard.get().is_none());
     assert!(matches!(guard.save(), Err(Error::NotFound { .. })));
-    guard.set(ticket(5));
+    guard.set(ticket(5)).unwrap();
     guard.save().unwrap();
     assert!(Ticket::exists(&store, &5).unwrap());
     assert!(guard.delete().unwrap());
@@ -71,21 +71,58 @@ fn every_write_path_waits_for_the_lock_and_gives_up_with_locked() {
     let store = short_waits();
     ticket(1).save(&store).unwrap();
     let _held = Ticket::lock(&store, &1).unwrap();
-    assert!(matches!(ticket(1).save(&store), Err(Error::Locked { .. })));
-    assert!(matches!(Ticket::update(&store, &1, |t| t.edits += 1), Err(Error::Locked { .. })));
-    assert!(matches!(Ticket::delete(&store, &1), Err(Error::Locked { .. })));
-    assert!(matches!(Ticket::upsert(&store, || ticket(1), |t| t.edits += 1), Err(Error::Locked { .. })));
-    // A transaction that swallows the error still does not commit half its work.
-    let result = store.write(|tx| {
-        tx.save(&ticket(2))?;
-        let _ = tx.save(&ticket(1));
-        Ok::<_, Error>(())
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                assert!(matches!(ticket(1).save(&store), Err(Error::Locked { .. })));
+                assert!(matches!(Ticket::update(&store, &1, |t| t.edits += 1), Err(Error::Locked { .. })));
+                assert!(matches!(Ticket::delete(&store, &1), Err(Error::Locked { .. })));
+                assert!(matches!(Ticket::upsert(&store, || ticket(1), |t| t.edits += 1), Err(Error::Locked { .. })));
+                // A transaction that swallows the error still does not commit half its work.
+                let result = store.write(|tx| {
+                    tx.save(&ticket(2))?;
+                    let _ = tx.save(&ticket(1));
+                    Ok::<_, Error>(())
+                });
+                assert!(matches!(result, Err(Error::Locked { .. })));
+            })
+            .join()
+            .unwrap();
     });
-    assert!(matches!(result, Err(Error::Locked { .. })));
     assert!(!Ticket::exists(&store, &2).unwrap());
     // Writers of other records carry on.
     ticket(3).save(&store).unwrap();
     assert_eq!(Ticket::load(&store, &1).unwrap().unwrap(), ticket(1));
+}
+
+#[test]
+fn the_thread_holding_a_lock_is_told_at_once_to_write_through_the_guard() {
+    let store = Store::temporary().unwrap(); // the default 30 s lock wait
+    ticket(1).save(&store).unwrap();
+    let mut guard = Ticket::lock(&store, &1).unwrap();
+    let started = Instant::now();
+    let refused = Ticket::update(&store, &1, |t| t.edits += 1).unwrap_err();
+    assert!(matches!(refused, Error::LockedByThisThread { .. }), "{refused}");
+    assert!(refused.to_string().contains("through the guard"), "{refused}");
+    assert!(matches!(ticket(1).save(&store), Err(Error::LockedByThisThread { .. })));
+    assert!(started.elapsed() < Duration::from_secs(10), "refused without waiting for the lock");
+    // Other records, and the guard itself, write as usual.
+    ticket(2).save(&store).unwrap();
+    guard.update(|t| t.edits += 1).unwrap();
+    assert_eq!(Ticket::load(&store, &1).unwrap().unwrap().edits, 1);
+}
+
+#[test]
+fn a_guard_refuses_a_record_with_another_key() {
+    let store = Store::temporary().unwrap();
+    ticket(1).save(&store).unwrap();
+    let mut guard = Ticket::lock(&store, &1).unwrap();
+    assert!(matches!(guard.set(ticket(2)), Err(Error::WrongKey { .. })));
+    assert_eq!(guard.get(), Some(&ticket(1)), "the held record is unchanged");
+    guard.get_mut().unwrap().id = 2;
+    assert!(matches!(guard.save(), Err(Error::WrongKey { .. })));
+    drop(guard);
+    assert!(!Ticket::exists(&store, &2).unwrap(), "nothing was written under the other key");
 }
 
 #[test]

@@ -146,7 +146,7 @@ fn lock_guards_in_two_processes_lose_no_update() {
             let seen = guard.get().map_or(0, |c| c.value);
             // A longer piece of work between the read and the write.
             std::thread::sleep(Duration::from_micros(200));
-            guard.set(Counter { name: "shared".into(), value: seen + 1 });
+            guard.set(Counter { name: "shared".into(), value: seen + 1 }).unwrap();
             guard.save().unwrap();
         }
         return;

@@ -208,6 +208,29 @@ pub enum Error {
         key: String,
     },
 
+    /// The record is locked by a [`RecordLock`](crate::RecordLock) that
+    /// this very thread took: waiting for it would be waiting for itself.
+    /// Write the record through the guard instead.
+    #[error("the {model} record with key {key} is locked by a guard this thread holds; write it through the guard")]
+    LockedByThisThread {
+        /// The model's name.
+        model: &'static str,
+        /// The key, as `Debug` prints it.
+        key: String,
+    },
+
+    /// A record lock guard was given a record with another key than the
+    /// one it locked.
+    #[error("the guard locks the {model} record with key {locked}, not {given}")]
+    WrongKey {
+        /// The model's name.
+        model: &'static str,
+        /// The locked key, as `Debug` prints it.
+        locked: String,
+        /// The key of the record given, as `Debug` prints it.
+        given: String,
+    },
+
     /// The folder or its files could not be used.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),

@@ -12,11 +12,12 @@
 //! whoever meets it: locks die with their process. LMDB's own files are
 //! never locked or opened by this module.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Reader, Writer};
@@ -77,8 +78,8 @@ pub(crate) struct Locks {
 struct OwnerState {
     /// The nonce, and the file whose OS lock says "this process is alive".
     file: Option<(u64, File)>,
-    /// Guards of this process not yet released.
-    live: HashSet<u64>,
+    /// Guards of this process not yet released, with the thread that took each.
+    live: HashMap<u64, ThreadId>,
 }
 
 impl Locks {
@@ -97,7 +98,7 @@ impl Locks {
             }
         };
         let guard = self.next_guard.fetch_add(1, Ordering::Relaxed);
-        state.live.insert(guard);
+        state.live.insert(guard, std::thread::current().id());
         Ok(Owner { pid: std::process::id(), nonce, guard })
     }
 
@@ -121,10 +122,18 @@ impl Locks {
             let state = lock_ignoring_poison(&self.owner);
             let mine = state.file.as_ref().map(|(nonce, _)| *nonce);
             if owner.pid == std::process::id() && Some(owner.nonce) == mine {
-                return state.live.contains(&owner.guard);
+                return state.live.contains_key(&owner.guard);
             }
         }
         self.process_alive(owner.pid, owner.nonce)
+    }
+
+    /// Whether `owner` is a live guard that the calling thread took: a write
+    /// of its record from this thread would wait for itself.
+    pub fn taken_by_this_thread(&self, owner: Owner) -> bool {
+        let state = lock_ignoring_poison(&self.owner);
+        let mine = state.file.as_ref().is_some_and(|(nonce, _)| *nonce == owner.nonce);
+        mine && owner.pid == std::process::id() && state.live.get(&owner.guard) == Some(&std::thread::current().id())
     }
 
     /// A process is alive while it holds the OS lock on its owner file.
@@ -345,7 +354,9 @@ impl<M: Persistent> RecordLock<M> {
     }
 
     /// Replaces the held record (for instance to create a record that did
-    /// not exist); written by [`save`](RecordLock::save).
+    /// not exist); written by [`save`](RecordLock::save). The record must
+    /// have the locked key: another key fails with [`Error::WrongKey`] and
+    /// leaves the held record as it was.
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -356,17 +367,32 @@ impl<M: Persistent> RecordLock<M> {
     /// # let store = Store::temporary()?;
     /// # Job { id: 1, done: false }.save(&store)?;
     /// let mut job = Job::lock(&store, &1)?;
-    /// job.set(Job { id: 1, done: true });
+    /// job.set(Job { id: 1, done: true })?;
     /// job.save()?;
+    /// assert!(matches!(job.set(Job { id: 2, done: true }), Err(skyshelve::Error::WrongKey { .. })));
     /// # drop(job);
     /// # assert!(Job::load(&store, &1)?.unwrap().done);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn set(&mut self, record: M) {
+    pub fn set(&mut self, record: M) -> Result<()> {
+        self.check_key(&record)?;
         self.record = Some(record);
+        Ok(())
     }
 
-    /// Writes the held record, keeping its indexes in step, and keeps the lock.
+    /// Fails unless `record` has the locked key: the guard writes only the
+    /// record it locked.
+    fn check_key(&self, record: &M) -> Result<()> {
+        if crate::codec::key::encode_to_vec(record.key()) == self.key {
+            return Ok(());
+        }
+        let given = format!("{:?}", record.key());
+        Err(Error::WrongKey { model: M::INFO.name, locked: self.describe_key(), given })
+    }
+
+    /// Writes the held record, keeping its indexes in step, and keeps the
+    /// lock. A record whose key was changed through
+    /// [`get_mut`](RecordLock::get_mut) is refused with [`Error::WrongKey`].
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -387,6 +413,7 @@ impl<M: Persistent> RecordLock<M> {
         let Some(record) = &self.record else {
             return Err(Error::NotFound { model: M::INFO.name, key: self.describe_key() });
         };
+        self.check_key(record)?;
         self.store.write_as(Some(self.owner), |tx| tx.save(record))
     }
 

@@ -814,6 +814,10 @@ impl WriteTx<'_> {
         if holder.is_some() && holder == self.owner {
             return Ok(());
         }
+        if holder.is_some_and(|holder| self.shared.locks.taken_by_this_thread(holder)) {
+            // Waiting would be waiting for ourselves: refuse at once.
+            return Err(Error::LockedByThisThread { model: M::INFO.name, key: describe_encoded::<M::Key>(key) });
+        }
         if holder.is_some_and(|holder| self.shared.locks.is_alive(holder)) {
             let locked = || Error::Locked { model: M::INFO.name, key: describe_encoded::<M::Key>(key) };
             *self.blocked = Some(locked());
