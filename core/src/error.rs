@@ -47,6 +47,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// A value was refused before it was written because it would not read
+    /// back: skyshelve stores values with bincode, which reads fields by
+    /// position and cannot read serde's self-describing forms. See "What a
+    /// stored value may contain" in the README.
+    #[error(
+        "cannot store {what}: it would not read back ({reason}); stored values cannot use skip_serializing_if, \
+         flatten, untagged or internally/adjacently tagged enums, or 'any' types such as serde_json::Value"
+    )]
+    UnreadableValue {
+        /// What was being written.
+        what: String,
+        /// What reading it back found.
+        reason: String,
+    },
+
     /// A value could not be serialized.
     #[error("cannot encode {what}: {reason}")]
     Encode {

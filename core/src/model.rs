@@ -200,6 +200,13 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     #[doc(hidden)]
     fn index_entries(&self, entries: &mut IndexEntries);
 
+    /// Whether the derive could see that every record of the model reads
+    /// back as it was written (plain field types, no serde attribute that
+    /// changes the shape): writes then skip the read-back check that
+    /// otherwise refuses a record the codec could not read.
+    #[doc(hidden)]
+    const READS_BACK: bool = false;
+
     /// Decodes a record written by an older `version` (generated from
     /// `#[persistent(from(...))]`); `None` when that version is unknown.
     #[doc(hidden)]

@@ -6,6 +6,7 @@ use quote::ToTokens;
 
 use crate::ast::Model;
 use crate::ctxt::Ctxt;
+use crate::serde_attrs::{REFUSED, serde_attrs};
 
 pub fn check(cx: &Ctxt, model: &Model) {
     check_no_generics(cx, model);
@@ -15,6 +16,19 @@ pub fn check(cx: &Ctxt, model: &Model) {
     check_parent_is_not_also_index(cx, model);
     check_name_is_identifier(cx, model);
     check_older_versions(cx, model);
+    check_serde_attributes_read_back(cx, model);
+}
+
+// Stored records are read by position: serde attributes that skip a field
+// on one side, or need a self-describing format, would write records that
+// cannot be loaded.
+fn check_serde_attributes_read_back(cx: &Ctxt, model: &Model) {
+    let fields = model.fields.iter().flat_map(|field| serde_attrs(&field.original.attrs));
+    for attr in serde_attrs(&model.original.attrs).into_iter().chain(fields) {
+        if let Some((name, fix)) = REFUSED.iter().find(|(name, _)| attr.path.is_ident(name)) {
+            cx.error_spanned_by(&attr.path, format!("#[serde({name})] on a skyshelve model: {fix}"));
+        }
+    }
 }
 
 // Older versions need a current version above them, each number once.

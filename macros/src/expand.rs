@@ -36,6 +36,7 @@ fn expand(model: &Model) -> TokenStream {
     let checks = type_checks(model, &indexes);
     let upgrade = upgrade(model);
     let entries_param = if indexes.is_empty() { quote!(_entries) } else { quote!(entries) };
+    let reads_back = reads_back(model);
     quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_qualifications)]
@@ -46,6 +47,8 @@ fn expand(model: &Model) -> TokenStream {
             impl ::skyshelve::Persistent for #ident {
                 type Key = #key_ty;
                 const INFO: &'static ::skyshelve::ModelInfo = &#info;
+
+                const READS_BACK: bool = #reads_back;
 
                 #[inline]
                 fn key(&self) -> &Self::Key {
@@ -71,6 +74,17 @@ fn expand(model: &Model) -> TokenStream {
             #checks
         };
     }
+}
+
+/// Whether the derive can see that every record reads back as written
+/// (see `serde_attrs`).
+fn reads_back(model: &Model) -> bool {
+    use crate::serde_attrs::{is_plain, keep_shape, serde_attrs};
+    keep_shape(&serde_attrs(&model.original.attrs))
+        && model
+            .fields
+            .iter()
+            .all(|field| is_plain(&field.original.ty) && keep_shape(&serde_attrs(&field.original.attrs)))
 }
 
 fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {

@@ -6,6 +6,7 @@ mod attr;
 mod check;
 mod ctxt;
 mod expand;
+mod serde_attrs;
 mod symbol;
 
 use proc_macro::TokenStream;

@@ -61,6 +61,29 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, version: u16, what: &str, o
         .map_err(|e| Error::Encode { what: what.to_owned(), reason: e.to_string() })
 }
 
+/// Fails unless `bytes` (as `encode_into` wrote them for `value`) read
+/// back: the payload must decode as a `T` using every byte, and that `T`
+/// must encode to as many bytes again. bincode is not self-describing, so
+/// serde forms that skip fields or need `deserialize_any` (tagged and
+/// untagged enums, `flatten`, `serde_json::Value`) write bytes that cannot
+/// be read, or would be read as other values. The lengths are compared
+/// rather than the bytes because a hash map may encode its entries in
+/// another order after a round trip.
+pub fn check_reads_back<T: Serialize + DeserializeOwned>(bytes: &[u8], what: &str) -> Result<()> {
+    let unreadable = |reason: String| Error::UnreadableValue { what: what.to_owned(), reason };
+    let read: T = decode_body(&bytes[HEADER_LEN..], what).map_err(|err| match err {
+        Error::Decode { reason, .. } => unreadable(reason),
+        other => other,
+    })?;
+    let mut again = Vec::with_capacity(bytes.len());
+    encode_into(&read, 0, what, &mut again)?;
+    if again.len() == bytes.len() {
+        Ok(())
+    } else {
+        Err(unreadable(format!("it reads back as another value ({} bytes instead of {})", again.len(), bytes.len())))
+    }
+}
+
 /// The model version recorded in a stored value's header.
 pub fn version_of(bytes: &[u8], what: &str) -> Result<u16> {
     match bytes {
