@@ -25,6 +25,20 @@ impl User {
     }
 }
 
+/// Where a post lives.
+#[derive(skyshelve::Key, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Board {
+    /// Everyone's.
+    Public,
+    /// One team's.
+    Team(u32),
+    /// One user's drafts.
+    Drafts {
+        /// The user.
+        user: u64,
+    },
+}
+
 /// A post.
 #[derive(Persistent, Serialize, Deserialize, Debug)]
 pub struct Post {
@@ -34,6 +48,8 @@ pub struct Post {
     author: u64,
     #[persistent(parent = Post)]
     reply_to: Option<(u64, u32)>,
+    #[persistent(index)]
+    board: Board,
 }
 
 #[test]
@@ -41,7 +57,10 @@ fn every_index_kind_compiles_under_pedantic_lints() {
     let store = Store::temporary().unwrap();
     let user = User { id: 1, email: "a@b".into(), team: Some(2), bio: "Hello World".into() };
     user.save(&store).unwrap();
-    Post { id: (1, 0), author: 1, reply_to: None }.save(&store).unwrap();
+    Post { id: (1, 0), author: 1, reply_to: None, board: Board::Team(2) }.save(&store).unwrap();
+    assert_eq!(Post::scan_index(&store, Post::BOARD, &Board::Team(2)).unwrap().len(), 1);
+    assert!(Post::scan_index(&store, Post::BOARD, &Board::Drafts { user: 1 }).unwrap().is_empty());
+    assert!(Post::scan_index(&store, Post::BOARD, &Board::Public).unwrap().is_empty());
     assert_eq!(User::scan_index(&store, User::BIO, "world").unwrap(), std::slice::from_ref(&user));
     assert_eq!(User::scan_index(&store, User::TEAM, &2).unwrap(), [user]);
     assert_eq!(Post::children(&store, Post::AUTHOR, &1).unwrap().len(), 1);

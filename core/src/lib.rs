@@ -76,14 +76,14 @@ mod txn;
 mod verify;
 
 pub use admin::{ModelStats, Progress, StoreStats};
-pub use codec::key::{EncodeKey, Key, KeyPrefix};
+pub use codec::key::{EncodeKey, Key, KeyPrefix, KeyRuleBroken, check_key_encoding};
 pub use engine::Durability;
 pub use error::{Error, Result};
 pub use index::{Index, IndexHandle, IndexInfo, IndexKind, ParentIndex, UniqueIndex};
 pub use lock::RecordLock;
 pub use map::Map;
 pub use model::{ModelInfo, Persistent, models};
-pub use skyshelve_macros::Persistent;
+pub use skyshelve_macros::{Key, Persistent};
 pub use store::{MAP_ROOM, Store, StoreOptions};
 pub use txn::{ReadTx, WriteTx};
 pub use verify::{ModelReport, Problem, VerifyReport};
@@ -116,6 +116,12 @@ pub mod __private {
 
     /// Checks at compile time that a parent field has the parent's key type.
     pub const fn assert_parent_key<P: crate::Persistent<Key = K>, K>() {}
+
+    /// The error of a derived `Key` meeting a variant number it does not have.
+    #[must_use]
+    pub fn unknown_variant(type_name: &str, tag: u32) -> crate::Error {
+        crate::Error::Decode { what: format!("{type_name} key"), reason: format!("no variant number {tag}") }
+    }
 
     /// Checks at compile time that a key or index type has an ordered encoding.
     pub const fn assert_key<K: crate::Key>() {}

@@ -220,7 +220,8 @@ macro_rules! read_methods {
             {
                 let prefix = encode_to_vec(value);
                 let upper = prefix_successor(&prefix);
-                query::index_records::<H::Model, _>(self.shared, self.reader(), index.position(), prefix, upper)
+                let exact = Some(prefix.clone());
+                query::index_records::<H::Model, _>(self.shared, self.reader(), index.position(), prefix, upper, exact)
             }
 
             /// Streams the records whose parent index points at `parent_key`.
@@ -280,7 +281,7 @@ macro_rules! read_methods {
                     Bound::Excluded(upper) => Some(upper),
                     Bound::Included(_) => unreachable!("prefix bounds exclude their upper end"),
                 };
-                query::index_records::<H::Model, _>(self.shared, self.reader(), index.position(), lower, upper)
+                query::index_records::<H::Model, _>(self.shared, self.reader(), index.position(), lower, upper, None)
             }
 
             /// Streams every record of model `M` in key order, in bounded memory.
@@ -889,7 +890,7 @@ struct PreparedWrite<'o> {
 
 /// The value of an index entry whose key in its table is `entry_key` and
 /// whose record's primary key is `primary` (see the layout at the top).
-fn index_value<'e, M: Persistent>(position: usize, entry_key: &'e [u8], primary: &[u8]) -> &'e [u8] {
+pub(crate) fn index_value<'e, M: Persistent>(position: usize, entry_key: &'e [u8], primary: &[u8]) -> &'e [u8] {
     if M::INFO.indexes[position].unique { entry_key } else { entry_key.strip_suffix(primary).unwrap_or(entry_key) }
 }
 
@@ -938,28 +939,39 @@ mod query {
     }
 
     /// Streams the records of the index entries from `lower` up to (not
-    /// including) `upper`.
+    /// including) `upper`; with `exact`, only those whose value is exactly
+    /// that encoding. The byte range alone would also hold values whose
+    /// encoding merely starts with it, should a custom key encoding break
+    /// the prefix-free rule.
     pub fn index_records<'a, M: Persistent, T: Reader + ?Sized>(
         shared: &Shared,
         txn: &'a T,
         position: usize,
         lower: Vec<u8>,
         upper: Option<Vec<u8>>,
+        exact: Option<Vec<u8>>,
     ) -> Result<impl Iterator<Item = Result<M>> + use<'a, M, T>> {
         let tables = shared.tables::<M>()?;
         crate::catalog::check_queryable(txn, shared.catalog, tables, position)?;
         let main = tables.main;
         let upper_bound = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let entries = txn.range(tables.indexes[position], Bound::Included(&lower), upper_bound)?;
-        Ok(entries.map(move |entry| {
-            let (_, primary) = entry?;
-            match txn.get(main, primary)? {
-                Some(bytes) => crate::model::decode_record::<M>(bytes).map(|(_, record)| record),
-                None => Err(Error::Decode {
+        Ok(entries.filter_map(move |entry| {
+            let (entry_key, primary) = match entry {
+                Ok(entry) => entry,
+                Err(err) => return Some(Err(err)),
+            };
+            if exact.as_deref().is_some_and(|value| index_value::<M>(position, entry_key, primary) != value) {
+                return None;
+            }
+            Some(match txn.get(main, primary) {
+                Ok(Some(bytes)) => crate::model::decode_record::<M>(bytes).map(|(_, record)| record),
+                Ok(None) => Err(Error::Decode {
                     what: format!("index of {}", M::INFO.name),
                     reason: "index entry points at a missing record".into(),
                 }),
-            }
+                Err(err) => Err(err),
+            })
         }))
     }
 

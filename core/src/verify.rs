@@ -7,7 +7,7 @@ use crate::engine::{Reader, Table};
 use crate::error::Result;
 use crate::model::Persistent;
 use crate::store::ModelTables;
-use crate::txn::{ReadTx, entries_of, index_key};
+use crate::txn::{ReadTx, entries_of, index_key, index_value};
 
 /// How many problems a report lists per model; all of them are counted.
 const LISTED_PROBLEMS: usize = 20;
@@ -125,6 +125,18 @@ pub enum Problem {
         /// The entry's key in the index table.
         entry: Vec<u8>,
     },
+    /// One stored value's encoding is a prefix of another's: the key or
+    /// index type's encoding is not self-delimiting (see
+    /// [`EncodeKey`](crate::EncodeKey)), so range and prefix queries cannot
+    /// tell the two apart.
+    NotSelfDelimiting {
+        /// The index, or `"key"` for the model's keys.
+        index: &'static str,
+        /// The shorter encoding.
+        value: Vec<u8>,
+        /// An encoding that starts with it.
+        longer: Vec<u8>,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -135,6 +147,11 @@ impl fmt::Display for Problem {
             Problem::ExtraEntry { index, entry } => {
                 write!(f, "index {index} holds {entry:?}, which no record calls for")
             }
+            Problem::NotSelfDelimiting { index, value, longer } => write!(
+                f,
+                "{index}: the encoding {value:?} is a prefix of {longer:?}; the type's key encoding must be \
+                 self-delimiting (see skyshelve::EncodeKey)"
+            ),
         }
     }
 }
@@ -152,7 +169,41 @@ pub fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport> {
             find_extra_entries::<M>(reader, tables, position, &mut report)?;
         }
     }
+    check_self_delimiting(reader, tables.main, "key", &mut report, |key, _| key)?;
+    for (position, &table) in tables.indexes.iter().enumerate() {
+        let name = M::INFO.indexes[position].name;
+        check_self_delimiting(reader, table, name, &mut report, |entry_key, primary| {
+            index_value::<M>(position, entry_key, primary)
+        })?;
+    }
     Ok(report)
+}
+
+/// Reports stored values (found by `value_of` from each entry of `table`)
+/// whose encoding is a proper prefix of another's. In sorted order a value
+/// that prefixes any later one prefixes the next distinct one, so comparing
+/// neighbours finds every case.
+fn check_self_delimiting(
+    reader: &dyn Reader,
+    table: Table,
+    index: &'static str,
+    report: &mut ModelReport,
+    value_of: impl for<'e> Fn(&'e [u8], &[u8]) -> &'e [u8],
+) -> Result<()> {
+    let mut previous: Option<Vec<u8>> = None;
+    for entry in reader.range(table, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
+        let (entry_key, data) = entry?;
+        let value = value_of(entry_key, data);
+        match &previous {
+            Some(shorter) if shorter.as_slice() == value => continue,
+            Some(shorter) if value.starts_with(shorter) => {
+                report.found(Problem::NotSelfDelimiting { index, value: shorter.clone(), longer: value.to_vec() });
+            }
+            _ => {}
+        }
+        previous = Some(value.to_vec());
+    }
+    Ok(())
 }
 
 /// Decodes every record and checks that each of its index entries is

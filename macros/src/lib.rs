@@ -6,6 +6,7 @@ mod attr;
 mod check;
 mod ctxt;
 mod expand;
+mod key;
 mod serde_attrs;
 mod symbol;
 
@@ -16,4 +17,12 @@ use proc_macro::TokenStream;
 pub fn derive_persistent(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::derive(&input).into()
+}
+
+/// Gives a struct or enum skyshelve's order-preserving key encoding, so it
+/// can be a key, an index value or a map key; see `skyshelve::Key`.
+#[proc_macro_derive(Key)]
+pub fn derive_key(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    key::derive(&input).into()
 }

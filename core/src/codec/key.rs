@@ -16,6 +16,54 @@ use crate::error::{Error, Result};
 /// Unsized types such as `str` and `[u8]` implement it so that queries can
 /// take borrowed forms (`&str` for a `String` key), as `HashMap::get` does.
 /// `Debug` is required so that errors can name the offending key.
+///
+/// # The rules an encoding follows
+///
+/// Keys, index values and map keys are stored as these bytes, and queries
+/// work on the bytes, so every encoding must be:
+///
+/// 1. **order-preserving**: `a < b` exactly when `encode(a) < encode(b)`
+///    compared bytewise, so that ranges mean what they say;
+/// 2. **injective**: two different values never share an encoding;
+/// 3. **self-delimiting**: no value's encoding is a prefix of another
+///    value's encoding, so that encodings can be concatenated (tuples, an
+///    index value followed by the record's key) and split again.
+///
+/// Writing raw string bytes breaks rule 3 (`"ab"` is a prefix of `"abc"`).
+/// Rather than write an encoding by hand, derive it — `#[derive(Key)]`
+/// encodes the fields in order, and an enum's variant first — or delegate
+/// to a type that has one:
+///
+/// ```
+/// use skyshelve::{EncodeKey, Key};
+///
+/// #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Key)]
+/// struct Slug(String);
+///
+/// // By hand, the same thing: delegate to String's escaped, terminated encoding.
+/// #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// struct Tag(String);
+/// impl EncodeKey for Tag {
+///     fn encode_key(&self, out: &mut Vec<u8>) {
+///         self.0.encode_key(out);
+///     }
+/// }
+/// impl Key for Tag {
+///     fn decode_key(input: &mut &[u8]) -> skyshelve::Result<Self> {
+///         String::decode_key(input).map(Tag)
+///     }
+/// }
+///
+/// let samples = ["", "a", "ab", "abc", "b"].map(|s| Slug(s.into()));
+/// skyshelve::check_key_encoding(&samples).unwrap();
+/// skyshelve::check_key_encoding(&["ab", "abc"].map(|s| Tag(s.into()))).unwrap();
+/// ```
+///
+/// [`check_key_encoding`] tests a hand-written encoding against the rules
+/// on sample values (from a property test, where you have one), and
+/// [`Store::verify`](crate::Store::verify) reports stored values whose
+/// encodings break rule 3. Queries never return a record whose key or
+/// index value is not the one asked for, even then.
 pub trait EncodeKey: Debug {
     /// Appends the encoding of `self` to `out`.
     fn encode_key(&self, out: &mut Vec<u8>);
@@ -56,6 +104,94 @@ pub trait Key: EncodeKey + Sized {
 pub trait KeyPrefix<K: Key> {
     /// Appends the encoding shared by every key with this prefix.
     fn encode_prefix(&self, out: &mut Vec<u8>);
+}
+
+/// A rule of [`EncodeKey`] that a key encoding breaks, found by
+/// [`check_key_encoding`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRuleBroken {
+    /// Which rule: `"order"`, `"round trip"` or `"self-delimiting"`.
+    pub rule: &'static str,
+    /// The values involved and what went wrong.
+    pub detail: String,
+}
+
+impl std::fmt::Display for KeyRuleBroken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the key encoding breaks the {} rule: {}", self.rule, self.detail)
+    }
+}
+
+impl std::error::Error for KeyRuleBroken {}
+
+/// Checks `K`'s key encoding against the rules of [`EncodeKey`] on the
+/// sample values: each decodes back to itself using all its bytes, every
+/// pair sorts as `Ord` says, and no encoding is a prefix of another's (two
+/// encodings written one after the other split back into the two values).
+/// Pairs are compared all against all, so a few hundred samples are cheap;
+/// give it values that share prefixes (`"a"`, `"ab"`), the empty and the
+/// extreme ones.
+///
+/// ```
+/// use skyshelve::{EncodeKey, Key};
+///
+/// // Raw bytes without a terminator: "ab" is a prefix of "abc".
+/// #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// struct Raw(String);
+/// impl EncodeKey for Raw {
+///     fn encode_key(&self, out: &mut Vec<u8>) {
+///         out.extend_from_slice(self.0.as_bytes());
+///     }
+/// }
+/// impl Key for Raw {
+///     fn decode_key(input: &mut &[u8]) -> skyshelve::Result<Self> {
+///         let text = String::from_utf8(input.to_vec()).map_err(|e| skyshelve::Error::Decode {
+///             what: "raw".into(),
+///             reason: e.to_string(),
+///         })?;
+///         *input = &[];
+///         Ok(Raw(text))
+///     }
+/// }
+///
+/// let broken = skyshelve::check_key_encoding(&[Raw("ab".into()), Raw("abc".into())]).unwrap_err();
+/// assert_eq!(broken.rule, "self-delimiting");
+/// ```
+///
+/// # Errors
+///
+/// The first rule found broken, naming the values.
+pub fn check_key_encoding<K: Key + Ord>(samples: &[K]) -> std::result::Result<(), KeyRuleBroken> {
+    let broken = |rule, detail: String| Err(KeyRuleBroken { rule, detail });
+    let encoded: Vec<Vec<u8>> = samples.iter().map(encode_to_vec).collect();
+    for (value, bytes) in samples.iter().zip(&encoded) {
+        match decode_exact::<K>(bytes) {
+            Ok(back) if back == *value => {}
+            Ok(back) => {
+                return broken("round trip", format!("{value:?} encodes to {bytes:?}, which decodes to {back:?}"));
+            }
+            Err(err) => {
+                return broken("round trip", format!("{value:?} encodes to {bytes:?}, which does not decode: {err}"));
+            }
+        }
+    }
+    for (a, ea) in samples.iter().zip(&encoded) {
+        for (b, eb) in samples.iter().zip(&encoded) {
+            if a.cmp(b) != ea.cmp(eb) {
+                return broken(
+                    "order",
+                    format!("{a:?} and {b:?} compare as {:?}, their encodings as {:?}", a.cmp(b), ea.cmp(eb)),
+                );
+            }
+            if a != b && eb.starts_with(ea) {
+                return broken(
+                    "self-delimiting",
+                    format!("the encoding of {a:?} is a prefix of the encoding of {b:?}"),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Encodes `key` into a fresh buffer.
