@@ -163,3 +163,33 @@ fn shapes_that_read_back_are_stored_whatever_their_order() {
     map.insert(&1, &Readable::load(&store, &1).unwrap().unwrap()).unwrap();
     assert!(map.get(&1).unwrap().is_some());
 }
+
+/// Found by the `stored_values` fuzz target: skipping `first` shifts the
+/// later fields so that the bytes read back, at the same length, as
+/// `first: Some(251), list: [23]`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct ShiftsIntoOtherValues {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first: Option<u8>,
+    list: Vec<u16>,
+    last: u32,
+}
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Shifting {
+    #[persistent(key)]
+    id: u8,
+    inner: ShiftsIntoOtherValues,
+}
+
+#[test]
+fn a_skipped_field_that_would_read_back_as_other_values_is_refused() {
+    let store = Store::temporary().unwrap();
+    let record = Shifting { id: 4, inner: ShiftsIntoOtherValues { first: None, list: vec![5889], last: 0 } };
+    let err = record.save(&store).unwrap_err();
+    assert!(matches!(&err, Error::UnreadableValue { reason, .. } if reason.contains("`first`")), "{err}");
+    assert!(!Shifting::exists(&store, &4).unwrap());
+    let present = Shifting { id: 4, inner: ShiftsIntoOtherValues { first: Some(1), list: vec![5889], last: 0 } };
+    present.save(&store).unwrap();
+    assert_eq!(Shifting::load(&store, &4).unwrap(), Some(present));
+}

@@ -310,7 +310,7 @@ where
         let mut out = Vec::new();
         value::encode_into(value, 0, &self.name, &mut out)?;
         crate::model::check_value_len(|| format!("value of map {}", self.name), out.len())?;
-        value::check_reads_back::<V>(&out, &format!("value of map {}", self.name))?;
+        value::check_reads_back(value, &out, &format!("value of map {}", self.name))?;
         Ok(out)
     }
 

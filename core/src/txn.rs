@@ -753,7 +753,7 @@ impl WriteTx<'_> {
         value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes)?;
         check_value_len(|| format!("{} record {:?}", M::INFO.name, record.key()), bytes.len())?;
         if !M::READS_BACK {
-            value::check_reads_back::<M>(&bytes, M::INFO.name)?;
+            value::check_reads_back(record, &bytes, M::INFO.name)?;
         }
         let new_entries = entries_of(record);
         let old = old_entries.map(IndexEntries::entries).unwrap_or_default();

@@ -6,4 +6,5 @@
 //! knows either byte layout.
 
 pub mod key;
+pub mod probe;
 pub mod value;

@@ -61,16 +61,18 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, version: u16, what: &str, o
         .map_err(|e| Error::Encode { what: what.to_owned(), reason: e.to_string() })
 }
 
-/// Fails unless `bytes` (as `encode_into` wrote them for `value`) read
-/// back: the payload must decode as a `T` using every byte, and that `T`
-/// must encode to as many bytes again. bincode is not self-describing, so
-/// serde forms that skip fields or need `deserialize_any` (tagged and
-/// untagged enums, `flatten`, `serde_json::Value`) write bytes that cannot
-/// be read, or would be read as other values. The lengths are compared
+/// Fails unless `value`, which `encode_into` wrote as `bytes`, reads back.
+/// bincode is not self-describing, so serde forms that skip fields or need
+/// `deserialize_any` (tagged and untagged enums, `flatten`,
+/// `serde_json::Value`) write bytes that cannot be read, or that read as
+/// other values. So: no field may be skipped (found by walking the value,
+/// see `probe`), the payload must decode as a `T` using every byte, and
+/// that `T` must encode to as many bytes again. The lengths are compared
 /// rather than the bytes because a hash map may encode its entries in
 /// another order after a round trip.
-pub fn check_reads_back<T: Serialize + DeserializeOwned>(bytes: &[u8], what: &str) -> Result<()> {
+pub fn check_reads_back<T: Serialize + DeserializeOwned>(value: &T, bytes: &[u8], what: &str) -> Result<()> {
     let unreadable = |reason: String| Error::UnreadableValue { what: what.to_owned(), reason };
+    super::probe::check_no_skipped_field(value).map_err(|skipped| unreadable(skipped.to_string()))?;
     let read: T = decode_body(&bytes[HEADER_LEN..], what).map_err(|err| match err {
         Error::Decode { reason, .. } => unreadable(reason),
         other => other,
