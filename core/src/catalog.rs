@@ -349,7 +349,7 @@ fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -
                 .map(|(position, _)| position)
                 .collect();
             let mut blocked = None;
-            let mut tx = WriteTx::new(shared, txn, None, &mut blocked);
+            let mut tx = WriteTx::new(shared, txn, None, std::thread::current().id(), &mut blocked);
             let (next, step) = match (info.backfill)(&mut tx, &positions, entry.built_through.as_deref(), BATCH) {
                 Ok(Some(key)) => (Entry { built_through: Some(key), failed: None, ..entry }, Step::More),
                 Ok(None) => (Entry { building: Vec::new(), built_through: None, failed: None, ..entry }, Step::Done),

@@ -252,12 +252,34 @@ impl Engine {
     /// transaction) is rolled back alone; the others stay. Jobs run again
     /// from the start when the map has to grow.
     pub fn write_group(&self, jobs: &mut [&mut GroupJob<'_>]) -> Result<()> {
+        if let [job] = jobs {
+            return self.write_alone(&mut **job);
+        }
         self.write(|outer| {
             for job in jobs.iter_mut() {
                 self.run_nested(outer, &mut **job)?;
             }
             Ok::<_, Error>(())
         })
+    }
+
+    /// A group of one: the job runs in the write transaction itself, with
+    /// no nested transaction to set up, and a job that fails aborts it.
+    fn write_alone(&self, job: &mut GroupJob<'_>) -> Result<()> {
+        /// Why the transaction was not committed.
+        enum Unkept {
+            Discarded,
+            Failed(Error),
+        }
+        impl From<Error> for Unkept {
+            fn from(err: Error) -> Self {
+                Unkept::Failed(err)
+            }
+        }
+        match self.write(|txn| if job(txn) { Ok(()) } else { Err(Unkept::Discarded) }) {
+            Ok(()) | Err(Unkept::Discarded) => Ok(()),
+            Err(Unkept::Failed(err)) => Err(err),
+        }
     }
 
     fn run_nested(&self, outer: &mut WriteTxn<'_>, job: &mut GroupJob<'_>) -> Result<()> {

@@ -128,12 +128,12 @@ impl Locks {
         self.process_alive(owner.pid, owner.nonce)
     }
 
-    /// Whether `owner` is a live guard that the calling thread took: a write
-    /// of its record from this thread would wait for itself.
-    pub fn taken_by_this_thread(&self, owner: Owner) -> bool {
+    /// Whether `owner` is a live guard that thread `caller` took: a write
+    /// of its record from that thread would wait for itself.
+    pub fn taken_by(&self, owner: Owner, caller: ThreadId) -> bool {
         let state = lock_ignoring_poison(&self.owner);
         let mine = state.file.as_ref().is_some_and(|(nonce, _)| *nonce == owner.nonce);
-        mine && owner.pid == std::process::id() && state.live.get(&owner.guard) == Some(&std::thread::current().id())
+        mine && owner.pid == std::process::id() && state.live.get(&owner.guard) == Some(&caller)
     }
 
     /// A process is alive while it holds the OS lock on its owner file.

@@ -35,6 +35,9 @@ pub struct WriteTx<'t> {
     txn: &'t mut dyn Writer,
     /// The record-lock guard this transaction writes for, if any.
     owner: Option<Owner>,
+    /// The thread that asked for the transaction (with group commit the
+    /// closure may run on another writer's thread).
+    caller: std::thread::ThreadId,
     /// Set when a record is locked by someone else: `Store::write` then
     /// waits and runs the transaction again.
     blocked: &'t mut Option<Error>,
@@ -83,9 +86,10 @@ impl<'t> WriteTx<'t> {
         shared: &'t Shared,
         txn: &'t mut dyn Writer,
         owner: Option<Owner>,
+        caller: std::thread::ThreadId,
         blocked: &'t mut Option<Error>,
     ) -> Self {
-        WriteTx { shared, txn, owner, blocked, writable: 0, poisoned: None }
+        WriteTx { shared, txn, owner, caller, blocked, writable: 0, poisoned: None }
     }
 
     fn reader(&self) -> &dyn Writer {
@@ -818,7 +822,7 @@ impl WriteTx<'_> {
         if holder.is_some() && holder == self.owner {
             return Ok(());
         }
-        if holder.is_some_and(|holder| self.shared.locks.taken_by_this_thread(holder)) {
+        if holder.is_some_and(|holder| self.shared.locks.taken_by(holder, self.caller)) {
             // Waiting would be waiting for ourselves: refuse at once.
             return Err(Error::LockedByThisThread { model: M::INFO.name, key: describe_encoded::<M::Key>(key) });
         }

@@ -80,7 +80,16 @@ impl Db for Sqlite {
     }
 
     fn insert_one(&self, user: &UserData) -> Result<()> {
-        self.with(|conn| insert(conn, user))
+        // BEGIN IMMEDIATE takes the write lock up front, as a careful user
+        // of concurrent writers does: an autocommit INSERT starts as a
+        // reader and can only upgrade, so under 8 writers it meets
+        // SQLITE_BUSY and the busy handler's sleeps far more often.
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            insert(&tx, user)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn get(&self, id: u64) -> Result<Option<UserData>> {
