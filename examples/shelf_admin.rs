@@ -67,7 +67,7 @@ fn seed(store: &PathBuf, users: u32) -> skyshelve::Result<()> {
                     tx.save(&post)?;
                 }
             }
-            Ok::<_, skyshelve::Error>(())
+            Ok(())
         })?;
     }
     println!("{} users and {} posts stored", User::count(&store)?, Post::count(&store)?);

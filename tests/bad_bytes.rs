@@ -150,8 +150,7 @@ fn damaged_records_give_typed_errors_and_leave_the_rest_usable() {
         }
     }
     assert!(matches!(Note::all(&store), Err(Error::Decode { .. })), "a collected scan reports the damage");
-    let streamed =
-        store.read(|tx| Ok::<_, Error>(tx.iter::<Note>()?.map(|r| r.is_ok()).filter(|ok| *ok).count())).unwrap();
+    let streamed = store.read(|tx| Ok(tx.iter::<Note>()?.map(|r| r.is_ok()).filter(|ok| *ok).count())).unwrap();
     assert!(streamed >= 10, "the streaming scan goes past damaged records");
     let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
     assert!(largest < (8 << 20).max(before), "an allocation of {largest} bytes");

@@ -105,7 +105,7 @@ fn a_refused_write_inside_a_transaction_leaves_the_rest() {
             tx.save(&readable(1))?;
             let bad = Drawing { id: 2, owner: "bob".into(), shape: unreadable_shapes().remove(1).1 };
             assert!(matches!(tx.save(&bad), Err(Error::UnreadableValue { .. })));
-            Ok::<_, Error>(())
+            Ok(())
         })
         .unwrap();
     assert_eq!(Readable::load(&store, &1).unwrap(), Some(readable(1)));

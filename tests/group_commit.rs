@@ -88,7 +88,7 @@ fn a_panicking_writer_panics_in_its_own_thread_only() {
                     if tx.count::<Member>()? < u64::MAX {
                         panic!("a bug in a write closure");
                     }
-                    Ok::<_, Error>(())
+                    Ok(())
                 })
                 .unwrap();
         });

@@ -82,7 +82,7 @@ fn every_write_path_waits_for_the_lock_and_gives_up_with_locked() {
                 let result = store.write(|tx| {
                     tx.save(&ticket(2))?;
                     let _ = tx.save(&ticket(1));
-                    Ok::<_, Error>(())
+                    Ok(())
                 });
                 assert!(matches!(result, Err(Error::Locked { .. })));
             })

@@ -32,7 +32,7 @@ fn iterate_range_and_prefix_follow_key_order() {
     let mut seen = Vec::new();
     map.for_each(|k, v| {
         seen.push((k, v));
-        Ok::<_, Error>(())
+        Ok(())
     })
     .unwrap();
     assert_eq!(seen.len(), 4);

@@ -174,7 +174,7 @@ fn apply(store: &Store, model: &mut BTreeMap<u8, Rec>, op: &Op) {
                 .write(|tx| {
                     *model = before.clone();
                     ops.iter().for_each(|op| apply_inner(tx, model, op));
-                    Ok::<_, Error>(())
+                    Ok(())
                 })
                 .unwrap();
         }

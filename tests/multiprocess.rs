@@ -258,7 +258,7 @@ fn killed_readers_leave_no_reader_slots_taken() {
                     say("reading");
                     let _ = tx.count::<Counter>();
                     std::thread::sleep(Duration::from_secs(60));
-                    Ok::<_, Error>(())
+                    Ok(())
                 })
                 .unwrap();
             return;
@@ -312,7 +312,7 @@ fn a_writer_killed_inside_its_transaction_does_not_block_the_next() {
                     tx.save(&Counter { name: "uncommitted".into(), value: 1 })?;
                     say("in-transaction");
                     std::thread::sleep(Duration::from_secs(60));
-                    Ok::<_, Error>(())
+                    Ok(())
                 })
                 .unwrap();
             return;

@@ -168,7 +168,7 @@ fn the_map_grows_while_other_threads_hold_read_transactions() {
                             for blob in tx.iter::<Blob>()? {
                                 assert_eq!(blob?.bytes.len() % 10, 0);
                             }
-                            Ok::<_, Error>(())
+                            Ok(())
                         })
                         .unwrap();
                     reads += 1;

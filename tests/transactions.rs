@@ -91,7 +91,7 @@ impl From<Error> for AppError {
 #[test]
 fn a_user_error_type_aborts_the_transaction() {
     let store = seeded();
-    let result = store.write(|tx| {
+    let result = store.write_with_error(|tx| {
         let after = tx.update::<Wallet, _, _>("bob", |w| w.coins -= 50)?;
         if after.coins < 0 {
             return Err(AppError::Insufficient);
@@ -100,7 +100,8 @@ fn a_user_error_type_aborts_the_transaction() {
     });
     assert!(matches!(result, Err(AppError::Insufficient)));
     assert_eq!(coins(&store, "bob"), 0);
-    let store_error = store.write(|tx| tx.update::<Wallet, _, _>("zed", |w| w.coins = 1).map_err(AppError::from));
+    let store_error =
+        store.write_with_error(|tx| tx.update::<Wallet, _, _>("zed", |w| w.coins = 1).map_err(AppError::from));
     assert!(matches!(store_error, Err(AppError::Store(Error::NotFound { .. }))));
 }
 
@@ -113,7 +114,7 @@ fn reads_inside_a_write_see_its_own_writes() {
             assert_eq!(tx.load::<Wallet, _>("cy")?.unwrap().coins, 7);
             assert_eq!(tx.load_by(Wallet::ADDRESS, "addr-cy")?.unwrap().owner, "cy");
             assert_eq!(tx.count::<Wallet>()?, 3);
-            Ok::<_, Error>(())
+            Ok(())
         })
         .unwrap();
 }
@@ -126,7 +127,7 @@ fn a_read_transaction_is_a_snapshot() {
             assert_eq!(tx.load::<Wallet, _>("ada")?.unwrap().coins, 100);
             Wallet::update(&store, "ada", |w| w.coins = 1)?;
             assert_eq!(tx.load::<Wallet, _>("ada")?.unwrap().coins, 100, "the snapshot does not move");
-            Ok::<_, Error>(())
+            Ok(())
         })
         .unwrap();
     assert_eq!(coins(&store, "ada"), 1);
@@ -171,7 +172,7 @@ fn a_refused_key_move_leaves_both_records() {
             // bob's key is taken: the move fails and the caller goes on.
             let moved = tx.update::<Wallet, _, _>("ada", |w| w.owner = "bob".into());
             assert!(matches!(moved, Err(Error::AlreadyExists { .. })), "{moved:?}");
-            Ok::<_, Error>(())
+            Ok(())
         })
         .unwrap();
     assert_eq!(Wallet::load(&store, "ada").unwrap(), Some(wallet("ada", 100)));
@@ -195,7 +196,7 @@ fn a_key_move_onto_a_taken_unique_value_leaves_both_records() {
                     tx.update::<Wallet, _, _>("ada", change)
                 };
                 assert!(matches!(moved, Err(Error::UniqueViolation { .. })), "{moved:?}");
-                Ok::<_, Error>(())
+                Ok(())
             })
             .unwrap();
         assert_eq!(Wallet::load(&store, "ada").unwrap(), Some(wallet("ada", 100)));
@@ -213,4 +214,24 @@ fn a_key_move_may_keep_its_own_unique_value() {
     assert!(Wallet::load(&store, "ada").unwrap().is_none());
     assert_eq!(Wallet::load_by(&store, Wallet::ADDRESS, "addr-ada").unwrap().unwrap().owner, "ann");
     assert!(Wallet::verify(&store).unwrap().is_clean());
+}
+
+#[test]
+fn closures_need_no_error_annotation() {
+    let store = seeded();
+    let total = store.read(|tx| {
+        let mut total = 0;
+        for wallet in tx.iter::<Wallet>()? {
+            total += wallet?.coins;
+        }
+        Ok(total)
+    });
+    assert_eq!(total.unwrap(), 100);
+    store
+        .write(|tx| {
+            tx.save(&wallet("cy", 1))?;
+            Ok(())
+        })
+        .unwrap();
+    assert!(Wallet::exists(&store, "cy").unwrap());
 }

@@ -121,7 +121,7 @@ fn a_refused_save_of_an_older_record_keeps_its_index_entries() {
             assert!(matches!(tx.save(&clash), Err(Error::UniqueViolation { .. })));
             let moved = tx.update::<User, _, _>(&1, |u| u.email = "u3@example.com".into());
             assert!(matches!(moved, Err(Error::UniqueViolation { .. })));
-            Ok::<_, Error>(())
+            Ok(())
         })
         .unwrap();
     assert_eq!(User::load_by(&store, User::EMAIL, "u1@example.com").unwrap(), Some(user(1, "red")));

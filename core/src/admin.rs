@@ -167,7 +167,7 @@ impl Store {
                     progress(Progress { done, total: Some(total) });
                 }
             }
-            Ok::<_, Error>(done)
+            Ok(done)
         })
     }
 

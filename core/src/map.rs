@@ -138,7 +138,7 @@ where
         self.store.shared().engine.write(|txn| {
             let existed = txn.get(self.table, &key)?.is_some();
             txn.put(self.table, &key, &bytes)?;
-            Ok::<_, Error>(!existed)
+            Ok(!existed)
         })
     }
 
@@ -163,7 +163,7 @@ where
         self.store.shared().engine.write(|txn| {
             let old = txn.get(self.table, &key)?.map(|bytes| self.decode_value(bytes)).transpose()?;
             txn.delete(self.table, &key)?;
-            Ok::<_, Error>(old)
+            Ok(old)
         })
     }
 
@@ -260,15 +260,14 @@ where
     /// let mut total = 0;
     /// map.for_each(|_, v| {
     ///     total += v;
-    ///     Ok::<_, skyshelve::Error>(())
+    ///     Ok(())
     /// })?;
     /// assert_eq!(total, 6);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn for_each<E, F>(&self, mut visit: F) -> Result<(), E>
+    pub fn for_each<F>(&self, mut visit: F) -> Result<()>
     where
-        E: From<Error>,
-        F: FnMut(K, V) -> Result<(), E>,
+        F: FnMut(K, V) -> Result<()>,
     {
         self.store.shared().engine.read(|txn| {
             for entry in txn.range(self.table, Bound::Unbounded, Bound::Unbounded)? {

@@ -257,13 +257,39 @@ impl Store {
     /// # let store = Store::temporary()?;
     /// # Item { id: 1 }.save(&store)?;
     /// let (count, first) = store.read(|tx| {
-    ///     Ok::<_, skyshelve::Error>((tx.count::<Item>()?, tx.load::<Item, _>(&1)?))
+    ///     Ok((tx.count::<Item>()?, tx.load::<Item, _>(&1)?))
     /// })?;
     /// assert_eq!(count, 1);
     /// assert!(first.is_some());
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn read<R, E, F>(&self, f: F) -> Result<R, E>
+    pub fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&ReadTx<'_>) -> Result<R>,
+    {
+        self.read_with_error(f)
+    }
+
+    /// [`read`](Store::read) for a closure with an error type of its own,
+    /// which skyshelve's errors convert into.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_store_read_with_error")]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// # let store = Store::temporary()?;
+    /// #[derive(Debug)]
+    /// enum AppError { Store(skyshelve::Error), Missing }
+    /// impl From<skyshelve::Error> for AppError {
+    ///     fn from(err: skyshelve::Error) -> Self { AppError::Store(err) }
+    /// }
+    /// let found = store.read_with_error(|tx| tx.load::<Item, _>(&1)?.ok_or(AppError::Missing));
+    /// assert!(matches!(found, Err(AppError::Missing)));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn read_with_error<R, E, F>(&self, f: F) -> Result<R, E>
     where
         F: FnOnce(&ReadTx<'_>) -> Result<R, E>,
         E: From<Error>,
@@ -291,7 +317,7 @@ impl Store {
     /// store.write(|tx| {
     ///     tx.update::<Account, _, _>(&1, |a| a.balance -= 5)?;
     ///     tx.update::<Account, _, _>(&2, |a| a.balance += 5)?;
-    ///     Ok::<_, Error>(())
+    ///     Ok(())
     /// })?;
     /// // A failing closure leaves nothing behind.
     /// let failed = store.write(|tx| {
@@ -302,7 +328,41 @@ impl Store {
     /// assert_eq!(Account::load(&store, &1)?.unwrap().balance, 5);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn write<R, E, F>(&self, f: F) -> Result<R, E>
+    pub fn write<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnMut(&mut WriteTx<'_>) -> Result<R> + Send,
+        R: Send,
+    {
+        self.write_as(None, f)
+    }
+
+    /// [`write`](Store::write) for a closure with an error type of its
+    /// own, which skyshelve's errors convert into: the transaction commits
+    /// when the closure returns `Ok`, and nothing is written when it
+    /// returns `Err`, whatever the error type.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_store_write_with_error")]
+    /// # struct Account { #[persistent(key)] id: u32, balance: i64 }
+    /// # let store = Store::temporary()?;
+    /// # Account { id: 1, balance: 10 }.save(&store)?;
+    /// #[derive(Debug)]
+    /// enum AppError { Store(skyshelve::Error), Overdrawn }
+    /// impl From<skyshelve::Error> for AppError {
+    ///     fn from(err: skyshelve::Error) -> Self { AppError::Store(err) }
+    /// }
+    /// let withdrawn = store.write_with_error(|tx| {
+    ///     let account = tx.update::<Account, _, _>(&1, |a| a.balance -= 50)?;
+    ///     if account.balance < 0 { Err(AppError::Overdrawn) } else { Ok(account.balance) }
+    /// });
+    /// assert!(matches!(withdrawn, Err(AppError::Overdrawn)));
+    /// assert_eq!(Account::load(&store, &1)?.unwrap().balance, 10, "rolled back");
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn write_with_error<R, E, F>(&self, f: F) -> Result<R, E>
     where
         F: FnMut(&mut WriteTx<'_>) -> Result<R, E> + Send,
         R: Send,

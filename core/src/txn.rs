@@ -211,7 +211,7 @@ macro_rules! read_methods {
             ///         assert_eq!(user?.team, 1);
             ///         n += 1;
             ///     }
-            ///     Ok::<_, skyshelve::Error>(n)
+            ///     Ok(n)
             /// })?;
             /// assert_eq!(odd, 5);
             /// # Ok::<(), skyshelve::Error>(())
@@ -241,7 +241,7 @@ macro_rules! read_methods {
             /// # struct Post { #[persistent(key)] id: u32, #[persistent(parent = User)] author: String }
             /// # let store = Store::temporary()?;
             /// # for id in 0..4 { Post { id, author: if id < 3 { "ada".into() } else { "bob".into() } }.save(&store)?; }
-            /// let by_ada = store.read(|tx| Ok::<_, skyshelve::Error>(tx.children(Post::AUTHOR, "ada")?.count()))?;
+            /// let by_ada = store.read(|tx| Ok(tx.children(Post::AUTHOR, "ada")?.count()))?;
             /// assert_eq!(by_ada, 3);
             /// # Ok::<(), skyshelve::Error>(())
             /// ```
@@ -298,7 +298,7 @@ macro_rules! read_methods {
             /// # struct Item { #[persistent(key)] id: u32 }
             /// # let store = Store::temporary()?;
             /// # for id in 0..3 { Item { id }.save(&store)?; }
-            /// let total: u32 = store.read(|tx| tx.iter::<Item>()?.map(|i| Ok::<_, skyshelve::Error>(i?.id)).sum())?;
+            /// let total: u32 = store.read(|tx| tx.iter::<Item>()?.map(|i| Ok(i?.id)).sum())?;
             /// assert_eq!(total, 3);
             /// # Ok::<(), skyshelve::Error>(())
             /// ```
@@ -342,7 +342,7 @@ macro_rules! read_methods {
             /// # struct File { #[persistent(key)] path: String }
             /// # let store = Store::temporary()?;
             /// # for path in ["a/1", "a/2", "b/1"] { File { path: path.into() }.save(&store)?; }
-            /// let in_a = store.read(|tx| Ok::<_, skyshelve::Error>(tx.prefix::<File, _>("a/")?.count()))?;
+            /// let in_a = store.read(|tx| Ok(tx.prefix::<File, _>("a/")?.count()))?;
             /// assert_eq!(in_a, 2);
             /// # Ok::<(), skyshelve::Error>(())
             /// ```

@@ -76,7 +76,7 @@ impl Db for Skyshelve {
             for user in tx.scan_index(User::TEAM, &team)? {
                 count += usize::from(user?.team == team);
             }
-            Ok::<_, skyshelve::Error>(count)
+            Ok(count)
         })?;
         Ok(count)
     }
@@ -93,7 +93,7 @@ impl Db for Skyshelve {
                 visit(&user?.into());
                 count += 1;
             }
-            Ok::<_, skyshelve::Error>(count)
+            Ok(count)
         })?;
         Ok(count)
     }
