@@ -19,13 +19,14 @@ fn main() -> ExitCode {
     if std::env::var_os(AS_CLI).is_some() {
         return skyshelve::cli::main();
     }
-    let checks: [(&str, fn()); 6] = [
+    let checks: [(&str, fn()); 7] = [
         ("models_and_stats_list_the_program_models_and_their_counts", models_and_stats_list_the_program_models),
         ("verify_fails_until_migrate_rewrites_the_older_records", verify_fails_until_migrate_rewrites),
         ("export_and_import_round_trip_through_json_lines", export_and_import_round_trip),
         ("backup_and_restore_give_a_clean_copy", backup_and_restore_give_a_clean_copy),
         ("mistakes_are_reported_with_exit_status_2", mistakes_are_reported_with_exit_status_2),
         ("reindex_makes_the_program_definitions_the_store_s", reindex_makes_the_program_definitions_the_stores),
+        ("a_reader_that_stops_early_ends_the_export_quietly", a_reader_that_stops_early_ends_the_export_quietly),
     ];
     for (name, check) in checks {
         check();
@@ -161,4 +162,29 @@ fn reindex_makes_the_program_definitions_the_stores() {
     assert!(models.starts_with("golden_users  version 2  key u32  3 records\n"), "{models}");
     let stats = expect(&["stats", &store], 0);
     assert!(stats.contains("index entries: email 3, team 3, active 3\n"), "{stats}");
+}
+
+fn a_reader_that_stops_early_ends_the_export_quietly() {
+    use skyshelve::Persistent;
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let store = skyshelve::Store::open(&path).unwrap();
+        let user = |id| golden_users::User { id, email: format!("u{id}@x"), team: "red".into(), active: true };
+        store.write(|tx| (0..20_000).try_for_each(|id| tx.save(&user(id)))).unwrap();
+    }
+    let mut export = Command::new(std::env::current_exe().unwrap())
+        .args(["export", path.to_str().unwrap(), "golden_users"])
+        .env(AS_CLI, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(export.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("{\"id\":0"), "{first}"); // the reader is dropped here, as `head -1` would
+    let output = export.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "nothing said about the closed pipe");
 }

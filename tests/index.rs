@@ -226,3 +226,28 @@ fn streaming_scan_yields_the_same_records_as_the_collected_one() {
     assert_eq!(streamed, ids(&Post::children(&store, Post::AUTHOR, "ada").unwrap()));
     assert_eq!(streamed.len(), 25);
 }
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Link {
+    #[persistent(key)]
+    id: u64,
+    #[persistent(index(name = "host", with = Link::host_of))]
+    url: String,
+}
+
+impl Link {
+    fn host_of(&self) -> Option<String> {
+        self.url.split('/').nth(2).map(str::to_owned)
+    }
+}
+
+#[test]
+fn a_computed_index_can_have_a_name_of_its_own() {
+    let store = Store::temporary().unwrap();
+    Link { id: 1, url: "https://example.com/a".into() }.save(&store).unwrap();
+    Link { id: 2, url: "https://rust-lang.org/b".into() }.save(&store).unwrap();
+    let found = Link::scan_index(&store, Link::HOST, "example.com").unwrap();
+    assert_eq!(found.iter().map(|l| l.id).collect::<Vec<_>>(), [1]);
+    assert_eq!(Link::INFO.indexes[0].name, "host");
+    assert_eq!(Link::INFO.indexes[0].fingerprint(), "computed host: String with Link::host_of");
+}

@@ -178,12 +178,17 @@ impl Command {
     }
 
     /// [`Command::run`], with an error printed on standard error and
-    /// turned into exit status 2.
+    /// turned into exit status 2. A reader that stops reading the output
+    /// (`admin export ... | head`) is no error: the command stops quietly,
+    /// as other Unix tools do.
     #[must_use]
     pub fn run_and_report(&self) -> ExitCode {
-        self.run().unwrap_or_else(|err| {
-            eprintln!("error: {err}");
-            ExitCode::from(2)
+        self.run().unwrap_or_else(|err| match err {
+            Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            err => {
+                eprintln!("error: {err}");
+                ExitCode::from(2)
+            }
         })
     }
 }

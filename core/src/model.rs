@@ -335,9 +335,13 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// `change` may run more than once if the transaction has to be
     /// retried (map growth); each run starts from the stored record.
     ///
+    /// If `change` changes the key field, the record moves to the new key:
+    /// the old key is left empty, or, when the new key is taken, nothing
+    /// changes and the update fails with [`Error::AlreadyExists`].
+    ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
+    /// # use skyshelve::{Error, Persistent, Store};
     /// # #[derive(Persistent, Serialize, Deserialize)]
     /// # #[persistent(name = "doc_model_8")]
     /// # struct Counter { #[persistent(key)] name: String, hits: u64 }
@@ -345,6 +349,12 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Counter { name: "home".into(), hits: 0 }.save(&store)?;
     /// let after = Counter::update(&store, "home", |c| c.hits += 1)?;
     /// assert_eq!(after.hits, 1);
+    ///
+    /// Counter::update(&store, "home", |c| c.name = "start".into())?; // moves the record
+    /// assert!(!Counter::exists(&store, "home")? && Counter::exists(&store, "start")?);
+    /// Counter { name: "about".into(), hits: 0 }.save(&store)?;
+    /// let taken = Counter::update(&store, "start", |c| c.name = "about".into());
+    /// assert!(matches!(taken, Err(Error::AlreadyExists { .. })));
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     fn update<Q, F>(store: &Store, key: &Q, mut change: F) -> Result<Self>

@@ -115,6 +115,18 @@ impl<'a> Index<'a> {
         Some(Index { field, source, unique, value_ty })
     }
 
+    /// The index's name: `index(name = "...")` of a computed index, or
+    /// the field's name.
+    pub fn name(&self) -> String {
+        match &self.source {
+            IndexSource::Computed(attr::Computed { name: Some((_, name)), .. }) => name.clone(),
+            _ => {
+                let field = self.field.ident.to_string();
+                field.strip_prefix("r#").map(str::to_owned).unwrap_or(field)
+            }
+        }
+    }
+
     /// Whether `None` values of an `Option` parent field are left out.
     pub fn parent_is_optional(&self) -> bool {
         matches!(self.source, IndexSource::Parent(_)) && option_inner(&self.field.original.ty).is_some()

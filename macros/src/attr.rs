@@ -88,10 +88,12 @@ impl Container {
     }
 }
 
-/// `index(with = path, value = Type)`: a computed index.
+/// `index(with = path, value = Type, name = "...")`: a computed index.
 pub struct Computed {
     pub with: syn::ExprPath,
     pub value: Option<syn::Type>,
+    /// The index's own name, when it should not take the field's.
+    pub name: Option<(LitStr, String)>,
 }
 
 /// `#[persistent(...)]` on a field; each entry keeps its tokens for spans.
@@ -163,22 +165,28 @@ fn parse_from(meta: &ParseNestedMeta) -> syn::Result<Vec<OlderVersion>> {
 fn parse_computed(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Computed> {
     let mut with = Attr::none(cx, WITH);
     let mut value = Attr::none(cx, VALUE);
+    let mut name = Attr::none(cx, NAME);
     meta.parse_nested_meta(|inner| {
-        if inner.path == WITH {
+        if inner.path == NAME {
+            let lit: LitStr = inner.value()?.parse()?;
+            let text = lit.value();
+            name.set(&inner.path, (lit, text));
+        } else if inner.path == WITH {
             let path: syn::ExprPath = inner.value()?.parse()?;
             with.set(&inner.path, path);
         } else if inner.path == VALUE {
             let ty: syn::Type = inner.value()?.parse()?;
             value.set(&inner.path, ty);
         } else {
-            return Err(unknown(&inner, "index", "`with = function` or `value = Type`"));
+            return Err(unknown(&inner, "index", "`with = function`, `value = Type` or `name = \"...\"`"));
         }
         Ok(())
     })?;
     let Some((_, with)) = with.get_with_tokens() else {
         return Err(meta.error("computed index needs a function: write #[persistent(index(with = Model::function))]"));
     };
-    Ok(Computed { with, value: value.get_with_tokens().map(|(_, ty)| ty) })
+    let name = name.get_with_tokens().map(|(_, name)| name);
+    Ok(Computed { with, value: value.get_with_tokens().map(|(_, ty)| ty), name })
 }
 
 fn persistent_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {

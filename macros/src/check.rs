@@ -17,6 +17,30 @@ pub fn check(cx: &Ctxt, model: &Model) {
     check_name_is_identifier(cx, model);
     check_older_versions(cx, model);
     check_serde_attributes_read_back(cx, model);
+    check_index_names(cx, model);
+}
+
+// An index name becomes a table name and a handle constant: an identifier
+// in lower case, and no two indexes of a model share one.
+fn check_index_names(cx: &Ctxt, model: &Model) {
+    let mut seen = Vec::new();
+    for field in &model.fields {
+        let Some((_, Some(crate::attr::Computed { name: Some((lit, name)), .. }))) = &field.attrs.index else {
+            continue;
+        };
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            cx.error_spanned_by(lit, "an index name is a lower-case identifier (letters, digits, `_`); choose another");
+        }
+        seen.push((lit, name));
+    }
+    let index_names: Vec<String> = model.indexes().iter().map(crate::ast::Index::name).collect();
+    for (lit, name) in seen {
+        if index_names.iter().filter(|other| *other == name).count() > 1 {
+            cx.error_spanned_by(lit, format!("two indexes of this model are named `{name}`; give one another name"));
+        }
+    }
 }
 
 // Stored records are read by position: serde attributes that skip a field

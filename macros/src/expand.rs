@@ -94,7 +94,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
     let key = model.keys().next().expect("checked: exactly one key");
     let key_type = type_name(&key.original.ty);
     let infos = indexes.iter().map(|index| {
-        let name = unraw(index.field.ident);
+        let name = index.name();
         let unique = index.unique;
         let value_ty = index.value_ty;
         let value_type = type_name(value_ty);
@@ -197,8 +197,8 @@ fn handle(model: &Model, position: usize, index: &Index) -> TokenStream {
     let vis = &model.original.vis;
     let ident = &model.original.ident;
     let value_ty = index.value_ty;
-    let const_name = Ident::new(&unraw(index.field.ident).to_uppercase(), index.field.ident.span());
-    let doc = format!("Handle on the `{}` index, for queries.", unraw(index.field.ident));
+    let const_name = Ident::new(&index.name().to_uppercase(), index.field.ident.span());
+    let doc = format!("Handle on the `{}` index, for queries.", index.name());
     let ty = match &index.source {
         IndexSource::Parent(parent) => quote!(::skyshelve::ParentIndex<#ident, #parent>),
         _ if index.unique => quote!(::skyshelve::UniqueIndex<#ident, #value_ty>),
@@ -282,11 +282,6 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
 /// A path as written, without the spaces token printing adds.
 fn path_name(path: &syn::Path) -> String {
     path.to_token_stream().to_string().replace(' ', "")
-}
-
-fn unraw(ident: &Ident) -> String {
-    let name = ident.to_string();
-    name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
 }
 
 /// A type as the user would write it, for `ModelInfo` and error messages.
