@@ -165,7 +165,6 @@ fn reindex_makes_the_program_definitions_the_stores() {
 }
 
 fn a_reader_that_stops_early_ends_the_export_quietly() {
-    use skyshelve::Persistent;
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
