@@ -740,7 +740,6 @@ pub(crate) fn describe_key<K: EncodeKey + ?Sized>(key: &K) -> String {
     format!("{key:?}")
 }
 
-/// Makes sure an encoded key fits LMDB's limit.
 /// Fails if a value is larger than LMDB stores: refused up front, before
 /// the engine spends time copying it.
 pub(crate) fn check_value_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
@@ -751,10 +750,25 @@ pub(crate) fn check_value_len(what: impl FnOnce() -> String, len: usize) -> Resu
     }
 }
 
+/// Makes sure an encoded key fits LMDB's limit.
 pub(crate) fn check_key_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
     if len > crate::engine::MAX_KEY_LEN {
         Err(Error::KeyTooLong { what: what(), len, max: crate::engine::MAX_KEY_LEN })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_over_the_engine_limit_is_refused_by_name_before_any_write() {
+        let max = crate::engine::MAX_VALUE_LEN;
+        assert!(check_value_len(|| unreachable!("not asked for a fitting value"), max).is_ok());
+        let err = check_value_len(|| "users record 7".into(), max + 1).unwrap_err();
+        assert!(matches!(&err, Error::ValueTooLarge { len, .. } if *len == max + 1), "{err}");
+        assert!(err.to_string().starts_with("users record 7 is 4294967296 bytes"), "{err}");
     }
 }
