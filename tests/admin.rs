@@ -79,7 +79,7 @@ fn a_bad_line_imports_nothing_and_names_the_line() {
     let not_utf8 = b"{\"id\":1,\"email\":\"a@x\",\"tags\":null,\"balance\":0}\n{\"id\":2,\"email\":\"\xff\"}\n";
     let err = store.import_json_lines("accounts", &mut &not_utf8[..], &mut |_| {}).unwrap_err();
     assert!(matches!(&err, Error::Import { line: 2, .. }), "{err}");
-    assert!(matches!(store.export_json_lines("nope", &mut Vec::new(), &mut |_| {}), Err(Error::InvalidName { .. })));
+    assert!(matches!(store.export_json_lines("nope", &mut Vec::new(), &mut |_| {}), Err(Error::UnknownModel { .. })));
 }
 
 #[test]

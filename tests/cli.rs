@@ -148,7 +148,7 @@ fn mistakes_are_reported_with_exit_status_2() {
     let store = golden_store(dir.path());
     let output = cli(&["export", &store, "nosuch"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("invalid name \"nosuch\""), "{}", stderr(&output));
+    assert!(stderr(&output).contains("no model of this program is named \"nosuch\""), "{}", stderr(&output));
 
     let output = cli(&["export", &store, "--all"]);
     assert_eq!(output.status.code(), Some(2), "clap refuses --all without --output");

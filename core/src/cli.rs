@@ -241,10 +241,7 @@ fn show(bar: &ProgressBar, progress: Progress) {
 
 /// The model of this program named `name`.
 fn model_named(name: &str) -> Result<&'static ModelInfo> {
-    models().into_iter().find(|model| model.name == name).ok_or_else(|| Error::InvalidName {
-        name: name.to_owned(),
-        reason: "no model of this program has this name (`models` lists them)",
-    })
+    models().into_iter().find(|model| model.name == name).ok_or_else(|| Error::UnknownModel { name: name.to_owned() })
 }
 
 fn list_models(store: &Store, out: &mut dyn Write) -> Result<()> {

@@ -137,6 +137,23 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// No model of this program has this name (admin work names models by
+    /// their `#[persistent(name = ...)]`).
+    #[error("no model of this program is named {name:?}; `skyshelve::models()` lists them")]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+    },
+
+    /// The model was left out when this store was opened
+    /// ([`StoreOptions::models`](crate::StoreOptions::models), or a
+    /// read-only open of a store that has no tables for it yet).
+    #[error("model {model} was not among the models of this store when it was opened")]
+    ModelNotOpened {
+        /// The model's name.
+        model: &'static str,
+    },
+
     /// A model or map name cannot be used as a database name.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName {

@@ -60,10 +60,9 @@ impl Shared {
     /// The tables of the model named `name`.
     #[cfg(feature = "json")]
     pub(crate) fn tables_named(&self, name: &str) -> Result<&ModelTables> {
-        self.all_tables().find(|tables| tables.info.name == name).ok_or_else(|| Error::InvalidName {
-            name: name.to_owned(),
-            reason: "no model of this program has this name",
-        })
+        self.all_tables()
+            .find(|tables| tables.info.name == name)
+            .ok_or_else(|| Error::UnknownModel { name: name.to_owned() })
     }
 
     /// The tables of model `M`, created when the store opened.
@@ -73,9 +72,7 @@ impl Shared {
 
     /// The tables of the model `info` describes.
     pub(crate) fn tables_of(&self, info: &ModelInfo) -> Result<&ModelTables> {
-        self.models.get(info.slot.index()).and_then(Option::as_ref).ok_or_else(|| {
-            Error::Storage(format!("model {} was not among the models of the store when it opened", info.name))
-        })
+        self.models.get(info.slot.index()).and_then(Option::as_ref).ok_or(Error::ModelNotOpened { model: info.name })
     }
 }
 
@@ -558,7 +555,8 @@ impl StoreOptions {
     /// Opens the store for these models only, instead of every model of
     /// the program: for tools that work on some models, and to keep LMDB's
     /// per-transaction work small in programs with very many models. The
-    /// other models' methods then fail on this store.
+    /// other models' methods then fail on this store with
+    /// [`Error::ModelNotOpened`].
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
