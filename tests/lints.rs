@@ -66,3 +66,26 @@ fn every_index_kind_compiles_under_pedantic_lints() {
     assert_eq!(Post::children(&store, Post::AUTHOR, &1).unwrap().len(), 1);
     assert_eq!(User::INFO.version, 3);
 }
+
+/// The integration tests live at the top of the repository and are listed
+/// by path in core/Cargo.toml; a file nobody lists would never run.
+#[test]
+fn every_test_file_is_a_test_target() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let listed: Vec<String> = manifest
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("path = \"../tests/"))
+        .map(|rest| rest.trim_end_matches('"').to_owned())
+        .collect();
+    let mut unlisted = Vec::new();
+    for entry in std::fs::read_dir(root.join("../tests")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_some_and(|ext| ext == "rs") && !listed.contains(&name) {
+            unlisted.push(name);
+        }
+    }
+    assert!(unlisted.is_empty(), "add a [[test]] entry to core/Cargo.toml for {unlisted:?}");
+    assert!(listed.len() >= 20, "the manifest lists the tests: {listed:?}");
+}

@@ -41,11 +41,8 @@ use crate::engine::{Reader, Table, Writer};
 use crate::error::{Error, Result};
 use crate::index::IndexInfo;
 use crate::model::{ModelInfo, Persistent, decode_record};
-use crate::store::{ModelTables, Shared, index_table_name};
+use crate::store::{ModelTables, Shared};
 use crate::txn::{WriteTx, entries_of, index_key};
-
-/// The table of catalog entries, keyed by model name.
-pub(crate) const CATALOG_TABLE: &str = "~catalog";
 
 /// Records per backfill transaction.
 pub(crate) const BATCH: usize = 1000;
@@ -82,12 +79,12 @@ impl Entry {
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        value::encode_into(self, ENTRY_FORMAT, CATALOG_TABLE, &mut bytes)?;
+        value::encode_into(self, ENTRY_FORMAT, crate::tables::CATALOG, &mut bytes)?;
         Ok(bytes)
     }
 
     fn decode(bytes: &[u8]) -> Result<Entry> {
-        value::decode(bytes, CATALOG_TABLE).map(|(_, entry)| entry)
+        value::decode(bytes, crate::tables::CATALOG).map(|(_, entry)| entry)
     }
 
     fn defines(&self, info: &ModelInfo) -> bool {
@@ -275,7 +272,7 @@ fn take_over_model(
     }
     if let Some(entry) = &stored {
         for (name, _) in entry.indexes.iter().filter(|(name, _)| !info.indexes.iter().any(|i| i.name == name)) {
-            let Some(&table) = removed.get(&index_table_name(info, name)) else { return Ok(TakeOver::Retry) };
+            let Some(&table) = removed.get(&crate::tables::index_table(info, name)) else { return Ok(TakeOver::Retry) };
             txn.clear(table)?;
         }
     }
@@ -316,7 +313,7 @@ fn removed_index_tables(shared: &Shared, stale: &[&ModelTables]) -> Result<HashM
             let Some(entry) = read_entry_or_none(txn, shared.catalog, tables.info)? else { continue };
             for (name, _) in &entry.indexes {
                 if !tables.info.indexes.iter().any(|index| index.name == name) {
-                    names.push(index_table_name(tables.info, name));
+                    names.push(crate::tables::index_table(tables.info, name));
                 }
             }
         }

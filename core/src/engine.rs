@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use heed::types::Bytes;
@@ -767,7 +767,7 @@ impl Gate {
     }
 
     fn lock_waiting(&self) -> MutexGuard<'_, ()> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.waiting)
     }
 
     /// Lets one transaction in, waiting while a remap is pending (unless
@@ -782,7 +782,7 @@ impl Gate {
             self.leave();
             let mut waiting = self.lock_waiting();
             while self.closing.load(Ordering::SeqCst) {
-                waiting = self.changed.wait_timeout(waiting, RECHECK).unwrap_or_else(PoisonError::into_inner).0;
+                waiting = crate::sync::wait_timeout(&self.changed, waiting, RECHECK).0;
             }
         }
         self.add_depth_here(1);
@@ -807,7 +807,7 @@ impl Gate {
             // This thread's own transaction would never end while it waits.
             return Err(Error::OwnTransactionOpen);
         }
-        let remapping = self.remapping.lock().unwrap_or_else(PoisonError::into_inner);
+        let remapping = crate::sync::lock(&self.remapping);
         self.closing.store(true, Ordering::SeqCst);
         let mut waiting = self.lock_waiting();
         while self.open_transactions.load(Ordering::SeqCst) > 0 {
@@ -816,7 +816,7 @@ impl Gate {
                 self.reopen();
                 return Err(timeout());
             };
-            waiting = self.changed.wait_timeout(waiting, left.min(RECHECK)).unwrap_or_else(PoisonError::into_inner).0;
+            waiting = crate::sync::wait_timeout(&self.changed, waiting, left.min(RECHECK)).0;
         }
         drop(waiting);
         Ok(GateClosed { gate: self, _remapping: remapping })
@@ -872,7 +872,7 @@ impl WriterLock {
     }
 
     fn acquire(&self) -> Result<WriterHeld<'_>> {
-        let mut slot = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = crate::sync::lock(&self.file);
         if slot.is_none() {
             let mut options = crate::fs::private_file_options();
             *slot = Some(options.read(true).write(true).create(true).truncate(false).open(&self.path)?);

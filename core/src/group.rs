@@ -63,7 +63,7 @@ enum Outcome {
 
 impl Group {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 
     /// Runs `job` in the next group commit; returns once that commit is
@@ -76,14 +76,14 @@ impl Group {
         let mut state = self.lock();
         state.queue.push(Queued { job, outcome: Arc::clone(&outcome) });
         loop {
-            if let Some(done) = outcome.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            if let Some(done) = crate::sync::lock(&outcome).take() {
                 return match done {
                     Outcome::Committed(result) => result,
                     Outcome::Panicked(payload) => resume_unwind(payload),
                 };
             }
             if state.leading {
-                state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+                state = crate::sync::wait(&self.changed, state);
                 continue;
             }
             state.leading = true;
@@ -111,7 +111,7 @@ fn lead(engine: &Engine, batch: Vec<Queued>) {
                 match catch_unwind(AssertUnwindSafe(|| job(txn))) {
                     Ok(keep) => keep,
                     Err(payload) => {
-                        *panic.lock().unwrap_or_else(PoisonError::into_inner) = Some(payload);
+                        *crate::sync::lock(panic) = Some(payload);
                         false
                     }
                 }
@@ -128,6 +128,6 @@ fn lead(engine: &Engine, batch: Vec<Queued>) {
             Some(payload) => Outcome::Panicked(payload),
             None => Outcome::Committed(result.as_ref().copied().map_err(Error::duplicate)),
         };
-        *queued.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        *crate::sync::lock(&queued.outcome) = Some(outcome);
     }
 }

@@ -56,8 +56,6 @@
 //! Features: `json` (default) adds JSON-lines export and import of any
 //! model; `cli` adds `skyshelve::cli`, a ready admin command line.
 
-#![warn(missing_docs)]
-
 mod admin;
 mod catalog;
 #[cfg(feature = "cli")]
@@ -72,6 +70,8 @@ mod lock;
 mod map;
 mod model;
 mod store;
+mod sync;
+mod tables;
 mod txn;
 mod verify;
 

@@ -27,9 +27,6 @@ use crate::index::describe_encoded;
 use crate::model::{Persistent, check_key_len};
 use crate::store::Store;
 
-/// The lock table's name; `~` keeps it apart from every model name.
-pub(crate) const LOCK_TABLE: &str = "~locks";
-
 /// Who holds a record lock: a process's owner file and a guard number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Owner {
@@ -89,7 +86,7 @@ impl Locks {
 
     /// A new owner identity for a guard of this process.
     pub fn new_owner(&self) -> Result<Owner> {
-        let mut state = lock_ignoring_poison(&self.owner);
+        let mut state = crate::sync::lock(&self.owner);
         let nonce = match &state.file {
             Some((nonce, _)) => *nonce,
             None => {
@@ -106,7 +103,7 @@ impl Locks {
     /// stale. The last guard takes the owner file with it. Dropping a guard
     /// twice is impossible, so this runs once per owner.
     pub fn release_owner(&self, owner: Owner) {
-        let mut state = lock_ignoring_poison(&self.owner);
+        let mut state = crate::sync::lock(&self.owner);
         state.live.remove(&owner.guard);
         if state.live.is_empty()
             && let Some((nonce, file)) = state.file.take()
@@ -119,7 +116,7 @@ impl Locks {
     /// Whether the holder of a marker still holds it.
     pub fn is_alive(&self, owner: Owner) -> bool {
         {
-            let state = lock_ignoring_poison(&self.owner);
+            let state = crate::sync::lock(&self.owner);
             let mine = state.file.as_ref().map(|(nonce, _)| *nonce);
             if owner.pid == std::process::id() && Some(owner.nonce) == mine {
                 return state.live.contains_key(&owner.guard);
@@ -131,7 +128,7 @@ impl Locks {
     /// Whether `owner` is a live guard that thread `caller` took: a write
     /// of its record from that thread would wait for itself.
     pub fn taken_by(&self, owner: Owner, caller: ThreadId) -> bool {
-        let state = lock_ignoring_poison(&self.owner);
+        let state = crate::sync::lock(&self.owner);
         let mine = state.file.as_ref().is_some_and(|(nonce, _)| *nonce == owner.nonce);
         mine && owner.pid == std::process::id() && state.live.get(&owner.guard) == Some(&caller)
     }
@@ -224,10 +221,6 @@ fn random_nonce() -> u64 {
     hasher.write_u32(std::process::id());
     hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     hasher.finish()
-}
-
-fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A lock on one record, held until it is dropped (or its process dies).

@@ -4,17 +4,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::admin::Progress;
-use crate::catalog::CATALOG_TABLE;
 use crate::engine::Writer;
 use crate::engine::{Durability, Engine, EngineConfig, Table};
 use crate::error::{Error, Result};
 use crate::fs::create_private_dir;
 use crate::group::Group;
-use crate::lock::{Backoff, LOCK_TABLE, Locks, Owner};
+use crate::lock::{Backoff, Locks, Owner};
 use crate::map::Map;
 use crate::model::{ModelInfo, Persistent, models};
 use crate::txn::{ReadTx, WriteTx};
@@ -113,7 +112,7 @@ static OPEN_ENVIRONMENTS: Mutex<Vec<(FolderId, Weak<Shared>)>> = Mutex::new(Vec:
 static ENVIRONMENT_CLOSED: Condvar = Condvar::new();
 
 fn open_environments() -> MutexGuard<'static, Vec<(FolderId, Weak<Shared>)>> {
-    OPEN_ENVIRONMENTS.lock().unwrap_or_else(PoisonError::into_inner)
+    crate::sync::lock(&OPEN_ENVIRONMENTS)
 }
 
 /// A store's entry in `OPEN_ENVIRONMENTS`, set once the store is opened;
@@ -474,8 +473,8 @@ impl Store {
         validate_name(name)?;
         // `~` cannot start a model name (the derive allows identifier
         // characters only), so maps never meet model tables.
-        let table_name = format!("~map/{name}");
-        let mut maps = self.shared.maps.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let table_name = crate::tables::map_table(name);
+        let mut maps = crate::sync::lock(&self.shared.maps);
         let table = match maps.get(&table_name) {
             Some(table) => *table,
             None => {
@@ -803,7 +802,7 @@ impl StoreOptions {
             match weak.upgrade() {
                 Some(shared) => return Ok(Store { shared }),
                 // Its last handle is being dropped: wait until it is closed.
-                None => open = ENVIRONMENT_CLOSED.wait(open).unwrap_or_else(PoisonError::into_inner),
+                None => open = crate::sync::wait(&ENVIRONMENT_CLOSED, open),
             }
         }
         let shared = Arc::new(open_shared(&dir.canonicalize()?, &self, None)?);
@@ -843,15 +842,17 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         let reason = "two models of this program share this name; give one #[persistent(name = \"...\")]";
         return Err(Error::InvalidName { name: pair[0].name.to_owned(), reason });
     }
-    let mut names = vec![LOCK_TABLE.to_owned(), CATALOG_TABLE.to_owned()];
+    let mut names = vec![crate::tables::LOCKS.to_owned(), crate::tables::CATALOG.to_owned()];
     for model in &registered {
         validate_name(model.name)?;
         names.push(model.name.to_owned());
-        names.extend(model.indexes.iter().map(|index| index_table_name(model, index.name)));
+        names.extend(model.indexes.iter().map(|index| crate::tables::index_table(model, index.name)));
     }
     let read_only = options.config.read_only;
     let mut tables = if read_only { engine.open_tables_that_exist(&names)? } else { engine.open_tables(&names)? };
-    let (Some(lock_table), Some(catalog)) = (tables.remove(LOCK_TABLE), tables.remove(CATALOG_TABLE)) else {
+    let (Some(lock_table), Some(catalog)) =
+        (tables.remove(crate::tables::LOCKS), tables.remove(crate::tables::CATALOG))
+    else {
         let message = format!("{} holds no skyshelve store to open read-only", dir.display());
         return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
     };
@@ -859,7 +860,8 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
     for info in registered {
         // Read-only, a model whose tables the store lacks is left out.
         let Some(main) = tables.remove(info.name) else { continue };
-        let indexes = info.indexes.iter().map(|index| tables.remove(&index_table_name(info, index.name))).collect();
+        let indexes =
+            info.indexes.iter().map(|index| tables.remove(&crate::tables::index_table(info, index.name))).collect();
         let Some(indexes) = indexes else { continue };
         let slot = info.slot.index();
         if models.len() <= slot {
@@ -886,10 +888,6 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         crate::catalog::reconcile(&shared, options.take_over_indexes, &mut report)?;
     }
     Ok(shared)
-}
-
-pub(crate) fn index_table_name(model: &ModelInfo, index: &str) -> String {
-    format!("{}/{index}", model.name)
 }
 
 /// Model and map names become LMDB database names: non-empty, no `/`

@@ -1,0 +1,22 @@
+//! The names of the store's tables, in one place. A model's records live
+//! in a table named after the model, each index in `<model>/<index>`; the
+//! names the store reserves start with `~`, which no model name can (the
+//! derive allows identifier characters only), so they never meet.
+
+use crate::model::ModelInfo;
+
+/// Record-lock markers (see `lock`).
+pub(crate) const LOCKS: &str = "~locks";
+
+/// The index catalog (see `catalog`).
+pub(crate) const CATALOG: &str = "~catalog";
+
+/// The table of one index of a model.
+pub(crate) fn index_table(model: &ModelInfo, index: &str) -> String {
+    format!("{}/{index}", model.name)
+}
+
+/// The table of the typed map named `name`.
+pub(crate) fn map_table(name: &str) -> String {
+    format!("~map/{name}")
+}
