@@ -30,11 +30,18 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A tmpfs mounted for one test, unmounted on drop.
+/// A tmpfs mounted for one test, unmounted on drop. The tests that mount
+/// one run one at a time: a `mount` process started by one test could
+/// inherit a file another test has just opened for writing (LMDB marks its
+/// descriptors close-on-exec only after opening them), and a remount
+/// read-only then fails while that process lives.
 struct Tmpfs {
     _dir: tempfile::TempDir,
     mount: PathBuf,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static MOUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Tmpfs {
     fn mount(options: &str) -> Option<Tmpfs> {
@@ -42,6 +49,7 @@ impl Tmpfs {
             println!("skipped: mounting a tmpfs needs root");
             return None;
         }
+        let one_at_a_time = MOUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = tempfile::tempdir().unwrap();
         let mount = dir.path().join("fs");
         std::fs::create_dir(&mount).unwrap();
@@ -50,7 +58,7 @@ impl Tmpfs {
             println!("skipped: cannot mount a tmpfs here");
             return None;
         }
-        Some(Tmpfs { _dir: dir, mount })
+        Some(Tmpfs { _dir: dir, mount, _one_at_a_time: one_at_a_time })
     }
 
     fn remount(&self, options: &str) {

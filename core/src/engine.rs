@@ -632,6 +632,10 @@ pub(crate) trait Writer: Reader {
     /// Stores `value` under `key`, replacing any previous value.
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()>;
 
+    /// Stores `value` under `key` unless the key is taken: then nothing is
+    /// written and the stored value is returned. One descent of the tree.
+    fn put_new(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>>;
+
     /// Removes `key`; returns whether it was present.
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool>;
 
@@ -645,6 +649,11 @@ pub(crate) trait Writer: Reader {
 impl Writer for WriteTxn<'_> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         let result = table.put(self.rw(), key, value);
+        result.map_err(|e| self.note(e))
+    }
+
+    fn put_new(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        let result = table.get_or_put(self.rw(), key, value).map(|taken| taken.map(<[u8]>::to_vec));
         result.map_err(|e| self.note(e))
     }
 

@@ -13,7 +13,7 @@ use std::ops::{Bound, RangeBounds};
 
 use crate::codec::key::{EncodeKey, KeyPrefix, encode_to_vec, prefix_successor};
 use crate::codec::value;
-use crate::engine::{RangeIter, Reader, Writer};
+use crate::engine::{RangeIter, Reader, Table, Writer};
 use crate::error::{Error, Result};
 use crate::index::{IndexEntries, IndexHandle, ParentIndex, UniqueIndex, describe_encoded};
 use crate::lock::{Owner, marker_key};
@@ -439,10 +439,60 @@ impl WriteTx<'_> {
     pub fn insert<M: Persistent>(&mut self, record: &M) -> Result<()> {
         let tables = self.shared.tables::<M>()?;
         let key = encode_primary::<M>(record.key())?;
-        if self.reader().get(tables.main, &key)?.is_some() {
+        let write = self.prepare(tables, &key, record, None, UniqueCheck::OnPut)?;
+        // One descent of the tree finds a taken key, or writes the record.
+        if self.txn.put_new(tables.main, &key, &write.bytes)?.is_some() {
             return Err(Error::AlreadyExists { model: M::INFO.name, key: describe_key(record.key()) });
         }
-        self.store_record(tables, &key, record, None)
+        match self.add_new_entries::<M>(tables, &key, write.added) {
+            Ok(()) => Ok(()),
+            Err(Undone::Clean(clash)) => Err(clash),
+            Err(Undone::Failed(err)) => self.poison_if_err(Err(err)),
+        }
+    }
+
+    /// Adds the entries of a record just inserted under `key`, unique ones
+    /// first with insert-if-absent puts (a clash is found in the same
+    /// descent that would write); on a clash the record and the entries
+    /// added so far are removed again, leaving the transaction as it was.
+    fn add_new_entries<M: Persistent>(
+        &mut self,
+        tables: &ModelTables,
+        key: &[u8],
+        mut added: Vec<(usize, Vec<u8>)>,
+    ) -> std::result::Result<(), Undone> {
+        added.sort_by_key(|(position, _)| !M::INFO.indexes[*position].unique);
+        let mut unique_added = Vec::new();
+        for (position, index_key) in &added {
+            let (info, table) = (&M::INFO.indexes[*position], tables.indexes[*position]);
+            if !info.unique {
+                self.txn.put(table, index_key, key).map_err(Undone::Failed)?;
+                continue;
+            }
+            match self.txn.put_new(table, index_key, key).map_err(Undone::Failed)? {
+                Some(holder) if holder != key => {
+                    let clash = Error::UniqueViolation {
+                        model: M::INFO.name,
+                        index: info.name,
+                        value: (info.describe)(index_key),
+                    };
+                    return self
+                        .undo_insert(tables.main, key, &unique_added)
+                        .map_or_else(|err| Err(Undone::Failed(err)), |()| Err(Undone::Clean(clash)));
+                }
+                Some(_) => {}
+                None => unique_added.push((table, index_key.as_slice())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a record just inserted and the unique entries added for it.
+    fn undo_insert(&mut self, main: Table, key: &[u8], unique_added: &[(Table, &[u8])]) -> Result<()> {
+        for &(table, index_key) in unique_added {
+            self.txn.delete(table, index_key)?;
+        }
+        self.txn.delete(main, key).map(drop)
     }
 
     /// Deletes the record with this key; returns whether it existed.
@@ -719,7 +769,7 @@ impl WriteTx<'_> {
             return Err(Error::AlreadyExists { model: M::INFO.name, key: describe_key(record.key()) });
         }
         self.check_unlocked::<M>(old_key)?;
-        let write = self.prepare(tables, new_key, record, None, Some(old_key))?;
+        let write = self.prepare(tables, new_key, record, None, UniqueCheck::LookUp { moving_from: Some(old_key) })?;
         self.remove_record::<M>(tables, old_key, old_entries)?;
         self.apply::<M>(tables, new_key, write)
     }
@@ -735,20 +785,20 @@ impl WriteTx<'_> {
         record: &M,
         old_entries: Option<&IndexEntries>,
     ) -> Result<()> {
-        let write = self.prepare(tables, key, record, old_entries, None)?;
+        let write = self.prepare(tables, key, record, old_entries, UniqueCheck::LookUp { moving_from: None })?;
         self.apply::<M>(tables, key, write)
     }
 
     /// Runs every check of writing `record` under `key` and computes what
-    /// the write changes, without changing anything. `moving_from` is the
-    /// key the record leaves, whose unique values it may take over.
+    /// the write changes, without changing anything (unique values are
+    /// checked as `unique` says).
     fn prepare<'o, M: Persistent>(
         &mut self,
         tables: &ModelTables,
         key: &[u8],
         record: &M,
         old_entries: Option<&'o IndexEntries>,
-        moving_from: Option<&[u8]>,
+        unique: UniqueCheck<'_>,
     ) -> Result<PreparedWrite<'o>> {
         self.check_writable::<M>(tables)?;
         self.check_unlocked::<M>(key)?;
@@ -764,7 +814,7 @@ impl WriteTx<'_> {
         let new = new_entries.entries();
         let added: Vec<_> = new.iter().filter(|e| old.binary_search(e).is_err()).collect();
         let removed = old.iter().filter(|e| new.binary_search(e).is_err()).copied().collect();
-        let added = self.check_added::<M>(tables, key, &added, moving_from)?;
+        let added = self.check_added::<M>(tables, key, &added, unique)?;
         Ok(PreparedWrite { bytes, added, removed })
     }
 
@@ -786,14 +836,16 @@ impl WriteTx<'_> {
         tables: &ModelTables,
         key: &[u8],
         added: &[&(usize, &[u8])],
-        moving_from: Option<&[u8]>,
+        unique: UniqueCheck<'_>,
     ) -> Result<Vec<(usize, Vec<u8>)>> {
         let mut keys = Vec::with_capacity(added.len());
         for &&(position, value) in added {
             let info = &M::INFO.indexes[position];
             let index_key = index_key::<M>(position, value, key);
             check_key_len(|| format!("index {}.{} entry", M::INFO.name, info.name), index_key.len())?;
-            if info.unique {
+            if info.unique
+                && let UniqueCheck::LookUp { moving_from } = unique
+            {
                 let holder = self.txn.get(tables.indexes[position], value)?;
                 if holder.is_some_and(|holder| holder != key && Some(holder) != moving_from) {
                     let value = (info.describe)(value);
@@ -879,6 +931,24 @@ fn encode_primary<M: Persistent>(key: &M::Key) -> Result<Vec<u8>> {
     let encoded = encode_to_vec(key);
     check_key_len(|| format!("{} key {key:?}", M::INFO.name), encoded.len())?;
     Ok(encoded)
+}
+
+/// How `prepare` checks the unique values a write adds.
+#[derive(Clone, Copy)]
+enum UniqueCheck<'k> {
+    /// Look each one up; a record moving away from `moving_from` (a key
+    /// move) may take its own values with it.
+    LookUp { moving_from: Option<&'k [u8]> },
+    /// Leave it to the insert-if-absent puts of `add_new_entries`.
+    OnPut,
+}
+
+/// Why `add_new_entries` gave up.
+enum Undone {
+    /// A unique clash; the insert was undone, the transaction is as it was.
+    Clean(Error),
+    /// The engine failed part-way: the transaction cannot be trusted.
+    Failed(Error),
 }
 
 /// A checked write of one record: everything it changes, computed before
