@@ -401,3 +401,30 @@ fn lock_owner_files_go_with_their_last_guard_or_their_dead_process() {
     drop(guard);
     assert_eq!(owner_files(dir.path()), Vec::<String>::new());
 }
+
+#[test]
+fn map_upserts_from_four_processes_lose_nothing() {
+    const TEST: &str = "map_upserts_from_four_processes_lose_nothing";
+    if role().is_some() {
+        let store = relaxed(&env_path());
+        let hits = store.map::<String, u64>("hits").unwrap();
+        let claims = store.map::<u32, u32>("claims").unwrap();
+        for _ in 0..env_number(COUNT) {
+            hits.upsert(&"home".to_string(), || 0, |n| *n += 1).unwrap();
+        }
+        // Every process tries to claim the same ten jobs; each job gets one owner.
+        for job in 0..10 {
+            if claims.insert_if_absent(&job, &env_number(INDEX)).unwrap() {
+                say(&format!("claimed {job}"));
+            }
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..4).map(|i| spawn_child(TEST, "counter", dir.path(), i, 200)).collect();
+    let claimed: Vec<String> = children.into_iter().flat_map(finish).collect();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.map::<String, u64>("hits").unwrap().get("home").unwrap(), Some(800));
+    assert_eq!(claimed.len(), 10, "each job claimed exactly once: {claimed:?}");
+    assert_eq!(store.map::<u32, u32>("claims").unwrap().len().unwrap(), 10);
+}

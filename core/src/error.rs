@@ -154,6 +154,13 @@ pub enum Error {
         model: &'static str,
     },
 
+    /// Something of one store was used with a transaction of another.
+    #[error("{what} belongs to another store than this transaction")]
+    OtherStore {
+        /// What was used.
+        what: String,
+    },
+
     /// A model or map name cannot be used as a database name.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName {

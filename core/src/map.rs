@@ -16,6 +16,7 @@ use crate::engine::{Reader, Table, Writer};
 use crate::error::{Error, Result};
 use crate::model::check_key_len;
 use crate::store::Store;
+use crate::txn::WriteTx;
 
 /// A persistent map from `K` to `V`, made by [`Store::map`].
 ///
@@ -132,14 +133,149 @@ where
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn insert(&self, key: &K, value: &V) -> Result<bool> {
-        let key = encode_to_vec(key);
-        check_key_len(|| format!("map {} key", self.name), key.len())?;
+        let key = self.encode_key(key)?;
         let bytes = self.encode_value(value)?;
         self.store.shared().engine.write(|txn| {
             let existed = txn.get(self.table, &key)?.is_some();
             txn.put(self.table, &key, &bytes)?;
             Ok(!existed)
         })
+    }
+
+    /// Reads the value under `key` (or takes `default()` when there is
+    /// none), applies `change` and stores the result, atomically: the
+    /// counter or default-dict of the Python library, exact when many
+    /// threads and processes update one key. Returns the stored value.
+    /// `default` and `change` may run more than once (map growth).
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let hits = store.map::<String, u64>("hits")?;
+    /// hits.upsert(&"/".to_string(), || 0, |n| *n += 1)?;
+    /// assert_eq!(hits.upsert(&"/".to_string(), || 0, |n| *n += 1)?, 2);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn upsert(&self, key: &K, mut default: impl FnMut() -> V, mut change: impl FnMut(&mut V)) -> Result<V> {
+        self.store.shared().engine.write(|txn| self.upsert_with(txn, key, &mut default, &mut change))
+    }
+
+    /// Stores `value` under `key` unless the key is present; returns
+    /// whether it was stored. Atomic across threads and processes.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let owners = store.map::<String, String>("owners")?;
+    /// assert!(owners.insert_if_absent(&"job-1".to_string(), &"worker-a".to_string())?);
+    /// assert!(!owners.insert_if_absent(&"job-1".to_string(), &"worker-b".to_string())?);
+    /// assert_eq!(owners.get("job-1")?.as_deref(), Some("worker-a"));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn insert_if_absent(&self, key: &K, value: &V) -> Result<bool> {
+        let key = self.encode_key(key)?;
+        let bytes = self.encode_value(value)?;
+        self.store.shared().engine.write(|txn| Ok(txn.put_new(self.table, &key, &bytes)?.is_none()))
+    }
+
+    /// [`get`](Map::get) inside a write transaction: sees the
+    /// transaction's own writes.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let stock = store.map::<String, i64>("stock")?;
+    /// stock.insert(&"apples".to_string(), &3)?;
+    /// store.write(|tx| {
+    ///     let apples = stock.get_in(tx, "apples")?.unwrap_or(0);
+    ///     stock.insert_in(tx, &"apples".to_string(), &(apples - 1))?;
+    ///     stock.upsert_in(tx, &"sold".to_string(), || 0, |n| *n += 1)?;
+    ///     stock.remove_in(tx, "pears")?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!((stock.get("apples")?, stock.get("sold")?), (Some(2), Some(1)));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn get_in<Q>(&self, tx: &WriteTx<'_>, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        let txn = self.raw_reader(tx)?;
+        txn.get(self.table, &encode_to_vec(key))?.map(|bytes| self.decode_value(bytes)).transpose()
+    }
+
+    /// [`insert`](Map::insert) inside a write transaction; see
+    /// [`get_in`](Map::get_in).
+    pub fn insert_in(&self, tx: &mut WriteTx<'_>, key: &K, value: &V) -> Result<bool> {
+        let key = self.encode_key(key)?;
+        let bytes = self.encode_value(value)?;
+        let txn = self.raw_writer(tx)?;
+        let existed = txn.get(self.table, &key)?.is_some();
+        txn.put(self.table, &key, &bytes)?;
+        Ok(!existed)
+    }
+
+    /// [`remove`](Map::remove) inside a write transaction; see
+    /// [`get_in`](Map::get_in).
+    pub fn remove_in<Q>(&self, tx: &mut WriteTx<'_>, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        let key = encode_to_vec(key);
+        let txn = self.raw_writer(tx)?;
+        let old = txn.get(self.table, &key)?.map(|bytes| self.decode_value(bytes)).transpose()?;
+        txn.delete(self.table, &key)?;
+        Ok(old)
+    }
+
+    /// [`upsert`](Map::upsert) inside a write transaction; see
+    /// [`get_in`](Map::get_in).
+    pub fn upsert_in(
+        &self,
+        tx: &mut WriteTx<'_>,
+        key: &K,
+        mut default: impl FnMut() -> V,
+        mut change: impl FnMut(&mut V),
+    ) -> Result<V> {
+        let txn = self.raw_writer(tx)?;
+        self.upsert_with(txn, key, &mut default, &mut change)
+    }
+
+    fn upsert_with(
+        &self,
+        txn: &mut dyn Writer,
+        key: &K,
+        default: &mut dyn FnMut() -> V,
+        change: &mut dyn FnMut(&mut V),
+    ) -> Result<V> {
+        let encoded = self.encode_key(key)?;
+        let mut value = match txn.get(self.table, &encoded)? {
+            Some(bytes) => self.decode_value(bytes)?,
+            None => default(),
+        };
+        change(&mut value);
+        let bytes = self.encode_value(&value)?;
+        txn.put(self.table, &encoded, &bytes)?;
+        Ok(value)
+    }
+
+    /// The transaction's reader, if the transaction is on this map's store.
+    fn raw_reader<'t>(&self, tx: &'t WriteTx<'_>) -> Result<&'t dyn Reader> {
+        if tx.is_on(&self.store) { Ok(tx.raw_reader()) } else { Err(self.other_store()) }
+    }
+
+    /// The transaction's writer, if the transaction is on this map's store.
+    fn raw_writer<'t>(&self, tx: &'t mut WriteTx<'_>) -> Result<&'t mut dyn Writer> {
+        if tx.is_on(&self.store) { Ok(tx.raw_writer()) } else { Err(self.other_store()) }
+    }
+
+    fn other_store(&self) -> Error {
+        Error::OtherStore { what: format!("map {}", self.name) }
+    }
+
+    fn encode_key(&self, key: &K) -> Result<Vec<u8>> {
+        let key = encode_to_vec(key);
+        check_key_len(|| format!("map {} key", self.name), key.len())?;
+        Ok(key)
     }
 
     /// Removes `key`; returns the value it held.

@@ -96,6 +96,21 @@ impl<'t> WriteTx<'t> {
         &*self.txn
     }
 
+    /// Whether the transaction belongs to `store`'s environment.
+    pub(crate) fn is_on(&self, store: &crate::Store) -> bool {
+        std::ptr::eq(self.shared, store.shared())
+    }
+
+    /// The raw reader, for maps.
+    pub(crate) fn raw_reader(&self) -> &dyn Reader {
+        &*self.txn
+    }
+
+    /// The raw writer, for maps.
+    pub(crate) fn raw_writer(&mut self) -> &mut dyn Writer {
+        &mut *self.txn
+    }
+
     /// The tables of `M` and the raw writer, for index builds.
     pub(crate) fn tables_and_writer<M: Persistent>(&mut self) -> Result<(&'t ModelTables, &mut dyn Writer)> {
         Ok((self.shared.tables::<M>()?, &mut *self.txn))
