@@ -160,6 +160,12 @@ impl IndexEntries {
         self.spans.push((position, start, self.bytes.len()));
     }
 
+    /// Whether both hold the same values, added in the same order (as the
+    /// generated `index_entries` of one model always adds them).
+    pub(crate) fn same_as(&self, other: &IndexEntries) -> bool {
+        self.bytes == other.bytes && self.spans == other.spans
+    }
+
     /// Every (index position, encoded value) pair, duplicates removed.
     pub(crate) fn entries(&self) -> Vec<(usize, &[u8])> {
         let mut entries: Vec<(usize, &[u8])> =

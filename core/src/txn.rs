@@ -825,6 +825,10 @@ impl WriteTx<'_> {
             value::check_reads_back(record, &bytes, M::INFO.name)?;
         }
         let new_entries = entries_of(record);
+        if old_entries.is_some_and(|old| old.same_as(&new_entries)) {
+            // The usual update: no indexed value changed, nothing to diff.
+            return Ok(PreparedWrite { bytes, added: Vec::new(), removed: Vec::new() });
+        }
         let old = old_entries.map(IndexEntries::entries).unwrap_or_default();
         let new = new_entries.entries();
         let added: Vec<_> = new.iter().filter(|e| old.binary_search(e).is_err()).collect();
