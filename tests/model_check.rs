@@ -104,10 +104,10 @@ fn apply_inner(tx: &mut skyshelve::WriteTx<'_>, model: &mut BTreeMap<u8, Rec>, o
         Inner::Save(record) => expect_same(tx.save(record), model_write(model, record, false)),
         Inner::Insert(record) => expect_same(tx.insert(record), model_write(model, record, true)),
         Inner::Move(from, to, email) => {
-            let moved = tx.update::<Rec, _, _>(from, |r| (r.id, r.email) = (*to, *email));
+            let moved = Rec::update_in(tx, from, |r| (r.id, r.email) = (*to, *email));
             expect_same(moved.map(drop), model_move(model, *from, *to, *email));
         }
-        Inner::Delete(id) => assert_eq!(tx.delete::<Rec, _>(id).unwrap(), model.remove(id).is_some()),
+        Inner::Delete(id) => assert_eq!(Rec::delete_in(tx, id).unwrap(), model.remove(id).is_some()),
     }
 }
 

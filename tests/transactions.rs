@@ -33,8 +33,8 @@ fn seeded() -> Store {
 }
 
 fn transfer(tx: &mut skyshelve::WriteTx<'_>, id: u64, from: &str, to: &str, amount: i64) -> Result<(), Error> {
-    tx.update::<Wallet, _, _>(from, |w| w.coins -= amount)?;
-    tx.update::<Wallet, _, _>(to, |w| w.coins += amount)?;
+    Wallet::update_in(tx, from, |w| w.coins -= amount)?;
+    Wallet::update_in(tx, to, |w| w.coins += amount)?;
     tx.insert(&Transfer { id, from: from.into(), amount })
 }
 
@@ -92,7 +92,7 @@ impl From<Error> for AppError {
 fn a_user_error_type_aborts_the_transaction() {
     let store = seeded();
     let result = store.write_with_error(|tx| {
-        let after = tx.update::<Wallet, _, _>("bob", |w| w.coins -= 50)?;
+        let after = Wallet::update_in(tx, "bob", |w| w.coins -= 50)?;
         if after.coins < 0 {
             return Err(AppError::Insufficient);
         }
@@ -101,7 +101,7 @@ fn a_user_error_type_aborts_the_transaction() {
     assert!(matches!(result, Err(AppError::Insufficient)));
     assert_eq!(coins(&store, "bob"), 0);
     let store_error =
-        store.write_with_error(|tx| tx.update::<Wallet, _, _>("zed", |w| w.coins = 1).map_err(AppError::from));
+        store.write_with_error(|tx| Wallet::update_in(tx, "zed", |w| w.coins = 1).map_err(AppError::from));
     assert!(matches!(store_error, Err(AppError::Store(Error::NotFound { .. }))));
 }
 
@@ -111,7 +111,7 @@ fn reads_inside_a_write_see_its_own_writes() {
     store
         .write(|tx| {
             tx.save(&wallet("cy", 7))?;
-            assert_eq!(tx.load::<Wallet, _>("cy")?.unwrap().coins, 7);
+            assert_eq!(Wallet::load_in(tx, "cy")?.unwrap().coins, 7);
             assert_eq!(tx.load_by(Wallet::ADDRESS, "addr-cy")?.unwrap().owner, "cy");
             assert_eq!(tx.count::<Wallet>()?, 3);
             Ok(())
@@ -124,9 +124,9 @@ fn a_read_transaction_is_a_snapshot() {
     let store = seeded();
     store
         .read(|tx| {
-            assert_eq!(tx.load::<Wallet, _>("ada")?.unwrap().coins, 100);
+            assert_eq!(Wallet::load_in(tx, "ada")?.unwrap().coins, 100);
             Wallet::update(&store, "ada", |w| w.coins = 1)?;
-            assert_eq!(tx.load::<Wallet, _>("ada")?.unwrap().coins, 100, "the snapshot does not move");
+            assert_eq!(Wallet::load_in(tx, "ada")?.unwrap().coins, 100, "the snapshot does not move");
             Ok(())
         })
         .unwrap();
@@ -170,7 +170,7 @@ fn a_refused_key_move_leaves_both_records() {
     store
         .write(|tx| {
             // bob's key is taken: the move fails and the caller goes on.
-            let moved = tx.update::<Wallet, _, _>("ada", |w| w.owner = "bob".into());
+            let moved = Wallet::update_in(tx, "ada", |w| w.owner = "bob".into());
             assert!(matches!(moved, Err(Error::AlreadyExists { .. })), "{moved:?}");
             Ok(())
         })
@@ -193,7 +193,7 @@ fn a_key_move_onto_a_taken_unique_value_leaves_both_records() {
                 let moved = if via_upsert {
                     tx.upsert(|| wallet("ada", 0), change)
                 } else {
-                    tx.update::<Wallet, _, _>("ada", change)
+                    Wallet::update_in(tx, "ada", change)
                 };
                 assert!(matches!(moved, Err(Error::UniqueViolation { .. })), "{moved:?}");
                 Ok(())

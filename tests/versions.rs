@@ -119,7 +119,7 @@ fn a_refused_save_of_an_older_record_keeps_its_index_entries() {
         .write(|tx| {
             let clash = User { email: "u2@example.com".into(), ..user(1, "red") };
             assert!(matches!(tx.save(&clash), Err(Error::UniqueViolation { .. })));
-            let moved = tx.update::<User, _, _>(&1, |u| u.email = "u3@example.com".into());
+            let moved = User::update_in(tx, &1, |u| u.email = "u3@example.com".into());
             assert!(matches!(moved, Err(Error::UniqueViolation { .. })));
             Ok(())
         })

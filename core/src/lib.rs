@@ -85,7 +85,7 @@ pub use map::Map;
 pub use model::{ModelInfo, Persistent, models};
 pub use skyshelve_macros::{Key, Persistent};
 pub use store::{MAP_ROOM, Store, StoreOptions};
-pub use txn::{ReadTx, WriteTx};
+pub use txn::{ReadTx, Transaction, WriteTx};
 pub use verify::{ModelReport, Problem, VerifyReport};
 
 /// The README's examples, compiled and run as doctests.

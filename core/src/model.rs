@@ -304,6 +304,76 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         store.read(|tx| tx.exists::<Self, Q>(key))
     }
 
+    /// [`load`](Persistent::load) inside a transaction, read or write: a
+    /// write transaction sees its own writes. With `exists_in`,
+    /// `update_in` and `delete_in`, the forms of the model methods that
+    /// name the model, so a transaction needs no type annotation.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize, Debug)]
+    /// # #[persistent(name = "doc_model_in")]
+    /// # struct User { #[persistent(key)] name: String, logins: u32 }
+    /// # let store = Store::temporary()?;
+    /// # User { name: "ada".into(), logins: 0 }.save(&store)?;
+    /// # User { name: "bob".into(), logins: 0 }.save(&store)?;
+    /// store.write(|tx| {
+    ///     User::update_in(tx, "ada", |u| u.logins += 1)?;
+    ///     User::delete_in(tx, "bob")?;
+    ///     assert!(!User::exists_in(tx, "bob")?);
+    ///     assert_eq!(User::load_in(tx, "ada")?.unwrap().logins, 1);
+    ///     Ok(())
+    /// })?;
+    /// let ada = store.read(|tx| User::load_in(tx, "ada"))?;
+    /// assert_eq!(ada.unwrap().logins, 1);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn load_in<T, Q>(tx: &T, key: &Q) -> Result<Option<Self>>
+    where
+        Self: Sized,
+        T: crate::Transaction,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        tx.load_record::<Self, Q>(key)
+    }
+
+    /// [`exists`](Persistent::exists) inside a transaction; see
+    /// [`load_in`](Persistent::load_in).
+    fn exists_in<T, Q>(tx: &T, key: &Q) -> Result<bool>
+    where
+        Self: Sized,
+        T: crate::Transaction,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        tx.record_exists::<Self, Q>(key)
+    }
+
+    /// [`delete`](Persistent::delete) inside a write transaction; see
+    /// [`load_in`](Persistent::load_in).
+    fn delete_in<Q>(tx: &mut crate::WriteTx<'_>, key: &Q) -> Result<bool>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        tx.delete::<Self, Q>(key)
+    }
+
+    /// [`update`](Persistent::update) inside a write transaction; see
+    /// [`load_in`](Persistent::load_in).
+    fn update_in<Q, F>(tx: &mut crate::WriteTx<'_>, key: &Q, change: F) -> Result<Self>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+        F: FnOnce(&mut Self),
+    {
+        tx.update::<Self, Q, F>(key, change)
+    }
+
     /// Deletes the record with this key and its index entries; returns
     /// whether it existed.
     ///

@@ -253,7 +253,7 @@ impl Store {
     /// # let store = Store::temporary()?;
     /// # Item { id: 1 }.save(&store)?;
     /// let (count, first) = store.read(|tx| {
-    ///     Ok((tx.count::<Item>()?, tx.load::<Item, _>(&1)?))
+    ///     Ok((tx.count::<Item>()?, Item::load_in(tx, &1)?))
     /// })?;
     /// assert_eq!(count, 1);
     /// assert!(first.is_some());
@@ -281,7 +281,7 @@ impl Store {
     /// impl From<skyshelve::Error> for AppError {
     ///     fn from(err: skyshelve::Error) -> Self { AppError::Store(err) }
     /// }
-    /// let found = store.read_with_error(|tx| tx.load::<Item, _>(&1)?.ok_or(AppError::Missing));
+    /// let found = store.read_with_error(|tx| Item::load_in(tx, &1)?.ok_or(AppError::Missing));
     /// assert!(matches!(found, Err(AppError::Missing)));
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
@@ -311,14 +311,14 @@ impl Store {
     /// # Account { id: 1, balance: 10 }.save(&store)?;
     /// # Account { id: 2, balance: 0 }.save(&store)?;
     /// store.write(|tx| {
-    ///     tx.update::<Account, _, _>(&1, |a| a.balance -= 5)?;
-    ///     tx.update::<Account, _, _>(&2, |a| a.balance += 5)?;
+    ///     Account::update_in(tx, &1, |a| a.balance -= 5)?;
+    ///     Account::update_in(tx, &2, |a| a.balance += 5)?;
     ///     Ok(())
     /// })?;
     /// // A failing closure leaves nothing behind.
     /// let failed = store.write(|tx| {
-    ///     tx.update::<Account, _, _>(&1, |a| a.balance -= 5)?;
-    ///     tx.update::<Account, _, _>(&99, |a| a.balance += 5)
+    ///     Account::update_in(tx, &1, |a| a.balance -= 5)?;
+    ///     Account::update_in(tx, &99, |a| a.balance += 5)
     /// });
     /// assert!(matches!(failed, Err(Error::NotFound { .. })));
     /// assert_eq!(Account::load(&store, &1)?.unwrap().balance, 5);
@@ -351,7 +351,7 @@ impl Store {
     ///     fn from(err: skyshelve::Error) -> Self { AppError::Store(err) }
     /// }
     /// let withdrawn = store.write_with_error(|tx| {
-    ///     let account = tx.update::<Account, _, _>(&1, |a| a.balance -= 50)?;
+    ///     let account = Account::update_in(tx, &1, |a| a.balance -= 50)?;
     ///     if account.balance < 0 { Err(AppError::Overdrawn) } else { Ok(account.balance) }
     /// });
     /// assert!(matches!(withdrawn, Err(AppError::Overdrawn)));

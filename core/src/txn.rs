@@ -398,6 +398,57 @@ macro_rules! read_methods {
 read_methods!(ReadTx);
 read_methods!(WriteTx);
 
+/// A read or write transaction, for the model methods that work inside
+/// either ([`Persistent::load_in`], [`Persistent::exists_in`]). Sealed.
+pub trait Transaction: sealed::Sealed {
+    #[doc(hidden)]
+    fn load_record<M, Q>(&self, key: &Q) -> Result<Option<M>>
+    where
+        M: Persistent,
+        M::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized;
+
+    #[doc(hidden)]
+    fn record_exists<M, Q>(&self, key: &Q) -> Result<bool>
+    where
+        M: Persistent,
+        M::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::ReadTx<'_> {}
+    impl Sealed for super::WriteTx<'_> {}
+}
+
+macro_rules! transaction {
+    ($tx:ident) => {
+        impl Transaction for $tx<'_> {
+            fn load_record<M, Q>(&self, key: &Q) -> Result<Option<M>>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                self.load::<M, Q>(key)
+            }
+
+            fn record_exists<M, Q>(&self, key: &Q) -> Result<bool>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                self.exists::<M, Q>(key)
+            }
+        }
+    };
+}
+
+transaction!(ReadTx);
+transaction!(WriteTx);
+
 fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     bound.as_ref().map(Vec::as_slice)
 }

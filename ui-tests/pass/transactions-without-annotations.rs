@@ -28,6 +28,14 @@ fn main() -> skyshelve::Result<()> {
         Ok(n)
     })?;
     assert_eq!(tagged, 2);
+    store.write(|tx| {
+        Note::update_in(tx, &1, |n| n.tag = "b".into())?;
+        Note::delete_in(tx, &2)?;
+        assert!(Note::exists_in(tx, &1)?);
+        Ok(())
+    })?;
+    let first = store.read(|tx| Note::load_in(tx, &1))?;
+    assert_eq!(first.map(|n| n.tag), Some("b".to_string()));
     let notes = store.map::<String, u32>("counts")?;
     notes.for_each(|_, _| Ok(()))?;
     Ok(())
