@@ -1,0 +1,101 @@
+//! LMDB's files in a store's folder: which they are, whether a folder
+//! holds a store, copies written whole, and the check that refuses a data
+//! file cut short before LMDB maps it.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The data file of an environment.
+pub(super) const DATA_FILE: &str = "data.mdb";
+
+/// The file whose OS lock serialises writers across processes.
+pub(super) const WRITER_LOCK_FILE: &str = "writer.lock";
+
+/// Whether the folder holds a store (its data file).
+pub(crate) fn holds_store(dir: &Path) -> bool {
+    dir.join(DATA_FILE).is_file()
+}
+
+/// Copies the store in folder `backup` into folder `target`, whole or not
+/// at all. The backup is checked first: a damaged one is refused.
+pub(crate) fn restore(backup: &Path, target: &Path) -> Result<()> {
+    check_data_file(backup)?;
+    let mut from = std::fs::File::open(backup.join(DATA_FILE))?;
+    crate::fs::write_whole(&target.join(DATA_FILE), |to| {
+        std::io::copy(&mut from, to)?;
+        Ok(())
+    })
+}
+
+/// Refuses a data file cut short (a copy interrupted by a crash or a full
+/// disk): LMDB would map the missing pages and the process would die of
+/// SIGBUS on the first read of them. The newest commit's tree roots must
+/// lie inside the file: a commit writes its roots before its meta page,
+/// and a compacted copy writes its main root last.
+pub(super) fn check_data_file(dir: &Path) -> Result<()> {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(dir.join(DATA_FILE)) else { return Ok(()) };
+    // The meta page first, then the length: a commit in another process
+    // meanwhile only makes the file longer.
+    let mut head = vec![0; meta::READ_LEN];
+    let read = file.read(&mut head)?;
+    head.truncate(read);
+    let len = file.metadata()?.len();
+    match meta::required_len(&head) {
+        Some(required) if len < required => Err(Error::DamagedStore {
+            path: dir.to_owned(),
+            reason: format!("the data file is {len} bytes but its last commit needs {required}: it was cut short"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// LMDB's meta pages (pages 0 and 1 of the data file), read just far
+/// enough to know how long the file must be. Layout of LMDB 0.9 on a
+/// 64-bit machine: a 16-byte page header, then `MDB_meta`, whose two
+/// `MDB_db` records (free pages, main) are 48 bytes each.
+mod meta {
+    /// Enough of the file for both meta pages at any page size up to 64 KiB.
+    pub const READ_LEN: usize = 64 * 1024 + 256;
+    const HEADER: usize = 16;
+    const MAGIC: u32 = 0xBEEF_C0DE;
+    const MAGIC_AT: usize = HEADER;
+    /// `mm_dbs[FREE_DBI].md_pad` holds the page size.
+    const PAGE_SIZE_AT: usize = HEADER + 24;
+    /// `md_root` of the free-page and the main tree.
+    const ROOTS_AT: [usize; 2] = [HEADER + 64, HEADER + 112];
+    const TXNID_AT: usize = HEADER + 128;
+    /// The root of an empty tree.
+    const NO_PAGE: u64 = u64::MAX;
+
+    fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+        Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    }
+
+    fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+        Some(u64::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    }
+
+    /// (transaction id, highest root page, page size) of a meta page.
+    fn read(page: &[u8]) -> Option<(u64, u64, u64)> {
+        if u32_at(page, MAGIC_AT)? != MAGIC {
+            return None;
+        }
+        let roots = ROOTS_AT.map(|at| u64_at(page, at).unwrap_or(NO_PAGE));
+        let highest = roots.into_iter().filter(|&root| root != NO_PAGE).max().unwrap_or(0);
+        Some((u64_at(page, TXNID_AT)?, highest, u64::from(u32_at(page, PAGE_SIZE_AT)?)))
+    }
+
+    /// The length the newest commit's roots need; `None` when the head of
+    /// the file is not LMDB's (LMDB itself then reports it).
+    pub fn required_len(head: &[u8]) -> Option<u64> {
+        let (txn0, root0, page_size) = read(head)?;
+        let second = head.get(usize::try_from(page_size).ok()?..)?;
+        let root = match read(second) {
+            Some((txn1, root1, _)) if txn1 > txn0 => root1,
+            _ => root0,
+        };
+        root.checked_add(1)?.checked_mul(page_size)
+    }
+}
