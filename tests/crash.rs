@@ -184,11 +184,18 @@ fn check(path: &Path, acked: Option<u64>) {
     }
 }
 
-fn run_trials(test: &str, trials: u64) {
+/// The seed of a run of trials: `SKYSHELVE_CRASH_SEED`, or the clock;
+/// printed so that a failing run can be replayed.
+fn seed(trials: &str) -> u64 {
     let seed = std::env::var("SKYSHELVE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
-    println!("crash trials: seed {seed} (replay with SKYSHELVE_CRASH_SEED={seed})");
+    println!("{trials}: seed {seed} (replay with SKYSHELVE_CRASH_SEED={seed})");
+    seed
+}
+
+fn run_trials(test: &str, trials: u64) {
+    let seed = seed("crash trials");
     let mut rng = Rng(seed);
     let mut dir = tempfile::tempdir().unwrap();
     let mut acknowledged = 0;
@@ -320,10 +327,7 @@ fn killed_waiter_trial(test: &str, rng: &mut Rng, seed: u64) {
 }
 
 fn run_killed_waiter_trials(test: &str, trials: u64) {
-    let seed = std::env::var("SKYSHELVE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    println!("killed-waiter trials: seed {seed} (replay with SKYSHELVE_CRASH_SEED={seed})");
+    let seed = seed("killed-waiter trials");
     let mut rng = Rng(seed);
     for _ in 0..trials {
         killed_waiter_trial(test, &mut rng, seed);
