@@ -40,9 +40,10 @@ use crate::codec::value;
 use crate::engine::{Reader, Table, Writer};
 use crate::error::{Error, Result};
 use crate::index::IndexInfo;
+use crate::indexing::entries_of;
 use crate::model::{ModelInfo, Persistent, decode_record};
 use crate::store::{ModelTables, Shared};
-use crate::txn::{WriteTx, entries_of, index_key};
+use crate::txn::WriteTx;
 
 /// Records per backfill transaction.
 pub(crate) const BATCH: usize = 1000;
@@ -409,29 +410,9 @@ pub fn backfill_batch<M: Persistent>(
         let Some(entries) = entries else { continue };
         for (position, value) in entries.entries() {
             if positions.contains(&position) {
-                add_entry::<M>(txn, tables, position, value, key)?;
+                crate::indexing::add_entry::<M>(txn, tables, position, value, key)?;
             }
         }
     }
     Ok(if batch.len() < limit { None } else { batch.pop().map(|(key, _)| key) })
-}
-
-/// Adds one entry of a record being built into an index, checking length
-/// and uniqueness as a write would.
-fn add_entry<M: Persistent>(
-    txn: &mut dyn Writer,
-    tables: &ModelTables,
-    position: usize,
-    value: &[u8],
-    key: &[u8],
-) -> Result<()> {
-    let info = &M::INFO.indexes[position];
-    let table = tables.indexes[position];
-    let entry_key = index_key::<M>(position, value, key);
-    crate::model::check_key_len(|| format!("index {}.{} entry", M::INFO.name, info.name), entry_key.len())?;
-    if info.unique && txn.get(table, value)?.is_some_and(|holder| holder != key) {
-        let value = (info.describe)(value);
-        return Err(Error::UniqueViolation { model: M::INFO.name, index: info.name, value });
-    }
-    txn.put(table, &entry_key, key)
 }

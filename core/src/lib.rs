@@ -66,6 +66,7 @@ mod error;
 mod fs;
 mod group;
 mod index;
+mod indexing;
 mod lock;
 mod map;
 mod model;

@@ -1,12 +1,6 @@
-//! Read and write transactions over models and maps, and the index
-//! maintenance that keeps every index in step with its records.
-//!
-//! Index layout, one table per index:
-//! - unique:      key = value                 data = primary key
-//! - other kinds: key = value ++ primary key  data = primary key
-//!
-//! Key encodings are prefix-free, so `value ++ primary key` sorts by value
-//! and then by key, and the records of one value are one key prefix.
+//! Read and write transactions over models and maps. Every write keeps
+//! every index in step with its record through `indexing`, checking before
+//! it changes anything.
 
 use std::borrow::Borrow;
 use std::ops::{Bound, RangeBounds};
@@ -16,6 +10,7 @@ use crate::codec::value;
 use crate::engine::{RangeIter, Reader, Table, Writer};
 use crate::error::{Error, Result};
 use crate::index::{IndexEntries, IndexHandle, ParentIndex, UniqueIndex, describe_encoded};
+use crate::indexing::{self, entries_of, index_value};
 use crate::lock::{Owner, marker_key};
 use crate::model::{Persistent, check_key_len, check_value_len, describe_key};
 use crate::store::{ModelTables, Shared};
@@ -693,41 +688,14 @@ impl WriteTx<'_> {
         }
     }
 
-    /// Every index entry of the model whose primary key is `key`, found by
-    /// a scan of each index: for a record whose entries cannot be computed
-    /// (undecodable, or written by older code).
+    /// Every index entry of `M` pointing at `key`; see `indexing`.
     fn entries_pointing_at<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<IndexEntries> {
-        let mut entries = IndexEntries::default();
-        for (position, &table) in tables.indexes.iter().enumerate() {
-            for entry in self.reader().range(table, Bound::Unbounded, Bound::Unbounded)? {
-                let (entry_key, primary) = entry?;
-                if primary == key {
-                    entries.add_encoded(position, index_value::<M>(position, entry_key, key));
-                }
-            }
-        }
-        Ok(entries)
+        indexing::entries_pointing_at::<M>(self.reader(), tables, key)
     }
 
-    /// Removes every index entry of the model whose primary key is one of
-    /// `keys`, in one pass over each index: for records whose entries
-    /// cannot be computed (undecodable, or written by older code).
+    /// Removes every index entry pointing at one of `keys`; see `indexing`.
     fn remove_entries_of(&mut self, tables: &ModelTables, keys: &std::collections::HashSet<&[u8]>) -> Result<()> {
-        for &table in &tables.indexes {
-            let stale: Vec<Vec<u8>> = self
-                .reader()
-                .range(table, Bound::Unbounded, Bound::Unbounded)?
-                .filter_map(|entry| match entry {
-                    Ok((entry_key, primary)) if keys.contains(primary) => Some(Ok(entry_key.to_vec())),
-                    Ok(_) => None,
-                    Err(err) => Some(Err(err)),
-                })
-                .collect::<Result<_>>()?;
-            for entry_key in stale {
-                self.txn.delete(table, &entry_key)?;
-            }
-        }
-        Ok(())
+        indexing::remove_entries_of(&mut *self.txn, tables, keys)
     }
 
     /// Reads the record, applies `change` and saves it; see
@@ -910,18 +878,12 @@ impl WriteTx<'_> {
     ) -> Result<Vec<(usize, Vec<u8>)>> {
         let mut keys = Vec::with_capacity(added.len());
         for &&(position, value) in added {
-            let info = &M::INFO.indexes[position];
-            let index_key = index_key::<M>(position, value, key);
-            check_key_len(|| format!("index {}.{} entry", M::INFO.name, info.name), index_key.len())?;
-            if info.unique
-                && let UniqueCheck::LookUp { moving_from } = unique
-            {
-                let holder = self.txn.get(tables.indexes[position], value)?;
-                if holder.is_some_and(|holder| holder != key && Some(holder) != moving_from) {
-                    let value = (info.describe)(value);
-                    return Err(Error::UniqueViolation { model: M::INFO.name, index: info.name, value });
+            let index_key = match unique {
+                UniqueCheck::LookUp { moving_from } => {
+                    indexing::check_entry::<M>(self.reader(), tables, position, value, key, moving_from)?
                 }
-            }
+                UniqueCheck::OnPut => indexing::checked_key::<M>(position, value, key)?,
+            };
             keys.push((position, index_key));
         }
         Ok(keys)
@@ -969,9 +931,7 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// Removes the entry of the record under `key` for `value`. A unique
-    /// entry is removed only if it is that record's: while an index is
-    /// being built, the value may still be held by another record.
+    /// Removes the entry of the record under `key` for `value`; see `indexing`.
     fn remove_entry<M: Persistent>(
         &mut self,
         tables: &ModelTables,
@@ -979,22 +939,8 @@ impl WriteTx<'_> {
         value: &[u8],
         key: &[u8],
     ) -> Result<()> {
-        let table = tables.indexes[position];
-        if M::INFO.indexes[position].unique {
-            if self.txn.get(table, value)? == Some(key) {
-                self.txn.delete(table, value)?;
-            }
-        } else {
-            self.txn.delete(table, &index_key::<M>(position, value, key))?;
-        }
-        Ok(())
+        indexing::remove_entry::<M>(&mut *self.txn, tables, position, value, key)
     }
-}
-
-pub(crate) fn entries_of<M: Persistent>(record: &M) -> IndexEntries {
-    let mut entries = IndexEntries::default();
-    record.index_entries(&mut entries);
-    entries
 }
 
 fn encode_primary<M: Persistent>(key: &M::Key) -> Result<Vec<u8>> {
@@ -1030,17 +976,6 @@ struct PreparedWrite<'o> {
     added: Vec<(usize, Vec<u8>)>,
     /// Values of the old record's entries that the new record drops.
     removed: Vec<(usize, &'o [u8])>,
-}
-
-/// The value of an index entry whose key in its table is `entry_key` and
-/// whose record's primary key is `primary` (see the layout at the top).
-pub(crate) fn index_value<'e, M: Persistent>(position: usize, entry_key: &'e [u8], primary: &[u8]) -> &'e [u8] {
-    if M::INFO.indexes[position].unique { entry_key } else { entry_key.strip_suffix(primary).unwrap_or(entry_key) }
-}
-
-/// The key of an index entry in its table (see the layout at the top).
-pub(crate) fn index_key<M: Persistent>(position: usize, value: &[u8], primary: &[u8]) -> Vec<u8> {
-    if M::INFO.indexes[position].unique { value.to_vec() } else { [value, primary].concat() }
 }
 
 /// Query bodies shared by `ReadTx` and `WriteTx`.

@@ -5,9 +5,10 @@ use std::fmt;
 
 use crate::engine::{Reader, Table};
 use crate::error::Result;
+use crate::indexing::{entries_of, index_key, index_value};
 use crate::model::Persistent;
 use crate::store::ModelTables;
-use crate::txn::{ReadTx, entries_of, index_key, index_value};
+use crate::txn::ReadTx;
 
 /// How many problems a report lists per model; all of them are counted.
 const LISTED_PROBLEMS: usize = 20;
