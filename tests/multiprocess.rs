@@ -428,3 +428,60 @@ fn map_upserts_from_four_processes_lose_nothing() {
     assert_eq!(claimed.len(), 10, "each job claimed exactly once: {claimed:?}");
     assert_eq!(store.map::<u32, u32>("claims").unwrap().len().unwrap(), 10);
 }
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Team {
+    #[persistent(key)]
+    name: String,
+}
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Player {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(parent = Team, must_exist, on_delete = cascade)]
+    team: String,
+}
+
+#[test]
+fn a_child_saved_while_another_process_deletes_its_parent_never_dangles() {
+    const TEST: &str = "a_child_saved_while_another_process_deletes_its_parent_never_dangles";
+    if let Some(role) = role() {
+        let store = relaxed(&env_path());
+        if role == "deleter" {
+            wait_for_file(&env_path().join("go"));
+            std::thread::sleep(Duration::from_millis(u64::from(env_number(INDEX))));
+            assert!(Team::delete(&store, "red").unwrap());
+            say("deleted");
+            return;
+        }
+        wait_for_file(&env_path().join("go"));
+        for id in 0.. {
+            match (Player { id, team: "red".into() }).save(&store) {
+                Ok(()) => {}
+                Err(Error::ParentMissing { .. }) => return say(&format!("refused after {id}")),
+                Err(other) => panic!("unexpected error {other}"),
+            }
+        }
+        return;
+    }
+    for delay in [0u32, 5, 20] {
+        let dir = tempfile::tempdir().unwrap();
+        Team { name: "red".into() }.save(&relaxed(dir.path())).unwrap();
+        let saver = spawn_child(TEST, "saver", dir.path(), delay, 0);
+        let deleter = spawn_child(TEST, "deleter", dir.path(), delay, 0);
+        std::fs::write(dir.path().join("go"), b"").unwrap();
+        assert_eq!(finish(deleter), ["deleted"]);
+        let said = finish(saver);
+        assert!(said.iter().any(|l| l.starts_with("refused after ")), "{said:?}");
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(Player::count(&store).unwrap(), 0, "saved before the delete: cascaded; after: refused");
+        assert!(store.verify().unwrap().is_clean());
+    }
+}
+
+fn wait_for_file(path: &Path) {
+    while !path.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -238,6 +238,32 @@ pub enum Error {
     #[error("this thread already has a write transaction open on this store; use its `tx` instead of starting another")]
     NestedWrite,
 
+    /// A write names a parent that is not stored, on a parent index marked
+    /// `must_exist`.
+    #[error("{model}.{index} names {parent} record {key}, which does not exist")]
+    ParentMissing {
+        /// The child model's name.
+        model: &'static str,
+        /// The parent index.
+        index: &'static str,
+        /// The parent model's name.
+        parent: &'static str,
+        /// The missing parent key, as `Debug` prints it.
+        key: String,
+    },
+
+    /// A delete was refused: records of another model point at this one
+    /// through a parent index marked `on_delete = restrict`.
+    #[error("the {model} record with key {key} still has {child} records pointing at it (on_delete = restrict)")]
+    Restricted {
+        /// The parent model's name.
+        model: &'static str,
+        /// The parent key, as `Debug` prints it.
+        key: String,
+        /// The child model's name.
+        child: &'static str,
+    },
+
     /// A record lock is held by someone else (`try_lock`, or a timed wait ran out).
     #[error("the {model} record with key {key} is locked by another holder")]
     Locked {

@@ -22,6 +22,22 @@ pub enum IndexKind {
     Parent,
 }
 
+/// What deleting a parent record does to the records whose parent index
+/// points at it (`#[persistent(parent = Model, on_delete = ...)]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnDelete {
+    /// Nothing: the children keep pointing at a key that no longer exists.
+    #[default]
+    Leave,
+    /// The delete fails with [`Error::Restricted`](crate::Error::Restricted)
+    /// while any child points at the parent.
+    Restrict,
+    /// The children are deleted in the same transaction (and theirs, by
+    /// their own rules).
+    Cascade,
+}
+
 /// What the derive knows about one index of a model.
 #[derive(Clone, Copy)]
 pub struct IndexInfo {
@@ -43,6 +59,12 @@ pub struct IndexInfo {
     /// be its own parent without a cycle between constants.
     #[doc(hidden)]
     pub parent_info: Option<fn() -> &'static ModelInfo>,
+    /// A parent index whose values must be keys of stored parents
+    /// (`must_exist`): a write naming a missing parent fails with
+    /// [`Error::ParentMissing`](crate::Error::ParentMissing).
+    pub must_exist: bool,
+    /// What deleting a parent does to the records pointing at it.
+    pub on_delete: OnDelete,
 }
 
 impl IndexInfo {

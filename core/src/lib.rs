@@ -80,7 +80,7 @@ pub use admin::{ModelStats, Progress, StoreStats};
 pub use codec::key::{EncodeKey, Key, KeyPrefix, KeyRuleBroken, check_key_encoding};
 pub use engine::Durability;
 pub use error::{Error, Result};
-pub use index::{Index, IndexHandle, IndexInfo, IndexKind, ParentIndex, UniqueIndex};
+pub use index::{Index, IndexHandle, IndexInfo, IndexKind, OnDelete, ParentIndex, UniqueIndex};
 pub use lock::RecordLock;
 pub use map::Map;
 pub use model::{ModelInfo, Persistent, models};
@@ -100,6 +100,7 @@ pub mod __private {
     pub use crate::admin::{record_to_json, save_json};
     pub use crate::catalog::backfill_batch as backfill;
     pub use crate::index::{IndexEntries, describe_encoded, info_of};
+    pub use crate::model::delete_erased as delete;
     pub use crate::model::migrate_erased as migrate;
     pub use crate::model::{ModelSlot, Registration};
     pub use crate::verify::verify_model;

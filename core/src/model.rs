@@ -49,13 +49,26 @@ pub struct ModelInfo {
     /// [`Persistent::migrate`], for admin tools that know the model by name.
     #[doc(hidden)]
     pub migrate: MigrateFn,
+    /// Deletes a record by encoded key inside a transaction: for cascades.
+    #[doc(hidden)]
+    pub delete: DeleteFn,
 }
+
+/// A type-erased delete by encoded key, for `on_delete = cascade`.
+#[doc(hidden)]
+pub type DeleteFn = fn(&mut crate::txn::WriteTx<'_>, &[u8]) -> Result<bool>;
 
 /// Adds entries of the indexes at `positions` for up to `limit` records
 /// after key `after`; returns the last key done, `None` once no records
 /// remain.
 #[doc(hidden)]
 pub type BackfillFn = fn(&mut crate::txn::WriteTx<'_>, &[usize], Option<&[u8]>, usize) -> Result<Option<Vec<u8>>>;
+
+/// Deletes the record of `M` under an encoded key; registered in `ModelInfo`.
+#[doc(hidden)]
+pub fn delete_erased<M: Persistent>(tx: &mut crate::txn::WriteTx<'_>, key: &[u8]) -> Result<bool> {
+    tx.delete_encoded::<M>(key)
+}
 
 /// A type-erased [`Persistent::migrate`].
 #[doc(hidden)]

@@ -27,6 +27,31 @@ pub(crate) struct ModelTables {
     /// The model's catalog entry when this program's indexes are complete,
     /// encoded: checks compare stored bytes against it.
     pub catalog_entry: Vec<u8>,
+    /// The parent indexes of this store's models that point at this model
+    /// and ask for something when a record of it is deleted.
+    pub referrers: Vec<Referrer>,
+}
+
+/// A parent index pointing at a model, with an `on_delete` action.
+pub(crate) struct Referrer {
+    pub child: &'static ModelInfo,
+    pub position: usize,
+    pub on_delete: crate::OnDelete,
+}
+
+/// The parent indexes among `models` that point at `parent` and act when
+/// a record of it is deleted.
+fn referrers_of(parent: &ModelInfo, models: &[&'static ModelInfo]) -> Vec<Referrer> {
+    let mut referrers = Vec::new();
+    for &child in models {
+        for (position, index) in child.indexes.iter().enumerate() {
+            let points_here = index.parent().is_some_and(|info| info.name == parent.name);
+            if points_here && index.on_delete != crate::OnDelete::Leave {
+                referrers.push(Referrer { child, position, on_delete: index.on_delete });
+            }
+        }
+    }
+    referrers
 }
 
 /// What every clone of a `Store` shares.
@@ -857,6 +882,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
     };
     let mut models: Vec<Option<ModelTables>> = Vec::new();
+    let opened: Vec<&'static ModelInfo> = registered.clone();
     for info in registered {
         // Read-only, a model whose tables the store lacks is left out.
         let Some(main) = tables.remove(info.name) else { continue };
@@ -868,7 +894,8 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
             models.resize_with(slot + 1, || None);
         }
         let catalog_entry = crate::catalog::Entry::complete(info).encode()?;
-        models[slot] = Some(ModelTables { info, main, indexes, catalog_entry });
+        let referrers = referrers_of(info, &opened);
+        models[slot] = Some(ModelTables { info, main, indexes, catalog_entry, referrers });
     }
     let shared = Shared {
         engine,

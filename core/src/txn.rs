@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::index::{IndexEntries, IndexHandle, ParentIndex, UniqueIndex, describe_encoded};
 use crate::indexing::{self, entries_of, index_value};
 use crate::lock::{Owner, marker_key};
-use crate::model::{Persistent, check_key_len, check_value_len, describe_key};
+use crate::model::{ModelInfo, Persistent, check_key_len, check_value_len, describe_key};
 use crate::store::{ModelTables, Shared};
 
 /// A read transaction: a consistent snapshot of the whole store, given to
@@ -68,6 +68,11 @@ impl<'t> ReadTx<'t> {
             }
         }
         Ok(older)
+    }
+
+    /// The tables of the model `info` describes, for checks across models.
+    pub(crate) fn tables_of(&self, info: &ModelInfo) -> Result<&ModelTables> {
+        self.shared.tables_of(info)
     }
 
     /// The tables of `M` and the raw reader, for checks over raw entries.
@@ -670,8 +675,69 @@ impl WriteTx<'_> {
             return Ok(false);
         }
         let entries = self.stored_entries::<M>(tables, key)?.unwrap_or_default();
+        self.refuse_if_restricted::<M>(tables, key)?;
         self.remove_record::<M>(tables, key, &entries)?;
+        // The record is gone first, so that a cycle of cascades ends.
+        let cascaded = self.cascade_delete(tables, key);
+        self.poison_if_err(cascaded)?;
         Ok(true)
+    }
+
+    /// Fails, changing nothing, if a child points at the record under
+    /// `key` through a parent index marked `on_delete = restrict`.
+    fn refuse_if_restricted<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<()> {
+        for referrer in tables.referrers.iter().filter(|r| r.on_delete == crate::OnDelete::Restrict) {
+            if !self.children_of(referrer, key)?.is_empty() {
+                let (model, child) = (M::INFO.name, referrer.child.name);
+                return Err(Error::Restricted { model, key: describe_encoded::<M::Key>(key), child });
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the children of the record under `key` whose parent index
+    /// is marked `on_delete = cascade`, each by its own model's rules.
+    fn cascade_delete(&mut self, tables: &ModelTables, key: &[u8]) -> Result<()> {
+        for referrer in tables.referrers.iter().filter(|r| r.on_delete == crate::OnDelete::Cascade) {
+            for child in self.children_of(referrer, key)? {
+                (referrer.child.delete)(self, &child)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys of the records whose parent index `referrer` holds `parent`.
+    fn children_of(&self, referrer: &crate::store::Referrer, parent: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let child_tables = self.shared.tables_of(referrer.child)?;
+        let table = child_tables.indexes[referrer.position];
+        let upper = prefix_successor(parent);
+        let upper = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let unique = referrer.child.indexes[referrer.position].unique;
+        let mut children = Vec::new();
+        for entry in self.reader().range(table, Bound::Included(parent), upper)? {
+            let (entry_key, child) = entry?;
+            // Only entries whose value is exactly `parent` (see `indexing`).
+            let value = if unique { entry_key } else { entry_key.strip_suffix(child).unwrap_or(entry_key) };
+            if value == parent {
+                children.push(child.to_vec());
+            }
+        }
+        Ok(children)
+    }
+
+    /// Fails if a parent index marked `must_exist` names a parent that is
+    /// not stored.
+    fn check_parents_exist<M: Persistent>(&self, added: &[(usize, Vec<u8>)], key: &[u8]) -> Result<()> {
+        for (position, index_key) in added {
+            let info = &M::INFO.indexes[*position];
+            let Some(parent) = info.parent().filter(|_| info.must_exist) else { continue };
+            let value = indexing::index_value::<M>(*position, index_key, key);
+            if self.reader().get(self.shared.tables_of(parent)?.main, value)?.is_none() {
+                let (model, index) = (M::INFO.name, info.name);
+                return Err(Error::ParentMissing { model, index, parent: parent.name, key: (info.describe)(value) });
+            }
+        }
+        Ok(())
     }
 
     /// The index entries of the record stored under `key`, if any. A record
@@ -853,6 +919,7 @@ impl WriteTx<'_> {
         let added: Vec<_> = new.iter().filter(|e| old.binary_search(e).is_err()).collect();
         let removed = old.iter().filter(|e| new.binary_search(e).is_err()).copied().collect();
         let added = self.check_added::<M>(tables, key, &added, unique)?;
+        self.check_parents_exist::<M>(&added, key)?;
         Ok(PreparedWrite { bytes, added, removed })
     }
 

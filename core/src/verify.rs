@@ -126,6 +126,16 @@ pub enum Problem {
         /// The entry's key in the index table.
         entry: Vec<u8>,
     },
+    /// A record whose parent index asks for integrity (`must_exist`, or an
+    /// `on_delete` action) points at a parent that is not stored.
+    DanglingChild {
+        /// The parent index.
+        index: &'static str,
+        /// The record's encoded key.
+        key: Vec<u8>,
+        /// The encoded key of the missing parent.
+        parent: Vec<u8>,
+    },
     /// One stored value's encoding is a prefix of another's: the key or
     /// index type's encoding is not self-delimiting (see
     /// [`EncodeKey`](crate::EncodeKey)), so range and prefix queries cannot
@@ -147,6 +157,9 @@ impl fmt::Display for Problem {
             Problem::MissingEntry { index, key } => write!(f, "record {key:?} is missing from index {index}"),
             Problem::ExtraEntry { index, entry } => {
                 write!(f, "index {index} holds {entry:?}, which no record calls for")
+            }
+            Problem::DanglingChild { index, key, parent } => {
+                write!(f, "record {key:?} points through {index} at parent {parent:?}, which does not exist")
             }
             Problem::NotSelfDelimiting { index, value, longer } => write!(
                 f,
@@ -170,6 +183,7 @@ pub fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport> {
             find_extra_entries::<M>(reader, tables, position, &mut report)?;
         }
     }
+    check_parents::<M>(tx, &mut report)?;
     check_self_delimiting(reader, tables.main, "key", &mut report, |key, _| key)?;
     for (position, &table) in tables.indexes.iter().enumerate() {
         let name = M::INFO.indexes[position].name;
@@ -178,6 +192,27 @@ pub fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport> {
         })?;
     }
     Ok(report)
+}
+
+/// Reports records whose parent index asks for integrity but points at a
+/// parent that is not stored.
+fn check_parents<M: Persistent>(tx: &ReadTx<'_>, report: &mut ModelReport) -> Result<()> {
+    let (tables, reader) = tx.parts::<M>()?;
+    for (position, index) in M::INFO.indexes.iter().enumerate() {
+        let Some(parent) = index.parent() else { continue };
+        if !index.must_exist && index.on_delete == crate::OnDelete::Leave {
+            continue;
+        }
+        let parents = tx.tables_of(parent)?.main;
+        for entry in reader.range(tables.indexes[position], std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
+            let (entry_key, key) = entry?;
+            let value = index_value::<M>(position, entry_key, key);
+            if reader.get(parents, value)?.is_none() {
+                report.found(Problem::DanglingChild { index: index.name, key: key.to_vec(), parent: value.to_vec() });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reports stored values (found by `value_of` from each entry of `table`)

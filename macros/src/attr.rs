@@ -6,7 +6,9 @@ use syn::meta::ParseNestedMeta;
 use syn::{Attribute, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
-use crate::symbol::{FROM, INDEX, KEY, NAME, PARENT, PERSISTENT, Symbol, UNIQUE, VALUE, VERSION, WITH};
+use crate::symbol::{
+    FROM, INDEX, KEY, MUST_EXIST, NAME, ON_DELETE, PARENT, PERSISTENT, Symbol, UNIQUE, VALUE, VERSION, WITH,
+};
 
 /// One attribute value, remembering where it was written so that a
 /// duplicate is reported at its second occurrence.
@@ -103,6 +105,10 @@ pub struct Field {
     pub index: Option<(TokenStream, Option<Computed>)>,
     pub unique: Option<TokenStream>,
     pub parent: Option<(TokenStream, syn::Path)>,
+    /// `must_exist`: a parent field's value must be the key of a stored parent.
+    pub must_exist: Option<TokenStream>,
+    /// `on_delete = restrict | cascade | leave`: what deleting the parent does.
+    pub on_delete: Option<(TokenStream, syn::Ident)>,
 }
 
 impl Field {
@@ -111,6 +117,8 @@ impl Field {
         let mut index = Attr::none(cx, INDEX);
         let mut unique = Attr::none(cx, UNIQUE);
         let mut parent = Attr::none(cx, PARENT);
+        let mut must_exist = Attr::none(cx, MUST_EXIST);
+        let mut on_delete = Attr::none(cx, ON_DELETE);
         for attr in persistent_attrs(attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path == KEY {
@@ -124,11 +132,22 @@ impl Field {
                 } else if meta.path == PARENT {
                     let model: syn::Path = meta.value()?.parse()?;
                     parent.set(&meta.path, model);
+                } else if meta.path == MUST_EXIST {
+                    must_exist.set(&meta.path, ());
+                } else if meta.path == ON_DELETE {
+                    let action: syn::Ident = meta.value()?.parse()?;
+                    if !["restrict", "cascade", "leave"].iter().any(|a| action == a) {
+                        return Err(syn::Error::new_spanned(
+                            &action,
+                            "unknown on_delete action; expected `restrict`, `cascade` or `leave`",
+                        ));
+                    }
+                    on_delete.set(&meta.path, action);
                 } else {
                     return Err(unknown(
                         &meta,
                         "field",
-                        "`key`, `index`, `index(with = ...)`, `unique` or `parent = Model`",
+                        "`key`, `index`, `index(with = ...)`, `unique`, `parent = Model`, `must_exist` or `on_delete = ...`",
                     ));
                 }
                 Ok(())
@@ -142,6 +161,8 @@ impl Field {
             index: index.get_with_tokens(),
             unique: unique.get_with_tokens().map(|(tokens, ())| tokens),
             parent: parent.get_with_tokens(),
+            must_exist: must_exist.get_with_tokens().map(|(tokens, ())| tokens),
+            on_delete: on_delete.get_with_tokens(),
         }
     }
 }

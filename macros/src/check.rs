@@ -18,6 +18,26 @@ pub fn check(cx: &Ctxt, model: &Model) {
     check_older_versions(cx, model);
     check_serde_attributes_read_back(cx, model);
     check_index_names(cx, model);
+    check_integrity_needs_parent(cx, model);
+}
+
+// `must_exist` and `on_delete` say how a parent index relates its records
+// to the parent model's, so they need `parent = Model`.
+fn check_integrity_needs_parent(cx: &Ctxt, model: &Model) {
+    for field in model.fields.iter().filter(|field| field.attrs.parent.is_none()) {
+        if let Some(tokens) = &field.attrs.must_exist {
+            cx.error_spanned_by(
+                tokens,
+                "`must_exist` needs a parent index; write #[persistent(parent = Model, must_exist)]",
+            );
+        }
+        if let Some((tokens, _)) = &field.attrs.on_delete {
+            cx.error_spanned_by(
+                tokens,
+                "`on_delete` needs a parent index; write #[persistent(parent = Model, on_delete = ...)]",
+            );
+        }
+    }
 }
 
 // An index name becomes a table name and a handle constant: an identifier

@@ -109,6 +109,12 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             IndexSource::Parent(parent) => path_name(parent),
             IndexSource::Field | IndexSource::Optional => String::new(),
         };
+        let must_exist = index.field.attrs.must_exist.is_some();
+        let on_delete = match index.field.attrs.on_delete.as_ref().map(|(_, action)| action.to_string()).as_deref() {
+            Some("restrict") => quote!(::skyshelve::OnDelete::Restrict),
+            Some("cascade") => quote!(::skyshelve::OnDelete::Cascade),
+            _ => quote!(::skyshelve::OnDelete::Leave),
+        };
         let parent_info = match &index.source {
             IndexSource::Parent(parent) => {
                 quote!(::core::option::Option::Some(::skyshelve::__private::info_of::<#parent>))
@@ -124,6 +130,8 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
                 source: #source,
                 describe: ::skyshelve::__private::describe_encoded::<#value_ty>,
                 parent_info: #parent_info,
+                must_exist: #must_exist,
+                on_delete: #on_delete,
             }
         }
     });
@@ -139,6 +147,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             save_json: ::skyshelve::__private::save_json::<#ident>,
             backfill: ::skyshelve::__private::backfill::<#ident>,
             migrate: ::skyshelve::__private::migrate::<#ident>,
+            delete: ::skyshelve::__private::delete::<#ident>,
         }
     }
 }
@@ -269,6 +278,7 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
                     save_json: ::skyshelve::__private::save_json::<#ident>,
                     backfill: ::skyshelve::__private::backfill::<#ident>,
                     migrate: ::skyshelve::__private::migrate::<#ident>,
+                    delete: ::skyshelve::__private::delete::<#ident>,
                 };
                 fn key(&self) -> &Self::Key {
                     &()

@@ -18,6 +18,8 @@ pub const PARENT: Symbol = Symbol("parent");
 pub const WITH: Symbol = Symbol("with");
 pub const VALUE: Symbol = Symbol("value");
 pub const FROM: Symbol = Symbol("from");
+pub const MUST_EXIST: Symbol = Symbol("must_exist");
+pub const ON_DELETE: Symbol = Symbol("on_delete");
 
 impl PartialEq<Symbol> for Ident {
     fn eq(&self, word: &Symbol) -> bool {
