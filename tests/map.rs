@@ -92,3 +92,20 @@ fn too_many_maps_is_a_typed_error_naming_the_setting() {
     assert!(matches!(err, Error::TooManyTables { .. }), "{err:?}");
     assert!(err.to_string().contains("max_tables"), "{err}");
 }
+
+#[test]
+fn maps_work_inside_transactions_of_their_own_store_only() {
+    let (store, other) = (Store::temporary().unwrap(), Store::temporary().unwrap());
+    let counts = store.map::<String, u64>("counts").unwrap();
+    store
+        .write(|tx| {
+            counts.upsert_in(tx, &"a".to_string(), || 0, |n| *n += 2)?;
+            assert_eq!(counts.get_in(tx, "a")?, Some(2), "a write transaction sees its own writes");
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.read(|tx| counts.get_in(tx, "a")).unwrap(), Some(2));
+    let err = other.write(|tx| counts.insert_in(tx, &"b".to_string(), &1)).unwrap_err();
+    assert!(matches!(err, Error::OtherStore { .. }), "{err:?}");
+    assert!(matches!(other.read(|tx| counts.get_in(tx, "a")), Err(Error::OtherStore { .. })));
+}

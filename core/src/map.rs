@@ -176,8 +176,8 @@ where
         self.store.shared().engine.write(|txn| Ok(txn.put_new(self.table, &key, &bytes)?.is_none()))
     }
 
-    /// [`get`](Map::get) inside a write transaction: sees the
-    /// transaction's own writes.
+    /// [`get`](Map::get) inside a transaction, read or write: a write
+    /// transaction sees its own writes, a read transaction its snapshot.
     ///
     /// ```
     /// let store = skyshelve::Store::temporary()?;
@@ -191,15 +191,26 @@ where
     ///     Ok(())
     /// })?;
     /// assert_eq!((stock.get("apples")?, stock.get("sold")?), (Some(2), Some(1)));
+    /// let sold = store.read(|tx| stock.get_in(tx, "sold"))?;
+    /// assert_eq!(sold, Some(1));
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn get_in<Q>(&self, tx: &WriteTx<'_>, key: &Q) -> Result<Option<V>>
+    pub fn get_in<T, Q>(&self, tx: &T, key: &Q) -> Result<Option<V>>
     where
+        T: crate::Transaction,
         K: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
-        let txn = self.raw_reader(tx)?;
-        txn.get(self.table, &encode_to_vec(key))?.map(|bytes| self.decode_value(bytes)).transpose()
+        tx.map_value(self, &encode_to_vec(key))
+    }
+
+    /// The value under an encoded key, read through `txn`.
+    pub(crate) fn value_in(&self, txn: &(impl Reader + ?Sized), key: &[u8]) -> Result<Option<V>> {
+        txn.get(self.table, key)?.map(|bytes| self.decode_value(bytes)).transpose()
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// [`insert`](Map::insert) inside a write transaction; see
@@ -258,17 +269,12 @@ where
         Ok(value)
     }
 
-    /// The transaction's reader, if the transaction is on this map's store.
-    fn raw_reader<'t>(&self, tx: &'t WriteTx<'_>) -> Result<&'t dyn Reader> {
-        if tx.is_on(&self.store) { Ok(tx.raw_reader()) } else { Err(self.other_store()) }
-    }
-
     /// The transaction's writer, if the transaction is on this map's store.
     fn raw_writer<'t>(&self, tx: &'t mut WriteTx<'_>) -> Result<&'t mut dyn Writer> {
         if tx.is_on(&self.store) { Ok(tx.raw_writer()) } else { Err(self.other_store()) }
     }
 
-    fn other_store(&self) -> Error {
+    pub(crate) fn other_store(&self) -> Error {
         Error::OtherStore { what: format!("map {}", self.name) }
     }
 

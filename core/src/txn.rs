@@ -101,11 +101,6 @@ impl<'t> WriteTx<'t> {
         std::ptr::eq(self.shared, store.shared())
     }
 
-    /// The raw reader, for maps.
-    pub(crate) fn raw_reader(&self) -> &dyn Reader {
-        &*self.txn
-    }
-
     /// The raw writer, for maps.
     pub(crate) fn raw_writer(&mut self) -> &mut dyn Writer {
         &mut *self.txn
@@ -414,6 +409,12 @@ pub trait Transaction: sealed::Sealed {
         M: Persistent,
         M::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized;
+
+    #[doc(hidden)]
+    fn map_value<K, V>(&self, map: &crate::Map<K, V>, key: &[u8]) -> Result<Option<V>>
+    where
+        K: crate::Key,
+        V: serde::Serialize + serde::de::DeserializeOwned + 'static;
 }
 
 mod sealed {
@@ -441,6 +442,17 @@ macro_rules! transaction {
                 Q: EncodeKey + ?Sized,
             {
                 self.exists::<M, Q>(key)
+            }
+
+            fn map_value<K, V>(&self, map: &crate::Map<K, V>, key: &[u8]) -> Result<Option<V>>
+            where
+                K: crate::Key,
+                V: serde::Serialize + serde::de::DeserializeOwned + 'static,
+            {
+                if !std::ptr::eq(self.shared, map.store().shared()) {
+                    return Err(map.other_store());
+                }
+                map.value_in(self.reader(), key)
             }
         }
     };
