@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     if std::env::var_os(AS_CLI).is_some() {
         return skyshelve::cli::main();
     }
-    let checks: [(&str, fn()); 7] = [
+    let checks: [(&str, fn()); 8] = [
         ("models_and_stats_list_the_program_models_and_their_counts", models_and_stats_list_the_program_models),
         ("verify_fails_until_migrate_rewrites_the_older_records", verify_fails_until_migrate_rewrites),
         ("export_and_import_round_trip_through_json_lines", export_and_import_round_trip),
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         ("mistakes_are_reported_with_exit_status_2", mistakes_are_reported_with_exit_status_2),
         ("reindex_makes_the_program_definitions_the_store_s", reindex_makes_the_program_definitions_the_stores),
         ("a_reader_that_stops_early_ends_the_export_quietly", a_reader_that_stops_early_ends_the_export_quietly),
+        ("models_and_stats_list_the_maps_too", models_and_stats_list_the_maps_too),
     ];
     for (name, check) in checks {
         check();
@@ -186,4 +187,17 @@ fn a_reader_that_stops_early_ends_the_export_quietly() {
     let output = export.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "", "nothing said about the closed pipe");
+}
+
+fn models_and_stats_list_the_maps_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = golden_store(dir.path());
+    {
+        let opened = skyshelve::Store::open(&store).unwrap();
+        let settings = opened.map::<String, u32>("settings").unwrap();
+        settings.insert(&"retries".to_string(), &3).unwrap();
+        settings.insert(&"timeout".to_string(), &30).unwrap();
+    }
+    assert!(expect(&["stats", &store], 0).contains("map settings: 2 entries\n"));
+    assert!(expect(&["models", &store], 0).contains("map settings  2 entries\n"));
 }

@@ -34,6 +34,18 @@ pub struct StoreStats {
     pub max_readers: u32,
     /// Per model of this program, by name.
     pub models: Vec<ModelStats>,
+    /// Per typed map in the store (made by any program), by name.
+    pub maps: Vec<MapStats>,
+}
+
+/// Counts for one typed map.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MapStats {
+    /// The map's name, as given to [`Store::map`].
+    pub name: String,
+    /// Entries stored.
+    pub entries: u64,
 }
 
 /// Counts for one model.
@@ -63,8 +75,10 @@ impl Store {
     /// # struct Item { #[persistent(key)] id: u32, #[persistent(index)] tag: u8 }
     /// let store = Store::temporary()?;
     /// Item { id: 1, tag: 2 }.save(&store)?;
+    /// store.map::<String, u32>("settings")?.insert(&"retries".into(), &3)?;
     /// let stats = store.stats()?;
     /// let items = stats.models.iter().find(|m| m.name == "doc_admin_stats").unwrap();
+    /// assert_eq!((stats.maps[0].name.as_str(), stats.maps[0].entries), ("settings", 1));
     /// assert_eq!((items.records, items.index_entries.as_slice()), (1, &[1][..]));
     /// assert!(stats.used_bytes <= stats.map_size as u64);
     /// # Ok::<(), skyshelve::Error>(())
@@ -84,7 +98,25 @@ impl Store {
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
-        Ok(StoreStats { map_size, used_bytes, readers, max_readers, models })
+        let maps = self.map_stats()?;
+        Ok(StoreStats { map_size, used_bytes, readers, max_readers, models, maps })
+    }
+
+    /// The typed maps stored, with their entry counts.
+    fn map_stats(&self) -> Result<Vec<MapStats>> {
+        let engine = &self.shared().engine;
+        let tables: Vec<String> =
+            engine.table_names()?.into_iter().filter(|table| crate::tables::map_name(table).is_some()).collect();
+        let opened = engine.open_tables_that_exist(&tables)?;
+        self.read(|tx| {
+            let reader = tx.raw();
+            let mut maps = Vec::with_capacity(tables.len());
+            for table in &tables {
+                let (Some(name), Some(&handle)) = (crate::tables::map_name(table), opened.get(table)) else { continue };
+                maps.push(MapStats { name: name.to_owned(), entries: reader.len(handle)? });
+            }
+            Ok(maps)
+        })
     }
 
     #[cfg(feature = "json")]

@@ -252,6 +252,9 @@ fn list_models(store: &Store, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "  {}", index.fingerprint())?;
         }
     }
+    for map in store.stats()?.maps {
+        writeln!(out, "map {}  {} entries", map.name, map.entries)?;
+    }
     Ok(())
 }
 
@@ -266,6 +269,9 @@ fn stats(store: &Store, out: &mut dyn Write) -> Result<()> {
         let entries: Vec<String> =
             names.iter().zip(&model.index_entries).map(|(index, count)| format!("{} {count}", index.name)).collect();
         writeln!(out, "{}: {} records; index entries: {}", model.name, model.records, entries.join(", "))?;
+    }
+    for map in &stats.maps {
+        writeln!(out, "map {}: {} entries", map.name, map.entries)?;
     }
     Ok(())
 }

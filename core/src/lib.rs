@@ -76,7 +76,7 @@ mod tables;
 mod txn;
 mod verify;
 
-pub use admin::{ModelStats, Progress, StoreStats};
+pub use admin::{MapStats, ModelStats, Progress, StoreStats};
 pub use codec::key::{EncodeKey, Key, KeyPrefix, KeyRuleBroken, check_key_encoding};
 pub use engine::Durability;
 pub use error::{Error, Result};

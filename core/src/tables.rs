@@ -18,5 +18,13 @@ pub(crate) fn index_table(model: &ModelInfo, index: &str) -> String {
 
 /// The table of the typed map named `name`.
 pub(crate) fn map_table(name: &str) -> String {
-    format!("~map/{name}")
+    format!("{MAP_PREFIX}{name}")
+}
+
+/// What every map table's name starts with.
+const MAP_PREFIX: &str = "~map/";
+
+/// The name of the map whose table is `table`, if it is a map's.
+pub(crate) fn map_name(table: &str) -> Option<&str> {
+    table.strip_prefix(MAP_PREFIX)
 }

@@ -123,6 +123,26 @@ impl Engine {
         if existing.len() == names.len() { Ok(existing) } else { self.create_tables(names) }
     }
 
+    /// The names of every table in the environment, in name order.
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        let rtxn = self.read_txn()?;
+        let listed = self.env.open_databases_and_commit(rtxn.txn, |opener, rtxn| {
+            // LMDB keeps the named tables as the keys of its unnamed one.
+            let mut names = Vec::new();
+            if let Some(main) = opener.open_database::<Bytes, Bytes>(rtxn, None)? {
+                for entry in main.iter(rtxn)? {
+                    let (name, _) = entry?;
+                    names.extend(std::str::from_utf8(name).ok().map(str::to_owned));
+                }
+            }
+            Ok::<_, heed::Error>(CommitOrAbort::<NewTables<'_>, _>::Abort(names))
+        });
+        match listed.map_err(|err| self.error(err))? {
+            CommitOrAbort::Abort(names) => Ok(names),
+            CommitOrAbort::Commit(_) => unreachable!("the listing never commits"),
+        }
+    }
+
     /// Opens those of the named tables that exist, in a read transaction.
     pub fn open_tables_that_exist(&self, names: &[String]) -> Result<HashMap<String, Table>> {
         let rtxn = self.read_txn()?;
