@@ -92,3 +92,20 @@ fn streaming_key_range_inside_a_read_transaction() {
         .unwrap();
     assert_eq!(sum, (10..20u64).sum::<u64>());
 }
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Visit {
+    #[persistent(key)]
+    id: (String, u32),
+}
+
+#[test]
+fn tuple_key_prefixes_take_borrowed_first_elements() {
+    let store = Store::temporary().unwrap();
+    for (page, n) in [("home", 1), ("home", 2), ("about", 1)] {
+        Visit { id: (page.into(), n) }.save(&store).unwrap();
+    }
+    let code = String::from("home");
+    let home = Visit::prefix(&store, &(code.as_str(),)).unwrap();
+    assert_eq!(home.iter().map(|v| v.id.1).collect::<Vec<_>>(), [1, 2]);
+}

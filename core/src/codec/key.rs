@@ -509,6 +509,24 @@ tuple_prefix!((A) of (A B C D));
 tuple_prefix!((A B) of (A B C D));
 tuple_prefix!((A B C) of (A B C D));
 
+// A borrowed first element (`&str` for a `String`, `&[u8]` for a
+// `Vec<u8>`) is a prefix too, so a prefix query needs no owned copy.
+macro_rules! borrowed_tuple_prefix {
+    ($borrowed:ty => $owned:ty, ($($rest:ident)*)) => {
+        impl<$($rest: Key),*> KeyPrefix<($owned, $($rest,)*)> for ($borrowed,) {
+            fn encode_prefix(&self, out: &mut Vec<u8>) {
+                self.0.encode_key(out);
+            }
+        }
+    };
+}
+borrowed_tuple_prefix!(&str => String, (B));
+borrowed_tuple_prefix!(&str => String, (B C));
+borrowed_tuple_prefix!(&str => String, (B C D));
+borrowed_tuple_prefix!(&[u8] => Vec<u8>, (B));
+borrowed_tuple_prefix!(&[u8] => Vec<u8>, (B C));
+borrowed_tuple_prefix!(&[u8] => Vec<u8>, (B C D));
+
 #[cfg(test)]
 mod tests {
     use super::*;
