@@ -753,7 +753,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self: Sized,
     {
         let total = store.read(|tx| tx.count_older::<Self>())?;
-        let batch = usize::try_from(total / MIGRATE_BATCHES).unwrap_or(usize::MAX).max(crate::catalog::BATCH);
+        let batch = usize::try_from(total / MIGRATE_BATCHES).unwrap_or(usize::MAX).max(MIN_MIGRATE_BATCH);
         let (mut done, mut after) = (0, None);
         loop {
             let (rewritten, last) = store.write(|tx| tx.migrate_batch::<Self>(after.as_deref(), batch))?;
@@ -790,6 +790,10 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
 /// At most this many batches for a migration: each batch scans the
 /// model's indexes once for the entries older code wrote.
 const MIGRATE_BATCHES: u64 = 16;
+
+/// The smallest batch `migrate` rewrites per transaction: below it, the
+/// per-transaction cost outweighs letting other writers in sooner.
+const MIN_MIGRATE_BATCH: usize = 1000;
 
 /// [`Persistent::migrate`] behind a function pointer, for [`ModelInfo`].
 #[doc(hidden)]

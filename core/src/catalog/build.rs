@@ -1,45 +1,14 @@
-//! The index catalog: which indexes each model has in this store, and how
-//! each is computed (its fingerprint, see [`IndexInfo::fingerprint`]).
-//!
-//! The catalog holds one entry per model. When a store opens, every model
-//! whose entry differs from the program's definitions is reconciled:
-//!
-//! - A program whose model version is higher than the entry's takes the
-//!   model over (at an equal version only when opened with
-//!   [`StoreOptions::take_over_indexes`](crate::StoreOptions::take_over_indexes),
-//!   so that a program which merely lacks an index, such as a report
-//!   reading the records, never drops it or stops the writers that keep
-//!   it): indexes that are new, changed, or were left half built are
-//!   cleared and built again from the records, in batches of [`BATCH`]
-//!   records per transaction so that other processes keep writing in
-//!   between; indexes the program no longer has are cleared. Every process
-//!   opening with the same definitions joins a build under way, so an open
-//!   returns only once its indexes are complete.
-//! - A program with an older model version, or an equal one and other
-//!   definitions, leaves the entry alone and writes nothing.
-//!
-//! When the stored records break a new index's rules (two records with one
-//! value of a unique index, an entry too long for LMDB), the build stops
-//! and says why in the entry; the open succeeds, queries of that index
-//! report the reason, writes carry on so that the records can be
-//! corrected, and the next open resumes the build.
-//!
-//! A process whose definitions are not (or no longer) the catalog's may
-//! still read the model's records and query the indexes whose fingerprint
-//! the catalog shares; its writes of the model fail with
-//! [`Error::SchemaMismatch`], because it would not maintain the other
-//! definitions' indexes. Nothing it has written before is lost.
+//! Bringing the catalog in line with a program's models when a store
+//! opens: taking models over and building their new indexes, in batches.
+//! This sits above the transactions and uses them.
 
 use std::collections::HashMap;
 use std::ops::Bound;
 
-use serde::{Deserialize, Serialize};
-
+use super::entry::{Entry, read_entry, read_entry_or_none};
 use crate::admin::Progress;
-use crate::codec::value;
 use crate::engine::{Reader, Table, Writer};
 use crate::error::{Error, Result};
-use crate::index::IndexInfo;
 use crate::indexing::entries_of;
 use crate::model::{ModelInfo, Persistent, decode_record};
 use crate::store::{ModelTables, Shared};
@@ -48,147 +17,8 @@ use crate::txn::WriteTx;
 /// Records per backfill transaction.
 pub(crate) const BATCH: usize = 1000;
 
-/// The version of the entry format, in the entry's value header.
-const ENTRY_FORMAT: u16 = 1;
-
 /// Reports the progress of an index build of the named model.
 pub(crate) type ProgressFn<'a> = dyn FnMut(&'static str, Progress) + 'a;
-
-/// What the store knows about one model's indexes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Entry {
-    /// The model version of the program that wrote the entry.
-    version: u16,
-    /// Every index, as (name, fingerprint).
-    indexes: Vec<(String, String)>,
-    /// Indexes whose entries are still being built.
-    building: Vec<String>,
-    /// The last record key that has its entries in `building`.
-    built_through: Option<Vec<u8>>,
-    /// Why the build stopped, when the records break an index's rules (two
-    /// records with one unique value, an entry too long); the next open
-    /// tries again.
-    failed: Option<String>,
-}
-
-impl Entry {
-    /// The entry of a model whose indexes are all complete.
-    pub(crate) fn complete(info: &ModelInfo) -> Entry {
-        let indexes = definitions(info);
-        Entry { version: info.version, indexes, building: Vec::new(), built_through: None, failed: None }
-    }
-
-    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        value::encode_into(self, ENTRY_FORMAT, crate::tables::CATALOG, &mut bytes)?;
-        Ok(bytes)
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Entry> {
-        value::decode(bytes, crate::tables::CATALOG).map(|(_, entry)| entry)
-    }
-
-    fn defines(&self, info: &ModelInfo) -> bool {
-        self.indexes == definitions(info)
-    }
-
-    /// Whether `index` is in the catalog with the same definition.
-    fn has_same(&self, index: &IndexInfo) -> bool {
-        self.indexes.iter().any(|(name, print)| name == index.name && *print == index.fingerprint())
-    }
-
-    fn is_building(&self, index: &IndexInfo) -> bool {
-        self.building.iter().any(|name| name == index.name)
-    }
-
-    /// Whether `index` is in the catalog, with the same definition, and complete.
-    fn has_complete(&self, index: &IndexInfo) -> bool {
-        self.has_same(index) && !self.is_building(index)
-    }
-}
-
-fn definitions(info: &ModelInfo) -> Vec<(String, String)> {
-    info.indexes.iter().map(|index| (index.name.to_owned(), index.fingerprint())).collect()
-}
-
-fn read_entry(txn: &(impl Reader + ?Sized), catalog: Table, info: &ModelInfo) -> Result<Option<Entry>> {
-    txn.get(catalog, info.name.as_bytes())?.map(Entry::decode).transpose()
-}
-
-/// `read_entry` for taking a model over: an entry that does not decode
-/// (damaged) counts as absent, so the model's indexes are all rebuilt.
-fn read_entry_or_none(txn: &(impl Reader + ?Sized), catalog: Table, info: &ModelInfo) -> Result<Option<Entry>> {
-    match read_entry(txn, catalog, info) {
-        Err(Error::Decode { .. }) => Ok(None),
-        other => other,
-    }
-}
-
-/// Fails unless this program may write records of the model: the
-/// catalog's indexes are this program's, so its writes keep them all.
-pub(crate) fn check_writable(txn: &(impl Reader + ?Sized), catalog: Table, tables: &ModelTables) -> Result<()> {
-    let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(()) };
-    if bytes == tables.catalog_entry {
-        return Ok(()); // the usual case: compared without decoding
-    }
-    let entry = Entry::decode(bytes)?;
-    if entry.defines(tables.info) {
-        Ok(()) // a build under way, or an older program's version number
-    } else {
-        Err(mismatch(tables.info, &entry))
-    }
-}
-
-/// Fails unless the index at `position` may be queried: the catalog has
-/// it, with this program's definition, completely built.
-pub(crate) fn check_queryable(
-    txn: &(impl Reader + ?Sized),
-    catalog: Table,
-    tables: &ModelTables,
-    position: usize,
-) -> Result<()> {
-    let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(()) };
-    if bytes == tables.catalog_entry {
-        return Ok(());
-    }
-    let entry = Entry::decode(bytes)?;
-    let index = &tables.info.indexes[position];
-    if entry.has_complete(index) {
-        return Ok(());
-    }
-    let reason = if !entry.has_same(index) {
-        format!("index {} is defined differently in the store ({})", index.name, describe(&entry))
-    } else if let Some(failure) = &entry.failed {
-        format!("index {} could not be built ({failure}); correct the records, then open the store again", index.name)
-    } else {
-        format!("index {} is being built by another process; open the store again once it is done", index.name)
-    };
-    Err(Error::SchemaMismatch { model: tables.info.name, reason })
-}
-
-fn mismatch(info: &ModelInfo, entry: &Entry) -> Error {
-    let remedy = if entry.version > info.version {
-        "a release with a newer model version defined them: run that release to write this model"
-    } else if entry.version == info.version {
-        "another program with the same model version defined them: bump the model version \
-         (#[persistent(version = ...)]) or open the store with StoreOptions::take_over_indexes(true) \
-         to make this program's definitions the store's"
-    } else {
-        "another release opened the store since: run that release, or reopen the store in this one \
-         (once every handle is dropped) to make its definitions the store's"
-    };
-    let reason = format!(
-        "the store's indexes are {} and this program's are {}, so its writes would leave them out of step; {remedy}",
-        describe(entry),
-        describe(&Entry::complete(info)),
-    );
-    Error::SchemaMismatch { model: info.name, reason }
-}
-
-fn describe(entry: &Entry) -> String {
-    let prints: Vec<&str> = entry.indexes.iter().map(|(_, print)| print.as_str()).collect();
-    format!("[{}] (model version {})", prints.join(", "), entry.version)
-}
 
 /// Brings the catalog in line with this program's models (see the module
 /// documentation). Runs when a store opens; `at_equal_version` lets this
