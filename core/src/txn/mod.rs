@@ -1,0 +1,194 @@
+//! Read and write transactions over models and maps. Every write keeps
+//! every index in step with its record through `indexing`, checking before
+//! it changes anything.
+
+mod query;
+mod write;
+
+use std::borrow::Borrow;
+use std::ops::Bound;
+
+use crate::codec::key::EncodeKey;
+use crate::engine::{Reader, Writer};
+use crate::error::{Error, Result};
+use crate::lock::Owner;
+use crate::model::{ModelInfo, Persistent};
+use crate::store::{ModelTables, Shared};
+
+/// A read transaction: a consistent snapshot of the whole store, given to
+/// the closure of [`Store::read`](crate::Store::read).
+pub struct ReadTx<'t> {
+    shared: &'t Shared,
+    txn: &'t crate::engine::ReadTxn<'t>,
+}
+
+/// A write transaction, given to the closure of
+/// [`Store::write`](crate::Store::write): everything done through it is
+/// committed together when the closure returns `Ok`, or not at all.
+pub struct WriteTx<'t> {
+    shared: &'t Shared,
+    txn: &'t mut dyn Writer,
+    /// The record-lock guard this transaction writes for, if any.
+    owner: Option<Owner>,
+    /// The thread that asked for the transaction (with group commit the
+    /// closure may run on another writer's thread).
+    caller: std::thread::ThreadId,
+    /// Set when a record is locked by someone else: `Store::write` then
+    /// waits and runs the transaction again.
+    blocked: &'t mut Option<Error>,
+    /// Models (by slot, below 128) whose catalog entry this transaction
+    /// has found writable, so that a batch of writes checks it once.
+    writable: u128,
+    /// Set when an operation failed after changing the transaction: it
+    /// can then only be rolled back (see `finish`).
+    poisoned: Option<String>,
+}
+
+impl<'t> ReadTx<'t> {
+    pub(crate) fn new(shared: &'t Shared, txn: &'t crate::engine::ReadTxn<'t>) -> Self {
+        ReadTx { shared, txn }
+    }
+
+    fn reader(&self) -> &crate::engine::ReadTxn<'t> {
+        self.txn
+    }
+
+    /// The raw reader, for admin work over stored bytes.
+    pub(crate) fn raw(&self) -> &dyn Reader {
+        self.txn
+    }
+
+    /// How many records of `M` an older model version wrote.
+    pub(crate) fn count_older<M: Persistent>(&self) -> Result<u64> {
+        let mut older = 0;
+        for entry in self.txn.range(self.shared.tables::<M>()?.main, Bound::Unbounded, Bound::Unbounded)? {
+            let (_, bytes) = entry?;
+            if crate::codec::value::version_of(bytes, M::INFO.name)? < M::INFO.version {
+                older += 1;
+            }
+        }
+        Ok(older)
+    }
+
+    /// The tables of the model `info` describes, for checks across models.
+    pub(crate) fn tables_of(&self, info: &ModelInfo) -> Result<&ModelTables> {
+        self.shared.tables_of(info)
+    }
+
+    /// The tables of `M` and the raw reader, for checks over raw entries.
+    pub(crate) fn parts<M: Persistent>(&self) -> Result<(&ModelTables, &dyn Reader)> {
+        Ok((self.shared.tables::<M>()?, self.txn))
+    }
+}
+
+impl<'t> WriteTx<'t> {
+    pub(crate) fn new(
+        shared: &'t Shared,
+        txn: &'t mut dyn Writer,
+        owner: Option<Owner>,
+        caller: std::thread::ThreadId,
+        blocked: &'t mut Option<Error>,
+    ) -> Self {
+        WriteTx { shared, txn, owner, caller, blocked, writable: 0, poisoned: None }
+    }
+
+    fn reader(&self) -> &dyn Writer {
+        &*self.txn
+    }
+
+    /// Whether the transaction belongs to `store`'s environment.
+    pub(crate) fn is_on(&self, store: &crate::Store) -> bool {
+        std::ptr::eq(self.shared, store.shared())
+    }
+
+    /// The raw writer, for maps.
+    pub(crate) fn raw_writer(&mut self) -> &mut dyn Writer {
+        &mut *self.txn
+    }
+
+    /// The tables of `M` and the raw writer, for index builds.
+    pub(crate) fn tables_and_writer<M: Persistent>(&mut self) -> Result<(&'t ModelTables, &mut dyn Writer)> {
+        Ok((self.shared.tables::<M>()?, &mut *self.txn))
+    }
+
+    /// Fails if this program's indexes of `M` are not the store's (see
+    /// `catalog`): its writes would leave the store's indexes behind.
+    fn check_writable<M: Persistent>(&mut self, tables: &ModelTables) -> Result<()> {
+        let slot = M::INFO.slot.index();
+        let bit = u32::try_from(slot).ok().and_then(|slot| 1u128.checked_shl(slot)).unwrap_or(0);
+        if self.writable & bit != 0 {
+            return Ok(());
+        }
+        crate::catalog::check_writable(self.reader(), self.shared.catalog, tables)?;
+        self.writable |= bit;
+        Ok(())
+    }
+}
+
+/// A read or write transaction, for the model methods that work inside
+/// either ([`Persistent::load_in`], [`Persistent::exists_in`]). Sealed.
+pub trait Transaction: sealed::Sealed {
+    #[doc(hidden)]
+    fn load_record<M, Q>(&self, key: &Q) -> Result<Option<M>>
+    where
+        M: Persistent,
+        M::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized;
+
+    #[doc(hidden)]
+    fn record_exists<M, Q>(&self, key: &Q) -> Result<bool>
+    where
+        M: Persistent,
+        M::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized;
+
+    #[doc(hidden)]
+    fn map_value<K, V>(&self, map: &crate::Map<K, V>, key: &[u8]) -> Result<Option<V>>
+    where
+        K: crate::Key,
+        V: serde::Serialize + serde::de::DeserializeOwned + 'static;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::ReadTx<'_> {}
+    impl Sealed for super::WriteTx<'_> {}
+}
+
+macro_rules! transaction {
+    ($tx:ident) => {
+        impl Transaction for $tx<'_> {
+            fn load_record<M, Q>(&self, key: &Q) -> Result<Option<M>>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                self.load::<M, Q>(key)
+            }
+
+            fn record_exists<M, Q>(&self, key: &Q) -> Result<bool>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                self.exists::<M, Q>(key)
+            }
+
+            fn map_value<K, V>(&self, map: &crate::Map<K, V>, key: &[u8]) -> Result<Option<V>>
+            where
+                K: crate::Key,
+                V: serde::Serialize + serde::de::DeserializeOwned + 'static,
+            {
+                if !std::ptr::eq(self.shared, map.store().shared()) {
+                    return Err(map.other_store());
+                }
+                map.value_in(self.reader(), key)
+            }
+        }
+    };
+}
+
+transaction!(ReadTx);
+transaction!(WriteTx);

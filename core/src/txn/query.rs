@@ -1,0 +1,387 @@
+//! The queries, on both transaction kinds: load, exists, index scans,
+//! ranges, prefixes, counts. Each streams inside its transaction.
+
+use std::borrow::Borrow;
+use std::ops::{Bound, RangeBounds};
+
+use super::{ReadTx, WriteTx};
+use crate::codec::key::{EncodeKey, KeyPrefix, encode_to_vec, prefix_successor};
+use crate::engine::{RangeIter, Reader};
+use crate::error::{Error, Result};
+use crate::index::{IndexHandle, ParentIndex, UniqueIndex};
+use crate::indexing::index_value;
+use crate::model::Persistent;
+use crate::store::{ModelTables, Shared};
+
+/// The query methods, identical on both transaction kinds.
+macro_rules! read_methods {
+    ($tx:ident) => {
+        impl $tx<'_> {
+            /// The record with this key, if any.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_txn_19_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32 }
+            /// # let store = Store::temporary()?;
+            /// # Item { id: 1 }.save(&store)?;
+            /// let found = store.read(|tx| tx.load::<Item, _>(&1))?;
+            /// assert!(found.is_some());
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn load<M, Q>(&self, key: &Q) -> Result<Option<M>>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                super::query::load(self.shared, self.reader(), key)
+            }
+
+            /// Whether a record with this key exists.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_exists_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// assert!(store.read(|tx| tx.exists::<Item, _>(&3))?);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn exists<M, Q>(&self, key: &Q) -> Result<bool>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                let tables = self.shared.tables::<M>()?;
+                Ok(self.reader().get(tables.main, &encode_to_vec(key))?.is_some())
+            }
+
+            /// The record whose unique index holds `value`, if any.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_load_by_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// let item = store.read(|tx| tx.load_by(Item::CODE, &104))?;
+            /// assert_eq!(item.map(|i| i.id), Some(4));
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn load_by<M, V, Q>(&self, index: UniqueIndex<M, V>, value: &Q) -> Result<Option<M>>
+            where
+                M: Persistent,
+                V: crate::Key + Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                let tables = self.shared.tables::<M>()?;
+                crate::catalog::check_queryable(self.reader(), self.shared.catalog, tables, index.position())?;
+                let table = tables.indexes[index.position()];
+                match self.reader().get(table, &encode_to_vec(value))? {
+                    Some(pk) => super::query::load_encoded(self.reader(), tables, pk),
+                    None => Ok(None),
+                }
+            }
+
+            /// Streams the records whose index holds `value`, in key order.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_txn_20_", stringify!($tx), "\")]")]
+            /// # struct User { #[persistent(key)] id: u32, #[persistent(index)] team: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..10 { User { id, team: (id % 2) as u8 }.save(&store)?; }
+            /// let odd = store.read(|tx| {
+            ///     let mut n = 0;
+            ///     for user in tx.scan_index(User::TEAM, &1)? {
+            ///         assert_eq!(user?.team, 1);
+            ///         n += 1;
+            ///     }
+            ///     Ok(n)
+            /// })?;
+            /// assert_eq!(odd, 5);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn scan_index<H, Q>(&self, index: H, value: &Q) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
+            where
+                H: IndexHandle,
+                H::Value: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                let prefix = encode_to_vec(value);
+                let upper = prefix_successor(&prefix);
+                let exact = Some(prefix.clone());
+                super::query::index_records::<H::Model, _>(
+                    self.shared,
+                    self.reader(),
+                    index.position(),
+                    prefix,
+                    upper,
+                    exact,
+                )
+            }
+
+            /// Streams the records whose parent index points at `parent_key`.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_children_user_", stringify!($tx), "\")]")]
+            /// # struct User { #[persistent(key)] name: String }
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_children_post_", stringify!($tx), "\")]")]
+            /// # struct Post { #[persistent(key)] id: u32, #[persistent(parent = User)] author: String }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..4 { Post { id, author: if id < 3 { "ada".into() } else { "bob".into() } }.save(&store)?; }
+            /// let by_ada = store.read(|tx| Ok(tx.children(Post::AUTHOR, "ada")?.count()))?;
+            /// assert_eq!(by_ada, 3);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn children<M, P, Q>(
+                &self,
+                index: ParentIndex<M, P>,
+                parent_key: &Q,
+            ) -> Result<impl Iterator<Item = Result<M>> + '_>
+            where
+                M: Persistent,
+                P: Persistent,
+                P::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                self.scan_index(index, parent_key)
+            }
+
+            /// Streams the records whose index values fall in `range`, in
+            /// index order.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_range_index_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// let ids: Vec<u32> = store.read(|tx| tx.range_index(Item::CODE, 101..103)?.map(|i| i.map(|i| i.id)).collect::<Result<_, _>>())?;
+            /// assert_eq!(ids, [1, 2]);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn range_index<H, R>(&self, index: H, range: R) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
+            where
+                H: IndexHandle,
+                R: RangeBounds<H::Value>,
+            {
+                let (lower, upper) = super::query::prefix_bounds(&range);
+                let upper = match upper {
+                    Bound::Unbounded => None,
+                    Bound::Excluded(upper) => Some(upper),
+                    Bound::Included(_) => unreachable!("prefix bounds exclude their upper end"),
+                };
+                super::query::index_records::<H::Model, _>(
+                    self.shared,
+                    self.reader(),
+                    index.position(),
+                    lower,
+                    upper,
+                    None,
+                )
+            }
+
+            /// Streams every record of model `M` in key order, in bounded memory.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_txn_21_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..3 { Item { id }.save(&store)?; }
+            /// let total: u32 = store.read(|tx| tx.iter::<Item>()?.map(|i| Ok(i?.id)).sum())?;
+            /// assert_eq!(total, 3);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn iter<M: Persistent>(&self) -> Result<impl Iterator<Item = Result<M>> + '_> {
+                self.range::<M, _>(..)
+            }
+
+            /// Streams the records whose keys fall in `range`.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_range_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// let ids: Vec<u32> = store.read(|tx| tx.range::<Item, _>(2..=3)?.map(|i| i.map(|i| i.id)).collect::<Result<_, _>>())?;
+            /// assert_eq!(ids, [2, 3]);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn range<M, R>(&self, range: R) -> Result<impl Iterator<Item = Result<M>> + '_>
+            where
+                M: Persistent,
+                R: RangeBounds<M::Key>,
+            {
+                let tables = self.shared.tables::<M>()?;
+                let lower = range.start_bound().map(encode_to_vec);
+                let upper = range.end_bound().map(encode_to_vec);
+                let entries = self.reader().range(tables.main, as_ref(&lower), as_ref(&upper))?;
+                Ok(super::query::decode_records(entries))
+            }
+
+            /// Streams the records whose keys start with `prefix`.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_prefix_", stringify!($tx), "\")]")]
+            /// # struct File { #[persistent(key)] path: String }
+            /// # let store = Store::temporary()?;
+            /// # for path in ["a/1", "a/2", "b/1"] { File { path: path.into() }.save(&store)?; }
+            /// let in_a = store.read(|tx| Ok(tx.prefix::<File, _>("a/")?.count()))?;
+            /// assert_eq!(in_a, 2);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn prefix<M, P>(&self, prefix: &P) -> Result<impl Iterator<Item = Result<M>> + '_>
+            where
+                M: Persistent,
+                P: KeyPrefix<M::Key> + ?Sized,
+            {
+                let tables = self.shared.tables::<M>()?;
+                let mut lower = Vec::new();
+                prefix.encode_prefix(&mut lower);
+                let upper = prefix_successor(&lower);
+                let upper = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let entries = self.reader().range(tables.main, Bound::Included(&lower), upper)?;
+                Ok(super::query::decode_records(entries))
+            }
+
+            /// The number of records of model `M`.
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_count_", stringify!($tx), "\")]")]
+            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+            /// # let store = Store::temporary()?;
+            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+            /// assert_eq!(store.read(|tx| tx.count::<Item>())?, 6);
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn count<M: Persistent>(&self) -> Result<u64> {
+                self.reader().len(self.shared.tables::<M>()?.main)
+            }
+        }
+    };
+}
+
+read_methods!(ReadTx);
+read_methods!(WriteTx);
+
+fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    bound.as_ref().map(Vec::as_slice)
+}
+
+pub fn load<M, Q>(shared: &Shared, txn: &(impl Reader + ?Sized), key: &Q) -> Result<Option<M>>
+where
+    M: Persistent,
+    Q: EncodeKey + ?Sized,
+{
+    load_encoded(txn, shared.tables::<M>()?, &encode_to_vec(key))
+}
+
+/// The record under `key` and the model version that wrote it.
+pub fn load_stored<M: Persistent>(
+    txn: &(impl Reader + ?Sized),
+    tables: &ModelTables,
+    key: &[u8],
+) -> Result<Option<(u16, M)>> {
+    txn.get(tables.main, key)?.map(crate::model::decode_record::<M>).transpose()
+}
+
+pub fn load_encoded<M: Persistent>(
+    txn: &(impl Reader + ?Sized),
+    tables: &ModelTables,
+    key: &[u8],
+) -> Result<Option<M>> {
+    match txn.get(tables.main, key)? {
+        Some(bytes) => crate::model::decode_record::<M>(bytes).map(|(_, record)| Some(record)),
+        None => Ok(None),
+    }
+}
+
+pub fn decode_records<'a, M: Persistent>(entries: RangeIter<'a>) -> impl Iterator<Item = Result<M>> + 'a {
+    entries.map(|entry| {
+        let (_, bytes) = entry?;
+        crate::model::decode_record::<M>(bytes).map(|(_, record)| record)
+    })
+}
+
+/// Streams the records of the index entries from `lower` up to (not
+/// including) `upper`; with `exact`, only those whose value is exactly
+/// that encoding. The byte range alone would also hold values whose
+/// encoding merely starts with it, should a custom key encoding break
+/// the prefix-free rule.
+pub fn index_records<'a, M: Persistent, T: Reader + ?Sized>(
+    shared: &Shared,
+    txn: &'a T,
+    position: usize,
+    lower: Vec<u8>,
+    upper: Option<Vec<u8>>,
+    exact: Option<Vec<u8>>,
+) -> Result<impl Iterator<Item = Result<M>> + use<'a, M, T>> {
+    let tables = shared.tables::<M>()?;
+    crate::catalog::check_queryable(txn, shared.catalog, tables, position)?;
+    let main = tables.main;
+    let upper_bound = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let entries = txn.range(tables.indexes[position], Bound::Included(&lower), upper_bound)?;
+    Ok(entries.filter_map(move |entry| {
+        let (entry_key, primary) = match entry {
+            Ok(entry) => entry,
+            Err(err) => return Some(Err(err)),
+        };
+        if exact.as_deref().is_some_and(|value| index_value::<M>(position, entry_key, primary) != value) {
+            return None;
+        }
+        Some(match txn.get(main, primary) {
+            Ok(Some(bytes)) => crate::model::decode_record::<M>(bytes).map(|(_, record)| record),
+            Ok(None) => Err(Error::Decode {
+                what: format!("index of {}", M::INFO.name),
+                reason: "index entry points at a missing record".into(),
+            }),
+            Err(err) => Err(err),
+        })
+    }))
+}
+
+/// Byte bounds covering every index entry whose value lies in `range`,
+/// whatever primary key follows the value.
+pub fn prefix_bounds<V: EncodeKey, R: RangeBounds<V>>(range: &R) -> (Vec<u8>, Bound<Vec<u8>>) {
+    let lower = match range.start_bound() {
+        Bound::Included(v) => encode_to_vec(v),
+        Bound::Excluded(v) => prefix_successor(&encode_to_vec(v)).unwrap_or_else(|| vec![0xFF; 512]),
+        Bound::Unbounded => Vec::new(),
+    };
+    let upper = match range.end_bound() {
+        Bound::Included(v) => prefix_successor(&encode_to_vec(v)).map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Excluded(v) => Bound::Excluded(encode_to_vec(v)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (lower, upper)
+}
