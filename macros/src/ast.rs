@@ -1,5 +1,7 @@
 //! The model as the derive understands it, after attribute parsing. Every
 //! part keeps the syntax it came from so errors can point at it.
+//!
+//! The structure follows serde_derive's `internals/ast.rs` (serde-rs/serde).
 
 use syn::{Data, DeriveInput, Fields, Ident, Type};
 

@@ -1,4 +1,6 @@
 //! Parsing of `#[persistent(...)]` on the struct and on its fields.
+//!
+//! The structure follows serde_derive's `internals/attr.rs` (serde-rs/serde).
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;

@@ -1,6 +1,8 @@
 //! The rules a model must follow, one function each. Type-level rules
 //! (ordered key encodings, parent key types, computed index signatures) are
 //! checked by the compiler on the generated code instead.
+//!
+//! The structure follows serde_derive's `internals/check.rs` (serde-rs/serde).
 
 use quote::ToTokens;
 

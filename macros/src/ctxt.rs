@@ -1,5 +1,7 @@
 //! Collects every error found while parsing and checking a model, so the
 //! user sees all of them at once.
+//!
+//! The structure follows serde_derive's `internals/ctxt.rs` (serde-rs/serde).
 
 use std::cell::RefCell;
 use std::fmt::Display;

@@ -1,4 +1,6 @@
 //! Attribute names, as constants so that none is spelled twice.
+//!
+//! The structure follows serde_derive's `internals/symbol.rs` (serde-rs/serde).
 
 use std::fmt::{self, Display};
 
