@@ -62,8 +62,15 @@ impl Engine {
         check_data_file(dir)?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(round_to_page(config.map_size)).max_readers(config.max_readers).max_dbs(config.max_tables);
-        // SAFETY: the flags only relax fsync behaviour (see `Durability`),
-        // which cannot cause undefined behaviour.
+        // SAFETY: heed marks NO_SYNC and NO_META_SYNC unsafe because after an
+        // OS crash or a power loss they may leave a data file that LMDB then
+        // reads as valid though it is not, and reading a damaged file is not
+        // memory-safe. Nothing changes for the running processes, nor after a
+        // process crash. The user chooses that risk by name
+        // (`Durability::MayLoseLastCommits` loses recent commits but keeps the
+        // file consistent; `MayCorruptOnPowerLoss` may damage it); the check at
+        // open (`files::check_data_file`) catches a file cut short, not every
+        // damage. `Durability::Full` sets neither flag.
         let access = if config.read_only { EnvFlags::READ_ONLY } else { EnvFlags::empty() };
         unsafe { options.flags(durability_flags(config.durability) | access) };
         // SAFETY: LMDB's memory map is only unsafe if the files are modified
