@@ -109,3 +109,27 @@ fn tuple_key_prefixes_take_borrowed_first_elements() {
     let home = Visit::prefix(&store, &(code.as_str(),)).unwrap();
     assert_eq!(home.iter().map(|v| v.id.1).collect::<Vec<_>>(), [1, 2]);
 }
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Member {
+    #[persistent(key)]
+    name: String,
+    #[persistent(index, unique)]
+    email: String,
+}
+
+#[test]
+fn ranges_take_borrowed_bounds() {
+    let store = Store::temporary().unwrap();
+    for name in ["ada", "bob", "max", "zoe"] {
+        Member { name: name.into(), email: format!("{name}@x.org") }.save(&store).unwrap();
+    }
+    let names = |members: Vec<Member>| members.into_iter().map(|m| m.name).collect::<Vec<_>>();
+    assert_eq!(names(Member::range_index(&store, Member::EMAIL, "a".."m").unwrap()), ["ada", "bob"]);
+    assert_eq!(names(Member::range(&store, "b"..="max").unwrap()), ["bob", "max"]);
+    let from = String::from("m");
+    assert_eq!(names(Member::range(&store, &from..).unwrap()), ["max", "zoe"]);
+    assert_eq!(names(Member::range_index(&store, Member::EMAIL, ..).unwrap()).len(), 4);
+    let upto = store.read(|tx| Ok(tx.range::<Member, _>(.."bob")?.count())).unwrap();
+    assert_eq!(upto, 1);
+}

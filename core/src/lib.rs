@@ -77,7 +77,7 @@ mod txn;
 mod verify;
 
 pub use admin::{MapStats, ModelStats, Progress, StoreStats};
-pub use codec::key::{EncodeKey, Key, KeyPrefix, KeyRuleBroken, check_key_encoding};
+pub use codec::key::{EncodeKey, Key, KeyBound, KeyPrefix, KeyRange, KeyRuleBroken, check_key_encoding};
 pub use engine::Durability;
 pub use error::{Error, Result};
 pub use index::{Index, IndexHandle, IndexInfo, IndexKind, OnDelete, ParentIndex, UniqueIndex};

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -365,9 +365,8 @@ where
     /// assert_eq!(keys, [-1, 0, 1]);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn range<R: RangeBounds<K>>(&self, range: R) -> Result<Vec<(K, V)>> {
-        let lower = range.start_bound().map(encode_to_vec);
-        let upper = range.end_bound().map(encode_to_vec);
+    pub fn range<R: crate::KeyRange<K>>(&self, range: R) -> Result<Vec<(K, V)>> {
+        let (lower, upper) = range.encoded_bounds();
         self.collect(lower, upper)
     }
 

@@ -2,7 +2,6 @@
 //! model registry.
 
 use std::borrow::Borrow;
-use std::ops::RangeBounds;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -570,7 +569,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         Self: Sized,
         H: IndexHandle<Model = Self>,
-        R: RangeBounds<H::Value>,
+        R: crate::KeyRange<H::Value>,
     {
         store.read(|tx| tx.range_index(index, range)?.collect())
     }
@@ -613,7 +612,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn range<R>(store: &Store, range: R) -> Result<Vec<Self>>
     where
         Self: Sized,
-        R: RangeBounds<Self::Key>,
+        R: crate::KeyRange<Self::Key>,
     {
         store.read(|tx| tx.range::<Self, R>(range)?.collect())
     }

@@ -8,6 +8,7 @@
 //!   index value followed by primary key) and split again unambiguously.
 
 use std::fmt::Debug;
+use std::ops::Bound;
 
 use crate::error::{Error, Result};
 
@@ -96,6 +97,61 @@ pub trait Key: EncodeKey + Sized {
     /// Reads one value from the front of `input` and advances it.
     fn decode_key(input: &mut &[u8]) -> Result<Self>;
 }
+
+/// A value usable as a bound of a range over `V`: `V` itself, or a
+/// borrowed form that encodes exactly as the `V` with the same content
+/// (`&str` or `&String` for `String`, `&[u8]` or `&Vec<u8>` for `Vec<u8>`).
+pub trait KeyBound<V>: EncodeKey {}
+
+impl<V: Key> KeyBound<V> for V {}
+impl KeyBound<String> for &str {}
+impl KeyBound<String> for &String {}
+impl KeyBound<Vec<u8>> for &[u8] {}
+impl KeyBound<Vec<u8>> for &Vec<u8> {}
+
+/// A range of values of `V`, as range queries take it: any of std's range
+/// forms (`a..b`, `a..=b`, `a..`, `..b`, `..=b`, `..`, or a pair of
+/// `Bound`s) over `V` or a borrowed form of it (see [`KeyBound`]), so that
+/// `"a".."m"` ranges over a `String` index.
+///
+/// ```
+/// use std::ops::Bound;
+/// use skyshelve::KeyRange;
+///
+/// let (start, end) = KeyRange::<String>::encoded_bounds(&("a".."m"));
+/// assert!(matches!((start, end), (Bound::Included(_), Bound::Excluded(_))));
+/// let (start, _) = KeyRange::<u32>::encoded_bounds(&(..));
+/// assert_eq!(start, Bound::Unbounded);
+/// ```
+pub trait KeyRange<V> {
+    /// The range's start and end, encoded.
+    fn encoded_bounds(&self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>);
+}
+
+impl<V: Key> KeyRange<V> for std::ops::RangeFull {
+    fn encoded_bounds(&self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        (Bound::Unbounded, Bound::Unbounded)
+    }
+}
+
+macro_rules! key_range {
+    ($($range:ty),*) => {$(
+        impl<V, B: KeyBound<V>> KeyRange<V> for $range {
+            fn encoded_bounds(&self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+                use std::ops::RangeBounds;
+                (self.start_bound().map(encode_to_vec), self.end_bound().map(encode_to_vec))
+            }
+        }
+    )*};
+}
+key_range!(
+    std::ops::Range<B>,
+    std::ops::RangeInclusive<B>,
+    std::ops::RangeFrom<B>,
+    std::ops::RangeTo<B>,
+    std::ops::RangeToInclusive<B>,
+    (Bound<B>, Bound<B>)
+);
 
 /// A partial key: every key of type `K` that starts with this value.
 ///

@@ -2,10 +2,10 @@
 //! ranges, prefixes, counts. Each streams inside its transaction.
 
 use std::borrow::Borrow;
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 
 use super::{ReadTx, WriteTx};
-use crate::codec::key::{EncodeKey, KeyPrefix, encode_to_vec, prefix_successor};
+use crate::codec::key::{EncodeKey, KeyPrefix, KeyRange, encode_to_vec, prefix_successor};
 use crate::engine::{RangeIter, Reader};
 use crate::error::{Error, Result};
 use crate::index::{IndexHandle, ParentIndex, UniqueIndex};
@@ -181,9 +181,9 @@ macro_rules! read_methods {
             pub fn range_index<H, R>(&self, index: H, range: R) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
             where
                 H: IndexHandle,
-                R: RangeBounds<H::Value>,
+                R: KeyRange<H::Value>,
             {
-                let (lower, upper) = super::query::prefix_bounds(&range);
+                let (lower, upper) = super::query::prefix_bounds(range.encoded_bounds());
                 let upper = match upper {
                     Bound::Unbounded => None,
                     Bound::Excluded(upper) => Some(upper),
@@ -234,11 +234,10 @@ macro_rules! read_methods {
             pub fn range<M, R>(&self, range: R) -> Result<impl Iterator<Item = Result<M>> + '_>
             where
                 M: Persistent,
-                R: RangeBounds<M::Key>,
+                R: KeyRange<M::Key>,
             {
                 let tables = self.shared.tables::<M>()?;
-                let lower = range.start_bound().map(encode_to_vec);
-                let upper = range.end_bound().map(encode_to_vec);
+                let (lower, upper) = range.encoded_bounds();
                 let entries = self.reader().range(tables.main, as_ref(&lower), as_ref(&upper))?;
                 Ok(super::query::decode_records(entries))
             }
@@ -370,17 +369,17 @@ pub fn index_records<'a, M: Persistent, T: Reader + ?Sized>(
     }))
 }
 
-/// Byte bounds covering every index entry whose value lies in `range`,
-/// whatever primary key follows the value.
-pub fn prefix_bounds<V: EncodeKey, R: RangeBounds<V>>(range: &R) -> (Vec<u8>, Bound<Vec<u8>>) {
-    let lower = match range.start_bound() {
-        Bound::Included(v) => encode_to_vec(v),
-        Bound::Excluded(v) => prefix_successor(&encode_to_vec(v)).unwrap_or_else(|| vec![0xFF; 512]),
+/// Byte bounds covering every index entry whose value lies between the
+/// encoded bounds, whatever primary key follows the value.
+pub fn prefix_bounds((start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Vec<u8>, Bound<Vec<u8>>) {
+    let lower = match start {
+        Bound::Included(v) => v,
+        Bound::Excluded(v) => prefix_successor(&v).unwrap_or_else(|| vec![0xFF; 512]),
         Bound::Unbounded => Vec::new(),
     };
-    let upper = match range.end_bound() {
-        Bound::Included(v) => prefix_successor(&encode_to_vec(v)).map_or(Bound::Unbounded, Bound::Excluded),
-        Bound::Excluded(v) => Bound::Excluded(encode_to_vec(v)),
+    let upper = match end {
+        Bound::Included(v) => prefix_successor(&v).map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Excluded(v) => Bound::Excluded(v),
         Bound::Unbounded => Bound::Unbounded,
     };
     (lower, upper)
