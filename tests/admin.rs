@@ -182,3 +182,26 @@ fn export_refuses_what_json_cannot_hold_and_round_trips_the_rest() {
         Reading::delete(&store, &id).unwrap();
     }
 }
+
+skyshelve::map_type!("admin_hits", (String, u32), u64);
+
+#[test]
+fn registered_maps_export_and_import_like_models() {
+    let store = Store::temporary().unwrap();
+    let hits = store.map::<(String, u32), u64>("admin_hits").unwrap();
+    hits.insert(&("home".into(), 1), &10).unwrap();
+    hits.insert(&("about".into(), 2), &3).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(store.export_json_lines("admin_hits", &mut out, &mut |_| {}).unwrap(), 2);
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        "{\"key\":[\"about\",2],\"value\":3}\n{\"key\":[\"home\",1],\"value\":10}\n"
+    );
+    let copy = Store::temporary().unwrap();
+    assert_eq!(copy.import_json_lines("admin_hits", &mut out.as_slice(), &mut |_| {}).unwrap(), 2);
+    assert_eq!(copy.map::<(String, u32), u64>("admin_hits").unwrap().iter().unwrap(), hits.iter().unwrap());
+    let bad = "{\"key\":[\"x\",1],\"value\":1}\n{\"key\":\"oops\"}\n";
+    let err = copy.import_json_lines("admin_hits", &mut bad.as_bytes(), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::Import { line: 2, .. }), "{err}");
+    assert!(!copy.map::<(String, u32), u64>("admin_hits").unwrap().contains(&("x".to_string(), 1)).unwrap());
+}

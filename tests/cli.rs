@@ -15,6 +15,8 @@ mod golden_users;
 
 const AS_CLI: &str = "SKYSHELVE_TEST_AS_CLI";
 
+skyshelve::map_type!("settings", String, u32);
+
 fn main() -> ExitCode {
     if std::env::var_os(AS_CLI).is_some() {
         return skyshelve::cli::main();
@@ -200,4 +202,11 @@ fn models_and_stats_list_the_maps_too() {
     }
     assert!(expect(&["stats", &store], 0).contains("map settings: 2 entries\n"));
     assert!(expect(&["models", &store], 0).contains("map settings  2 entries\n"));
+    let exported = expect(&["export", &store, "settings"], 0);
+    assert_eq!(exported, "{\"key\":\"retries\",\"value\":3}\n{\"key\":\"timeout\",\"value\":30}\n");
+    let file = dir.path().join("settings.jsonl");
+    std::fs::write(&file, &exported).unwrap();
+    let copy = dir.path().join("copy");
+    expect(&["import", copy.to_str().unwrap(), "settings", "-i", file.to_str().unwrap()], 0);
+    assert_eq!(expect(&["export", copy.to_str().unwrap(), "settings"], 0), exported);
 }

@@ -143,6 +143,11 @@ impl Store {
         out: &mut dyn Write,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<u64> {
+        if let Some(map) = registered_map(self, model) {
+            let exported = (map.export)(self, map.name, out)?;
+            progress(Progress { done: exported, total: Some(exported) });
+            return Ok(exported);
+        }
         let tables = self.shared().tables_named(model)?;
         self.read(|tx| {
             let reader = tx.raw();
@@ -187,6 +192,11 @@ impl Store {
         input: &mut dyn BufRead,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<u64> {
+        if let Some(map) = registered_map(self, model) {
+            let imported = (map.import)(self, map.name, &read_lines(input)?)?;
+            progress(Progress { done: imported, total: Some(imported) });
+            return Ok(imported);
+        }
         let tables = self.shared().tables_named(model)?;
         let lines = read_lines(input)?;
         let total = lines.iter().filter(|(_, line)| !line.trim().is_empty()).count() as u64;
@@ -250,6 +260,91 @@ impl Store {
 
 fn already_holds_store(folder: &str) -> Error {
     Error::Io(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{folder} already holds a store")))
+}
+
+/// The typed map registered as `name` (see `map_type!`), when no model of
+/// the store has that name.
+#[cfg(feature = "json")]
+fn registered_map(store: &Store, name: &str) -> Option<&'static crate::MapInfo> {
+    if store.shared().tables_named(name).is_ok() {
+        return None;
+    }
+    crate::maps().into_iter().find(|map| map.name == name)
+}
+
+/// One entry of a typed map, as a JSON line.
+#[cfg(feature = "json")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MapEntry<K, V> {
+    key: K,
+    value: V,
+}
+
+/// Writes every entry of the map `name` as JSON lines; registered by
+/// `map_type!`. An entry JSON cannot hold exactly is refused, as a record.
+#[doc(hidden)]
+#[cfg(feature = "json")]
+pub fn export_map<K, V>(store: &Store, name: &str, out: &mut dyn Write) -> Result<u64>
+where
+    K: crate::Key + serde::Serialize + serde::de::DeserializeOwned,
+    V: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let map = store.map::<K, V>(name)?;
+    let mut exported = 0;
+    map.for_each(|key, value| {
+        let entry = MapEntry { key, value };
+        let what = || format!("map {name} entry {:?} as JSON", entry.key);
+        let json = serde_json::to_string(&entry).map_err(|e| Error::Encode { what: what(), reason: e.to_string() })?;
+        let back: Option<MapEntry<K, V>> = serde_json::from_str(&json).ok();
+        if back.is_none_or(|back| serde_json::to_string(&back).ok().as_deref() != Some(json.as_str())) {
+            let reason = "JSON cannot hold it exactly, so it would not import as it is".to_owned();
+            return Err(Error::Encode { what: what(), reason });
+        }
+        out.write_all(json.as_bytes())?;
+        out.write_all(b"\n")?;
+        exported += 1;
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(exported)
+}
+
+/// Saves numbered JSON lines as entries of the map `name`, in one
+/// transaction; registered by `map_type!`.
+#[doc(hidden)]
+#[cfg(feature = "json")]
+pub fn import_map<K, V>(store: &Store, name: &str, lines: &[(usize, String)]) -> Result<u64>
+where
+    K: crate::Key + serde::Serialize + serde::de::DeserializeOwned,
+    V: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let map = store.map::<K, V>(name)?;
+    store.write(|tx| {
+        let mut imported = 0;
+        for (number, line) in lines.iter().filter(|(_, line)| !line.trim().is_empty()) {
+            let entry: MapEntry<K, V> = serde_json::from_str(line).map_err(|e| {
+                at_line(*number, Error::Decode { what: format!("map {name} entry from JSON"), reason: e.to_string() })
+            })?;
+            map.insert_in(tx, &entry.key, &entry.value).map_err(|err| at_line(*number, err))?;
+            imported += 1;
+        }
+        Ok(imported)
+    })
+}
+
+/// Without the `json` feature `map_type!` still registers these; they are
+/// never called, since export and import do not exist then.
+#[doc(hidden)]
+#[cfg(not(feature = "json"))]
+pub fn export_map<K, V>(_store: &Store, name: &str, _out: &mut dyn std::io::Write) -> Result<u64> {
+    Err(Error::Encode { what: format!("map {name}"), reason: "built without the json feature".into() })
+}
+
+/// See the other `export_map`.
+#[doc(hidden)]
+#[cfg(not(feature = "json"))]
+pub fn import_map<K, V>(_store: &Store, name: &str, _lines: &[(usize, String)]) -> Result<u64> {
+    Err(Error::Decode { what: format!("map {name}"), reason: "built without the json feature".into() })
 }
 
 /// The lines of `input` with their numbers (from 1); a line that is not

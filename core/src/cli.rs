@@ -239,6 +239,11 @@ fn show(bar: &ProgressBar, progress: Progress) {
     bar.set_position(progress.done);
 }
 
+/// Fails unless a model or a registered map (`map_type!`) has this name.
+fn check_exportable(name: &str) -> Result<()> {
+    if crate::maps().iter().any(|map| map.name == name) { Ok(()) } else { model_named(name).map(drop) }
+}
+
 /// The model of this program named `name`.
 fn model_named(name: &str) -> Result<&'static ModelInfo> {
     models().into_iter().find(|model| model.name == name).ok_or_else(|| Error::UnknownModel { name: name.to_owned() })
@@ -301,7 +306,7 @@ fn export(store: &Store, model: Option<&str>, output: Option<&Path>, out: &mut d
         }
         return Ok(());
     };
-    model_named(model)?;
+    check_exportable(model)?;
     match output {
         None => export_one(store, model, out).map(drop),
         Some(path) => {
@@ -337,7 +342,7 @@ fn import(store: &Store, model: Option<&str>, input: Option<&Path>, out: &mut dy
         }
         return Ok(());
     };
-    model_named(model)?;
+    check_exportable(model)?;
     let imported = match input {
         None => import_one(store, model, &mut std::io::stdin().lock())?,
         Some(path) => import_one(store, model, &mut std::io::BufReader::new(std::fs::File::open(path)?))?,

@@ -82,7 +82,7 @@ pub use engine::Durability;
 pub use error::{Error, Result};
 pub use index::{Index, IndexHandle, IndexInfo, IndexKind, OnDelete, ParentIndex, UniqueIndex};
 pub use lock::RecordLock;
-pub use map::Map;
+pub use map::{Map, MapInfo, maps};
 pub use model::{ModelInfo, Persistent, models};
 pub use skyshelve_macros::{Key, Persistent};
 pub use store::{MAP_ROOM, Store, StoreOptions};
@@ -97,9 +97,10 @@ pub struct ReadmeDoctests;
 /// Used by the code `#[derive(Persistent)]` generates; not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::admin::{record_to_json, save_json};
+    pub use crate::admin::{export_map, import_map, record_to_json, save_json};
     pub use crate::catalog::backfill_batch as backfill;
     pub use crate::index::{IndexEntries, describe_encoded, info_of};
+    pub use crate::map::MapRegistration;
     pub use crate::model::delete_erased as delete;
     pub use crate::model::migrate_erased as migrate;
     pub use crate::model::{ModelSlot, Registration};

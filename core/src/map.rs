@@ -478,3 +478,78 @@ where
 fn is<A: 'static, B: 'static>() -> bool {
     std::any::TypeId::of::<A>() == std::any::TypeId::of::<B>()
 }
+
+/// A typed map made known to admin work (JSON-lines export and import, the
+/// CLI) by [`map_type!`](crate::map_type): only the program knows a map's
+/// key and value types, as only it knows its models.
+#[derive(Debug)]
+pub struct MapInfo {
+    /// The map's name, as given to [`Store::map`].
+    pub name: &'static str,
+    /// The Rust types of its keys and values.
+    pub key_type: &'static str,
+    /// See `key_type`.
+    pub value_type: &'static str,
+    #[doc(hidden)]
+    pub export: MapExportFn,
+    #[doc(hidden)]
+    pub import: MapImportFn,
+}
+
+/// Writes every entry of a map as JSON lines; returns how many.
+#[doc(hidden)]
+pub type MapExportFn = fn(&Store, &str, &mut dyn std::io::Write) -> Result<u64>;
+
+/// Imports JSON lines (numbered from 1) into a map in one transaction.
+#[doc(hidden)]
+pub type MapImportFn = fn(&Store, &str, &[(usize, String)]) -> Result<u64>;
+
+#[doc(hidden)]
+pub struct MapRegistration(pub &'static MapInfo);
+
+inventory::collect!(MapRegistration);
+
+/// Every typed map registered with [`map_type!`](crate::map_type), sorted
+/// by name.
+///
+/// ```
+/// skyshelve::map_type!("doc_maps_settings", String, u32);
+/// assert!(skyshelve::maps().iter().any(|m| m.name == "doc_maps_settings" && m.value_type == "u32"));
+/// ```
+#[must_use]
+pub fn maps() -> Vec<&'static MapInfo> {
+    let mut all: Vec<_> = inventory::iter::<MapRegistration>.into_iter().map(|r| r.0).collect();
+    all.sort_by_key(|m| m.name);
+    all
+}
+
+/// Makes the typed map `name` with keys `K` and values `V` known to admin
+/// work: [`Store::export_json_lines`] and [`Store::import_json_lines`]
+/// (feature `json`) and the admin command line then take its name, as they
+/// take a model's. Keys and values go through serde as `{"key":..,"value":..}`.
+///
+/// ```
+/// skyshelve::map_type!("doc_map_type_hits", String, u64);
+/// # #[cfg(feature = "json")] {
+/// let store = skyshelve::Store::temporary()?;
+/// store.map::<String, u64>("doc_map_type_hits")?.insert(&"/".to_string(), &3)?;
+/// let mut out = Vec::new();
+/// store.export_json_lines("doc_map_type_hits", &mut out, &mut |_| {})?;
+/// assert_eq!(String::from_utf8(out).unwrap(), "{\"key\":\"/\",\"value\":3}\n");
+/// # }
+/// # Ok::<(), skyshelve::Error>(())
+/// ```
+#[macro_export]
+macro_rules! map_type {
+    ($name:expr, $key:ty, $value:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::MapRegistration(&$crate::MapInfo {
+                name: $name,
+                key_type: ::core::stringify!($key),
+                value_type: ::core::stringify!($value),
+                export: $crate::__private::export_map::<$key, $value>,
+                import: $crate::__private::import_map::<$key, $value>,
+            })
+        }
+    };
+}
