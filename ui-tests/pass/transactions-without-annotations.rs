@@ -36,6 +36,9 @@ fn main() -> skyshelve::Result<()> {
     })?;
     let first = store.read(|tx| Note::load_in(tx, &1))?;
     assert_eq!(first.map(|n| n.tag), Some("b".to_string()));
+    // Borrowed forms in ranges, as in `load`.
+    assert_eq!(Note::range_index(&store, Note::TAG, "a".."c")?.len(), 1);
+    assert_eq!(Note::range_index(&store, Note::TAG, ..)?.len(), 1);
     let notes = store.map::<String, u32>("counts")?;
     notes.for_each(|_, _| Ok(()))?;
     Ok(())
