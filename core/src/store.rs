@@ -547,7 +547,8 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// The defaults: 16 MiB initial map growing up to 1 TiB, full
-    /// durability, 1022 readers, 30 s waits for map growth and record locks.
+    /// durability with group commit, 1022 readers, 30 s waits for map
+    /// growth and record locks, read-write.
     ///
     /// ```
     /// let options = skyshelve::StoreOptions::new();

@@ -96,11 +96,6 @@ impl<'t> WriteTx<'t> {
         &*self.txn
     }
 
-    /// Whether the transaction belongs to `store`'s environment.
-    pub(crate) fn is_on(&self, store: &crate::Store) -> bool {
-        std::ptr::eq(self.shared, store.shared())
-    }
-
     /// The raw writer, for maps.
     pub(crate) fn raw_writer(&mut self) -> &mut dyn Writer {
         &mut *self.txn
@@ -157,6 +152,13 @@ mod sealed {
 
 macro_rules! transaction {
     ($tx:ident) => {
+        impl $tx<'_> {
+            /// Whether the transaction belongs to `store`'s environment.
+            pub(crate) fn is_on(&self, store: &crate::Store) -> bool {
+                std::ptr::eq(self.shared, store.shared())
+            }
+        }
+
         impl Transaction for $tx<'_> {
             fn load_record<M, Q>(&self, key: &Q) -> Result<Option<M>>
             where
@@ -181,7 +183,7 @@ macro_rules! transaction {
                 K: crate::Key,
                 V: serde::Serialize + serde::de::DeserializeOwned + 'static,
             {
-                if !std::ptr::eq(self.shared, map.store().shared()) {
+                if !self.is_on(map.store()) {
                     return Err(map.other_store());
                 }
                 map.value_in(self.reader(), key)
