@@ -2,8 +2,7 @@
 //! the child runs the same test function, which sees its role in the
 //! environment and does the child's part instead of the parent's.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +10,7 @@ use skyshelve::{Durability, Error, Persistent, Store};
 
 #[path = "common/children.rs"]
 mod children;
-use children::{finish, say, wait_for_line};
+use children::{COUNT, INDEX, env_number, env_path, finish, role, say, spawn_child, wait_for_line};
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Counter {
@@ -38,38 +37,6 @@ struct Chunk {
     /// A `String` rather than `Vec<u8>`: serde writes it as one slice,
     /// where a `Vec<u8>` goes byte by byte (slow in debug builds).
     text: String,
-}
-
-const ROLE: &str = "SKYSHELVE_TEST_ROLE";
-const STORE: &str = "SKYSHELVE_TEST_STORE";
-const INDEX: &str = "SKYSHELVE_TEST_INDEX";
-const COUNT: &str = "SKYSHELVE_TEST_COUNT";
-
-/// The role this process plays, if it is a child.
-fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
-}
-
-fn env_path() -> PathBuf {
-    PathBuf::from(std::env::var(STORE).expect("children get a store path"))
-}
-
-fn env_number(name: &str) -> u32 {
-    std::env::var(name).expect("children get their parameters").parse().expect("a number")
-}
-
-/// Starts this test binary running only `test`, as a child with `role`.
-fn spawn_child(test: &str, role: &str, store: &Path, index: u32, count: u32) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1", "--quiet"])
-        .env(ROLE, role)
-        .env(STORE, store)
-        .env(INDEX, index.to_string())
-        .env(COUNT, count.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the test binary can start itself")
 }
 
 fn relaxed(path: &Path) -> Store {

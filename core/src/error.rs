@@ -296,6 +296,14 @@ pub enum Error {
         given: String,
     },
 
+    /// A sequence has issued its last number (`u64::MAX`); nothing was
+    /// written.
+    #[error("sequence {name:?} has issued its last number")]
+    SequenceExhausted {
+        /// The sequence's name.
+        name: String,
+    },
+
     /// The folder or its files could not be used.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),

@@ -70,6 +70,7 @@ mod indexing;
 mod lock;
 mod map;
 mod model;
+mod sequence;
 mod store;
 mod sync;
 mod tables;
@@ -124,6 +125,21 @@ pub mod __private {
     #[must_use]
     pub fn unknown_variant(type_name: &str, tag: u32) -> crate::Error {
         crate::Error::Decode { what: format!("{type_name} key"), reason: format!("no variant number {tag}") }
+    }
+
+    /// A type a `#[persistent(sequence)]` field may have.
+    #[diagnostic::on_unimplemented(
+        message = "a #[persistent(sequence)] field must be a `u64`, not `{Self}`",
+        label = "sequences issue u64 numbers"
+    )]
+    pub trait SequenceField {
+        /// The field's value for an issued number.
+        fn from_number(number: u64) -> Self;
+    }
+    impl SequenceField for u64 {
+        fn from_number(number: u64) -> Self {
+            number
+        }
     }
 
     /// Checks at compile time that a key or index type has an ordered encoding.

@@ -219,6 +219,25 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     #[doc(hidden)]
     const READS_BACK: bool = false;
 
+    /// The sequences the record's `#[persistent(sequence)]` fields draw
+    /// from, in field order (see [`Persistent::append`]).
+    #[doc(hidden)]
+    const SEQUENCES: &'static [&'static str] = &[];
+
+    /// Gives the `position`th sequence field (in `SEQUENCES` order) its
+    /// number.
+    #[doc(hidden)]
+    fn set_sequence(&mut self, position: usize, value: u64) {
+        let _ = (position, value);
+    }
+
+    /// The number in the `position`th sequence field.
+    #[doc(hidden)]
+    fn sequence_number(&self, position: usize) -> u64 {
+        let _ = position;
+        0
+    }
+
     /// Decodes a record written by an older `version` (generated from
     /// `#[persistent(from(...))]`); `None` when that version is unknown.
     #[doc(hidden)]
@@ -269,6 +288,41 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self: Sized,
     {
         store.write(|tx| tx.insert(self))
+    }
+
+    /// Inserts the record after giving each of its `#[persistent(sequence)]`
+    /// fields the next number of its sequence, and returns the key (the
+    /// record keeps the numbers too). Numbers come from the store, in the
+    /// same transaction as the insert: strictly increasing across every
+    /// thread and process, never issued twice, not even after a delete or
+    /// a crash. A model with no sequence field is simply inserted.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_append")]
+    /// struct Event {
+    ///     #[persistent(key, sequence)]
+    ///     id: u64,
+    ///     body: String,
+    /// }
+    ///
+    /// let store = Store::temporary()?;
+    /// let first = Event { id: 0, body: "created".into() }.append(&store)?;
+    /// let mut second = Event { id: 0, body: "renamed".into() };
+    /// assert_eq!((first, second.append(&store)?, second.id), (1, 2, 2));
+    /// Event::delete(&store, &2)?;
+    /// assert_eq!(Event { id: 0, body: "again".into() }.append(&store)?, 3);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn append(&mut self, store: &Store) -> Result<Self::Key>
+    where
+        Self: Sized,
+        Self::Key: Clone,
+    {
+        store.write(|tx| tx.append(&mut *self).map(drop))?;
+        Ok(self.key().clone())
     }
 
     /// The record with this key, if any.

@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     pub(crate) lock_table: Table,
     /// The index catalog; see `catalog`.
     pub(crate) catalog: Table,
+    /// Sequence counters; see `sequence`. Absent only from a store opened
+    /// read-only that no program with sequences has written.
+    pub(crate) sequences: Option<Table>,
     /// Set when concurrent durable writes share commits.
     group: Option<Group>,
     pub(crate) locks: Locks,
@@ -860,15 +863,16 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
     let mut config = options.config.clone();
     if config.max_tables == 0 {
         let model_tables: usize = registered.iter().map(|m| 1 + m.indexes.len()).sum();
-        // + the lock table and the catalog
-        config.max_tables = u32::try_from(model_tables + 2).unwrap_or(u32::MAX).saturating_add(MAP_ROOM);
+        // + the lock table, the catalog and the sequences
+        config.max_tables = u32::try_from(model_tables + 3).unwrap_or(u32::MAX).saturating_add(MAP_ROOM);
     }
     let engine = Engine::open(dir, config)?;
     if let Some(pair) = registered.windows(2).find(|pair| pair[0].name == pair[1].name) {
         let reason = "two models of this program share this name; give one #[persistent(name = \"...\")]";
         return Err(Error::InvalidName { name: pair[0].name.to_owned(), reason });
     }
-    let mut names = vec![crate::tables::LOCKS.to_owned(), crate::tables::CATALOG.to_owned()];
+    let mut names =
+        vec![crate::tables::LOCKS.to_owned(), crate::tables::CATALOG.to_owned(), crate::tables::SEQUENCES.to_owned()];
     for model in &registered {
         validate_name(model.name)?;
         names.push(model.name.to_owned());
@@ -882,6 +886,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         let message = format!("{} holds no skyshelve store to open read-only", dir.display());
         return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
     };
+    let sequences = tables.remove(crate::tables::SEQUENCES);
     let mut models: Vec<Option<ModelTables>> = Vec::new();
     let opened: Vec<&'static ModelInfo> = registered.clone();
     for info in registered {
@@ -905,6 +910,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         maps: Mutex::new(HashMap::new()),
         lock_table,
         catalog,
+        sequences,
         locks: Locks::new(dir),
         lock_wait: options.lock_wait,
         group: (options.group_commit && options.config.durability == Durability::Full).then(Group::default),

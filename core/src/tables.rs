@@ -11,6 +11,9 @@ pub(crate) const LOCKS: &str = "~locks";
 /// The index catalog (see `catalog`).
 pub(crate) const CATALOG: &str = "~catalog";
 
+/// Sequence counters (see `sequence`).
+pub(crate) const SEQUENCES: &str = "~sequences";
+
 /// The table of one index of a model.
 pub(crate) fn index_table(model: &ModelInfo, index: &str) -> String {
     format!("{}/{index}", model.name)

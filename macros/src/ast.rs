@@ -3,7 +3,7 @@
 //!
 //! The structure follows serde_derive's `internals/ast.rs` (serde-rs/serde).
 
-use syn::{Data, DeriveInput, Fields, Ident, Type};
+use syn::{Data, DeriveInput, Fields, Ident, LitStr, Type};
 
 use crate::attr;
 use crate::ctxt::Ctxt;
@@ -88,6 +88,20 @@ impl<'a> Model<'a> {
         self.fields.iter().filter(|field| field.attrs.key.is_some())
     }
 
+    /// The `#[persistent(sequence)]` fields and the names of their
+    /// sequences (`<model>.<field>` unless named), in declaration order.
+    pub fn sequences(&self) -> Vec<(&Field<'a>, String)> {
+        self.fields
+            .iter()
+            .filter_map(|field| {
+                let (_, named) = field.attrs.sequence.as_ref()?;
+                let name =
+                    named.as_ref().map_or_else(|| format!("{}.{}", self.name(), unraw(field.ident)), LitStr::value);
+                Some((field, name))
+            })
+            .collect()
+    }
+
     /// The secondary indexes, in declaration order.
     pub fn indexes(&self) -> Vec<Index<'_>> {
         self.fields.iter().filter_map(Index::of).collect()
@@ -122,10 +136,7 @@ impl<'a> Index<'a> {
     pub fn name(&self) -> String {
         match &self.source {
             IndexSource::Computed(attr::Computed { name: Some((_, name)), .. }) => name.clone(),
-            _ => {
-                let field = self.field.ident.to_string();
-                field.strip_prefix("r#").map(str::to_owned).unwrap_or(field)
-            }
+            _ => unraw(self.field.ident),
         }
     }
 
@@ -133,6 +144,12 @@ impl<'a> Index<'a> {
     pub fn parent_is_optional(&self) -> bool {
         matches!(self.source, IndexSource::Parent(_)) && option_inner(&self.field.original.ty).is_some()
     }
+}
+
+/// A field's name without the `r#` of a raw identifier.
+pub fn unraw(ident: &Ident) -> String {
+    let name = ident.to_string();
+    name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
 }
 
 /// `T` for a type written `Option<T>`.

@@ -9,7 +9,7 @@ use syn::{Attribute, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    FROM, INDEX, KEY, MUST_EXIST, NAME, ON_DELETE, PARENT, PERSISTENT, Symbol, UNIQUE, VALUE, VERSION, WITH,
+    FROM, INDEX, KEY, MUST_EXIST, NAME, ON_DELETE, PARENT, PERSISTENT, SEQUENCE, Symbol, UNIQUE, VALUE, VERSION, WITH,
 };
 
 /// One attribute value, remembering where it was written so that a
@@ -111,6 +111,9 @@ pub struct Field {
     pub must_exist: Option<TokenStream>,
     /// `on_delete = restrict | cascade | leave`: what deleting the parent does.
     pub on_delete: Option<(TokenStream, syn::Ident)>,
+    /// `sequence` or `sequence = "name"`: the store assigns the field the
+    /// next number of a sequence on `append`.
+    pub sequence: Option<(TokenStream, Option<LitStr>)>,
 }
 
 impl Field {
@@ -121,6 +124,7 @@ impl Field {
         let mut parent = Attr::none(cx, PARENT);
         let mut must_exist = Attr::none(cx, MUST_EXIST);
         let mut on_delete = Attr::none(cx, ON_DELETE);
+        let mut sequence = Attr::none(cx, SEQUENCE);
         for attr in persistent_attrs(attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path == KEY {
@@ -145,11 +149,14 @@ impl Field {
                         ));
                     }
                     on_delete.set(&meta.path, action);
+                } else if meta.path == SEQUENCE {
+                    let name = if meta.input.peek(syn::Token![=]) { Some(meta.value()?.parse::<LitStr>()?) } else { None };
+                    sequence.set(&meta.path, name);
                 } else {
                     return Err(unknown(
                         &meta,
                         "field",
-                        "`key`, `index`, `index(with = ...)`, `unique`, `parent = Model`, `must_exist` or `on_delete = ...`",
+                        "`key`, `index`, `index(with = ...)`, `unique`, `parent = Model`, `must_exist`, `on_delete = ...` or `sequence`",
                     ));
                 }
                 Ok(())
@@ -165,6 +172,7 @@ impl Field {
             parent: parent.get_with_tokens(),
             must_exist: must_exist.get_with_tokens().map(|(tokens, ())| tokens),
             on_delete: on_delete.get_with_tokens(),
+            sequence: sequence.get_with_tokens(),
         }
     }
 }

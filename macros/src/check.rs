@@ -21,6 +21,19 @@ pub fn check(cx: &Ctxt, model: &Model) {
     check_serde_attributes_read_back(cx, model);
     check_index_names(cx, model);
     check_integrity_needs_parent(cx, model);
+    check_sequence_names(cx, model);
+}
+
+// A sequence name is a key of the store's sequence table: not empty.
+fn check_sequence_names(cx: &Ctxt, model: &Model) {
+    for field in &model.fields {
+        if let Some((_, Some(lit))) = &field.attrs.sequence {
+            let name = lit.value();
+            if name.is_empty() || name.len() > 255 {
+                cx.error_spanned_by(lit, "a sequence name is 1 to 255 bytes long; choose another");
+            }
+        }
+    }
 }
 
 // `must_exist` and `on_delete` say how a parent index relates its records

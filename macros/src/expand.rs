@@ -37,6 +37,7 @@ fn expand(model: &Model) -> TokenStream {
     let upgrade = upgrade(model);
     let entries_param = if indexes.is_empty() { quote!(_entries) } else { quote!(entries) };
     let reads_back = reads_back(model);
+    let sequences = sequences(model);
     quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_qualifications)]
@@ -60,6 +61,8 @@ fn expand(model: &Model) -> TokenStream {
                 }
 
                 #upgrade
+
+                #sequences
             }
 
             #[automatically_derived]
@@ -171,6 +174,43 @@ fn index_entry(position: usize, index: &Index) -> TokenStream {
                 for value in ::core::iter::IntoIterator::into_iter(#function(self)) {
                     entries.add::<#value_ty>(#position, ::core::borrow::Borrow::<#value_ty>::borrow(&value));
                 }
+            }
+        }
+    }
+}
+
+/// `SEQUENCES` and `set_sequence` for the `#[persistent(sequence)]` fields.
+fn sequences(model: &Model) -> TokenStream {
+    let sequences = model.sequences();
+    if sequences.is_empty() {
+        return TokenStream::new();
+    }
+    let names = sequences.iter().map(|(_, name)| name);
+    let arms = sequences.iter().enumerate().map(|(position, (field, _))| {
+        let ident = field.ident;
+        let ty = &field.original.ty;
+        // Spanned at the type, so that a field of another type is reported there.
+        let number = quote_spanned!(ty.span()=> <#ty as ::skyshelve::__private::SequenceField>::from_number(value));
+        quote!(#position => self.#ident = #number,)
+    });
+    let getters = sequences.iter().enumerate().map(|(position, (field, _))| {
+        let ident = field.ident;
+        quote!(#position => ::core::convert::Into::<u64>::into(self.#ident),)
+    });
+    quote! {
+        const SEQUENCES: &'static [&'static str] = &[#(#names),*];
+
+        fn set_sequence(&mut self, position: usize, value: u64) {
+            match position {
+                #(#arms)*
+                _ => {}
+            }
+        }
+
+        fn sequence_number(&self, position: usize) -> u64 {
+            match position {
+                #(#getters)*
+                _ => 0,
             }
         }
     }

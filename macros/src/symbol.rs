@@ -22,6 +22,7 @@ pub const VALUE: Symbol = Symbol("value");
 pub const FROM: Symbol = Symbol("from");
 pub const MUST_EXIST: Symbol = Symbol("must_exist");
 pub const ON_DELETE: Symbol = Symbol("on_delete");
+pub const SEQUENCE: Symbol = Symbol("sequence");
 
 impl PartialEq<Symbol> for Ident {
     fn eq(&self, word: &Symbol) -> bool {

@@ -1,8 +1,11 @@
 //! Helpers for tests that re-execute their own binary as child processes:
-//! a child prints `@`-prefixed lines, the parent reads them.
+//! a child prints `@`-prefixed lines, the parent reads them. Each test
+//! file uses some of them.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 /// Prints `@line` at once, for the parent to read.
 pub fn say(line: &str) {
@@ -29,4 +32,36 @@ pub fn finish(child: Child) -> Vec<String> {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "child failed: {:?}", output.status);
     String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| l.strip_prefix('@').map(str::to_owned)).collect()
+}
+
+const ROLE: &str = "SKYSHELVE_TEST_ROLE";
+const STORE: &str = "SKYSHELVE_TEST_STORE";
+pub const INDEX: &str = "SKYSHELVE_TEST_INDEX";
+pub const COUNT: &str = "SKYSHELVE_TEST_COUNT";
+
+/// The role this process plays, if it is a child.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+pub fn env_path() -> PathBuf {
+    PathBuf::from(std::env::var(STORE).expect("children get a store path"))
+}
+
+pub fn env_number(name: &str) -> u32 {
+    std::env::var(name).expect("children get their parameters").parse().expect("a number")
+}
+
+/// Starts this test binary running only `test`, as a child with `role`.
+pub fn spawn_child(test: &str, role: &str, store: &Path, index: u32, count: u32) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "--quiet"])
+        .env(ROLE, role)
+        .env(STORE, store)
+        .env(INDEX, index.to_string())
+        .env(COUNT, count.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the test binary can start itself")
 }

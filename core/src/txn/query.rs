@@ -270,6 +270,21 @@ macro_rules! read_methods {
                 Ok(super::query::decode_records(entries))
             }
 
+            /// The last number issued by the sequence `name` (see
+            /// [`WriteTx::next_sequence`](crate::WriteTx::next_sequence)),
+            /// `None` before its first.
+            ///
+            /// ```
+            /// # let store = skyshelve::Store::temporary()?;
+            #[doc = concat!(" assert_eq!(store.read(|tx| tx.last_sequence(\"doc_last_", stringify!($tx), "\"))?, None);")]
+            #[doc = concat!(" store.write(|tx| tx.next_sequence(\"doc_last_", stringify!($tx), "\"))?;")]
+            #[doc = concat!(" assert_eq!(store.read(|tx| tx.last_sequence(\"doc_last_", stringify!($tx), "\"))?, Some(1));")]
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn last_sequence(&self, name: &str) -> Result<Option<u64>> {
+                crate::sequence::last(self.reader(), self.shared.sequences, name)
+            }
+
             /// The number of records of model `M`.
             ///
             /// ```

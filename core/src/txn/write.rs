@@ -32,6 +32,7 @@ impl WriteTx<'_> {
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn save<M: Persistent>(&mut self, record: &M) -> Result<()> {
+        self.raise_sequences(record)?;
         let tables = self.shared.tables::<M>()?;
         let key = encode_primary::<M>(record.key())?;
         let old_entries = if M::INFO.indexes.is_empty() {
@@ -66,6 +67,7 @@ impl WriteTx<'_> {
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn insert<M: Persistent>(&mut self, record: &M) -> Result<()> {
+        self.raise_sequences(record)?;
         let tables = self.shared.tables::<M>()?;
         let key = encode_primary::<M>(record.key())?;
         let write = self.prepare(tables, &key, record, None, UniqueCheck::OnPut)?;
@@ -78,6 +80,90 @@ impl WriteTx<'_> {
             Err(Undone::Clean(clash)) => Err(clash),
             Err(Undone::Failed(err)) => self.poison_if_err(Err(err)),
         }
+    }
+
+    /// Inserts `record` after giving each of its sequence fields the next
+    /// number of its sequence (see [`Persistent::append`]); returns its key.
+    /// If the insert fails, the sequences are as they were.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_writetx_append")]
+    /// struct Line {
+    ///     #[persistent(key, sequence)]
+    ///     id: u64,
+    ///     #[persistent(sequence = "lines_written")]
+    ///     version: u64,
+    /// }
+    /// # let store = Store::temporary()?;
+    /// let ids = store.write(|tx| {
+    ///     let a = tx.append(&mut Line { id: 0, version: 0 })?;
+    ///     let b = tx.append(&mut Line { id: 0, version: 0 })?;
+    ///     Ok((a, b))
+    /// })?;
+    /// assert_eq!(ids, (1, 2));
+    /// assert_eq!(store.read(|tx| tx.last_sequence("lines_written"))?, Some(2));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn append<M: Persistent>(&mut self, record: &mut M) -> Result<M::Key>
+    where
+        M::Key: Clone,
+    {
+        let mut issued = Vec::with_capacity(M::SEQUENCES.len());
+        for (position, name) in M::SEQUENCES.iter().enumerate() {
+            let number = self.next_sequence(name)?;
+            issued.push((*name, number));
+            record.set_sequence(position, number);
+        }
+        match self.insert(&*record) {
+            Ok(()) => Ok(record.key().clone()),
+            Err(err) => {
+                // Give the numbers back, latest first, so that a caller
+                // going on past the failure leaves no gap.
+                for (name, number) in issued.into_iter().rev() {
+                    self.rewind_sequence(name, number - 1)?;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Issues the next number of the sequence `name`: 1 on its first use,
+    /// then one more than the last number issued, across every thread and
+    /// process, committed with this transaction (an aborted transaction
+    /// gives its numbers back). Fails with [`Error::SequenceExhausted`]
+    /// after `u64::MAX`.
+    ///
+    /// ```
+    /// # let store = skyshelve::Store::temporary()?;
+    /// let (a, b) = store.write(|tx| Ok((tx.next_sequence("orders")?, tx.next_sequence("orders")?)))?;
+    /// assert_eq!((a, b), (1, 2));
+    /// assert_eq!(store.write(|tx| tx.next_sequence("orders"))?, 3);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn next_sequence(&mut self, name: &str) -> Result<u64> {
+        let table = self.shared.sequences.ok_or(Error::ReadOnly)?;
+        crate::sequence::next(&mut *self.txn, table, name)
+    }
+
+    /// Moves each sequence of `record`'s sequence fields up to the number
+    /// the field holds, so that a record saved or imported with numbers of
+    /// its own is never given the same number again by `append`.
+    fn raise_sequences<M: Persistent>(&mut self, record: &M) -> Result<()> {
+        for (position, name) in M::SEQUENCES.iter().enumerate() {
+            let number = record.sequence_number(position);
+            if self.last_sequence(name)?.is_none_or(|last| last < number) {
+                self.rewind_sequence(name, number)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rewind_sequence(&mut self, name: &str, last: u64) -> Result<()> {
+        let table = self.shared.sequences.ok_or(Error::ReadOnly)?;
+        crate::sequence::rewind(&mut *self.txn, table, name, last)
     }
 
     /// Adds the entries of a record just inserted under `key`, unique ones
