@@ -138,3 +138,183 @@ fn sequence_numbers_from_eight_processes_with_kills_are_unique_and_gapless() {
     Entry::delete(&store, &last).unwrap();
     assert_eq!(entry("after").append(&store).unwrap(), last + 1);
 }
+
+// ---- composite indexes and paged queries ----
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(index(name = "by_aggregate", fields(aggregate, version), unique))]
+struct Event {
+    #[persistent(key, sequence)]
+    id: u64,
+    aggregate: String,
+    version: u64,
+    body: String,
+}
+
+fn event(aggregate: &str, version: u64) -> Event {
+    Event { id: 0, aggregate: aggregate.into(), version, body: format!("{aggregate}@{version}") }
+}
+
+fn versions(events: &[Event]) -> Vec<u64> {
+    events.iter().map(|e| e.version).collect()
+}
+
+#[test]
+fn a_composite_index_answers_since_latest_and_pages() {
+    let store = Store::temporary().unwrap();
+    for version in 1..=20 {
+        for aggregate in ["a", "b", "c"] {
+            event(aggregate, version).append(&store).unwrap();
+        }
+    }
+    let of_b = Event::query_by(Event::BY_AGGREGATE).prefix(&("b",));
+    let since = of_b.clone().range(("b".to_string(), 16)..).fetch(&store).unwrap();
+    assert_eq!(versions(&since.records), [16, 17, 18, 19, 20]);
+    assert!(since.records.iter().all(|e| e.aggregate == "b"));
+    let latest = of_b.clone().reverse().limit(1).fetch(&store).unwrap();
+    assert_eq!(versions(&latest.records), [20]);
+    assert!(latest.more);
+
+    for limit in [1, 3, 7, 20, 25] {
+        for reverse in [false, true] {
+            let mut query = of_b.clone().limit(limit);
+            if reverse {
+                query = query.reverse();
+            }
+            let mut seen = Vec::new();
+            let mut page = query.fetch(&store).unwrap();
+            loop {
+                assert!(page.records.len() <= limit);
+                seen.extend(versions(&page.records));
+                if !page.more {
+                    break;
+                }
+                let text = page.last.unwrap().to_string();
+                page = query.clone().after(&text.parse().unwrap()).fetch(&store).unwrap();
+            }
+            let mut expected: Vec<u64> = (1..=20).collect();
+            if reverse {
+                expected.reverse();
+            }
+            assert_eq!(seen, expected, "limit {limit}, reverse {reverse}");
+        }
+    }
+    let duplicate = event("b", 7).append(&store);
+    assert!(matches!(duplicate, Err(Error::UniqueViolation { index: "by_aggregate", .. })), "{duplicate:?}");
+    assert_eq!(
+        Event::INFO.indexes[0].fingerprint(),
+        "composite unique by_aggregate: (String, u64) of (aggregate, version)"
+    );
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn key_queries_page_in_both_directions() {
+    let store = Store::temporary().unwrap();
+    for version in 1..=10 {
+        event("k", version).append(&store).unwrap();
+    }
+    let first = Event::query().range(3..).limit(4).fetch(&store).unwrap();
+    assert_eq!(first.records.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 4, 5, 6]);
+    let rest = Event::query().range(3..).after(first.last.as_ref().unwrap()).fetch(&store).unwrap();
+    assert_eq!(rest.records.iter().map(|e| e.id).collect::<Vec<_>>(), [7, 8, 9, 10]);
+    assert!(!rest.more);
+    let down = Event::query().range(..=4).reverse().fetch(&store).unwrap();
+    assert_eq!(down.records.iter().map(|e| e.id).collect::<Vec<_>>(), [4, 3, 2, 1]);
+}
+
+#[test]
+fn a_composite_value_over_the_key_limit_is_refused_and_nothing_is_written() {
+    let store = Store::temporary().unwrap();
+    let long = event(&"x".repeat(600), 1).append(&store);
+    assert!(matches!(long, Err(Error::KeyTooLong { .. })), "{long:?}");
+    assert_eq!(Event::count(&store).unwrap(), 0);
+    assert_eq!(store.read(|tx| tx.last_sequence("event.id")).unwrap(), None, "the number was given back");
+}
+
+/// A reader in this process pages through an aggregate, 7 at a time,
+/// while another process appends to it: every version is seen once, in
+/// order, none skipped.
+#[test]
+fn paging_while_another_process_appends_repeats_and_skips_nothing() {
+    const TEST: &str = "paging_while_another_process_appends_repeats_and_skips_nothing";
+    const TOTAL: u64 = 400;
+    if role().is_some() {
+        let store = Store::options().durability(Durability::MayLoseLastCommits).open(env_path()).unwrap();
+        for version in 1..=TOTAL {
+            event("live", version).append(&store).unwrap();
+            event("other", version).append(&store).unwrap();
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let writer = spawn_child(TEST, "appender", dir.path(), 0, 0);
+    let query = Event::query_by(Event::BY_AGGREGATE).prefix(&("live",)).limit(7);
+    let (mut seen, mut cursor) = (Vec::new(), None);
+    let mut pages = 0;
+    while seen.len() < TOTAL as usize {
+        let this = match &cursor {
+            Some(at) => query.clone().after(at),
+            None => query.clone(),
+        };
+        let page = this.fetch(&store).unwrap();
+        pages += 1;
+        seen.extend(versions(&page.records));
+        cursor = page.last.or(cursor);
+        if page.records.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    finish(writer);
+    assert_eq!(seen, (1..=TOTAL).collect::<Vec<_>>());
+    assert!(pages > 1);
+}
+
+// ---- exactly-once appends ----
+
+/// An append carries (stream, producer, producer sequence); a unique
+/// composite index over the three makes a retried append a typed
+/// duplicate, refused in the same transaction that would have appended.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(index(name = "by_producer", fields(stream, producer, producer_seq), unique))]
+struct Message {
+    #[persistent(key, sequence)]
+    offset: u64,
+    stream: String,
+    producer: String,
+    producer_seq: u64,
+    data: String,
+}
+
+/// Appends once: a retry of an append already stored is reported as
+/// success with the offset it got the first time.
+fn append_once(store: &Store, mut message: Message) -> skyshelve::Result<u64> {
+    match message.append(store) {
+        Err(Error::UniqueViolation { index: "by_producer", .. }) => {
+            let key = (message.stream.clone(), message.producer.clone(), message.producer_seq);
+            let first = Message::query_by(Message::BY_PRODUCER).range(key.clone()..=key).fetch(store)?;
+            Ok(first.records[0].offset)
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn a_retried_append_is_a_duplicate_not_a_second_message() {
+    let store = Store::temporary().unwrap();
+    let message = |seq: u64, data: &str| Message {
+        offset: 0,
+        stream: "s".into(),
+        producer: "p1".into(),
+        producer_seq: seq,
+        data: data.into(),
+    };
+    assert_eq!(append_once(&store, message(1, "a")).unwrap(), 1);
+    assert_eq!(append_once(&store, message(2, "b")).unwrap(), 2);
+    assert_eq!(append_once(&store, message(1, "a")).unwrap(), 1, "the retry answers the first offset");
+    assert_eq!(Message::count(&store).unwrap(), 2);
+    assert_eq!(store.read(|tx| tx.last_sequence("message.offset")).unwrap(), Some(2), "the retry used no number");
+    let other_producer = Message { producer: "p2".into(), ..message(1, "c") };
+    assert_eq!(append_once(&store, other_producer).unwrap(), 3);
+}

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[persistent(index(name = "team_email", fields(team, email)))]
 struct Rec {
     #[persistent(key)]
     id: u8,
@@ -203,6 +204,35 @@ fn compare(store: &Store, model: &BTreeMap<u8, Rec>) {
         Rec::range_index(store, Rec::TEAM, 0..3).unwrap().into_iter().map(|r| (r.team.unwrap(), r.id)).collect();
     assert_eq!(ranged, by_team);
     assert_eq!(Rec::count(store).unwrap(), model.len() as u64);
+    compare_composite(store, model);
+}
+
+/// The composite (team, email) index, paged two records at a time in
+/// both directions, against the model sorted the same way.
+fn compare_composite(store: &Store, model: &BTreeMap<u8, Rec>) {
+    for team in [None, Some(0), Some(1), Some(2)] {
+        let mut expected: Vec<(u8, u8)> = model.values().filter(|r| r.team == team).map(|r| (r.email, r.id)).collect();
+        expected.sort_unstable();
+        for reverse in [false, true] {
+            let mut query = Rec::query_by(Rec::TEAM_EMAIL).prefix(&(team,)).limit(2);
+            if reverse {
+                query = query.reverse();
+            }
+            let mut seen = Vec::new();
+            let mut page = query.fetch(store).unwrap();
+            loop {
+                seen.extend(page.records.iter().map(|r| (r.email, r.id)));
+                match (page.more, page.last) {
+                    (true, Some(last)) => page = query.clone().after(&last).fetch(store).unwrap(),
+                    _ => break,
+                }
+            }
+            if reverse {
+                seen.reverse();
+            }
+            assert_eq!(seen, expected, "team {team:?}, reverse {reverse}");
+        }
+    }
 }
 
 proptest! {

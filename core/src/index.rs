@@ -20,6 +20,9 @@ pub enum IndexKind {
     /// A field holding the key of a record of another model (see
     /// [`IndexInfo::parent`]).
     Parent,
+    /// The tuple of several fields (`#[persistent(index(fields(a, b)))]`
+    /// on the struct), queried by any leading part of the tuple.
+    Composite,
 }
 
 /// What deleting a parent record does to the records whose parent index
@@ -50,7 +53,8 @@ pub struct IndexInfo {
     /// The Rust type of the index values.
     pub value_type: &'static str,
     /// Where computed values come from: the `with` function of a computed
-    /// index, the parent model of a parent index, empty otherwise.
+    /// index, the parent model of a parent index, the fields of a
+    /// composite index (`"aggregate, version"`), empty otherwise.
     pub source: &'static str,
     /// Renders an encoded value for error messages.
     #[doc(hidden)]
@@ -120,11 +124,13 @@ impl IndexInfo {
             IndexKind::Optional => "optional",
             IndexKind::Computed => "computed",
             IndexKind::Parent => "parent",
+            IndexKind::Composite => "composite",
         };
         let unique = if self.unique { " unique" } else { "" };
         let source = match self.kind {
             IndexKind::Computed => format!(" with {}", self.source),
             IndexKind::Parent => format!(" of {}", self.source),
+            IndexKind::Composite => format!(" of ({})", self.source),
             IndexKind::Field | IndexKind::Optional => String::new(),
         };
         format!("{kind}{unique} {}: {}{source}", self.name, self.value_type)

@@ -70,6 +70,7 @@ mod indexing;
 mod lock;
 mod map;
 mod model;
+mod query;
 mod sequence;
 mod store;
 mod sync;
@@ -85,6 +86,7 @@ pub use index::{Index, IndexHandle, IndexInfo, IndexKind, OnDelete, ParentIndex,
 pub use lock::RecordLock;
 pub use map::{Map, MapInfo, maps};
 pub use model::{ModelInfo, Persistent, models};
+pub use query::{Cursor, Page, Query};
 pub use skyshelve_macros::{Key, Persistent};
 pub use store::{MAP_ROOM, Store, StoreOptions};
 pub use txn::{ReadTx, Transaction, WriteTx};

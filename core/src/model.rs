@@ -290,6 +290,44 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         store.write(|tx| tx.insert(self))
     }
 
+    /// A paged query over the model's keys, in key order: add a prefix, a
+    /// range, `reverse`, a `limit`, and resume `after` a page's cursor
+    /// (see [`Query`](crate::Query)).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_query")]
+    /// struct Message { #[persistent(key)] at: (String, u64), text: String }
+    ///
+    /// let store = Store::temporary()?;
+    /// for offset in 0..10 {
+    ///     Message { at: ("chat".into(), offset), text: format!("m{offset}") }.save(&store)?;
+    /// }
+    /// let page = Message::query().prefix(&("chat",)).range(("chat".to_string(), 4)..).limit(3).fetch(&store)?;
+    /// assert_eq!(page.records.iter().map(|m| m.at.1).collect::<Vec<_>>(), [4, 5, 6]);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    fn query() -> crate::Query<Self, Self::Key>
+    where
+        Self: Sized,
+    {
+        crate::query::over_keys()
+    }
+
+    /// A paged query over the values of one index, in value order (records
+    /// with equal values by key); see [`Query`](crate::Query).
+    #[must_use]
+    fn query_by<H>(index: H) -> crate::Query<Self, H::Value>
+    where
+        Self: Sized,
+        H: IndexHandle<Model = Self>,
+    {
+        crate::query::over_index(index)
+    }
+
     /// Inserts the record after giving each of its `#[persistent(sequence)]`
     /// fields the next number of its sequence, and returns the key (the
     /// record keeps the numbers too). Numbers come from the store, in the

@@ -32,15 +32,18 @@ pub enum IndexSource<'a> {
     Computed(&'a attr::Computed),
     /// A field holding a key of another model.
     Parent(&'a syn::Path),
+    /// Several fields, as a tuple (`index(fields(...))` on the struct).
+    Composite(&'a attr::Composite, Vec<&'a Field<'a>>),
 }
 
 /// One secondary index.
 pub struct Index<'a> {
+    /// The field it is declared on; a composite index's first field.
     pub field: &'a Field<'a>,
     pub source: IndexSource<'a>,
     pub unique: bool,
     /// The type of the index values.
-    pub value_ty: &'a Type,
+    pub value_ty: Type,
 }
 
 impl<'a> Model<'a> {
@@ -102,9 +105,28 @@ impl<'a> Model<'a> {
             .collect()
     }
 
-    /// The secondary indexes, in declaration order.
+    /// The secondary indexes: those declared on fields, in declaration
+    /// order, then the composite ones declared on the struct. A composite
+    /// naming a field that does not exist is left out (`check` reports it).
     pub fn indexes(&self) -> Vec<Index<'_>> {
-        self.fields.iter().filter_map(Index::of).collect()
+        let on_fields = self.fields.iter().filter_map(Index::of);
+        let composites = self.container.composites.iter().filter_map(|composite| {
+            let fields: Vec<&Field> = composite
+                .fields
+                .iter()
+                .map(|name| self.fields.iter().find(|field| field.ident == name))
+                .collect::<Option<_>>()?;
+            let types = fields.iter().map(|field| &field.original.ty);
+            let value_ty = syn::parse_quote!((#(#types,)*));
+            let first = *fields.first()?;
+            Some(Index {
+                field: first,
+                source: IndexSource::Composite(composite, fields),
+                unique: composite.unique,
+                value_ty,
+            })
+        });
+        on_fields.chain(composites).collect()
     }
 }
 
@@ -128,14 +150,18 @@ impl<'a> Index<'a> {
                 },
             }
         };
-        Some(Index { field, source, unique, value_ty })
+        Some(Index { field, source, unique, value_ty: value_ty.clone() })
     }
 
     /// The index's name: `index(name = "...")` of a computed index, or
     /// the field's name.
     pub fn name(&self) -> String {
         match &self.source {
-            IndexSource::Computed(attr::Computed { name: Some((_, name)), .. }) => name.clone(),
+            IndexSource::Computed(attr::Computed { name: Some((_, name)), .. })
+            | IndexSource::Composite(attr::Composite { name: Some((_, name)), .. }, _) => name.clone(),
+            IndexSource::Composite(_, fields) => {
+                fields.iter().map(|field| unraw(field.ident)).collect::<Vec<_>>().join("_")
+            }
             _ => unraw(self.field.ident),
         }
     }

@@ -9,7 +9,8 @@ use syn::{Attribute, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    FROM, INDEX, KEY, MUST_EXIST, NAME, ON_DELETE, PARENT, PERSISTENT, SEQUENCE, Symbol, UNIQUE, VALUE, VERSION, WITH,
+    FIELDS, FROM, INDEX, KEY, MUST_EXIST, NAME, ON_DELETE, PARENT, PERSISTENT, SEQUENCE, Symbol, UNIQUE, VALUE,
+    VERSION, WITH,
 };
 
 /// One attribute value, remembering where it was written so that a
@@ -49,6 +50,18 @@ pub struct Container {
     pub version: Option<(TokenStream, u16)>,
     /// Older versions, see [`OlderVersion`].
     pub from: Vec<OlderVersion>,
+    /// Indexes over several fields, in declaration order.
+    pub composites: Vec<Composite>,
+}
+
+/// `index(fields(a, b, ...), unique, name = "...")` on the struct: an
+/// index whose values are the tuple of those fields.
+pub struct Composite {
+    /// The `fields(...)` tokens, for errors about the list.
+    pub tokens: TokenStream,
+    pub fields: Vec<syn::Ident>,
+    pub unique: bool,
+    pub name: Option<(LitStr, String)>,
 }
 
 /// An older version: the type it was written as, and its number (`None`
@@ -60,6 +73,7 @@ impl Container {
         let mut name = Attr::none(cx, NAME);
         let mut version = Attr::none(cx, VERSION);
         let mut from = Attr::none(cx, FROM);
+        let mut composites = Vec::new();
         for attr in persistent_attrs(attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path == NAME {
@@ -71,11 +85,13 @@ impl Container {
                     version.set(&meta.path, lit.base10_parse::<u16>()?);
                 } else if meta.path == FROM {
                     from.set(&meta.path, parse_from(&meta)?);
+                } else if meta.path == INDEX {
+                    composites.push(parse_composite(cx, &meta)?);
                 } else {
                     return Err(unknown(
                         &meta,
                         "struct",
-                        "`name = \"...\"`, `version = N` or `from(OldType = N, ...)`",
+                        "`name = \"...\"`, `version = N`, `from(OldType = N, ...)` or `index(fields(a, b), ...)`",
                     ));
                 }
                 Ok(())
@@ -88,6 +104,7 @@ impl Container {
             name: name.get_with_tokens().map(|(_, v)| v),
             version: version.get_with_tokens(),
             from: from.get_with_tokens().map(|(_, v)| v).unwrap_or_default(),
+            composites,
         }
     }
 }
@@ -191,6 +208,36 @@ fn parse_from(meta: &ParseNestedMeta) -> syn::Result<Vec<OlderVersion>> {
         Ok(())
     })?;
     Ok(versions)
+}
+
+fn parse_composite(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Composite> {
+    let mut fields = Attr::none(cx, FIELDS);
+    let mut unique = Attr::none(cx, UNIQUE);
+    let mut name = Attr::none(cx, NAME);
+    meta.parse_nested_meta(|inner| {
+        if inner.path == FIELDS {
+            let mut idents = Vec::new();
+            inner.parse_nested_meta(|field| {
+                idents.push(field.path.require_ident()?.clone());
+                Ok(())
+            })?;
+            fields.set(&inner.path, idents);
+        } else if inner.path == UNIQUE {
+            unique.set(&inner.path, ());
+        } else if inner.path == NAME {
+            let lit: LitStr = inner.value()?.parse()?;
+            let text = lit.value();
+            name.set(&inner.path, (lit, text));
+        } else {
+            return Err(unknown(&inner, "index", "`fields(a, b, ...)`, `unique` or `name = \"...\"`"));
+        }
+        Ok(())
+    })?;
+    let Some((tokens, fields)) = fields.get_with_tokens() else {
+        return Err(meta.error("an index on the struct lists its fields: write #[persistent(index(fields(a, b)))]"));
+    };
+    let unique = unique.get_with_tokens().is_some();
+    Ok(Composite { tokens, fields, unique, name: name.get_with_tokens().map(|(_, name)| name) })
 }
 
 fn parse_computed(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Computed> {

@@ -22,6 +22,26 @@ pub fn check(cx: &Ctxt, model: &Model) {
     check_index_names(cx, model);
     check_integrity_needs_parent(cx, model);
     check_sequence_names(cx, model);
+    check_composite_fields(cx, model);
+}
+
+// A composite index lists two or more distinct fields of the struct.
+fn check_composite_fields(cx: &Ctxt, model: &Model) {
+    for composite in &model.container.composites {
+        if composite.fields.len() < 2 {
+            cx.error_spanned_by(
+                &composite.tokens,
+                "a composite index lists two or more fields; for one field, write #[persistent(index)] on it",
+            );
+        }
+        for (at, name) in composite.fields.iter().enumerate() {
+            if !model.fields.iter().any(|field| field.ident == name) {
+                cx.error_spanned_by(name, format!("no field `{name}` in this struct"));
+            } else if composite.fields[..at].contains(name) {
+                cx.error_spanned_by(name, format!("`{name}` is listed twice"));
+            }
+        }
+    }
 }
 
 // A sequence name is a key of the store's sequence table: not empty.
@@ -58,11 +78,13 @@ fn check_integrity_needs_parent(cx: &Ctxt, model: &Model) {
 // An index name becomes a table name and a handle constant: an identifier
 // in lower case, and no two indexes of a model share one.
 fn check_index_names(cx: &Ctxt, model: &Model) {
+    let computed = model.fields.iter().filter_map(|field| match &field.attrs.index {
+        Some((_, Some(crate::attr::Computed { name: Some((lit, name)), .. }))) => Some((lit, name)),
+        _ => None,
+    });
+    let composite = model.container.composites.iter().filter_map(|c| c.name.as_ref().map(|(lit, name)| (lit, name)));
     let mut seen = Vec::new();
-    for field in &model.fields {
-        let Some((_, Some(crate::attr::Computed { name: Some((lit, name)), .. }))) = &field.attrs.index else {
-            continue;
-        };
+    for (lit, name) in computed.chain(composite) {
         let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
             && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !valid {

@@ -99,21 +99,31 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
     let infos = indexes.iter().map(|index| {
         let name = index.name();
         let unique = index.unique;
-        let value_ty = index.value_ty;
+        let value_ty = &index.value_ty;
         let value_type = type_name(value_ty);
         let kind = match &index.source {
             IndexSource::Field => quote!(::skyshelve::IndexKind::Field),
             IndexSource::Optional => quote!(::skyshelve::IndexKind::Optional),
             IndexSource::Computed(_) => quote!(::skyshelve::IndexKind::Computed),
             IndexSource::Parent(_) => quote!(::skyshelve::IndexKind::Parent),
+            IndexSource::Composite(..) => quote!(::skyshelve::IndexKind::Composite),
         };
         let source = match &index.source {
             IndexSource::Computed(computed) => path_name(&computed.with.path),
             IndexSource::Parent(parent) => path_name(parent),
+            IndexSource::Composite(_, fields) => {
+                fields.iter().map(|field| crate::ast::unraw(field.ident)).collect::<Vec<_>>().join(", ")
+            }
             IndexSource::Field | IndexSource::Optional => String::new(),
         };
-        let must_exist = index.field.attrs.must_exist.is_some();
-        let on_delete = match index.field.attrs.on_delete.as_ref().map(|(_, action)| action.to_string()).as_deref() {
+        // Integrity belongs to the parent field, not to an index that merely starts with it.
+        let parent_attrs = matches!(index.source, IndexSource::Parent(_)).then_some(&index.field.attrs);
+        let must_exist = parent_attrs.is_some_and(|attrs| attrs.must_exist.is_some());
+        let on_delete = match parent_attrs
+            .and_then(|attrs| attrs.on_delete.as_ref())
+            .map(|(_, action)| action.to_string())
+            .as_deref()
+        {
             Some("restrict") => quote!(::skyshelve::OnDelete::Restrict),
             Some("cascade") => quote!(::skyshelve::OnDelete::Cascade),
             _ => quote!(::skyshelve::OnDelete::Leave),
@@ -158,8 +168,13 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
 /// The statement adding one index's values of `self` to `entries`.
 fn index_entry(position: usize, index: &Index) -> TokenStream {
     let field = index.field.ident;
-    let value_ty = index.value_ty;
+    let value_ty = &index.value_ty;
     match &index.source {
+        IndexSource::Composite(_, fields) => {
+            // A tuple of references encodes as the tuple of values does.
+            let idents = fields.iter().map(|field| field.ident);
+            quote!(entries.add(#position, &(#(&self.#idents,)*));)
+        }
         IndexSource::Field => quote!(entries.add(#position, &self.#field);),
         IndexSource::Parent(_) if !index.parent_is_optional() => quote!(entries.add(#position, &self.#field);),
         IndexSource::Optional | IndexSource::Parent(_) => quote! {
@@ -245,7 +260,7 @@ fn upgrade(model: &Model) -> TokenStream {
 fn handle(model: &Model, position: usize, index: &Index) -> TokenStream {
     let vis = &model.original.vis;
     let ident = &model.original.ident;
-    let value_ty = index.value_ty;
+    let value_ty = &index.value_ty;
     let const_name = Ident::new(&index.name().to_uppercase(), index.field.ident.span());
     let doc = format!("Handle on the `{}` index, for queries.", index.name());
     let ty = match &index.source {
@@ -273,8 +288,12 @@ fn type_checks(model: &Model, indexes: &[Index]) -> TokenStream {
         ::skyshelve::__private::assert_key::<#key_ty>();
     }];
     for index in indexes {
-        let value_ty = index.value_ty;
-        checks.push(quote_spanned! {value_ty.span()=>
+        let value_ty = &index.value_ty;
+        let span = match &index.source {
+            IndexSource::Composite(composite, _) => composite.tokens.span(),
+            _ => value_ty.span(),
+        };
+        checks.push(quote_spanned! {span=>
             ::skyshelve::__private::assert_key::<#value_ty>();
         });
         if let IndexSource::Parent(parent) = &index.source {
@@ -343,6 +362,7 @@ fn type_name(ty: &syn::Type) -> String {
         .replace(" <", "<")
         .replace(" >", ">")
         .replace(" ,", ",")
+        .replace(",)", ")")
         .replace(" :: ", "::")
         .replace("& ", "&")
 }

@@ -23,6 +23,7 @@ pub const FROM: Symbol = Symbol("from");
 pub const MUST_EXIST: Symbol = Symbol("must_exist");
 pub const ON_DELETE: Symbol = Symbol("on_delete");
 pub const SEQUENCE: Symbol = Symbol("sequence");
+pub const FIELDS: Symbol = Symbol("fields");
 
 impl PartialEq<Symbol> for Ident {
     fn eq(&self, word: &Symbol) -> bool {

@@ -497,7 +497,14 @@ pub(crate) trait Reader {
         // LMDB rejects empty keys, and every key is >= the empty one.
         let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
         let inner = table.range(self.ro(), &(lower, upper)).map_err(storage_error)?;
-        Ok(RangeIter { inner })
+        Ok(RangeIter { inner: Direction::Forward(inner) })
+    }
+
+    /// Entries with keys inside the bounds, in reverse key order.
+    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
+        let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
+        let inner = table.rev_range(self.ro(), &(lower, upper)).map_err(storage_error)?;
+        Ok(RangeIter { inner: Direction::Reverse(inner) })
     }
 
     /// The number of entries in `table`.
@@ -579,16 +586,25 @@ impl<'e> WriteTxn<'e> {
     }
 }
 
-/// Entries of a table in key order.
+/// Entries of a table in key order, or in reverse.
 pub(crate) struct RangeIter<'t> {
-    inner: heed::RoRange<'t, Bytes, Bytes>,
+    inner: Direction<'t>,
+}
+
+enum Direction<'t> {
+    Forward(heed::RoRange<'t, Bytes, Bytes>),
+    Reverse(heed::RoRevRange<'t, Bytes, Bytes>),
 }
 
 impl<'t> Iterator for RangeIter<'t> {
     type Item = Result<(&'t [u8], &'t [u8])>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next().map(|entry| entry.map_err(storage_error))
+        let entry = match &mut self.inner {
+            Direction::Forward(range) => range.next(),
+            Direction::Reverse(range) => range.next(),
+        };
+        entry.map(|entry| entry.map_err(storage_error))
     }
 }
 

@@ -5,6 +5,8 @@
 mod query;
 mod write;
 
+pub(crate) use query::prefix_bounds;
+
 use std::borrow::Borrow;
 use std::ops::Bound;
 
@@ -138,6 +140,9 @@ pub trait Transaction: sealed::Sealed {
         Q: EncodeKey + ?Sized;
 
     #[doc(hidden)]
+    fn fetch_page<M: Persistent, V>(&self, query: &crate::Query<M, V>) -> Result<crate::Page<M>>;
+
+    #[doc(hidden)]
     fn map_value<K, V>(&self, map: &crate::Map<K, V>, key: &[u8]) -> Result<Option<V>>
     where
         K: crate::Key,
@@ -176,6 +181,10 @@ macro_rules! transaction {
                 Q: EncodeKey + ?Sized,
             {
                 self.exists::<M, Q>(key)
+            }
+
+            fn fetch_page<M: Persistent, V>(&self, query: &crate::Query<M, V>) -> Result<crate::Page<M>> {
+                query.run(self.shared, self.reader())
             }
 
             fn map_value<K, V>(&self, map: &crate::Map<K, V>, key: &[u8]) -> Result<Option<V>>
