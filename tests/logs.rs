@@ -318,3 +318,89 @@ fn a_retried_append_is_a_duplicate_not_a_second_message() {
     let other_producer = Message { producer: "p2".into(), ..message(1, "c") };
     assert_eq!(append_once(&store, other_producer).unwrap(), 3);
 }
+
+// ---- watching commits ----
+
+/// Runs a future to completion on this thread: the smallest executor,
+/// so that the async watch is tested without a runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park_timeout(Duration::from_secs(10));
+    }
+}
+
+/// A watcher process follows appends made by this process: it reads from
+/// its own position, waits, and must see every entry, in order, without
+/// a wait that runs into its timeout (a missed wake-up). Child 0 waits
+/// blocking, child 1 awaits.
+#[test]
+fn a_watcher_in_another_process_sees_every_append() {
+    const TEST: &str = "a_watcher_in_another_process_sees_every_append";
+    const TOTAL: u64 = 60;
+    if role().is_some() {
+        let store = Store::open(env_path()).unwrap();
+        let asynchronous = env_number(INDEX) == 1;
+        let mut watch = Entry::watch(&store).unwrap();
+        children::say("ready");
+        let mut last = 0;
+        while last < TOTAL {
+            for record in Entry::query().range(last + 1..).fetch(&store).unwrap().records {
+                assert_eq!(record.id, last + 1, "in order, none skipped");
+                last = record.id;
+                children::say(&last.to_string());
+            }
+            if last < TOTAL {
+                if asynchronous {
+                    block_on(watch.changed());
+                } else {
+                    assert!(watch.wait_timeout(Duration::from_secs(20)), "a commit was missed");
+                }
+            }
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut watchers: Vec<_> = (0..2).map(|i| spawn_child(TEST, "watcher", dir.path(), i, 0)).collect();
+    for watcher in &mut watchers {
+        children::wait_for_line(watcher, "ready");
+    }
+    for n in 0..TOTAL {
+        entry(&format!("e{n}")).append(&store).unwrap();
+        if n % 3 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    for watcher in watchers {
+        let seen: Vec<u64> = finish(watcher).iter().filter_map(|l| l.parse().ok()).collect();
+        assert_eq!(seen, (1..=TOTAL).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_model_watch_wakes_for_its_model_and_a_store_watch_for_anything() {
+    let store = Store::temporary().unwrap();
+    let mut entries = Entry::watch(&store).unwrap();
+    let mut everything = store.watch().unwrap();
+    let map = store.map::<String, u64>("hits").unwrap();
+    map.insert(&"a".to_string(), &1).unwrap();
+    assert!(everything.wait_timeout(Duration::from_secs(5)), "a map write is a commit");
+    entry("x").append(&store).unwrap();
+    assert!(entries.wait_timeout(Duration::from_secs(5)));
+    assert!(!entries.has_changed(), "the wait took the change");
+    assert!(everything.has_changed(), "the append was a commit too");
+    store.write(|tx| tx.last_sequence("nothing").map(drop)).unwrap();
+    assert!(!everything.has_changed(), "a write transaction that changed nothing publishes nothing");
+}

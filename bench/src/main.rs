@@ -8,13 +8,15 @@
 //! cargo run --release -p skyshelve-bench -- --schema [--quick] [--runs N]
 //! ```
 //!
-//! `--schema` measures index builds and migration instead (see `schema.rs`).
+//! `--schema` measures index builds and migration instead (see `schema.rs`);
+//! `--watch [N]` the latency of a watch across processes (see `watch.rs`).
 
 mod alloc;
 mod model;
 mod report;
 mod schema;
 mod systems;
+mod watch;
 mod workloads;
 
 use std::path::PathBuf;
@@ -100,7 +102,19 @@ fn main() -> std::process::ExitCode {
     if args.first().map(String::as_str) == Some("--child-counter") {
         return child_counter(&args[1..]);
     }
-    match run(&args) {
+    if args.first().map(String::as_str) == Some("--child-watcher") {
+        let total = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0);
+        return exit(watch::child(std::path::Path::new(args.get(1).map_or("", String::as_str)), total));
+    }
+    if args.first().map(String::as_str) == Some("--watch") {
+        let total = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
+        return exit(watch::run(total).map(|table| println!("{table}")));
+    }
+    exit(run(&args))
+}
+
+fn exit(outcome: Result<(), String>) -> std::process::ExitCode {
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("bench: {err}");

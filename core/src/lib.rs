@@ -77,6 +77,7 @@ mod sync;
 mod tables;
 mod txn;
 mod verify;
+mod watch;
 
 pub use admin::{MapStats, ModelStats, Progress, StoreStats};
 pub use codec::key::{EncodeKey, Key, KeyBound, KeyPrefix, KeyRange, KeyRuleBroken, check_key_encoding};
@@ -91,6 +92,7 @@ pub use skyshelve_macros::{Key, Persistent};
 pub use store::{MAP_ROOM, Store, StoreOptions};
 pub use txn::{ReadTx, Transaction, WriteTx};
 pub use verify::{ModelReport, Problem, VerifyReport};
+pub use watch::{Changed, Watch};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]

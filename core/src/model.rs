@@ -328,6 +328,18 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         crate::query::over_index(index)
     }
 
+    /// A handle that waits for commits that wrote records of this model,
+    /// made by any thread of any process (see [`Watch`](crate::Watch)).
+    /// A few models share each wake-up counter, so a wait may also end for
+    /// another model's commit; never does one miss a commit of this model.
+    fn watch(store: &Store) -> Result<crate::Watch>
+    where
+        Self: Sized,
+    {
+        let topic = crate::engine::topic_of(Self::INFO.name);
+        Ok(crate::Watch::new(store.shared().engine.notifier()?, Some(topic)))
+    }
+
     /// Inserts the record after giving each of its `#[persistent(sequence)]`
     /// fields the next number of its sequence, and returns the key (the
     /// record keeps the numbers too). Numbers come from the store, in the

@@ -30,6 +30,8 @@ pub(crate) struct ModelTables {
     /// The parent indexes of this store's models that point at this model
     /// and ask for something when a record of it is deleted.
     pub referrers: Vec<Referrer>,
+    /// The model's watch topic, as a bit (see `engine::topic_of`).
+    pub topic: u64,
 }
 
 /// A parent index pointing at a model, with an `on_delete` action.
@@ -428,6 +430,22 @@ impl Store {
                 Some(_) => {}
             }
         }
+    }
+
+    /// A handle that waits for the next commit to this store by any thread
+    /// of any process (see [`Watch`](crate::Watch)); for one model's
+    /// commits, [`Persistent::watch`].
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let mut watch = store.watch()?;
+    /// assert!(!watch.has_changed());
+    /// store.write(|tx| tx.next_sequence("ticks").map(drop))?;
+    /// assert!(watch.wait_timeout(std::time::Duration::from_secs(5)));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn watch(&self) -> Result<crate::Watch> {
+        Ok(crate::Watch::new(self.shared.engine.notifier()?, None))
     }
 
     /// Checks every model of this program in one snapshot: every record
@@ -901,7 +919,8 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         }
         let catalog_entry = crate::catalog::Entry::complete(info).encode()?;
         let referrers = referrers_of(info, &opened);
-        models[slot] = Some(ModelTables { info, main, indexes, catalog_entry, referrers });
+        let topic = 1 << crate::engine::topic_of(info.name);
+        models[slot] = Some(ModelTables { info, main, indexes, catalog_entry, referrers, topic });
     }
     let shared = Shared {
         engine,

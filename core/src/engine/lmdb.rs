@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
@@ -11,6 +12,7 @@ use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
 use super::files::{DATA_FILE, WRITER_LOCK_FILE, check_data_file};
 use super::fork;
 use super::gate::{Gate, GatePass};
+use super::notify::{Notifier, WATCH_FILE};
 use super::writers::{WriterLock, WritingHere};
 use super::{Durability, EngineConfig};
 use crate::error::{Error, Result};
@@ -54,6 +56,9 @@ pub(crate) struct Engine {
     dir: PathBuf,
     /// Serialises writers across threads and processes before LMDB does.
     writer_lock: WriterLock,
+    /// Commit notifications for watchers in every process; `None` where
+    /// the folder cannot hold the notification file (read-only folders).
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl Engine {
@@ -87,12 +92,21 @@ impl Engine {
             forks_at_open: fork::generation(),
             dir: dir.to_owned(),
             writer_lock: WriterLock::new(dir.join(WRITER_LOCK_FILE)),
+            notifier: Notifier::open(dir).ok().map(Arc::new),
         };
         // Slots of readers killed since the last run would otherwise stay
         // taken until the lock file is rebuilt.
         engine.env.clear_stale_readers().map_err(storage_error)?;
         engine.adopt_recorded_map_size()?;
         Ok(engine)
+    }
+
+    /// The commit notifications of this store, for watchers.
+    pub fn notifier(&self) -> Result<Arc<Notifier>> {
+        self.notifier.clone().ok_or_else(|| {
+            let message = format!("{} cannot hold the watch file {WATCH_FILE}", self.dir.display());
+            Error::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, message))
+        })
     }
 
     /// The folder the environment lives in.
@@ -207,7 +221,7 @@ impl Engine {
             let gate = self.gate.enter();
             let writer = self.writer_lock.acquire()?;
             let mut txn = match self.env.write_txn() {
-                Ok(txn) => WriteTxn { txn: Some(txn), engine: self, map_full: false, doomed: false },
+                Ok(txn) => WriteTxn::new(txn, self),
                 Err(err) => {
                     drop(writer);
                     drop(gate);
@@ -229,8 +243,14 @@ impl Engine {
                 return outcome;
             }
             let value = outcome?;
+            let topics = txn.published_topics();
             match txn.txn.take().map(heed::RwTxn::commit) {
-                None | Some(Ok(())) => return Ok(value),
+                None | Some(Ok(())) => {
+                    if let Some(notifier) = &self.notifier {
+                        notifier.published(topics);
+                    }
+                    return Ok(value);
+                }
                 Some(Err(heed::Error::Mdb(MdbError::MapFull))) => {
                     drop(writer);
                     drop(gate);
@@ -282,12 +302,15 @@ impl Engine {
             match self.env.nested_write_txn(parent) {
                 Err(err) => (Err(err), false),
                 Ok(nested) => {
-                    let mut inner = WriteTxn { txn: Some(nested), engine: self, map_full: false, doomed: false };
+                    let mut inner = WriteTxn::new(nested, self);
                     let keep = job(&mut inner) && !inner.doomed && !inner.map_full;
                     let committed = match inner.txn.take() {
                         Some(nested) if keep => nested.commit(),
                         _ => Ok(()), // dropping it rolls back only this job's changes
                     };
+                    if keep {
+                        outer.topics |= inner.published_topics();
+                    }
                     (committed, inner.map_full)
                 }
             }
@@ -480,6 +503,9 @@ pub(crate) struct WriteTxn<'e> {
     /// The model layer found the transaction cannot go on (a record lock
     /// is held elsewhere): it is aborted even if the closure returns `Ok`.
     doomed: bool,
+    /// The watch topics the transaction touched (see `notify`); bit 0 is
+    /// set by any change at all.
+    topics: u64,
 }
 
 /// Read access shared by both transaction kinds.
@@ -543,25 +569,32 @@ pub(crate) trait Writer: Reader {
 
     /// Makes sure the transaction is aborted, whatever the closure returns.
     fn doom(&mut self);
+
+    /// Adds watch topics (a bit per topic) for the commit to publish.
+    fn touch(&mut self, topics: u64);
 }
 
 impl Writer for WriteTxn<'_> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.topics |= 1;
         let result = table.put(self.rw(), key, value);
         result.map_err(|e| self.note(e))
     }
 
     fn put_new(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.topics |= 1;
         let result = table.get_or_put(self.rw(), key, value).map(|taken| taken.map(<[u8]>::to_vec));
         result.map_err(|e| self.note(e))
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        self.topics |= 1;
         let result = table.delete(self.rw(), key);
         result.map_err(|e| self.note(e))
     }
 
     fn clear(&mut self, table: Table) -> Result<()> {
+        self.topics |= 1;
         let result = table.clear(self.rw());
         result.map_err(|e| self.note(e))
     }
@@ -569,9 +602,23 @@ impl Writer for WriteTxn<'_> {
     fn doom(&mut self) {
         self.doomed = true;
     }
+
+    fn touch(&mut self, topics: u64) {
+        self.topics |= topics;
+    }
 }
 
 impl<'e> WriteTxn<'e> {
+    fn new(txn: heed::RwTxn<'e>, engine: &'e Engine) -> Self {
+        WriteTxn { txn: Some(txn), engine, map_full: false, doomed: false, topics: 0 }
+    }
+
+    /// The topics to publish at commit: none if nothing was written (a
+    /// model topic alone means only checks ran).
+    fn published_topics(&self) -> u64 {
+        if self.topics & 1 == 0 { 0 } else { self.topics }
+    }
+
     fn rw(&mut self) -> &mut heed::RwTxn<'e> {
         self.txn.as_mut().expect("write transaction used after commit")
     }

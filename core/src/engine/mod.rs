@@ -14,7 +14,9 @@
 //! (no remap while a transaction of this process is open), `writers.rs`
 //! (one writer at a time across threads and processes, before LMDB's own
 //! mutex), `fork.rs` (a handle is refused in a forked child), `files.rs`
-//! (LMDB's files, whole-or-nothing copies, the cut-short check).
+//! (LMDB's files, whole-or-nothing copies, the cut-short check),
+//! `notify.rs` (commit notifications to watchers in every process, through
+//! a shared-memory file and a futex).
 //!
 //! A second engine — an LSM tree on object storage such as SlateDB — has
 //! other properties, and the seam is drawn so that they fit:
@@ -40,12 +42,14 @@ mod files;
 mod fork;
 mod gate;
 mod lmdb;
+mod notify;
 mod writers;
 
 use std::time::Duration;
 
 pub(crate) use files::{holds_store, restore};
 pub(crate) use lmdb::{Engine, GroupJob, RangeIter, ReadTxn, Reader, Table, Writer};
+pub(crate) use notify::{Notifier, topic_of};
 
 /// LMDB's compiled-in key size limit (`mdb_env_get_maxkeysize`).
 pub const MAX_KEY_LEN: usize = 511;

@@ -1,0 +1,192 @@
+//! Watching commits: a handle that waits until a commit that may concern
+//! it is made by any thread of any process that has the store open. The
+//! mechanism (a shared-memory file and a futex) is the engine's; see
+//! `engine/notify.rs`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::engine::Notifier;
+
+/// Waits for commits to a store, made by any thread of any process.
+///
+/// Made by [`Store::watch`](crate::Store::watch) (every commit) or
+/// [`Persistent::watch`](crate::Persistent::watch) (commits that wrote
+/// records of one model). The promise: a commit made after the watch was
+/// created is never missed. Several commits may end one wait, and a wait
+/// may end for a commit that did not concern the watch (a model's commits
+/// share a counter with a few others); so after each wait, read from your
+/// own position (a cursor, the last key seen), as in the example.
+///
+/// Create the watch *before* the first read: a commit between that read
+/// and the first wait then still ends the wait.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # use skyshelve::{Persistent, Store};
+/// #[derive(Persistent, Serialize, Deserialize)]
+/// # #[persistent(name = "doc_watch_line")]
+/// struct Line { #[persistent(key, sequence)] id: u64, text: String }
+///
+/// let store = Store::temporary()?;
+/// let mut watch = Line::watch(&store)?;
+/// let writer = {
+///     let store = store.clone();
+///     std::thread::spawn(move || Line { id: 0, text: "hello".into() }.append(&store))
+/// };
+/// let mut seen = 0;
+/// while seen == 0 {
+///     seen = Line::query().range(seen + 1..).fetch(&store)?.records.len() as u64;
+///     if seen == 0 {
+///         watch.wait();
+///     }
+/// }
+/// writer.join().unwrap()?;
+/// # Ok::<(), skyshelve::Error>(())
+/// ```
+pub struct Watch {
+    notifier: Arc<Notifier>,
+    /// The model topic watched; `None` for every commit.
+    topic: Option<usize>,
+    /// The topic's counter as this watch last saw it.
+    seen: u32,
+}
+
+impl Watch {
+    pub(crate) fn new(notifier: Arc<Notifier>, topic: Option<usize>) -> Watch {
+        notifier.register();
+        let seen = notifier.position(topic);
+        Watch { notifier, topic, seen }
+    }
+
+    /// Blocks until a commit made since the watch was created or since the
+    /// last wait ended.
+    pub fn wait(&mut self) {
+        while !self.wait_timeout(Duration::from_secs(3600)) {}
+    }
+
+    /// As [`wait`](Watch::wait), for at most `timeout`; returns whether a
+    /// commit ended the wait.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        match self.notifier.wait_past(self.topic, self.seen, deadline) {
+            Some(position) => {
+                self.seen = position;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a commit was made since the watch was created or since the
+    /// last wait ended, without waiting; a `true` counts as a wait.
+    pub fn has_changed(&mut self) -> bool {
+        let position = self.notifier.position(self.topic);
+        let changed = position != self.seen;
+        self.seen = position;
+        changed
+    }
+
+    /// The async form of [`wait`](Watch::wait): a future that completes at
+    /// the next commit. It needs no particular runtime: one thread per
+    /// store and process sleeps on the futex for every async watcher and
+    /// wakes their tasks.
+    ///
+    /// ```
+    /// # let store = skyshelve::Store::temporary()?;
+    /// let mut watch = store.watch()?;
+    /// store.write(|tx| tx.next_sequence("ticks").map(drop))?;
+    /// // Any executor will do; this one is the simplest there is.
+    /// let waker = std::task::Waker::noop();
+    /// let mut changed = std::pin::pin!(watch.changed());
+    /// assert!(changed.as_mut().poll(&mut std::task::Context::from_waker(&waker)).is_ready());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn changed(&mut self) -> Changed<'_> {
+        Changed { watch: self }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.notifier.unregister();
+    }
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("topic", &self.topic).field("seen", &self.seen).finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Watch::changed`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Changed<'w> {
+    watch: &'w mut Watch,
+}
+
+impl Future for Changed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let watch = &mut *self.get_mut().watch;
+        // Register first, then look: a commit after the look wakes the
+        // waker, a commit before it is seen by the look.
+        register_waker(&watch.notifier, cx.waker());
+        if watch.has_changed() { Poll::Ready(()) } else { Poll::Pending }
+    }
+}
+
+impl std::fmt::Debug for Changed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changed").field("watch", &self.watch).finish()
+    }
+}
+
+/// Adds `waker` to the store's async waiters, starting the thread that
+/// waits on the futex for them if none runs.
+fn register_waker(notifier: &Arc<Notifier>, waker: &std::task::Waker) {
+    let mut wakers = crate::sync::lock(&notifier.wakers);
+    if !wakers.waiting.iter().any(|w| w.will_wake(waker)) {
+        wakers.waiting.push(waker.clone());
+    }
+    if !wakers.helper_running {
+        wakers.helper_running = true;
+        let seen = notifier.position(None);
+        let notifier = Arc::clone(notifier);
+        let spawned =
+            std::thread::Builder::new().name("skyshelve-watch".into()).spawn(move || wake_on_commits(&notifier, seen));
+        if spawned.is_err() {
+            // No thread: wake at once, so the task polls again (and tries again).
+            wakers.helper_running = false;
+            wakers.waiting.drain(..).for_each(std::task::Waker::wake);
+        }
+    }
+}
+
+/// The helper thread: wakes every registered task at each commit; ends
+/// after a few idle seconds with nobody registered.
+fn wake_on_commits(notifier: &Notifier, mut seen: u32) {
+    const IDLE_ROUNDS: u32 = 50;
+    let mut idle = 0;
+    loop {
+        let now = notifier.wait_commit(seen, Duration::from_millis(100));
+        let mut wakers = crate::sync::lock(&notifier.wakers);
+        if now != seen {
+            seen = now;
+            wakers.waiting.drain(..).for_each(std::task::Waker::wake);
+        }
+        if wakers.waiting.is_empty() {
+            idle += 1;
+            if idle >= IDLE_ROUNDS {
+                wakers.helper_running = false;
+                return;
+            }
+        } else {
+            idle = 0;
+        }
+    }
+}
