@@ -404,3 +404,139 @@ fn a_model_watch_wakes_for_its_model_and_a_store_watch_for_anything() {
     store.write(|tx| tx.last_sequence("nothing").map(drop)).unwrap();
     assert!(!everything.has_changed(), "a write transaction that changed nothing publishes nothing");
 }
+
+// ---- expiring records ----
+
+use std::time::SystemTime;
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Session {
+    #[persistent(key)]
+    token: String,
+    #[persistent(index, unique)]
+    user: String,
+    #[persistent(index)]
+    team: u32,
+    #[persistent(expires)]
+    expires_at: Option<SystemTime>,
+}
+
+fn session(token: &str, user: &str, expires_at: Option<SystemTime>) -> Session {
+    Session { token: token.into(), user: user.into(), team: 1, expires_at }
+}
+
+fn ago(ms: u64) -> Option<SystemTime> {
+    Some(SystemTime::now() - Duration::from_millis(ms))
+}
+
+fn from_now(ms: u64) -> Option<SystemTime> {
+    Some(SystemTime::now() + Duration::from_millis(ms))
+}
+
+/// The raw number of stored records, expired ones included.
+fn stored(store: &Store) -> u64 {
+    store.stats().unwrap().models.iter().find(|m| m.name == "session").map_or(0, |m| m.records)
+}
+
+#[test]
+fn an_expired_record_is_invisible_to_every_read_before_any_purge() {
+    let store = Store::temporary().unwrap();
+    session("live", "ada", from_now(3_600_000)).save(&store).unwrap();
+    session("forever", "bob", None).save(&store).unwrap();
+    session("gone", "cyd", ago(1)).save(&store).unwrap();
+    assert_eq!(stored(&store), 3, "nothing purged yet");
+
+    assert!(Session::load(&store, "gone").unwrap().is_none());
+    assert!(!Session::exists(&store, "gone").unwrap());
+    assert!(Session::load_by(&store, Session::USER, "cyd").unwrap().is_none());
+    assert_eq!(Session::scan_index(&store, Session::TEAM, &1).unwrap().len(), 2);
+    assert_eq!(Session::range_index(&store, Session::TEAM, ..).unwrap().len(), 2);
+    assert_eq!(Session::all(&store).unwrap().len(), 2);
+    assert_eq!(Session::range(&store, ..).unwrap().len(), 2);
+    assert_eq!(Session::prefix(&store, "go").unwrap().len(), 0);
+    assert_eq!(Session::count(&store).unwrap(), 2);
+    assert_eq!(Session::query().fetch(&store).unwrap().records.len(), 2);
+    assert_eq!(Session::query_by(Session::TEAM).fetch(&store).unwrap().records.len(), 2);
+    assert_eq!(store.read(|tx| Ok(tx.iter::<Session>()?.count())).unwrap(), 2);
+    #[cfg(feature = "json")]
+    {
+        let mut exported = Vec::new();
+        assert_eq!(store.export_json_lines("session", &mut exported, &mut |_| {}).unwrap(), 2);
+        assert!(!String::from_utf8(exported).unwrap().contains("cyd"));
+    }
+    assert!(store.verify().unwrap().is_clean());
+    assert_eq!(store.purge_expired().unwrap(), 1);
+    assert_eq!((stored(&store), Session::count(&store).unwrap()), (2, 2));
+}
+
+#[test]
+fn writes_treat_an_expired_record_as_gone() {
+    let store = Store::temporary().unwrap();
+    session("t1", "ada", ago(1)).save(&store).unwrap();
+    let update = Session::update(&store, "t1", |s| s.team = 2);
+    assert!(matches!(update, Err(Error::NotFound { .. })), "{update:?}");
+    session("t1", "ada", None).save(&store).unwrap();
+    assert_eq!(Session::load(&store, "t1").unwrap().unwrap().expires_at, None);
+
+    session("t2", "bob", ago(1)).save(&store).unwrap();
+    session("t3", "bob", None).insert(&store).expect("an expired record's unique value is free");
+    session("t2", "cyd", None).insert(&store).expect("an expired record's key is free");
+    session("t4", "dan", ago(1)).save(&store).unwrap();
+    assert!(!Session::delete(&store, "t4").unwrap(), "deleting an expired record finds nothing");
+    assert!(store.verify().unwrap().is_clean());
+    assert_eq!(stored(&store), 3, "the writes removed the expired records they met");
+}
+
+#[test]
+fn a_sliding_expiry_is_an_ordinary_update() {
+    let store = Store::temporary().unwrap();
+    let first_expiry = from_now(1000);
+    session("s", "ada", first_expiry).save(&store).unwrap();
+    while SystemTime::now() < first_expiry.unwrap() + Duration::from_millis(200) {
+        std::thread::sleep(Duration::from_millis(100));
+        Session::update(&store, "s", |s| s.expires_at = from_now(1000)).unwrap();
+    }
+    assert!(Session::load(&store, "s").unwrap().is_some(), "kept alive past its first expiry");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(Session::load(&store, "s").unwrap().is_none());
+}
+
+#[test]
+fn an_expiry_in_a_bad_form_is_refused_and_nothing_is_written() {
+    let store = Store::temporary().unwrap();
+    let before_epoch = Some(SystemTime::UNIX_EPOCH - Duration::from_secs(1));
+    let refused = session("bad", "ada", before_epoch).save(&store);
+    assert!(matches!(refused, Err(Error::BadExpiry { model: "session", .. })), "{refused:?}");
+    assert_eq!(stored(&store), 0);
+}
+
+/// A record saved by another process with a short expiry is visible
+/// here until then, and invisible after, with nothing purged.
+#[test]
+fn expiry_is_seen_from_another_process_without_a_purge() {
+    const TEST: &str = "expiry_is_seen_from_another_process_without_a_purge";
+    if role().is_some() {
+        let store = Store::open(env_path()).unwrap();
+        session("short", "ada", from_now(2000)).save(&store).unwrap();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    finish(spawn_child(TEST, "writer", dir.path(), 0, 0));
+    assert!(Session::load(&store, "short").unwrap().is_some(), "not expired yet");
+    std::thread::sleep(Duration::from_millis(2100));
+    assert!(Session::load(&store, "short").unwrap().is_none());
+    assert_eq!(Session::count(&store).unwrap(), 0);
+    assert_eq!(stored(&store), 1, "still stored: nobody purged");
+}
+
+#[test]
+fn the_background_purger_removes_expired_records() {
+    let store = Store::options().purge_expired_every(Duration::from_millis(20)).open_temporary().unwrap();
+    session("soon", "ada", from_now(50)).save(&store).unwrap();
+    let start = std::time::Instant::now();
+    while stored(&store) > 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the purger never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

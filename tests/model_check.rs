@@ -5,6 +5,7 @@
 //! step through every query and index kind.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,22 @@ struct Rec {
     tags: Vec<u8>,
     #[persistent(parent = Rec)]
     parent: Option<u8>,
+    /// `None`, long past, or far ahead: an expired record must behave as
+    /// one that is not there.
+    #[persistent(expires)]
+    expires: Option<SystemTime>,
+}
+
+fn expiry() -> impl Strategy<Value = Option<SystemTime>> {
+    prop_oneof![
+        6 => Just(None),
+        2 => Just(Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1))),
+        1 => Just(Some(SystemTime::UNIX_EPOCH + Duration::from_secs(10_000_000_000))),
+    ]
+}
+
+fn expired(record: &Rec) -> bool {
+    record.expires.is_some_and(|at| at < SystemTime::now())
 }
 
 impl Rec {
@@ -60,8 +77,9 @@ fn rec() -> impl Strategy<Value = Rec> {
         proptest::option::of(0u8..3),
         proptest::collection::vec(0u8..4, 0..3),
         proptest::option::of(0u8..8),
+        expiry(),
     )
-        .prop_map(|(id, email, team, tags, parent)| Rec { id, email, team, tags, parent })
+        .prop_map(|(id, email, team, tags, parent, expires)| Rec { id, email, team, tags, parent, expires })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -120,7 +138,12 @@ fn model_write(model: &mut BTreeMap<u8, Rec>, record: &Rec, must_be_new: bool) -
     if model.values().any(|other| other.id != record.id && other.email == record.email) {
         return Err("unique");
     }
-    model.insert(record.id, record.clone());
+    // An expired record is stored but, to every reader and writer, gone.
+    if expired(record) {
+        model.remove(&record.id);
+    } else {
+        model.insert(record.id, record.clone());
+    }
     Ok(())
 }
 

@@ -155,7 +155,9 @@ impl Store {
             let mut done: u64 = 0;
             for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
                 let (_, bytes) = entry?;
-                out.write_all((tables.info.to_json)(bytes)?.as_bytes())?;
+                // `None`: an expired record, gone for every reader.
+                let Some(json) = (tables.info.to_json)(bytes)? else { continue };
+                out.write_all(json.as_bytes())?;
                 out.write_all(b"\n")?;
                 done += 1;
                 if done.is_multiple_of(PROGRESS_EVERY) || done == total {
@@ -374,8 +376,8 @@ fn at_line(number: usize, err: Error) -> Error {
 /// compared, and a record that would not round-trip is refused by name.
 #[doc(hidden)]
 #[cfg(feature = "json")]
-pub fn record_to_json<M: Persistent>(bytes: &[u8]) -> Result<String> {
-    let (_, record) = crate::model::decode_record::<M>(bytes)?;
+pub fn record_to_json<M: Persistent>(bytes: &[u8]) -> Result<Option<String>> {
+    let Some(record) = crate::txn::decode_visible::<M>(bytes, crate::expiry::now_millis())? else { return Ok(None) };
     let what = || format!("{} record {:?} as JSON", M::INFO.name, record.key());
     let json = serde_json::to_string(&record).map_err(|e| Error::Encode { what: what(), reason: e.to_string() })?;
     let read_back: Option<M> = serde_json::from_str(&json).ok();
@@ -385,7 +387,7 @@ pub fn record_to_json<M: Persistent>(bytes: &[u8]) -> Result<String> {
             .to_owned();
         return Err(Error::Encode { what: what(), reason });
     }
-    Ok(json)
+    Ok(Some(json))
 }
 
 /// A record's stored encoding, to compare two records without `PartialEq`.
@@ -408,7 +410,7 @@ pub fn save_json<M: Persistent>(tx: &mut WriteTx<'_>, line: &str) -> Result<()> 
 /// never called, since export and import do not exist then.
 #[doc(hidden)]
 #[cfg(not(feature = "json"))]
-pub fn record_to_json<M: Persistent>(_bytes: &[u8]) -> Result<String> {
+pub fn record_to_json<M: Persistent>(_bytes: &[u8]) -> Result<Option<String>> {
     Err(Error::Encode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
 }
 

@@ -296,6 +296,16 @@ pub enum Error {
         given: String,
     },
 
+    /// A record's expiry time cannot be stored: it is before the Unix
+    /// epoch, or too far ahead for the index (64 bits of milliseconds).
+    #[error("{model} record has an expiry skyshelve cannot store: {reason}")]
+    BadExpiry {
+        /// The model's name.
+        model: &'static str,
+        /// What is wrong with the time.
+        reason: String,
+    },
+
     /// A sequence has issued its last number (`u64::MAX`); nothing was
     /// written.
     #[error("sequence {name:?} has issued its last number")]

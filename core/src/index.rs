@@ -23,6 +23,9 @@ pub enum IndexKind {
     /// The tuple of several fields (`#[persistent(index(fields(a, b)))]`
     /// on the struct), queried by any leading part of the tuple.
     Composite,
+    /// The record's expiry time (`#[persistent(expires)]`), in
+    /// milliseconds since the Unix epoch.
+    Expiry,
 }
 
 /// What deleting a parent record does to the records whose parent index
@@ -125,13 +128,14 @@ impl IndexInfo {
             IndexKind::Computed => "computed",
             IndexKind::Parent => "parent",
             IndexKind::Composite => "composite",
+            IndexKind::Expiry => "expiry",
         };
         let unique = if self.unique { " unique" } else { "" };
         let source = match self.kind {
             IndexKind::Computed => format!(" with {}", self.source),
             IndexKind::Parent => format!(" of {}", self.source),
             IndexKind::Composite => format!(" of ({})", self.source),
-            IndexKind::Field | IndexKind::Optional => String::new(),
+            IndexKind::Field | IndexKind::Optional | IndexKind::Expiry => String::new(),
         };
         format!("{kind}{unique} {}: {}{source}", self.name, self.value_type)
     }

@@ -35,9 +35,9 @@ pub struct ModelInfo {
     /// Where the model's tables sit in every store of this process.
     #[doc(hidden)]
     pub slot: &'static ModelSlot,
-    /// A stored record as JSON, for export.
+    /// A stored record as JSON, for export; `None` once it has expired.
     #[doc(hidden)]
-    pub to_json: fn(&[u8]) -> Result<String>,
+    pub to_json: fn(&[u8]) -> Result<Option<String>>,
     /// Saves a record given as JSON, for import.
     #[doc(hidden)]
     pub save_json: fn(&mut crate::txn::WriteTx<'_>, &str) -> Result<()>,
@@ -218,6 +218,17 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// otherwise refuses a record the codec could not read.
     #[doc(hidden)]
     const READS_BACK: bool = false;
+
+    /// The position of the expiry index (`#[persistent(expires)]`), if
+    /// the model has one.
+    #[doc(hidden)]
+    const EXPIRY: Option<usize> = None;
+
+    /// When the record expires (`None`: never, or no expiry field).
+    #[doc(hidden)]
+    fn expires_at(&self) -> Option<std::time::SystemTime> {
+        None
+    }
 
     /// The sequences the record's `#[persistent(sequence)]` fields draw
     /// from, in field order (see [`Persistent::append`]).

@@ -178,20 +178,21 @@ impl<M: Persistent, V> Query<M, V> {
         let mut records = Vec::new();
         let mut last = None;
         let wanted = self.limit.unwrap_or(usize::MAX);
+        let now = crate::expiry::now_millis();
         while records.len() < wanted {
             let Some(entry) = entries.next() else {
                 return Ok(Page { records, last: last.map(Cursor::at), more: false });
             };
             let (entry_key, value) = entry?;
-            let record = match self.index {
-                None => crate::model::decode_record::<M>(value)?.1,
-                Some(_) => match txn.get(tables.main, value)? {
-                    Some(bytes) => crate::model::decode_record::<M>(bytes)?.1,
-                    None => return Err(missing_record::<M>()),
-                },
+            let bytes = match self.index {
+                None => value,
+                Some(_) => txn.get(tables.main, value)?.ok_or_else(missing_record::<M>)?,
             };
-            records.push(record);
-            last = Some(entry_key);
+            // An expired record is skipped as if it were gone.
+            if let Some(record) = crate::txn::decode_visible::<M>(bytes, now)? {
+                records.push(record);
+                last = Some(entry_key);
+            }
         }
         let more = entries.next().transpose()?.is_some();
         Ok(Page { records, last: last.map(Cursor::at), more })

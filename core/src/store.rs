@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     pub(crate) locks: Locks,
     /// How long a write waits for a record lock held elsewhere.
     pub(crate) lock_wait: Duration,
+    /// Set once the background purger runs (see `expiry`).
+    pub(crate) purger: std::sync::OnceLock<()>,
     _temporary: Option<tempfile::TempDir>,
 }
 
@@ -217,6 +219,11 @@ impl Store {
     /// ```
     pub fn temporary() -> Result<Store> {
         StoreOptions::new().open_temporary()
+    }
+
+    /// A handle on an open store's shared state.
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Store {
+        Store { shared }
     }
 
     pub(crate) fn shared(&self) -> &Shared {
@@ -546,6 +553,8 @@ pub struct StoreOptions {
     /// `None`: every model of the program.
     models: Option<Vec<&'static ModelInfo>>,
     build_progress: BuildProgress,
+    /// How often a background thread purges expired records, if at all.
+    purge_every: Option<Duration>,
 }
 
 /// The caller's hook for index-build progress at open.
@@ -595,7 +604,24 @@ impl StoreOptions {
             group_commit: true,
             models: None,
             build_progress: BuildProgress::default(),
+            purge_every: None,
         }
+    }
+
+    /// Purges expired records ([`Store::purge_expired`]) on a background
+    /// thread every `interval`, for as long as the store is open in this
+    /// process (one thread per store, whichever open asked first). Expired
+    /// records are invisible to reads either way; purging frees space.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options().purge_expired_every(std::time::Duration::from_secs(60)).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn purge_expired_every(mut self, interval: Duration) -> Self {
+        self.purge_every = Some(interval);
+        self
     }
 
     /// Opens the store for these models only, instead of every model of
@@ -847,7 +873,7 @@ impl StoreOptions {
         let mut open = open_environments();
         while let Some((_, weak)) = open.iter().find(|(known, _)| *known == id) {
             match weak.upgrade() {
-                Some(shared) => return Ok(Store { shared }),
+                Some(shared) => return Ok(self.started(Store { shared })),
                 // Its last handle is being dropped: wait until it is closed.
                 None => open = crate::sync::wait(&ENVIRONMENT_CLOSED, open),
             }
@@ -855,7 +881,15 @@ impl StoreOptions {
         let shared = Arc::new(open_shared(&dir.canonicalize()?, &self, None)?);
         let _ = shared.registration.0.set(id);
         open.push((id, Arc::downgrade(&shared)));
-        Ok(Store { shared })
+        Ok(self.started(Store { shared }))
+    }
+
+    /// `store`, with the background work these options ask for running.
+    fn started(&self, store: Store) -> Store {
+        if let Some(interval) = self.purge_every {
+            store.shared.purger.get_or_init(|| crate::expiry::start_purger(&store.shared, interval));
+        }
+        store
     }
 
     /// Opens a store in a fresh temporary folder; see [`Store::temporary`].
@@ -868,7 +902,7 @@ impl StoreOptions {
     pub fn open_temporary(self) -> Result<Store> {
         let temp = tempfile::Builder::new().prefix("skyshelve-").tempdir()?;
         let dir: PathBuf = temp.path().canonicalize()?;
-        Ok(Store { shared: Arc::new(open_shared(&dir, &self, Some(temp))?) })
+        Ok(self.started(Store { shared: Arc::new(open_shared(&dir, &self, Some(temp))?) }))
     }
 }
 
@@ -932,6 +966,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         sequences,
         locks: Locks::new(dir),
         lock_wait: options.lock_wait,
+        purger: std::sync::OnceLock::new(),
         group: (options.group_commit && options.config.durability == Durability::Full).then(Group::default),
         _temporary: temporary,
     };

@@ -32,6 +32,8 @@ pub enum IndexSource<'a> {
     Computed(&'a attr::Computed),
     /// A field holding a key of another model.
     Parent(&'a syn::Path),
+    /// The record's expiry time, in milliseconds (`expires`).
+    Expiry,
     /// Several fields, as a tuple (`index(fields(...))` on the struct).
     Composite(&'a attr::Composite, Vec<&'a Field<'a>>),
 }
@@ -105,6 +107,13 @@ impl<'a> Model<'a> {
             .collect()
     }
 
+    /// The field marked `#[persistent(expires)]`, and its index's position.
+    pub fn expiry(&self) -> Option<(&Field<'a>, usize)> {
+        let position = self.indexes().iter().position(|index| matches!(index.source, IndexSource::Expiry))?;
+        let field = self.fields.iter().find(|field| field.attrs.expires.is_some())?;
+        Some((field, position))
+    }
+
     /// The secondary indexes: those declared on fields, in declaration
     /// order, then the composite ones declared on the struct. A composite
     /// naming a field that does not exist is left out (`check` reports it).
@@ -134,6 +143,9 @@ impl<'a> Index<'a> {
     fn of(field: &'a Field<'a>) -> Option<Index<'a>> {
         let ty = &field.original.ty;
         let unique = field.attrs.unique.is_some();
+        if field.attrs.expires.is_some() {
+            return Some(Index { field, source: IndexSource::Expiry, unique, value_ty: syn::parse_quote!(u64) });
+        }
         let (source, value_ty) = if let Some((_, parent)) = &field.attrs.parent {
             let value_ty = option_inner(ty).unwrap_or(ty);
             (IndexSource::Parent(parent), value_ty)

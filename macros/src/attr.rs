@@ -9,8 +9,8 @@ use syn::{Attribute, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    FIELDS, FROM, INDEX, KEY, MUST_EXIST, NAME, ON_DELETE, PARENT, PERSISTENT, SEQUENCE, Symbol, UNIQUE, VALUE,
-    VERSION, WITH,
+    EXPIRES, FIELDS, FROM, INDEX, KEY, MUST_EXIST, NAME, ON_DELETE, PARENT, PERSISTENT, SEQUENCE, Symbol, UNIQUE,
+    VALUE, VERSION, WITH,
 };
 
 /// One attribute value, remembering where it was written so that a
@@ -131,6 +131,8 @@ pub struct Field {
     /// `sequence` or `sequence = "name"`: the store assigns the field the
     /// next number of a sequence on `append`.
     pub sequence: Option<(TokenStream, Option<LitStr>)>,
+    /// `expires`: the record's expiry time; the field becomes an index.
+    pub expires: Option<TokenStream>,
 }
 
 impl Field {
@@ -142,6 +144,7 @@ impl Field {
         let mut must_exist = Attr::none(cx, MUST_EXIST);
         let mut on_delete = Attr::none(cx, ON_DELETE);
         let mut sequence = Attr::none(cx, SEQUENCE);
+        let mut expires = Attr::none(cx, EXPIRES);
         for attr in persistent_attrs(attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path == KEY {
@@ -166,6 +169,8 @@ impl Field {
                         ));
                     }
                     on_delete.set(&meta.path, action);
+                } else if meta.path == EXPIRES {
+                    expires.set(&meta.path, ());
                 } else if meta.path == SEQUENCE {
                     let name = if meta.input.peek(syn::Token![=]) { Some(meta.value()?.parse::<LitStr>()?) } else { None };
                     sequence.set(&meta.path, name);
@@ -173,7 +178,7 @@ impl Field {
                     return Err(unknown(
                         &meta,
                         "field",
-                        "`key`, `index`, `index(with = ...)`, `unique`, `parent = Model`, `must_exist`, `on_delete = ...` or `sequence`",
+                        "`key`, `index`, `index(with = ...)`, `unique`, `parent = Model`, `must_exist`, `on_delete = ...`, `sequence` or `expires`",
                     ));
                 }
                 Ok(())
@@ -190,6 +195,7 @@ impl Field {
             must_exist: must_exist.get_with_tokens().map(|(tokens, ())| tokens),
             on_delete: on_delete.get_with_tokens(),
             sequence: sequence.get_with_tokens(),
+            expires: expires.get_with_tokens().map(|(tokens, ())| tokens),
         }
     }
 }

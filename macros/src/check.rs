@@ -23,6 +23,29 @@ pub fn check(cx: &Ctxt, model: &Model) {
     check_integrity_needs_parent(cx, model);
     check_sequence_names(cx, model);
     check_composite_fields(cx, model);
+    check_expiry_field(cx, model);
+}
+
+// The expiry field is an index of its own: one per model, on a field
+// that is nothing else.
+fn check_expiry_field(cx: &Ctxt, model: &Model) {
+    let mut seen = false;
+    for field in &model.fields {
+        let Some(tokens) = &field.attrs.expires else { continue };
+        if seen {
+            cx.error_spanned_by(tokens, "a model has at most one #[persistent(expires)] field");
+        }
+        seen = true;
+        let attrs = &field.attrs;
+        if attrs.key.is_some()
+            || attrs.index.is_some()
+            || attrs.unique.is_some()
+            || attrs.parent.is_some()
+            || attrs.sequence.is_some()
+        {
+            cx.error_spanned_by(tokens, "`expires` stands alone: the expiry field is indexed by itself and cannot also be a key, index, parent or sequence");
+        }
+    }
 }
 
 // A composite index lists two or more distinct fields of the struct.

@@ -38,6 +38,7 @@ fn expand(model: &Model) -> TokenStream {
     let entries_param = if indexes.is_empty() { quote!(_entries) } else { quote!(entries) };
     let reads_back = reads_back(model);
     let sequences = sequences(model);
+    let expiry = expiry(model);
     quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_qualifications)]
@@ -63,6 +64,8 @@ fn expand(model: &Model) -> TokenStream {
                 #upgrade
 
                 #sequences
+
+                #expiry
             }
 
             #[automatically_derived]
@@ -107,6 +110,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             IndexSource::Computed(_) => quote!(::skyshelve::IndexKind::Computed),
             IndexSource::Parent(_) => quote!(::skyshelve::IndexKind::Parent),
             IndexSource::Composite(..) => quote!(::skyshelve::IndexKind::Composite),
+            IndexSource::Expiry => quote!(::skyshelve::IndexKind::Expiry),
         };
         let source = match &index.source {
             IndexSource::Computed(computed) => path_name(&computed.with.path),
@@ -114,7 +118,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             IndexSource::Composite(_, fields) => {
                 fields.iter().map(|field| crate::ast::unraw(field.ident)).collect::<Vec<_>>().join(", ")
             }
-            IndexSource::Field | IndexSource::Optional => String::new(),
+            IndexSource::Field | IndexSource::Optional | IndexSource::Expiry => String::new(),
         };
         // Integrity belongs to the parent field, not to an index that merely starts with it.
         let parent_attrs = matches!(index.source, IndexSource::Parent(_)).then_some(&index.field.attrs);
@@ -170,6 +174,11 @@ fn index_entry(position: usize, index: &Index) -> TokenStream {
     let field = index.field.ident;
     let value_ty = &index.value_ty;
     match &index.source {
+        IndexSource::Expiry => quote_spanned! {index.field.original.ty.span()=>
+            if let ::core::option::Option::Some(millis) = ::skyshelve::__private::expiry_index_value(&self.#field) {
+                entries.add(#position, &millis);
+            }
+        },
         IndexSource::Composite(_, fields) => {
             // A tuple of references encodes as the tuple of values does.
             let idents = fields.iter().map(|field| field.ident);
@@ -190,6 +199,22 @@ fn index_entry(position: usize, index: &Index) -> TokenStream {
                     entries.add::<#value_ty>(#position, ::core::borrow::Borrow::<#value_ty>::borrow(&value));
                 }
             }
+        }
+    }
+}
+
+/// `EXPIRY` and `expires_at` for the `#[persistent(expires)]` field.
+fn expiry(model: &Model) -> TokenStream {
+    let Some((field, position)) = model.expiry() else { return TokenStream::new() };
+    let ident = field.ident;
+    let ty = &field.original.ty;
+    // Spanned at the type, so that a field of another type is reported there.
+    let expiry = quote_spanned!(ty.span()=> <#ty as ::skyshelve::ExpiryField>::expiry(&self.#ident));
+    quote! {
+        const EXPIRY: ::core::option::Option<usize> = ::core::option::Option::Some(#position);
+
+        fn expires_at(&self) -> ::core::option::Option<::std::time::SystemTime> {
+            #expiry
         }
     }
 }

@@ -24,6 +24,7 @@ pub const MUST_EXIST: Symbol = Symbol("must_exist");
 pub const ON_DELETE: Symbol = Symbol("on_delete");
 pub const SEQUENCE: Symbol = Symbol("sequence");
 pub const FIELDS: Symbol = Symbol("fields");
+pub const EXPIRES: Symbol = Symbol("expires");
 
 impl PartialEq<Symbol> for Ident {
     fn eq(&self, word: &Symbol) -> bool {

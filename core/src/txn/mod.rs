@@ -5,7 +5,7 @@
 mod query;
 mod write;
 
-pub(crate) use query::prefix_bounds;
+pub(crate) use query::{decode_visible, prefix_bounds};
 
 use std::borrow::Borrow;
 use std::ops::Bound;

@@ -60,7 +60,12 @@ macro_rules! read_methods {
                 Q: EncodeKey + ?Sized,
             {
                 let tables = self.shared.tables::<M>()?;
-                Ok(self.reader().get(tables.main, &encode_to_vec(key))?.is_some())
+                let key = encode_to_vec(key);
+                if M::EXPIRY.is_some() {
+                    // Only a decoded record says whether it has expired.
+                    return Ok(super::query::load_encoded::<M>(self.reader(), tables, &key)?.is_some());
+                }
+                Ok(self.reader().get(tables.main, &key)?.is_some())
             }
 
             /// The record whose unique index holds `value`, if any.
@@ -299,7 +304,15 @@ macro_rules! read_methods {
             /// # Ok::<(), skyshelve::Error>(())
             /// ```
             pub fn count<M: Persistent>(&self) -> Result<u64> {
-                self.reader().len(self.shared.tables::<M>()?.main)
+                let tables = self.shared.tables::<M>()?;
+                let stored = self.reader().len(tables.main)?;
+                let expired = match M::EXPIRY {
+                    Some(position) => {
+                        crate::expiry::count_expired(self.reader(), tables, position, crate::expiry::now_millis())?
+                    }
+                    None => 0,
+                };
+                Ok(stored.saturating_sub(expired))
             }
         }
     };
@@ -335,15 +348,22 @@ pub fn load_encoded<M: Persistent>(
     key: &[u8],
 ) -> Result<Option<M>> {
     match txn.get(tables.main, key)? {
-        Some(bytes) => crate::model::decode_record::<M>(bytes).map(|(_, record)| Some(record)),
+        Some(bytes) => decode_visible::<M>(bytes, crate::expiry::now_millis()),
         None => Ok(None),
     }
 }
 
+/// Decodes a stored record; `None` if it has expired at `now`.
+pub fn decode_visible<M: Persistent>(bytes: &[u8], now: u64) -> Result<Option<M>> {
+    let (_, record) = crate::model::decode_record::<M>(bytes)?;
+    Ok(Some(record).filter(|record| !crate::expiry::is_expired(record, now)))
+}
+
 pub fn decode_records<'a, M: Persistent>(entries: RangeIter<'a>) -> impl Iterator<Item = Result<M>> + 'a {
-    entries.map(|entry| {
-        let (_, bytes) = entry?;
-        crate::model::decode_record::<M>(bytes).map(|(_, record)| record)
+    let now = crate::expiry::now_millis();
+    entries.filter_map(move |entry| match entry {
+        Ok((_, bytes)) => decode_visible::<M>(bytes, now).transpose(),
+        Err(err) => Some(Err(err)),
     })
 }
 
@@ -365,6 +385,7 @@ pub fn index_records<'a, M: Persistent, T: Reader + ?Sized>(
     let main = tables.main;
     let upper_bound = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
     let entries = txn.range(tables.indexes[position], Bound::Included(&lower), upper_bound)?;
+    let now = crate::expiry::now_millis();
     Ok(entries.filter_map(move |entry| {
         let (entry_key, primary) = match entry {
             Ok(entry) => entry,
@@ -374,7 +395,7 @@ pub fn index_records<'a, M: Persistent, T: Reader + ?Sized>(
             return None;
         }
         Some(match txn.get(main, primary) {
-            Ok(Some(bytes)) => crate::model::decode_record::<M>(bytes).map(|(_, record)| record),
+            Ok(Some(bytes)) => return decode_visible::<M>(bytes, now).transpose(),
             Ok(None) => Err(Error::Decode {
                 what: format!("index of {}", M::INFO.name),
                 reason: "index entry points at a missing record".into(),

@@ -16,7 +16,7 @@ use crate::lock::{Owner, marker_key};
 use crate::model::{Persistent, check_key_len, check_value_len, describe_key};
 use crate::store::ModelTables;
 
-impl WriteTx<'_> {
+impl<'t> WriteTx<'t> {
     /// Inserts `record` or replaces the record with the same key.
     ///
     /// ```
@@ -33,7 +33,7 @@ impl WriteTx<'_> {
     /// ```
     pub fn save<M: Persistent>(&mut self, record: &M) -> Result<()> {
         self.raise_sequences(record)?;
-        let tables = self.shared.tables::<M>()?;
+        let tables = self.tables_for_write::<M>()?;
         let key = encode_primary::<M>(record.key())?;
         let old_entries = if M::INFO.indexes.is_empty() {
             self.refuse_newer::<M>(tables, &key)?;
@@ -68,7 +68,7 @@ impl WriteTx<'_> {
     /// ```
     pub fn insert<M: Persistent>(&mut self, record: &M) -> Result<()> {
         self.raise_sequences(record)?;
-        let tables = self.shared.tables::<M>()?;
+        let tables = self.tables_for_write::<M>()?;
         let key = encode_primary::<M>(record.key())?;
         let write = self.prepare(tables, &key, record, None, UniqueCheck::OnPut)?;
         // One descent of the tree finds a taken key, or writes the record.
@@ -229,7 +229,26 @@ impl WriteTx<'_> {
         M::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        self.tables_for_write::<M>()?;
         self.delete_encoded::<M>(&encode_to_vec(key))
+    }
+
+    /// The tables of `M`, for a write: a model with an expiry first loses
+    /// its expired records, so that the write never meets one (their keys
+    /// and unique values are free again).
+    fn tables_for_write<M: Persistent>(&mut self) -> Result<&'t ModelTables> {
+        let tables = self.shared.tables::<M>()?;
+        if let Some(position) = M::EXPIRY {
+            let now = crate::expiry::now_millis();
+            for key in crate::expiry::expired_keys(self.reader(), tables, position, now, usize::MAX)? {
+                match self.delete_encoded::<M>(&key) {
+                    // Kept while children point at it: invisible to reads all the same.
+                    Ok(_) | Err(Error::Restricted { .. }) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(tables)
     }
 
     /// Rewrites every record of `M` written by an older model version in
@@ -435,7 +454,7 @@ impl WriteTx<'_> {
         Q: EncodeKey + ?Sized,
         F: FnOnce(&mut M),
     {
-        let tables = self.shared.tables::<M>()?;
+        let tables = self.tables_for_write::<M>()?;
         let encoded = encode_to_vec(key);
         let Some((version, record)) = query::load_stored::<M>(self.reader(), tables, &encoded)? else {
             return Err(Error::NotFound { model: M::INFO.name, key: describe_key(key) });
@@ -464,7 +483,7 @@ impl WriteTx<'_> {
         D: FnOnce() -> M,
         F: FnOnce(&mut M),
     {
-        let tables = self.shared.tables::<M>()?;
+        let tables = self.tables_for_write::<M>()?;
         let fresh = default();
         let key = encode_primary::<M>(fresh.key())?;
         match query::load_stored::<M>(self.reader(), tables, &key)? {
@@ -551,6 +570,9 @@ impl WriteTx<'_> {
     ) -> Result<PreparedWrite<'o>> {
         self.check_writable::<M>(tables)?;
         self.check_unlocked::<M>(key)?;
+        if M::EXPIRY.is_some() {
+            crate::expiry::check(record)?;
+        }
         // Most records fit; bincode would otherwise grow the buffer several times.
         let mut bytes = Vec::with_capacity(256);
         value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes)?;
