@@ -24,6 +24,12 @@ use crate::engine::Notifier;
 /// Create the watch *before* the first read: a commit between that read
 /// and the first wait then still ends the wait.
 ///
+/// A watch does not keep the store open: it waits on the store's
+/// notification file, and goes on seeing the commits of other processes
+/// after this process has dropped its last `Store`. Creating one fails
+/// (`Error::Io`) only where that file cannot be made: a folder this
+/// process may not write.
+///
 /// ```
 /// # use serde::{Deserialize, Serialize};
 /// # use skyshelve::{Persistent, Store};
