@@ -1,0 +1,22 @@
+//! # skyshelve-streams
+//!
+//! A [Durable Streams](https://github.com/durable-streams/durable-streams)
+//! server and stream store on skyshelve: append-only byte streams addressed
+//! by URL, created with a content type and an optional TTL or expiry,
+//! appended to (with `Stream-Seq` and idempotent producers), read from an
+//! offset, and tailed live — by any number of server processes sharing one
+//! store folder.
+//!
+//! [`Streams`] is the store as a typed Rust API; [`http`] serves it.
+
+pub mod http;
+mod json;
+mod model;
+mod offset;
+mod store;
+
+pub use json::array as json_array;
+pub use offset::{Offset, Start};
+pub use store::{
+    Append, Appended, Create, Created, Limits, Meta, Producer, Read, Result, StreamError, Streams, is_json, media_type,
+};
