@@ -13,6 +13,7 @@ pub const CLOSED: &str = "stream-closed";
 pub const TTL: &str = "stream-ttl";
 pub const EXPIRES_AT: &str = "stream-expires-at";
 pub const SEQ: &str = "stream-seq";
+pub const SSE_ENCODING: &str = "stream-sse-data-encoding";
 pub const PRODUCER_ID: &str = "producer-id";
 pub const PRODUCER_EPOCH: &str = "producer-epoch";
 pub const PRODUCER_SEQ: &str = "producer-seq";
@@ -22,7 +23,7 @@ pub const PRODUCER_RECEIVED_SEQ: &str = "producer-received-seq";
 /// Headers a browser may read from a cross-origin response.
 const EXPOSED: &str = "Stream-Next-Offset, Stream-Up-To-Date, Stream-Cursor, Stream-Closed, Stream-TTL, \
                        Stream-Expires-At, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, \
-                       Producer-Received-Seq, ETag, Location, Content-Type";
+                       Producer-Received-Seq, Stream-SSE-Data-Encoding, ETag, Location, Content-Type";
 
 /// Sets `name` to `value` (a value that is not a valid header is left out).
 pub fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {

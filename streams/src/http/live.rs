@@ -159,7 +159,17 @@ async fn long_poll(app: &Arc<App>, path: String, start: Start, cursor: Option<&s
     let deadline = Instant::now() + app.settings.long_poll_timeout;
     loop {
         let read = read(app, &path, position).await?;
-        if !read.chunks.is_empty() || (read.meta.closed && read.up_to_date) {
+        if read.chunks.is_empty() && read.meta.closed && read.up_to_date {
+            // Nothing will ever come: answer at once.
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            let out = response.headers_mut();
+            h::set(out, h::NEXT_OFFSET, &read.next.to_string());
+            h::set(out, h::UP_TO_DATE, "true");
+            h::set(out, h::CLOSED, "true");
+            h::set(out, h::CURSOR, &next_cursor(cursor));
+            return Ok(response);
+        }
+        if !read.chunks.is_empty() {
             let from = match position {
                 Start::At(offset) => offset,
                 _ => Offset(0),
@@ -192,9 +202,8 @@ async fn long_poll(app: &Arc<App>, path: String, start: Start, cursor: Option<&s
 async fn sse(app: &Arc<App>, path: String, start: Start, cursor: Option<String>) -> Result<Response, StreamError> {
     let first = read(app, &path, start).await?;
     let media = crate::media_type(&first.meta.content_type);
-    if !(media.starts_with("text/") || media == "application/json") {
-        return Err(StreamError::BadRequest("SSE needs a text/* or application/json stream".into()));
-    }
+    // Text and JSON go as they are; anything else as base64.
+    let base64 = !(media.starts_with("text/") || media == "application/json");
     let watch = app.streams.watch()?;
     let state = SseState {
         app: Arc::clone(app),
@@ -205,6 +214,7 @@ async fn sse(app: &Arc<App>, path: String, start: Start, cursor: Option<String>)
         ends_at: Instant::now() + app.settings.sse_lifetime,
         done: false,
         started: false,
+        base64,
         first: Some(if start == Start::Now { Read { chunks: Vec::new(), ..first } } else { first }),
     };
     let events = futures_util::stream::unfold(state, |mut state| async move {
@@ -215,6 +225,9 @@ async fn sse(app: &Arc<App>, path: String, start: Start, cursor: Option<String>)
     let out = response.headers_mut();
     h::set(out, "content-type", "text/event-stream");
     h::set(out, "cache-control", "no-cache");
+    if base64 {
+        h::set(out, h::SSE_ENCODING, "base64");
+    }
     Ok(response)
 }
 
@@ -226,6 +239,8 @@ struct SseState {
     watch: skyshelve::Watch,
     ends_at: Instant,
     done: bool,
+    /// Whether data events carry base64 (binary streams).
+    base64: bool,
     /// Whether the first control event went out (it goes out at once,
     /// data or not, so that the client learns where it stands).
     started: bool,
@@ -252,7 +267,8 @@ impl SseState {
                 self.position = Start::At(read.next);
                 self.cursor = Some(next_cursor(self.cursor.as_deref()));
                 self.done = finished;
-                return Some(frame(&read, fresh, self.cursor.as_deref().unwrap_or_default(), finished));
+                let cursor = self.cursor.as_deref().unwrap_or_default();
+                return Some(frame(&read, fresh, self.base64, cursor, finished));
             }
             let left = self.ends_at.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -266,12 +282,20 @@ impl SseState {
 }
 
 /// A data event (when there is data) and its control event.
-fn frame(read: &Read, with_data: bool, cursor: &str, closed: bool) -> String {
+fn frame(read: &Read, with_data: bool, base64: bool, cursor: &str, closed: bool) -> String {
+    use base64::Engine as _;
     let mut out = String::new();
     if with_data {
         out.push_str("event: data\n");
         let body = body_of(read);
-        for line in String::from_utf8_lossy(&body).split('\n') {
+        let text = if base64 {
+            base64::engine::general_purpose::STANDARD.encode(&body)
+        } else {
+            String::from_utf8_lossy(&body).into_owned()
+        };
+        // Every line break an SSE parser knows (CR LF, CR, LF) starts a new
+        // `data:` line, so that no content can end the event early.
+        for line in text.split("\r\n").flat_map(|l| l.split(['\r', '\n'])) {
             out.push_str("data:");
             out.push_str(line);
             out.push('\n');

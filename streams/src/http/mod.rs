@@ -102,7 +102,7 @@ async fn create(app: &Arc<App>, path: String, headers: &HeaderMap, body: Body) -
     h::set(out, "content-type", &meta.content_type);
     h::set(out, h::NEXT_OFFSET, &meta.tail.to_string());
     if status == StatusCode::CREATED {
-        h::set(out, "location", &meta.path);
+        h::set(out, "location", &location(headers, &meta.path));
     }
     if meta.closed {
         h::set(out, h::CLOSED, "true");
@@ -113,10 +113,13 @@ async fn create(app: &Arc<App>, path: String, headers: &HeaderMap, body: Body) -
 async fn append(app: &Arc<App>, path: String, headers: &HeaderMap, body: Body) -> Result<Response, StreamError> {
     let mut append = request::append(headers)?;
     append.body = read_body(app, body).await?.to_vec();
+    let close_only = append.close && append.body.is_empty();
     let appended = blocking(app, move |s| s.append(&path, append)).await?;
+    // 200 tells a producer its data was written; a plain append, a close
+    // without data and a producer's duplicate are 204.
     let (status, meta, producer) = match &appended {
-        Appended::Written { meta, producer: Some(state) } => (StatusCode::OK, meta, Some(*state)),
-        Appended::Written { meta, producer: None } => (StatusCode::NO_CONTENT, meta, None),
+        Appended::Written { meta, producer: Some(state) } if !close_only => (StatusCode::OK, meta, Some(*state)),
+        Appended::Written { meta, producer } => (StatusCode::NO_CONTENT, meta, *producer),
         Appended::Duplicate { meta, producer } => (StatusCode::NO_CONTENT, meta, Some(*producer)),
     };
     let mut response = status.into_response();
@@ -149,6 +152,14 @@ async fn head(app: &Arc<App>, path: String) -> Result<Response, StreamError> {
 async fn delete(app: &Arc<App>, path: String) -> Result<Response, StreamError> {
     blocking(app, move |s| s.delete(&path)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The stream's absolute URL, from the request's `Host`.
+fn location(headers: &HeaderMap, path: &str) -> String {
+    match headers.get("host").and_then(|host| host.to_str().ok()) {
+        Some(host) => format!("http://{host}{path}"),
+        None => path.to_owned(),
+    }
 }
 
 /// The status (and headers) the protocol names for each failure.
