@@ -18,5 +18,6 @@ mod store;
 pub use json::array as json_array;
 pub use offset::{Offset, Start};
 pub use store::{
-    Append, Appended, Create, Created, Limits, Meta, Producer, Read, Result, StreamError, Streams, is_json, media_type,
+    Append, Appended, Create, Created, Fork, Limits, Meta, Producer, Read, Result, StreamError, Streams, is_json,
+    media_type,
 };

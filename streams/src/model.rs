@@ -25,9 +25,28 @@ pub struct StreamRecord {
     pub ttl_secs: Option<u64>,
     /// `Stream-Expires-At`, as given (an absolute expiry is not renewed).
     pub expires_at_text: Option<String>,
-    /// When the stream disappears (the TTL's or the absolute expiry).
+    /// When the stream expires (the TTL's or the absolute expiry).
+    pub expiry: Option<SystemTime>,
+    /// When the store removes the stream: its expiry, unless forks hold
+    /// it (then `None`, and `held`: a stream whose forks read its data is
+    /// kept, answering 410, until the last fork goes).
     #[persistent(expires)]
     pub expires: Option<SystemTime>,
+    /// Kept only for its forks (deleted, or its expiry moved to `expiry`);
+    /// the garbage collection looks at these.
+    #[persistent(index)]
+    pub held: bool,
+    /// Deleted while forks still read it: answers 410.
+    pub deleted: bool,
+    /// The stream this one was forked from, if any.
+    #[persistent(parent = StreamRecord)]
+    pub fork_of: Option<u64>,
+    /// Offsets below this are the source's (and the sub-offset prefix,
+    /// copied, starts here).
+    pub fork_offset: u64,
+    /// How the fork was asked for (source path, offset, sub-offset), so
+    /// that creating it again is recognised.
+    pub fork_spec: Option<(String, u64, u64)>,
     /// The tail offset: bytes (or JSON message bytes) appended so far.
     pub tail: u64,
     /// The last `Stream-Seq` accepted.
@@ -50,6 +69,10 @@ pub struct Chunk {
     pub stream: u64,
     /// The bytes, as a string of bytes for a compact encoding.
     pub data: Bytes,
+    /// How many messages (chunks) the append that wrote this one wrote,
+    /// on its first chunk; 0 on the others. A fork's sub-offset counts
+    /// into one append.
+    pub batch: u32,
 }
 
 /// An idempotent producer's state on one stream.

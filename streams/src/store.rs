@@ -21,6 +21,9 @@ pub enum StreamError {
     /// No such stream (or it expired).
     #[error("no stream at this path")]
     NotFound,
+    /// The stream was deleted (or expired) but its forks keep it.
+    #[error("the stream is gone")]
+    Gone,
     /// A create met a stream with another configuration.
     #[error("the stream exists with another configuration")]
     ConfigConflict,
@@ -109,7 +112,7 @@ impl Meta {
             tail: Offset(record.tail),
             ttl_secs: record.ttl_secs,
             expires_at_text: record.expires_at_text.clone(),
-            expires: record.expires,
+            expires: record.expiry,
             closed: record.closed,
         }
     }
@@ -136,8 +139,9 @@ pub fn media_type(content_type: &str) -> String {
 /// A stream to create.
 #[derive(Debug, Clone, Default)]
 pub struct Create {
-    /// Its content type.
-    pub content_type: String,
+    /// Its content type (a fork's is the source's when `None`; otherwise
+    /// `application/octet-stream`).
+    pub content_type: Option<String>,
     /// `Stream-TTL` in seconds.
     pub ttl_secs: Option<u64>,
     /// `Stream-Expires-At`: the time and its text.
@@ -146,6 +150,21 @@ pub struct Create {
     pub closed: bool,
     /// Initial content.
     pub body: Vec<u8>,
+    /// Fork another stream: its path, the offset (its tail when `None`)
+    /// and the sub-offset into the append at that offset.
+    pub fork: Option<Fork>,
+}
+
+/// Where a fork starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fork {
+    /// The source stream's path.
+    pub source: String,
+    /// Inherit the source up to here (its tail when `None`).
+    pub offset: Option<Offset>,
+    /// Then this many bytes (or, in JSON mode, messages) of the append
+    /// that starts at `offset`.
+    pub sub_offset: u64,
 }
 
 /// Whether a create made the stream or found it.
@@ -249,7 +268,7 @@ impl Streams {
     ///
     /// let dir = tempfile::tempdir()?;
     /// let streams = Streams::open(dir.path(), skyshelve::Durability::Full, Default::default())?;
-    /// streams.create("/chat", Create { content_type: "text/plain".into(), ..Create::default() })?;
+    /// streams.create("/chat", Create { content_type: Some("text/plain".into()), ..Create::default() })?;
     /// streams.append("/chat", Append { content_type: Some("text/plain".into()), body: b"hello".to_vec(), ..Append::default() })?;
     /// let read = streams.read("/chat", Start::Beginning)?;
     /// assert_eq!(read.chunks.concat(), b"hello");
@@ -283,19 +302,17 @@ impl Streams {
         Ok(self.store.watch()?)
     }
 
-    /// Creates a stream, or finds it with the same configuration.
+    /// Creates a stream (a fork of another if `create.fork` says so), or
+    /// finds it with the same configuration.
     pub fn create(&self, path: &str, create: Create) -> Result<Created> {
         check_size(&create.body, self.limits)?;
-        let messages = if is_json(&create.content_type) {
-            crate::json::messages(&create.body, crate::json::Empty::Allowed)?
-        } else if create.body.is_empty() {
-            Vec::new()
-        } else {
-            vec![create.body.clone()]
-        };
         let now = SystemTime::now();
         self.store.write_with_error(|tx| {
             if let Some(existing) = tx.load_by(StreamRecord::PATH, path)? {
+                // A stream kept only for its forks cannot be made again.
+                if existing.deleted || expired(&existing, now) {
+                    return Err(StreamError::ConfigConflict);
+                }
                 return if same_config(&existing, &create) {
                     Ok(Created::Existing(Meta::of(&existing)))
                 } else {
@@ -305,17 +322,38 @@ impl Streams {
             let mut record = StreamRecord {
                 id: 0,
                 path: path.to_owned(),
-                content_type: create.content_type.clone(),
+                content_type: create.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
                 ttl_secs: create.ttl_secs,
                 expires_at_text: create.expires_at.as_ref().map(|(_, text)| text.clone()),
-                expires: create.expires_at.as_ref().map(|(at, _)| *at),
+                expiry: create.expires_at.as_ref().map(|(at, _)| *at),
+                expires: None,
+                held: false,
+                deleted: false,
+                fork_of: None,
+                fork_offset: 0,
+                fork_spec: None,
                 tail: 0,
                 last_seq: None,
                 closed: create.closed,
             };
+            let prefix = match &create.fork {
+                Some(fork) => start_fork(tx, &mut record, &create, fork)?,
+                None => Vec::new(),
+            };
             renew(&mut record, now);
+            record.expires = record.expiry;
             tx.append(&mut record)?;
-            write_messages(tx, &mut record, &messages)?;
+            let initial = if is_json(&record.content_type) {
+                crate::json::messages(&create.body, crate::json::Empty::Allowed)?
+            } else if create.body.is_empty() {
+                Vec::new()
+            } else {
+                vec![create.body.clone()]
+            };
+            write_messages(tx, &mut record, &prefix)?;
+            if !initial.is_empty() {
+                write_messages(tx, &mut record, &[initial])?;
+            }
             tx.save(&record)?;
             Ok(Created::New(Meta::of(&record)))
         })
@@ -326,7 +364,7 @@ impl Streams {
         check_size(&append.body, self.limits)?;
         let now = SystemTime::now();
         self.store.write_with_error(|tx| {
-            let mut record = tx.load_by(StreamRecord::PATH, path)?.ok_or(StreamError::NotFound)?;
+            let mut record = live(tx.load_by(StreamRecord::PATH, path)?, now)?;
             append_in(tx, &mut record, &append, now)
         })
     }
@@ -334,27 +372,62 @@ impl Streams {
     /// Stream metadata, without renewing its TTL.
     pub fn head(&self, path: &str) -> Result<Meta> {
         let record = self.store.read(|tx| tx.load_by(StreamRecord::PATH, path))?;
-        record.map(|record| Meta::of(&record)).ok_or(StreamError::NotFound)
+        live(record, SystemTime::now()).map(|record| Meta::of(&record))
     }
 
-    /// Deletes a stream and everything in it.
+    /// Deletes a stream and everything in it; a stream that forks still
+    /// read is only marked deleted (410) until the last fork goes.
     pub fn delete(&self, path: &str) -> Result<()> {
+        let now = SystemTime::now();
         self.store.write_with_error(|tx| {
-            let record = tx.load_by(StreamRecord::PATH, path)?.ok_or(StreamError::NotFound)?;
-            StreamRecord::delete_in(tx, &record.id)?;
-            Ok(())
+            let mut record = live(tx.load_by(StreamRecord::PATH, path)?, now)?;
+            if has_forks(tx, record.id)? {
+                record.deleted = true;
+                hold(&mut record);
+                tx.save(&record)?;
+                return Ok(());
+            }
+            remove(tx, &record, now)
         })
     }
 
     /// Reads from `start`, about `Limits::max_read` bytes at most, and
     /// renews the stream's TTL.
     pub fn read(&self, path: &str, start: Start) -> Result<Read> {
+        let now = SystemTime::now();
         let read = self.store.read_with_error(|tx| {
-            let record = tx.load_by(StreamRecord::PATH, path)?.ok_or(StreamError::NotFound)?;
+            let record = live(tx.load_by(StreamRecord::PATH, path)?, now)?;
             read_in(tx, &record, start, self.limits.max_read)
         })?;
         self.renew_after_read(&read.meta)?;
         Ok(read)
+    }
+
+    /// Removes what only forks kept once no fork needs it: streams deleted
+    /// or expired while forked. Returns how many went. The server runs this
+    /// every second.
+    pub fn collect_garbage(&self) -> Result<u64> {
+        let now = SystemTime::now();
+        let held: Vec<StreamRecord> = StreamRecord::scan_index(&self.store, StreamRecord::HELD, &true)?;
+        let mut removed = 0;
+        for record in held {
+            removed += self.store.write_with_error::<u64, StreamError, _>(|tx| {
+                let Some(mut record) = StreamRecord::load_in(tx, &record.id)? else { return Ok(0) };
+                if !record.held || has_forks(tx, record.id)? {
+                    return Ok(0);
+                }
+                if record.deleted || expired(&record, now) {
+                    remove(tx, &record, now)?;
+                    return Ok(1);
+                }
+                // Forks gone, stream alive: it expires by itself again.
+                record.held = false;
+                record.expires = record.expiry;
+                tx.save(&record)?;
+                Ok(0)
+            })?;
+        }
+        Ok(removed)
     }
 
     /// A read renews a TTL: a write, done only once the last renewal is
@@ -376,6 +449,118 @@ impl Streams {
     }
 }
 
+/// A stream the request may use: not missing, not gone.
+fn live(record: Option<StreamRecord>, now: SystemTime) -> Result<StreamRecord> {
+    let record = record.ok_or(StreamError::NotFound)?;
+    if record.deleted || expired(&record, now) {
+        return Err(StreamError::Gone);
+    }
+    Ok(record)
+}
+
+/// Whether the stream's expiry has passed (a held stream is not removed
+/// at its expiry, so reads must look).
+fn expired(record: &StreamRecord, now: SystemTime) -> bool {
+    record.expiry.is_some_and(|at| at <= now)
+}
+
+/// Keeps a stream for its forks: the store must not remove it at its
+/// expiry while they read it.
+fn hold(record: &mut StreamRecord) {
+    record.held = true;
+    record.expires = None;
+}
+
+fn has_forks<T: skyshelve::Transaction>(tx: &T, id: u64) -> Result<bool> {
+    let forks = StreamRecord::query_by(StreamRecord::FORK_OF).range(id..=id).limit(1).fetch_in(tx)?;
+    Ok(!forks.records.is_empty())
+}
+
+/// Removes a stream with its chunks and producers; then its source, if it
+/// was held for this fork alone and is deleted or expired.
+fn remove(tx: &mut WriteTx<'_>, record: &StreamRecord, now: SystemTime) -> Result<()> {
+    StreamRecord::delete_in(tx, &record.id)?;
+    let mut source = record.fork_of;
+    while let Some(id) = source {
+        let Some(parent) = StreamRecord::load_in(tx, &id)? else { break };
+        if !parent.held || !(parent.deleted || expired(&parent, now)) || has_forks(tx, id)? {
+            break;
+        }
+        StreamRecord::delete_in(tx, &id)?;
+        source = parent.fork_of;
+    }
+    Ok(())
+}
+
+/// Checks a fork against its source, sets what it inherits, holds the
+/// source, and returns the sub-offset prefix to copy.
+fn start_fork(tx: &mut WriteTx<'_>, record: &mut StreamRecord, create: &Create, fork: &Fork) -> Result<Vec<Batch>> {
+    let now = SystemTime::now();
+    let mut source = match tx.load_by(StreamRecord::PATH, fork.source.as_str())? {
+        None => return Err(StreamError::NotFound),
+        Some(source) if source.deleted || expired(&source, now) => return Err(StreamError::ConfigConflict),
+        Some(source) => source,
+    };
+    match &create.content_type {
+        Some(given) if media_type(given) != media_type(&source.content_type) => {
+            return Err(StreamError::ConfigConflict);
+        }
+        Some(_) => {}
+        None => record.content_type.clone_from(&source.content_type),
+    }
+    let offset = fork.offset.map_or(source.tail, |offset| offset.0);
+    if offset > source.tail {
+        return Err(StreamError::BadRequest("the fork offset is past the source's tail".into()));
+    }
+    let prefix = if fork.sub_offset == 0 { Vec::new() } else { sub_prefix(tx, &source, offset, fork.sub_offset)? };
+    if create.ttl_secs.is_none() && create.expires_at.is_none() {
+        record.ttl_secs = source.ttl_secs;
+        record.expires_at_text.clone_from(&source.expires_at_text);
+        record.expiry = source.expiry;
+    }
+    record.fork_of = Some(source.id);
+    record.fork_offset = offset;
+    record.tail = offset;
+    record.fork_spec = Some((fork.source.clone(), offset, fork.sub_offset));
+    if !source.held {
+        hold(&mut source);
+        tx.save(&source)?;
+    }
+    Ok(prefix)
+}
+
+/// One append's messages, to copy.
+type Batch = Vec<Vec<u8>>;
+
+/// The first `count` bytes (or JSON messages) of the append at `offset`.
+fn sub_prefix(tx: &WriteTx<'_>, source: &StreamRecord, offset: u64, count: u64) -> Result<Vec<Batch>> {
+    let overshoot = || StreamError::BadRequest("the fork sub-offset is past the end of the append".into());
+    let (owner, first) = chunk_at(tx, source, offset)?.ok_or_else(overshoot)?;
+    if is_json(&source.content_type) {
+        let messages = usize::try_from(count).map_err(|_| overshoot())?;
+        if messages > first.batch as usize {
+            return Err(overshoot());
+        }
+        let batch = Chunk::query().range((owner, offset)..).limit(messages).fetch_in(tx)?;
+        return Ok(vec![batch.records.into_iter().map(|chunk| chunk.data.0).collect()]);
+    }
+    let bytes = usize::try_from(count).ok().filter(|&n| n <= first.data.0.len()).ok_or_else(overshoot)?;
+    Ok(vec![vec![first.data.0[..bytes].to_vec()]])
+}
+
+/// The chunk that starts exactly at `offset` in a stream, following forks
+/// to the stream that holds it; with the id it is stored under.
+fn chunk_at(tx: &WriteTx<'_>, record: &StreamRecord, offset: u64) -> Result<Option<(u64, Chunk)>> {
+    let mut record = record.clone();
+    loop {
+        if let (Some(source), true) = (record.fork_of, offset < record.fork_offset) {
+            record = StreamRecord::load_in(tx, &source)?.ok_or(StreamError::NotFound)?;
+            continue;
+        }
+        return Ok(Chunk::load_in(tx, &(record.id, offset))?.map(|chunk| (record.id, chunk)));
+    }
+}
+
 fn check_size(body: &[u8], limits: Limits) -> Result<()> {
     if body.len() > limits.max_append {
         return Err(StreamError::TooLarge { size: body.len(), limit: limits.max_append });
@@ -385,24 +570,48 @@ fn check_size(body: &[u8], limits: Limits) -> Result<()> {
 
 /// Whether a create asks for the configuration `existing` has.
 fn same_config(existing: &StreamRecord, create: &Create) -> bool {
-    media_type(&existing.content_type) == media_type(&create.content_type)
-        && existing.ttl_secs == create.ttl_secs
-        && existing.expires_at_text.as_deref() == create.expires_at.as_ref().map(|(_, text)| text.as_str())
-        && existing.closed == create.closed
+    let content_type_matches =
+        create.content_type.as_deref().is_none_or(|given| media_type(&existing.content_type) == media_type(given))
+            && (create.content_type.is_some()
+                || create.fork.is_some()
+                || existing.content_type == "application/octet-stream");
+    let fork_matches = match (&existing.fork_spec, &create.fork) {
+        (None, None) => true,
+        (Some((source, offset, sub)), Some(fork)) => {
+            *source == fork.source && fork.offset.is_none_or(|o| o.0 == *offset) && *sub == fork.sub_offset
+        }
+        _ => false,
+    };
+    let expiry_matches = existing.fork_spec.is_some() && create.ttl_secs.is_none() && create.expires_at.is_none()
+        || (existing.ttl_secs == create.ttl_secs
+            && existing.expires_at_text.as_deref() == create.expires_at.as_ref().map(|(_, text)| text.as_str()));
+    content_type_matches && fork_matches && expiry_matches && existing.closed == create.closed
 }
 
 /// A sliding TTL starts again at `now`; an absolute expiry stays.
 fn renew(record: &mut StreamRecord, now: SystemTime) {
     if let Some(ttl) = record.ttl_secs {
-        record.expires = Some(now + Duration::from_secs(ttl));
+        record.expiry = Some(now + Duration::from_secs(ttl));
+        if !record.held {
+            record.expires = record.expiry;
+        }
     }
 }
 
-/// Writes `messages` at the stream's tail, moving it.
-fn write_messages(tx: &mut WriteTx<'_>, record: &mut StreamRecord, messages: &[Vec<u8>]) -> Result<()> {
-    for message in messages {
-        tx.insert(&Chunk { at: (record.id, record.tail), stream: record.id, data: Bytes(message.clone()) })?;
-        record.tail += message.len() as u64;
+/// Writes each batch (one append's messages) at the stream's tail.
+fn write_messages(tx: &mut WriteTx<'_>, record: &mut StreamRecord, batches: &[Batch]) -> Result<()> {
+    for batch in batches {
+        let count = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        for (i, message) in batch.iter().enumerate() {
+            let chunk = Chunk {
+                at: (record.id, record.tail),
+                stream: record.id,
+                data: Bytes(message.clone()),
+                batch: if i == 0 { count } else { 0 },
+            };
+            tx.insert(&chunk)?;
+            record.tail += message.len() as u64;
+        }
     }
     Ok(())
 }
@@ -442,9 +651,9 @@ fn append_in(tx: &mut WriteTx<'_>, record: &mut StreamRecord, append: &Append, n
             });
         }
         if is_json(&record.content_type) {
-            crate::json::messages(&append.body, crate::json::Empty::Refused)?
+            vec![crate::json::messages(&append.body, crate::json::Empty::Refused)?]
         } else {
-            vec![append.body.clone()]
+            vec![vec![append.body.clone()]]
         }
     };
     if let Some(seq) = &append.stream_seq {
@@ -518,38 +727,62 @@ fn read_in<T: skyshelve::Transaction>(tx: &T, record: &StreamRecord, start: Star
         Start::At(offset) => offset.0,
     };
     let mut chunks = Vec::new();
+    let next = read_range(tx, record, from, record.tail, max_bytes, &mut chunks)?;
+    Ok(Read { meta: Meta::of(record), chunks, next: Offset(next), up_to_date: next == record.tail })
+}
+
+/// Appends to `chunks` the stream's content from `from` up to `until`
+/// (inherited content from its sources first), stopping once about
+/// `budget` bytes are in; returns where it stopped.
+fn read_range<T: skyshelve::Transaction>(
+    tx: &T,
+    record: &StreamRecord,
+    from: u64,
+    until: u64,
+    budget: usize,
+    chunks: &mut Vec<Vec<u8>>,
+) -> Result<u64> {
     let mut next = from;
-    let mut bytes = 0;
-    if from < record.tail {
-        // The chunk holding `from` may start before it.
-        let first = Chunk::query().range(..=(record.id, from)).reverse().limit(1).fetch_in(tx)?;
-        let mut position = from;
-        if let Some(chunk) = first.records.into_iter().next().filter(|c| c.at.0 == record.id) {
-            let end = chunk.at.1 + chunk.data.0.len() as u64;
-            if chunk.at.1 < from && from < end {
-                let skip = usize::try_from(from - chunk.at.1).unwrap_or(usize::MAX);
-                chunks.push(chunk.data.0[skip..].to_vec());
-                bytes += chunk.data.0.len() - skip;
-                position = end;
-            }
-        }
-        next = position;
-        let mut after = Chunk::query().range((record.id, position)..(record.id, record.tail)).limit(64);
-        while bytes < max_bytes && next < record.tail {
-            let page = after.fetch_in(tx)?;
-            for chunk in page.records {
-                if bytes >= max_bytes && !chunks.is_empty() {
-                    break;
-                }
-                next = chunk.at.1 + chunk.data.0.len() as u64;
-                bytes += chunk.data.0.len();
-                chunks.push(chunk.data.0);
-            }
-            match page.last {
-                Some(last) if page.more => after = after.after(&last),
-                _ => break,
-            }
+    if let (Some(source), true) = (record.fork_of, from < record.fork_offset) {
+        let source = StreamRecord::load_in(tx, &source)?.ok_or(StreamError::NotFound)?;
+        next = read_range(tx, &source, from, until.min(record.fork_offset), budget, chunks)?;
+        if next < record.fork_offset || next >= until {
+            return Ok(next);
         }
     }
-    Ok(Read { meta: Meta::of(record), chunks, next: Offset(next), up_to_date: next == record.tail })
+    let mut bytes: usize = chunks.iter().map(Vec::len).sum();
+    // The chunk holding `next` may start before it.
+    let first = Chunk::query().range(..=(record.id, next)).reverse().limit(1).fetch_in(tx)?;
+    let mut position = next;
+    if let Some(chunk) = first.records.into_iter().next().filter(|c| c.at.0 == record.id) {
+        let end = chunk.at.1 + chunk.data.0.len() as u64;
+        if chunk.at.1 < next && next < end {
+            let skip = usize::try_from(next - chunk.at.1).unwrap_or(usize::MAX);
+            let take = usize::try_from(end.min(until) - chunk.at.1).unwrap_or(usize::MAX);
+            chunks.push(chunk.data.0[skip..take].to_vec());
+            bytes += take - skip;
+            position = end.min(until);
+        }
+    }
+    next = position;
+    let mut query = Chunk::query().range((record.id, position)..(record.id, until)).limit(64);
+    while next < until && (bytes < budget || chunks.is_empty()) {
+        let page = query.fetch_in(tx)?;
+        for chunk in page.records {
+            if bytes >= budget && !chunks.is_empty() {
+                return Ok(next);
+            }
+            let take = usize::try_from(until - chunk.at.1).unwrap_or(usize::MAX).min(chunk.data.0.len());
+            next = chunk.at.1 + take as u64;
+            bytes += take;
+            let mut data = chunk.data.0;
+            data.truncate(take);
+            chunks.push(data);
+        }
+        match page.last {
+            Some(last) if page.more => query = query.after(&last),
+            _ => break,
+        }
+    }
+    Ok(next)
 }

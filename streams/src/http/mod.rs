@@ -166,6 +166,7 @@ fn location(headers: &HeaderMap, path: &str) -> String {
 fn error_response(err: StreamError) -> Response {
     let status = match &err {
         StreamError::NotFound => StatusCode::NOT_FOUND,
+        StreamError::Gone => StatusCode::GONE,
         StreamError::ConfigConflict
         | StreamError::ContentTypeMismatch { .. }
         | StreamError::SeqRegression { .. }
@@ -217,7 +218,18 @@ pub fn bind_shared(address: std::net::SocketAddr) -> std::io::Result<tokio::net:
     tokio::net::TcpListener::from_std(socket.into())
 }
 
-/// Serves the protocol on `listener` until the process is stopped.
+/// Serves the protocol on `listener` until the process is stopped, and
+/// removes streams that only their deleted forks kept, every second.
 pub async fn serve(listener: tokio::net::TcpListener, streams: Streams, settings: Settings) -> std::io::Result<()> {
+    let collector = streams.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let streams = collector.clone();
+            // A failed round is tried again at the next tick.
+            let _ = tokio::task::spawn_blocking(move || streams.collect_garbage()).await;
+        }
+    });
     axum::serve(listener, router(streams, settings)).await
 }

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use axum::http::HeaderMap;
 
 use super::headers as h;
-use crate::store::{Append, Create, Producer, StreamError};
+use crate::Offset;
+use crate::store::{Append, Create, Fork, Producer, StreamError};
 
 /// The largest integer the protocol accepts (JavaScript's safe integers).
 const MAX_SAFE: u64 = (1 << 53) - 1;
@@ -45,12 +46,40 @@ pub fn create(headers: &HeaderMap) -> Result<Create, StreamError> {
         return Err(bad("give Stream-TTL or Stream-Expires-At, not both"));
     }
     Ok(Create {
-        content_type: content_type.unwrap_or("application/octet-stream").to_owned(),
+        content_type: content_type.map(str::to_owned),
         ttl_secs: ttl,
         expires_at,
         closed: closed(headers)?,
         body: Vec::new(),
+        fork: fork(headers)?,
     })
+}
+
+/// `Stream-Forked-From`, `Stream-Fork-Offset` and `Stream-Fork-Sub-Offset`.
+fn fork(headers: &HeaderMap) -> Result<Option<Fork>, StreamError> {
+    let source = text(headers, h::FORKED_FROM)?.map(str::trim);
+    let offset = text(headers, h::FORK_OFFSET)?.map(str::trim);
+    let sub_offset =
+        text(headers, h::FORK_SUB_OFFSET)?.map(|value| integer("Stream-Fork-Sub-Offset", value.trim())).transpose()?;
+    let Some(source) = source else {
+        if offset.is_some() || sub_offset.is_some() {
+            return Err(bad("Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From"));
+        }
+        return Ok(None);
+    };
+    let offset = offset
+        .map(|text| Offset::parse(text).ok_or_else(|| bad(format!("malformed Stream-Fork-Offset {text:?}"))))
+        .transpose()?;
+    let sub_offset = sub_offset.unwrap_or(0);
+    if sub_offset > 0 && offset.is_none() {
+        return Err(bad("a fork sub-offset needs Stream-Fork-Offset"));
+    }
+    // A full URL names the same stream as its path.
+    let source = match source.find("://") {
+        Some(scheme_end) => source[scheme_end + 3..].find('/').map_or("/", |at| &source[scheme_end + 3 + at..]),
+        None => source,
+    };
+    Ok(Some(Fork { source: source.to_owned(), offset, sub_offset }))
 }
 
 /// `Stream-Expires-At`: an RFC 3339 time.
