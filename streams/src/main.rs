@@ -62,6 +62,17 @@ enum DurabilityArg {
 /// Set in the environment of the worker processes a server starts.
 const WORKER: &str = "SKYSHELVE_STREAMS_WORKER";
 
+/// Asks the kernel to end this process when its parent ends, so that no
+/// worker outlives the server that started it, however that one ended.
+fn end_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches
+    // no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+}
+
 fn main() -> ExitCode {
     let Cli { command: Command::Serve(serve) } = Cli::parse();
     match run(&serve) {
@@ -85,8 +96,11 @@ fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
         ..Settings::default()
     };
     let address = SocketAddr::new(serve.host, serve.port);
-    // Workers started by a server start none of their own.
+    // Workers started by a server start none of their own, and end with it.
     let is_worker = std::env::var_os(WORKER).is_some();
+    if is_worker {
+        end_with_parent();
+    }
     let mut workers = Vec::new();
     for _ in 1..if is_worker { 1 } else { serve.workers } {
         let args: Vec<String> = std::env::args().skip(1).collect();

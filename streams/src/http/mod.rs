@@ -231,5 +231,24 @@ pub async fn serve(listener: tokio::net::TcpListener, streams: Streams, settings
             let _ = tokio::task::spawn_blocking(move || streams.collect_garbage()).await;
         }
     });
-    axum::serve(listener, router(streams, settings)).await
+    axum::serve(listener, router(streams, settings)).with_graceful_shutdown(stopped()).await
+}
+
+/// Resolves at SIGINT or SIGTERM: the server then stops taking connections
+/// and returns, so that its caller can stop its workers.
+async fn stopped() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }
