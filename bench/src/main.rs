@@ -9,12 +9,15 @@
 //! ```
 //!
 //! `--schema` measures index builds and migration instead (see `schema.rs`);
-//! `--watch [N]` the latency of a watch across processes (see `watch.rs`).
+//! `--watch [N]` the latency of a watch across processes (see `watch.rs`);
+//! `--streams [--quick] [--anchors]` the Durable Streams servers (see
+//! `streams/mod.rs`).
 
 mod alloc;
 mod model;
 mod report;
 mod schema;
+mod streams;
 mod systems;
 mod watch;
 mod workloads;
@@ -105,6 +108,14 @@ fn main() -> std::process::ExitCode {
     if args.first().map(String::as_str) == Some("--child-watcher") {
         let total = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0);
         return exit(watch::child(std::path::Path::new(args.get(1).map_or("", String::as_str)), total));
+    }
+    if args.first().map(String::as_str) == Some("--child-streams-server") {
+        return exit(streams::serve_child(&args[1..]).map_err(|e| e.to_string()));
+    }
+    if args.first().map(String::as_str) == Some("--streams") {
+        let quick = args.iter().any(|a| a == "--quick");
+        let anchors = args.iter().any(|a| a == "--anchors");
+        return exit(streams::run(quick, anchors).map(|table| println!("{table}")).map_err(|e| e.to_string()));
     }
     if args.first().map(String::as_str) == Some("--watch") {
         let total = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);

@@ -720,7 +720,8 @@ impl StoreOptions {
 
     /// Lets concurrent durable writes of this process share one commit
     /// (default on; `group_commit(false)` turns it off). With
-    /// [`Durability::Full`], a commit costs two fsyncs whatever it holds;
+    /// [`Durability::Full`], a commit costs two fsyncs whatever it holds
+    /// (one with [`Durability::MayLoseLastCommits`]);
     /// with group commit, writers that arrive while a commit is under way
     /// are committed together in the next one, each in a nested transaction
     /// of its own so that one writer's failure undoes only its own changes,
@@ -730,8 +731,9 @@ impl StoreOptions {
     ///
     /// What it changes: a write closure may run on another writer's thread
     /// (closures are `Send` for that reason), and a panic in a closure is
-    /// caught on the leader's thread and resumed on its own. Other
-    /// durability modes do not fsync on commit, so they never group.
+    /// caught on the leader's thread and resumed on its own.
+    /// [`Durability::MayCorruptOnPowerLoss`] does not sync at commit, so
+    /// it never groups.
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -967,7 +969,9 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         locks: Locks::new(dir),
         lock_wait: options.lock_wait,
         purger: std::sync::OnceLock::new(),
-        group: (options.group_commit && options.config.durability == Durability::Full).then(Group::default),
+        // Modes that sync at commit gain from sharing one; MayCorruptOnPowerLoss never syncs.
+        group: (options.group_commit && options.config.durability != Durability::MayCorruptOnPowerLoss)
+            .then(Group::default),
         _temporary: temporary,
     };
     if !read_only {
