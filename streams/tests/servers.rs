@@ -252,3 +252,33 @@ fn sse_in_one_process_follows_appends_made_through_another() {
     assert_eq!(request(a.port, "POST", "/s/sse", &[TEXT], b"two").status, 204);
     read_until(&mut stream, &mut seen, &mut buffer, "data:two");
 }
+
+/// A thousand idle long-polls held at once: the server still answers
+/// other requests, and one append wakes every one of them with its data.
+#[test]
+fn a_thousand_idle_long_polls_are_all_woken_by_one_append() {
+    const POLLS: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let created = request(server.port, "PUT", "/s/many", &[TEXT], b"");
+    let tail = created.header("stream-next-offset").unwrap().to_owned();
+    let mut polls: Vec<TcpStream> = (0..POLLS)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            let get =
+                format!("GET /s/many?offset={tail}&live=long-poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            stream.write_all(get.as_bytes()).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(request(server.port, "HEAD", "/s/many", &[], b"").status, 200, "still answering");
+    assert_eq!(request(server.port, "POST", "/s/many", &[TEXT], b"wake").status, 204);
+    for stream in &mut polls {
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let response = parse(&raw, false);
+        assert_eq!((response.status, response.body.as_slice()), (200, &b"wake"[..]));
+    }
+}

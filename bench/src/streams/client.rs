@@ -66,7 +66,8 @@ impl Client {
                 headers.push((name.trim().to_owned(), value.trim().to_owned()));
             }
         }
-        let reply_header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let reply_header =
+            |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         let body = if head_only || status == 204 || status == 304 {
             Vec::new()
         } else if reply_header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
@@ -86,7 +87,8 @@ impl Client {
         loop {
             line.clear();
             self.reader.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad(&line))?;
+            let size =
+                usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad(&line))?;
             let mut chunk = vec![0; size + 2];
             self.reader.read_exact(&mut chunk)?;
             if size == 0 {

@@ -68,7 +68,14 @@ pub fn run(quick: bool, anchors: bool) -> Result<String> {
         eprintln!("  {} catch-up read of {} messages", kind.name(), sizes.messages);
         let server = servers::start(kind, true, 1)?;
         let (messages, megabytes) = workloads::catch_up(server.ports[0], sizes.messages)?;
-        add(format!("catch-up read, {} messages: messages/s", sizes.messages), "/s", false, index, messages, kinds.len());
+        add(
+            format!("catch-up read, {} messages: messages/s", sizes.messages),
+            "/s",
+            false,
+            index,
+            messages,
+            kinds.len(),
+        );
         add(format!("catch-up read, {} messages: MB/s", sizes.messages), "MB/s", false, index, megabytes, kinds.len());
         eprintln!("  {} live latency", kind.name());
         let server = servers::start(kind, true, 1)?;
@@ -99,7 +106,9 @@ fn table(kinds: &[Kind], rows: &[Row]) -> String {
         out.push_str(&format!("\n| {} |", row.label));
         for figure in &row.figures {
             match figure {
-                Some(value) if row.unit == "ms" || row.unit == "MB/s" => out.push_str(&format!(" {value:.2} {} |", row.unit)),
+                Some(value) if row.unit == "ms" || row.unit == "MB/s" => {
+                    out.push_str(&format!(" {value:.2} {} |", row.unit))
+                }
                 Some(value) => out.push_str(&format!(" {value:.0} |")),
                 None => out.push_str(" – |"),
             }
@@ -108,7 +117,9 @@ fn table(kinds: &[Kind], rows: &[Row]) -> String {
             let anchors = row.figures[1..].iter().flatten().copied();
             let better = if row.lower_is_better { anchors.reduce(f64::min) } else { anchors.reduce(f64::max) };
             match (row.figures[0], better) {
-                (Some(ours), Some(theirs)) if row.lower_is_better => out.push_str(&format!(" {:.2}× faster |", theirs / ours)),
+                (Some(ours), Some(theirs)) if row.lower_is_better => {
+                    out.push_str(&format!(" {:.2}× faster |", theirs / ours))
+                }
                 (Some(ours), Some(theirs)) => out.push_str(&format!(" {:.2}× |", ours / theirs)),
                 _ => out.push_str(" – |"),
             }

@@ -63,11 +63,16 @@ pub fn install_anchors() -> Result<()> {
     if !node.join("node_modules/@durable-streams/server").exists() {
         std::fs::create_dir_all(&node)?;
         std::fs::write(node.join("package.json"), r#"{"private":true,"type":"module"}"#)?;
-        run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "@durable-streams/server@0.3.7"]).current_dir(&node))?;
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "@durable-streams/server@0.3.7"])
+            .current_dir(&node))?;
     }
     let rust = anchors_dir().join("rust");
     if !rust.join("bin/durable-streams-server").exists() {
-        run(Command::new("cargo").args(["install", "--locked", "--version", "0.3.0", "--root"]).arg(&rust).arg("durable-streams-server"))?;
+        run(Command::new("cargo")
+            .args(["install", "--locked", "--version", "0.3.0", "--root"])
+            .arg(&rust)
+            .arg("durable-streams-server"))?;
     }
     Ok(())
 }
@@ -107,7 +112,11 @@ fn spawn(kind: Kind, durable: bool, data: &Path, port: u16) -> Result<Child> {
                 "import {{ DurableStreamTestServer }} from '@durable-streams/server';\
                  await new DurableStreamTestServer({{ port: {port}, host: '127.0.0.1', dataDir: {data:?}, longPollTimeout: 10000 }}).start();"
             );
-            quiet(Command::new("node").args(["--input-type=module", "-e", &script]).current_dir(anchors_dir().join("node")))?
+            quiet(
+                Command::new("node")
+                    .args(["--input-type=module", "-e", &script])
+                    .current_dir(anchors_dir().join("node")),
+            )?
         }
         Kind::RustCrate => quiet(
             Command::new(anchors_dir().join("rust/bin/durable-streams-server"))
@@ -135,13 +144,11 @@ fn wait_listening(port: u16) -> Result<()> {
 /// The child side of a skyshelve-streams server: serves `dir` on `port`.
 pub fn serve_child(args: &[String]) -> Result<()> {
     let [dir, port, durability] = args else { return Err("--child-streams-server DIR PORT full|relaxed".into()) };
-    let durability = if durability == "full" {
-        skyshelve::Durability::Full
-    } else {
-        skyshelve::Durability::MayLoseLastCommits
-    };
+    let durability =
+        if durability == "full" { skyshelve::Durability::Full } else { skyshelve::Durability::MayLoseLastCommits };
     let streams = skyshelve_streams::Streams::open(Path::new(dir), durability, skyshelve_streams::Limits::default())?;
-    let settings = skyshelve_streams::http::Settings { long_poll_timeout: Duration::from_secs(10), ..Default::default() };
+    let settings =
+        skyshelve_streams::http::Settings { long_poll_timeout: Duration::from_secs(10), ..Default::default() };
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>()?));
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
