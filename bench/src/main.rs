@@ -10,7 +10,7 @@
 //!
 //! `--schema` measures index builds and migration instead (see `schema.rs`);
 //! `--watch [N]` the latency of a watch across processes (see `watch.rs`);
-//! `--streams [--quick] [--anchors]` the Durable Streams servers (see
+//! `--streams [--quick] [--anchors] [--chart FILE.svg]` the Durable Streams servers (see
 //! `streams/mod.rs`).
 
 mod alloc;
@@ -115,7 +115,10 @@ fn main() -> std::process::ExitCode {
     if args.first().map(String::as_str) == Some("--streams") {
         let quick = args.iter().any(|a| a == "--quick");
         let anchors = args.iter().any(|a| a == "--anchors");
-        return exit(streams::run(quick, anchors).map(|table| println!("{table}")).map_err(|e| e.to_string()));
+        let chart =
+            args.iter().position(|a| a == "--chart").and_then(|i| args.get(i + 1)).map(std::path::PathBuf::from);
+        let outcome = streams::run(quick, anchors, chart.as_deref());
+        return exit(outcome.map(|table| println!("{table}")).map_err(|e| e.to_string()));
     }
     if args.first().map(String::as_str) == Some("--watch") {
         let total = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);

@@ -3,7 +3,7 @@
 //! in one run on one machine.
 //!
 //! ```text
-//! cargo run --release -p skyshelve-bench -- --streams [--quick] [--anchors]
+//! cargo run --release -p skyshelve-bench -- --streams [--quick] [--anchors] [--chart FILE.svg]
 //! ```
 //!
 //! Without `--anchors` only skyshelve-streams runs (as CI does); with it,
@@ -35,7 +35,7 @@ struct Row {
     lower_is_better: bool,
 }
 
-pub fn run(quick: bool, anchors: bool) -> Result<String> {
+pub fn run(quick: bool, anchors: bool, chart_path: Option<&std::path::Path>) -> Result<String> {
     let sizes = if quick {
         Sizes { seconds: 0.5, messages: 20_000, rounds: 30 }
     } else {
@@ -89,7 +89,63 @@ pub fn run(quick: bool, anchors: bool) -> Result<String> {
             add("append → long-poll woken, across processes: p99".into(), "ms", true, index, p99, kinds.len());
         }
     }
+    if let (Some(path), true) = (chart_path, anchors) {
+        chart(&kinds, &rows, path)?;
+    }
     Ok(table(&kinds, &rows))
+}
+
+/// Throughput rows as bars relative to the better anchor of each row.
+fn chart(kinds: &[Kind], rows: &[Row], path: &std::path::Path) -> Result<()> {
+    use plotters::prelude::*;
+    let rows: Vec<&Row> = rows.iter().filter(|row| !row.lower_is_better && row.unit == "/s").collect();
+    let relative = |row: &Row, index: usize| -> Option<f64> {
+        let best = row.figures[1..].iter().flatten().copied().reduce(f64::max)?;
+        Some(row.figures[index]? / best)
+    };
+    let top = rows.iter().flat_map(|row| (0..kinds.len()).filter_map(|i| relative(row, i))).fold(1.0, f64::max);
+    let root = SVGBackend::new(path, (1100, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Durable Streams servers, one client, one machine", ("sans-serif", 18))
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..rows.len() as f64 - 0.5, 0.0..top * 1.25)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|_| String::new())
+        .y_desc("relative to the better anchor")
+        .draw()?;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let below = TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, row) in rows.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64, 0.0));
+        let label = row.label.replace("appends/s, ", "").replace(": messages/s", "");
+        root.draw(&Text::new(label, (x, y + 8), below.clone()))?;
+    }
+    let colors = [RGBColor(31, 119, 180), RGBColor(127, 127, 127), RGBColor(255, 127, 14)];
+    for (index, kind) in kinds.iter().enumerate() {
+        let color = colors[index % colors.len()];
+        let bars = rows.iter().enumerate().filter_map(|(i, row)| {
+            let value = relative(row, index)?;
+            let left = i as f64 - 0.4 + index as f64 * 0.27;
+            Some(Rectangle::new([(left, 0.0), (left + 0.25, value)], color.filled()))
+        });
+        chart
+            .draw_series(bars)?
+            .label(kind.name())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 fn table(kinds: &[Kind], rows: &[Row]) -> String {
