@@ -156,7 +156,7 @@ impl Store {
             for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
                 let (_, bytes) = entry?;
                 // `None`: an expired record, gone for every reader.
-                let Some(json) = (tables.info.to_json)(bytes)? else { continue };
+                let Some(json) = (tables.info.ops.to_json)(bytes)? else { continue };
                 out.write_all(json.as_bytes())?;
                 out.write_all(b"\n")?;
                 done += 1;
@@ -205,7 +205,7 @@ impl Store {
         self.write(|tx| {
             let mut done: u64 = 0;
             for (number, line) in lines.iter().filter(|(_, line)| !line.trim().is_empty()) {
-                (tables.info.save_json)(tx, line).map_err(|err| at_line(*number, err))?;
+                (tables.info.ops.save_json)(tx, line).map_err(|err| at_line(*number, err))?;
                 done += 1;
                 if done.is_multiple_of(PROGRESS_EVERY) || done == total {
                     progress(Progress { done, total: Some(total) });
@@ -374,9 +374,8 @@ fn at_line(number: usize, err: Error) -> Error {
 /// `null`, `Some(None)` becomes `None`), and an export that import would
 /// read back differently is worse than none: each line is read back and
 /// compared, and a record that would not round-trip is refused by name.
-#[doc(hidden)]
 #[cfg(feature = "json")]
-pub fn record_to_json<M: Persistent>(bytes: &[u8]) -> Result<Option<String>> {
+pub(crate) fn record_to_json<M: Persistent>(bytes: &[u8]) -> Result<Option<String>> {
     let Some(record) = crate::txn::decode_visible::<M>(bytes, crate::expiry::now_millis())? else { return Ok(None) };
     let what = || format!("{} record {:?} as JSON", M::INFO.name, record.key());
     let json = serde_json::to_string(&record).map_err(|e| Error::Encode { what: what(), reason: e.to_string() })?;
@@ -398,9 +397,8 @@ fn encoded<M: Persistent>(record: &M) -> Option<Vec<u8>> {
 }
 
 /// Saves one JSON object as a record of `M`; registered in `ModelInfo`.
-#[doc(hidden)]
 #[cfg(feature = "json")]
-pub fn save_json<M: Persistent>(tx: &mut WriteTx<'_>, line: &str) -> Result<()> {
+pub(crate) fn save_json<M: Persistent>(tx: &mut WriteTx<'_>, line: &str) -> Result<()> {
     let record: M = serde_json::from_str(line)
         .map_err(|e| Error::Decode { what: format!("{} from JSON", M::INFO.name), reason: e.to_string() })?;
     tx.save(&record)
@@ -408,15 +406,13 @@ pub fn save_json<M: Persistent>(tx: &mut WriteTx<'_>, line: &str) -> Result<()> 
 
 /// Without the `json` feature the derive still registers these; they are
 /// never called, since export and import do not exist then.
-#[doc(hidden)]
 #[cfg(not(feature = "json"))]
-pub fn record_to_json<M: Persistent>(_bytes: &[u8]) -> Result<Option<String>> {
+pub(crate) fn record_to_json<M: Persistent>(_bytes: &[u8]) -> Result<Option<String>> {
     Err(Error::Encode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
 }
 
 /// See the other `record_to_json`.
-#[doc(hidden)]
 #[cfg(not(feature = "json"))]
-pub fn save_json<M: Persistent>(_tx: &mut WriteTx<'_>, _line: &str) -> Result<()> {
+pub(crate) fn save_json<M: Persistent>(_tx: &mut WriteTx<'_>, _line: &str) -> Result<()> {
     Err(Error::Decode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
 }

@@ -156,7 +156,7 @@ impl crate::Store {
                     let keys = expired_keys(tx.raw_writer(), tables, position, now_millis(), PURGE_BATCH)?;
                     let mut removed = 0;
                     for key in &keys {
-                        match (tables.info.delete)(tx, key) {
+                        match (tables.info.ops.delete)(tx, key) {
                             Ok(true) => removed += 1,
                             Ok(false) | Err(Error::Restricted { .. }) => {}
                             Err(err) => return Err(err),

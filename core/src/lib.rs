@@ -104,15 +104,11 @@ pub struct ReadmeDoctests;
 /// Used by the code `#[derive(Persistent)]` generates; not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::admin::{export_map, import_map, record_to_json, save_json};
-    pub use crate::catalog::backfill_batch as backfill;
+    pub use crate::admin::{export_map, import_map};
     pub use crate::expiry::index_value as expiry_index_value;
     pub use crate::index::{IndexEntries, describe_encoded, info_of};
     pub use crate::map::MapRegistration;
-    pub use crate::model::delete_erased as delete;
-    pub use crate::model::migrate_erased as migrate;
-    pub use crate::model::{ModelSlot, Registration};
-    pub use crate::verify::verify_model;
+    pub use crate::model::{ModelOps, ModelSlot, Registration};
     pub use inventory;
 
     /// Decodes the body of a record written by an older model version.

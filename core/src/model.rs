@@ -29,28 +29,48 @@ pub struct ModelInfo {
     pub key_type: &'static str,
     /// The secondary indexes, in declaration order.
     pub indexes: &'static [IndexInfo],
-    /// Checks the model's records and indexes; see [`Store::verify`].
-    #[doc(hidden)]
-    pub verify: fn(&ReadTx<'_>) -> Result<ModelReport>,
     /// Where the model's tables sit in every store of this process.
     #[doc(hidden)]
     pub slot: &'static ModelSlot,
-    /// A stored record as JSON, for export; `None` once it has expired.
+    /// The model's operations for code that knows it only by this
+    /// description (admin work, index builds, cascades).
     #[doc(hidden)]
+    pub ops: ModelOps,
+}
+
+/// The type-erased operations of one model, built once by the derive with
+/// [`ModelOps::of`]: the one place the derive and the runtime meet.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct ModelOps {
+    /// Checks the model's records and indexes; see [`Store::verify`].
+    pub verify: fn(&ReadTx<'_>) -> Result<ModelReport>,
+    /// A stored record as JSON, for export; `None` once it has expired.
     pub to_json: fn(&[u8]) -> Result<Option<String>>,
     /// Saves a record given as JSON, for import.
-    #[doc(hidden)]
     pub save_json: fn(&mut crate::txn::WriteTx<'_>, &str) -> Result<()>,
     /// Adds entries of the given indexes for one batch of records; see
     /// `catalog`.
-    #[doc(hidden)]
     pub backfill: BackfillFn,
     /// [`Persistent::migrate`], for admin tools that know the model by name.
-    #[doc(hidden)]
     pub migrate: MigrateFn,
     /// Deletes a record by encoded key inside a transaction: for cascades.
-    #[doc(hidden)]
     pub delete: DeleteFn,
+}
+
+impl ModelOps {
+    /// The operations of model `M`.
+    #[must_use]
+    pub const fn of<M: Persistent>() -> ModelOps {
+        ModelOps {
+            verify: crate::verify::verify_model::<M>,
+            to_json: crate::admin::record_to_json::<M>,
+            save_json: crate::admin::save_json::<M>,
+            backfill: crate::catalog::backfill_batch::<M>,
+            migrate: migrate_erased::<M>,
+            delete: delete_erased::<M>,
+        }
+    }
 }
 
 /// A type-erased delete by encoded key, for `on_delete = cascade`.
@@ -64,8 +84,7 @@ pub type DeleteFn = fn(&mut crate::txn::WriteTx<'_>, &[u8]) -> Result<bool>;
 pub type BackfillFn = fn(&mut crate::txn::WriteTx<'_>, &[usize], Option<&[u8]>, usize) -> Result<Option<Vec<u8>>>;
 
 /// Deletes the record of `M` under an encoded key; registered in `ModelInfo`.
-#[doc(hidden)]
-pub fn delete_erased<M: Persistent>(tx: &mut crate::txn::WriteTx<'_>, key: &[u8]) -> Result<bool> {
+pub(crate) fn delete_erased<M: Persistent>(tx: &mut crate::txn::WriteTx<'_>, key: &[u8]) -> Result<bool> {
     tx.delete_encoded::<M>(key)
 }
 
@@ -109,7 +128,7 @@ impl ModelInfo {
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn migrate_in(&self, store: &Store, progress: &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64> {
-        (self.migrate)(store, progress)
+        (self.ops.migrate)(store, progress)
     }
 }
 
@@ -910,8 +929,10 @@ const MIGRATE_BATCHES: u64 = 16;
 const MIN_MIGRATE_BATCH: usize = 1000;
 
 /// [`Persistent::migrate`] behind a function pointer, for [`ModelInfo`].
-#[doc(hidden)]
-pub fn migrate_erased<M: Persistent>(store: &Store, progress: &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64> {
+pub(crate) fn migrate_erased<M: Persistent>(
+    store: &Store,
+    progress: &mut (dyn FnMut(crate::Progress) + Send),
+) -> Result<u64> {
     M::migrate(store, progress)
 }
 

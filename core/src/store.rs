@@ -470,7 +470,7 @@ impl Store {
         self.read(|tx| {
             let mut report = VerifyReport::default();
             for tables in self.shared.all_tables() {
-                report.models.push((tables.info.verify)(tx)?);
+                report.models.push((tables.info.ops.verify)(tx)?);
             }
             report.models.sort_by_key(|m| m.model);
             Ok(report)

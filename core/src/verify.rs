@@ -171,8 +171,7 @@ impl fmt::Display for Problem {
 }
 
 /// Checks model `M` inside `tx`; registered in `ModelInfo::verify`.
-#[doc(hidden)]
-pub fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport> {
+pub(crate) fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport> {
     let (tables, reader) = tx.parts::<M>()?;
     let mut report = ModelReport { model: M::INFO.name, ..ModelReport::default() };
     report.index_entries = tables.indexes.iter().map(|&table| reader.len(table)).collect::<Result<_>>()?;

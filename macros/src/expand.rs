@@ -158,13 +158,8 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             version: #version,
             key_type: #key_type,
             indexes: &[#(#infos),*],
-            verify: ::skyshelve::__private::verify_model::<#ident>,
             slot: &SLOT,
-            to_json: ::skyshelve::__private::record_to_json::<#ident>,
-            save_json: ::skyshelve::__private::save_json::<#ident>,
-            backfill: ::skyshelve::__private::backfill::<#ident>,
-            migrate: ::skyshelve::__private::migrate::<#ident>,
-            delete: ::skyshelve::__private::delete::<#ident>,
+            ops: ::skyshelve::__private::ModelOps::of::<#ident>(),
         }
     }
 }
@@ -356,13 +351,8 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
                     version: 0,
                     key_type: "()",
                     indexes: &[],
-                    verify: ::skyshelve::__private::verify_model::<#ident>,
                     slot: &SLOT,
-                    to_json: ::skyshelve::__private::record_to_json::<#ident>,
-                    save_json: ::skyshelve::__private::save_json::<#ident>,
-                    backfill: ::skyshelve::__private::backfill::<#ident>,
-                    migrate: ::skyshelve::__private::migrate::<#ident>,
-                    delete: ::skyshelve::__private::delete::<#ident>,
+                    ops: ::skyshelve::__private::ModelOps::of::<#ident>(),
                 };
                 fn key(&self) -> &Self::Key {
                     &()

@@ -178,7 +178,7 @@ fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -
                 .collect();
             let mut blocked = None;
             let mut tx = WriteTx::new(shared, txn, None, std::thread::current().id(), &mut blocked);
-            let (next, step) = match (info.backfill)(&mut tx, &positions, entry.built_through.as_deref(), BATCH) {
+            let (next, step) = match (info.ops.backfill)(&mut tx, &positions, entry.built_through.as_deref(), BATCH) {
                 Ok(Some(key)) => (Entry { built_through: Some(key), failed: None, ..entry }, Step::More),
                 Ok(None) => (Entry { building: Vec::new(), built_through: None, failed: None, ..entry }, Step::Done),
                 // The entries added before the failure are right, and kept:
@@ -216,8 +216,7 @@ enum Step {
 /// One batch of a build: adds the entries of the indexes at `positions`
 /// for up to `limit` records after key `after`. Returns the last key done,
 /// or `None` when the records ran out.
-#[doc(hidden)]
-pub fn backfill_batch<M: Persistent>(
+pub(crate) fn backfill_batch<M: Persistent>(
     tx: &mut WriteTx<'_>,
     positions: &[usize],
     after: Option<&[u8]>,

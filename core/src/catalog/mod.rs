@@ -33,6 +33,6 @@
 mod build;
 mod entry;
 
-pub use build::backfill_batch;
+pub(crate) use build::backfill_batch;
 pub(crate) use build::reconcile;
 pub(crate) use entry::{Entry, check_queryable, check_writable};

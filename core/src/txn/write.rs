@@ -368,7 +368,7 @@ impl<'t> WriteTx<'t> {
     fn cascade_delete(&mut self, tables: &ModelTables, key: &[u8]) -> Result<()> {
         for referrer in tables.referrers.iter().filter(|r| r.on_delete == crate::OnDelete::Cascade) {
             for child in self.children_of(referrer, key)? {
-                (referrer.child.delete)(self, &child)?;
+                (referrer.child.ops.delete)(self, &child)?;
             }
         }
         Ok(())
