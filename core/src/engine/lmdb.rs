@@ -84,6 +84,8 @@ impl Engine {
         // `store.rs`), never touches data.mdb/lock.mdb itself (record locks
         // use files of their own), and refuses use after fork().
         let env = unsafe { options.open(dir) }.map_err(storage_error)?;
+        // Watches are optional: a folder that cannot hold the file has none.
+        let notifier = Notifier::open(dir, !config.read_only).ok().map(Arc::new);
         let engine = Engine {
             env,
             config,
@@ -92,7 +94,7 @@ impl Engine {
             forks_at_open: fork::generation(),
             dir: dir.to_owned(),
             writer_lock: WriterLock::new(dir.join(WRITER_LOCK_FILE)),
-            notifier: Notifier::open(dir).ok().map(Arc::new),
+            notifier,
         };
         // Slots of readers killed since the last run would otherwise stay
         // taken until the lock file is rebuilt.

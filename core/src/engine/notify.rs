@@ -63,20 +63,25 @@ unsafe impl Send for Notifier {}
 unsafe impl Sync for Notifier {}
 
 impl Notifier {
-    /// Maps the notification file of the store in `dir`, creating it.
-    pub(crate) fn open(dir: &Path) -> Result<Notifier> {
+    /// Maps the notification file of the store in `dir`, creating it if
+    /// `create` (a read-only store writes nothing, so it only maps a file
+    /// that a writer made).
+    pub(crate) fn open(dir: &Path, create: bool) -> Result<Notifier> {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create(create)
             .truncate(false)
             .mode(0o600)
             .open(dir.join(WATCH_FILE))?;
         // Growing a file that is already long enough changes nothing, so
         // processes racing here agree; the new bytes are zeros.
         if file.metadata()?.len() < FILE_LEN as u64 {
+            if !create {
+                return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "watch file not made yet")));
+            }
             file.set_len(FILE_LEN as u64)?;
         }
         // SAFETY: a fresh shared mapping of a file we hold open and that is
@@ -256,13 +261,13 @@ mod tests {
     #[test]
     fn nothing_is_published_while_nobody_watches() {
         let dir = tempfile::tempdir().unwrap();
-        let notifier = Notifier::open(dir.path()).unwrap();
+        let notifier = Notifier::open(dir.path(), true).unwrap();
         notifier.published(1);
         assert_eq!(notifier.position(None), 0);
         notifier.register();
         notifier.published(0b11);
         assert_eq!((notifier.position(None), notifier.position(Some(1)), notifier.position(Some(2))), (1, 1, 0));
-        let again = Notifier::open(dir.path()).unwrap();
+        let again = Notifier::open(dir.path(), false).unwrap();
         assert_eq!(again.position(None), 1, "a second mapping shares the counters");
         notifier.unregister();
         notifier.unregister();
