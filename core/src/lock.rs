@@ -197,22 +197,44 @@ pub(crate) fn marker_key(model: &str, key: &[u8]) -> Vec<u8> {
 pub(crate) struct Backoff {
     deadline: Option<Instant>,
     pause: Duration,
+    started: Instant,
+    /// Whether the wait was reported as long (once per wait).
+    reported: bool,
 }
+
+/// A record-lock wait longer than this is reported (`tracing`, debug).
+const LONG_WAIT: Duration = Duration::from_millis(100);
 
 impl Backoff {
     pub fn until(wait: Option<Duration>) -> Backoff {
-        Backoff { deadline: wait.map(|wait| Instant::now() + wait), pause: Duration::from_micros(200) }
+        let started = Instant::now();
+        Backoff {
+            deadline: wait.map(|wait| started + wait),
+            pause: Duration::from_micros(200),
+            started,
+            reported: false,
+        }
     }
 
     /// Sleeps before the next try; `false` when the wait is over.
     pub fn wait(&mut self) -> bool {
-        if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        let now = Instant::now();
+        if self.deadline.is_some_and(|deadline| now >= deadline) {
+            tracing::debug!(target: "skyshelve::lock", waited_ms = millis(now - self.started), "record lock wait ran out");
             return false;
+        }
+        if !self.reported && now - self.started >= LONG_WAIT {
+            self.reported = true;
+            tracing::debug!(target: "skyshelve::lock", waited_ms = millis(now - self.started), "waiting for a record lock");
         }
         std::thread::sleep(self.pause);
         self.pause = (self.pause * 2).min(Duration::from_millis(20));
         true
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn random_nonce() -> u64 {

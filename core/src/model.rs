@@ -894,7 +894,10 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
             progress(crate::Progress { done, total: Some(total.max(done)) });
             match last {
                 Some(key) => after = Some(key),
-                None => return Ok(done),
+                None => {
+                    tracing::info!(target: "skyshelve::migrate", model = Self::INFO.name, rewritten = done, "migration finished");
+                    return Ok(done);
+                }
             }
         }
     }

@@ -163,6 +163,7 @@ fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -
     let info = tables.info;
     let total = shared.engine.read(|txn| txn.len(tables.main))?;
     let mut done = 0;
+    tracing::info!(target: "skyshelve::catalog", model = info.name, records = total, "index build started");
     loop {
         let step = shared.engine.write(|txn| {
             let Some(entry) = read_entry(&*txn, shared.catalog, info)? else { return Ok::<_, Error>(Step::Stop) };
@@ -184,6 +185,7 @@ fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -
                 // The entries added before the failure are right, and kept:
                 // the next attempt starts again from `built_through`.
                 Err(err @ (Error::UniqueViolation { .. } | Error::KeyTooLong { .. })) => {
+                    tracing::warn!(target: "skyshelve::catalog", model = info.name, error = %err, "index build stopped");
                     (Entry { failed: Some(err.to_string()), ..entry }, Step::Stop)
                 }
                 Err(other) => return Err(other),
@@ -197,7 +199,9 @@ fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -
             Step::Stop => return Ok(()),
         }
         progress(info.name, Progress { done, total: Some(total) });
+        tracing::debug!(target: "skyshelve::catalog", model = info.name, done, total, "index build progress");
         if matches!(step, Step::Done) {
+            tracing::info!(target: "skyshelve::catalog", model = info.name, records = total, "index build finished");
             return Ok(());
         }
     }

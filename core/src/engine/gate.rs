@@ -109,7 +109,7 @@ impl Gate {
             waiting = crate::sync::wait_timeout(&self.changed, waiting, left.min(RECHECK)).0;
         }
         drop(waiting);
-        Ok(GateClosed { gate: self, _remapping: remapping })
+        Ok(GateClosed { gate: self, _remapping: remapping, waited: start.elapsed() })
     }
 
     fn reopen(&self) {
@@ -135,6 +135,15 @@ impl Drop for GatePass<'_> {
 pub(super) struct GateClosed<'g> {
     gate: &'g Gate,
     _remapping: MutexGuard<'g, ()>,
+    /// How long closing waited for open transactions.
+    waited: Duration,
+}
+
+impl GateClosed<'_> {
+    /// How long closing the gate waited for this process's transactions.
+    pub(super) fn waited(&self) -> Duration {
+        self.waited
+    }
 }
 
 impl Drop for GateClosed<'_> {

@@ -98,7 +98,10 @@ impl Engine {
         };
         // Slots of readers killed since the last run would otherwise stay
         // taken until the lock file is rebuilt.
-        engine.env.clear_stale_readers().map_err(storage_error)?;
+        let cleared = engine.env.clear_stale_readers().map_err(storage_error)?;
+        if cleared > 0 {
+            tracing::info!(target: "skyshelve::readers", cleared, "stale reader slots cleared at open");
+        }
         engine.adopt_recorded_map_size()?;
         Ok(engine)
     }
@@ -238,6 +241,7 @@ impl Engine {
                 drop(writer);
                 drop(gate);
                 self.grow(seen_size)?;
+                tracing::debug!(target: "skyshelve::write", "write transaction runs again after map growth");
                 continue;
             }
             if txn.doomed {
@@ -366,6 +370,7 @@ impl Engine {
             heed::Error::Mdb(MdbError::MapResized) => self.adopt_grown_map(),
             heed::Error::Mdb(MdbError::ReadersFull) => {
                 let cleared = self.env.clear_stale_readers().map_err(storage_error)?;
+                tracing::info!(target: "skyshelve::readers", cleared, "reader table full: stale slots cleared");
                 if cleared > 0 { Ok(()) } else { Err(storage_error(err)) }
             }
             other => Err(storage_error(other)),
@@ -396,7 +401,7 @@ impl Engine {
     /// The map was full at `seen_size`: grow it geometrically, within the
     /// ceiling and the free disk space, unless another thread already did.
     fn grow(&self, seen_size: usize) -> Result<()> {
-        let _closed = self.gate.close(self.config.resize_wait)?;
+        let closed = self.gate.close(self.config.resize_wait)?;
         let before = self.map_size_inside_gate();
         if before > seen_size {
             return Ok(());
@@ -407,7 +412,15 @@ impl Engine {
         let current = self.map_size_inside_gate().max(before);
         let target = self.growth_target(current)?;
         // SAFETY: as in `adopt_grown_map`.
-        unsafe { self.env.resize(target) }.map_err(storage_error)
+        unsafe { self.env.resize(target) }.map_err(storage_error)?;
+        tracing::info!(
+            target: "skyshelve::map",
+            from = current,
+            to = target,
+            readers_waited_ms = u64::try_from(closed.waited().as_millis()).unwrap_or(u64::MAX),
+            "map grown"
+        );
+        Ok(())
     }
 
     fn growth_target(&self, current: usize) -> Result<usize> {

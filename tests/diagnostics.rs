@@ -1,0 +1,101 @@
+//! What the store says about what it does on its own, through `tracing`:
+//! silent unless the program installs a subscriber; this test installs one
+//! that records every event.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use skyshelve::{Persistent, Store};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// Every event as "target: field=value ...".
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+}
+
+impl Subscriber for Recorder {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        self.0.lock().unwrap().push(format!("{}:{}", event.metadata().target(), fields.0));
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[derive(Persistent, Serialize, Deserialize)]
+#[persistent(name = "diag_note")]
+struct Note {
+    #[persistent(key)]
+    id: u32,
+    text: String,
+}
+
+#[derive(Persistent, Serialize, Deserialize)]
+#[persistent(name = "diag_note")]
+struct IndexedNote {
+    #[persistent(key)]
+    id: u32,
+    #[persistent(index)]
+    text: String,
+}
+
+#[test]
+fn a_map_growth_is_reported_with_its_sizes() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let store = Store::options().models([Note::INFO]).map_size(64 << 10).open_temporary().unwrap();
+        store.write(|tx| (0..2000).try_for_each(|id| tx.save(&Note { id, text: "x".repeat(100) }))).unwrap();
+    });
+    let growth: Vec<String> = recorder.events().into_iter().filter(|e| e.contains("map grown")).collect();
+    assert!(!growth.is_empty(), "events: {:?}", recorder.events());
+    assert!(growth[0].starts_with("skyshelve::map:") && growth[0].contains(" from=") && growth[0].contains(" to="));
+}
+
+#[test]
+fn an_index_build_at_open_is_reported_from_start_to_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::options().models([Note::INFO]).open(dir.path()).unwrap();
+        store.write(|tx| (0..50).try_for_each(|id| tx.save(&Note { id, text: format!("t{id}") }))).unwrap();
+    }
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let store = Store::options().models([IndexedNote::INFO]).take_over_indexes(true).open(dir.path()).unwrap();
+        assert_eq!(IndexedNote::scan_index(&store, IndexedNote::TEXT, "t7").unwrap().len(), 1);
+    });
+    let events = recorder.events();
+    let started = events.iter().position(|e| e.contains("index build started") && e.contains("records=50"));
+    let finished = events.iter().position(|e| e.contains("index build finished"));
+    assert!(matches!((started, finished), (Some(s), Some(f)) if s < f), "events: {events:?}");
+}
+
+#[test]
+fn without_a_subscriber_the_same_work_runs_silently() {
+    let store = Store::options().models([Note::INFO]).map_size(64 << 10).open_temporary().unwrap();
+    store.write(|tx| (0..2000).try_for_each(|id| tx.save(&Note { id, text: "y".repeat(100) }))).unwrap();
+    assert_eq!(Note::count(&store).unwrap(), 2000);
+}
