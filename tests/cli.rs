@@ -161,8 +161,14 @@ fn mistakes_are_reported_with_exit_status_2() {
 fn reindex_makes_the_program_definitions_the_stores() {
     let dir = tempfile::tempdir().unwrap();
     let store = golden_store(dir.path());
-    let models = expect(&["reindex", &store], 0);
+    let reindexed = cli(&["-v", "reindex", &store]);
+    assert_eq!(reindexed.status.code(), Some(0), "{}", stderr(&reindexed));
+    let models = stdout(&reindexed);
     assert!(models.starts_with("golden_users  version 2  key u32  3 records\n"), "{models}");
+    let said = stderr(&reindexed);
+    assert!(said.contains("index build started") && said.contains("index build finished"), "-v reports the build: {said}");
+    let quiet = cli(&["-q", "reindex", &store]);
+    assert_eq!((quiet.status.code(), stderr(&quiet).as_str()), (Some(0), ""), "-q says nothing");
     let stats = expect(&["stats", &store], 0);
     assert!(stats.contains("index entries: email 3, team 3, active 3\n"), "{stats}");
 }

@@ -20,6 +20,7 @@
 //! admin backup ./data /backups/monday
 //! admin migrate ./data
 //! admin reindex ./data            this program's index definitions become the store's
+//! admin -v reindex ./data         the same, reporting the index builds on standard error
 //! ```
 //!
 //! A command opens the store as the program would: at the program's model
@@ -125,8 +126,44 @@ pub enum Command {
 #[derive(Debug, Parser)]
 #[command(about = "Admin work on a skyshelve store", version)]
 struct Admin {
+    #[command(flatten)]
+    verbosity: Verbosity,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How much of what the store does is written to standard error (its
+/// `tracing` events): warnings by default, `-v` for progress (info), `-vv`
+/// for detail (debug), `-vvv` for everything, `-q` for errors only.
+/// `RUST_LOG` (e.g. `RUST_LOG=skyshelve::catalog=debug`), when set, decides
+/// instead. A program with a command line of its own flattens it in too
+/// and calls [`Verbosity::install`].
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct Verbosity {
+    /// More detail on standard error: -v progress, -vv detail, -vvv everything.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Errors only on standard error.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+impl Verbosity {
+    /// Installs a subscriber writing the events this verbosity asks for to
+    /// standard error; does nothing if the program installed one already.
+    pub fn install(&self) {
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            (false, _) => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
 }
 
 /// Parses the process's arguments, runs the command, and reports an error
@@ -134,7 +171,9 @@ struct Admin {
 /// problem, 2 on an error.
 #[must_use]
 pub fn main() -> ExitCode {
-    Admin::parse().command.run_and_report()
+    let admin = Admin::parse();
+    admin.verbosity.install();
+    admin.command.run_and_report()
 }
 
 impl Command {
