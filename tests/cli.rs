@@ -166,7 +166,10 @@ fn reindex_makes_the_program_definitions_the_stores() {
     let models = stdout(&reindexed);
     assert!(models.starts_with("golden_users  version 2  key u32  3 records\n"), "{models}");
     let said = stderr(&reindexed);
-    assert!(said.contains("index build started") && said.contains("index build finished"), "-v reports the build: {said}");
+    assert!(
+        said.contains("index build started") && said.contains("index build finished"),
+        "-v reports the build: {said}"
+    );
     let quiet = cli(&["-q", "reindex", &store]);
     assert_eq!((quiet.status.code(), stderr(&quiet).as_str()), (Some(0), ""), "-q says nothing");
     let stats = expect(&["stats", &store], 0);

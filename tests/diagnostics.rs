@@ -99,3 +99,29 @@ fn without_a_subscriber_the_same_work_runs_silently() {
     store.write(|tx| (0..2000).try_for_each(|id| tx.save(&Note { id, text: "y".repeat(100) }))).unwrap();
     assert_eq!(Note::count(&store).unwrap(), 2000);
 }
+
+#[test]
+fn stats_count_what_this_process_did() {
+    let store = Store::options().models([Note::INFO]).map_size(64 << 10).open_temporary().unwrap();
+    let before = store.stats().unwrap().activity;
+    for id in 0..20 {
+        Note { id, text: "z".repeat(500) }.save(&store).unwrap();
+    }
+    store.read(|tx| tx.count::<Note>()).unwrap();
+    let after = store.stats().unwrap().activity;
+    assert_eq!(after.commits - before.commits, 20, "one commit per save, none for the read");
+    assert!(after.bytes_written - before.bytes_written >= 20 * 500);
+    assert!(after.map_growths >= 1, "10 KiB of records in a 64 KiB map grew it: {after:?}");
+
+    let guard = Note::lock(&store, &1).unwrap();
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || Note { id: 1, text: "waited".into() }.save(&store))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    drop(guard);
+    writer.join().unwrap().unwrap();
+    let waited = store.stats().unwrap().activity;
+    assert_eq!(waited.lock_waits - after.lock_waits, 1, "{waited:?}");
+    assert!(waited.reruns > after.reruns, "the blocked write ran again");
+}

@@ -36,6 +36,8 @@ pub struct StoreStats {
     pub models: Vec<ModelStats>,
     /// Per typed map in the store (made by any program), by name.
     pub maps: Vec<MapStats>,
+    /// What this process did with the store since it opened it.
+    pub activity: crate::Activity,
 }
 
 /// Counts for one typed map.
@@ -99,7 +101,8 @@ impl Store {
                 .collect::<Result<Vec<_>>>()
         })?;
         let maps = self.map_stats()?;
-        Ok(StoreStats { map_size, used_bytes, readers, max_readers, models, maps })
+        let activity = self.shared().engine.counters.snapshot();
+        Ok(StoreStats { map_size, used_bytes, readers, max_readers, models, maps, activity })
     }
 
     /// The typed maps stored, with their entry counts.

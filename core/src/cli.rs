@@ -317,6 +317,19 @@ fn stats(store: &Store, out: &mut dyn Write) -> Result<()> {
     for map in &stats.maps {
         writeln!(out, "map {}: {} entries", map.name, map.entries)?;
     }
+    let a = stats.activity;
+    writeln!(
+        out,
+        "this process: {} commits, {} written, {} map growths, {} reruns, {} group commits of {} writers, {} lock waits ({} ms)",
+        a.commits,
+        HumanBytes(a.bytes_written),
+        a.map_growths,
+        a.reruns,
+        a.group_commits,
+        a.group_writers,
+        a.lock_waits,
+        a.lock_wait_ms
+    )?;
     Ok(())
 }
 

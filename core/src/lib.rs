@@ -82,7 +82,7 @@ mod watch;
 
 pub use admin::{MapStats, ModelStats, Progress, StoreStats};
 pub use codec::key::{EncodeKey, Key, KeyBound, KeyPrefix, KeyRange, KeyRuleBroken, check_key_encoding};
-pub use engine::Durability;
+pub use engine::{Activity, Durability};
 pub use error::{Error, Result};
 pub use expiry::ExpiryField;
 pub use index::{Index, IndexHandle, IndexInfo, IndexKind, OnDelete, ParentIndex, UniqueIndex};

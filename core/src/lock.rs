@@ -194,26 +194,33 @@ pub(crate) fn marker_key(model: &str, key: &[u8]) -> Vec<u8> {
 }
 
 /// How long to wait between looks at a lock that is held.
-pub(crate) struct Backoff {
+pub(crate) struct Backoff<'c> {
     deadline: Option<Instant>,
     pause: Duration,
     started: Instant,
     /// Whether the wait was reported as long (once per wait).
     reported: bool,
+    /// Whether it slept at all, and where a wait is counted.
+    waited: bool,
+    counters: &'c crate::engine::Counters,
+}
+
+impl Drop for Backoff<'_> {
+    fn drop(&mut self) {
+        if self.waited {
+            self.counters.waited_for_lock(self.started.elapsed());
+        }
+    }
 }
 
 /// A record-lock wait longer than this is reported (`tracing`, debug).
 const LONG_WAIT: Duration = Duration::from_millis(100);
 
-impl Backoff {
-    pub fn until(wait: Option<Duration>) -> Backoff {
+impl<'c> Backoff<'c> {
+    pub fn until(wait: Option<Duration>, counters: &'c crate::engine::Counters) -> Backoff<'c> {
         let started = Instant::now();
-        Backoff {
-            deadline: wait.map(|wait| started + wait),
-            pause: Duration::from_micros(200),
-            started,
-            reported: false,
-        }
+        let deadline = wait.map(|wait| started + wait);
+        Backoff { deadline, pause: Duration::from_micros(200), started, reported: false, waited: false, counters }
     }
 
     /// Sleeps before the next try; `false` when the wait is over.
@@ -227,6 +234,7 @@ impl Backoff {
             self.reported = true;
             tracing::debug!(target: "skyshelve::lock", waited_ms = millis(now - self.started), "waiting for a record lock");
         }
+        self.waited = true;
         std::thread::sleep(self.pause);
         self.pause = (self.pause * 2).min(Duration::from_millis(20));
         true
@@ -294,7 +302,7 @@ impl<M: Persistent> RecordLock<M> {
             return Err(Error::ReadOnly); // before the owner file is created
         }
         let owner = shared.locks.new_owner()?;
-        let mut backoff = Backoff::until(wait);
+        let mut backoff = Backoff::until(wait, &shared.engine.counters);
         loop {
             match Self::try_take(store, &marker, &key, owner) {
                 Ok(Some(record)) => return Ok(RecordLock { store: store.clone(), key, owner, record }),

@@ -413,7 +413,7 @@ impl Store {
         R: Send,
         E: From<Error> + Send,
     {
-        let mut backoff = Backoff::until(Some(self.shared.lock_wait));
+        let mut backoff = Backoff::until(Some(self.shared.lock_wait), &self.shared.engine.counters);
         let caller = std::thread::current().id();
         loop {
             let mut blocked = None;
@@ -434,7 +434,7 @@ impl Store {
             match blocked {
                 None => return result,
                 Some(locked) if !backoff.wait() => return Err(E::from(locked)),
-                Some(_) => {}
+                Some(_) => self.shared.engine.counters.reran(),
             }
         }
     }

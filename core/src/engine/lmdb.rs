@@ -9,6 +9,7 @@ use std::sync::Arc;
 use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
 
+use super::counters::Counters;
 use super::files::{DATA_FILE, WRITER_LOCK_FILE, check_data_file};
 use super::fork;
 use super::gate::{Gate, GatePass};
@@ -59,6 +60,8 @@ pub(crate) struct Engine {
     /// Commit notifications for watchers in every process; `None` where
     /// the folder cannot hold the notification file (read-only folders).
     notifier: Option<Arc<Notifier>>,
+    /// What this process did with the store.
+    pub(crate) counters: Counters,
 }
 
 impl Engine {
@@ -95,6 +98,7 @@ impl Engine {
             dir: dir.to_owned(),
             writer_lock: WriterLock::new(dir.join(WRITER_LOCK_FILE)),
             notifier,
+            counters: Counters::default(),
         };
         // Slots of readers killed since the last run would otherwise stay
         // taken until the lock file is rebuilt.
@@ -242,6 +246,7 @@ impl Engine {
                 drop(gate);
                 self.grow(seen_size)?;
                 tracing::debug!(target: "skyshelve::write", "write transaction runs again after map growth");
+                self.counters.reran();
                 continue;
             }
             if txn.doomed {
@@ -249,9 +254,12 @@ impl Engine {
                 return outcome;
             }
             let value = outcome?;
-            let topics = txn.published_topics();
+            let (topics, bytes) = (txn.published_topics(), txn.bytes);
             match txn.txn.take().map(heed::RwTxn::commit) {
                 None | Some(Ok(())) => {
+                    if topics != 0 {
+                        self.counters.committed(bytes);
+                    }
                     if let Some(notifier) = &self.notifier {
                         notifier.published(topics);
                     }
@@ -316,6 +324,7 @@ impl Engine {
                     };
                     if keep {
                         outer.topics |= inner.published_topics();
+                        outer.bytes += inner.bytes;
                     }
                     (committed, inner.map_full)
                 }
@@ -413,6 +422,7 @@ impl Engine {
         let target = self.growth_target(current)?;
         // SAFETY: as in `adopt_grown_map`.
         unsafe { self.env.resize(target) }.map_err(storage_error)?;
+        self.counters.grew();
         tracing::info!(
             target: "skyshelve::map",
             from = current,
@@ -521,6 +531,8 @@ pub(crate) struct WriteTxn<'e> {
     /// The watch topics the transaction touched (see `notify`); bit 0 is
     /// set by any change at all.
     topics: u64,
+    /// Bytes of keys and values put, for `Counters`.
+    bytes: u64,
 }
 
 /// Read access shared by both transaction kinds.
@@ -592,12 +604,14 @@ pub(crate) trait Writer: Reader {
 impl Writer for WriteTxn<'_> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         self.topics |= 1;
+        self.bytes += (key.len() + value.len()) as u64;
         let result = table.put(self.rw(), key, value);
         result.map_err(|e| self.note(e))
     }
 
     fn put_new(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         self.topics |= 1;
+        self.bytes += (key.len() + value.len()) as u64;
         let result = table.get_or_put(self.rw(), key, value).map(|taken| taken.map(<[u8]>::to_vec));
         result.map_err(|e| self.note(e))
     }
@@ -625,7 +639,7 @@ impl Writer for WriteTxn<'_> {
 
 impl<'e> WriteTxn<'e> {
     fn new(txn: heed::RwTxn<'e>, engine: &'e Engine) -> Self {
-        WriteTxn { txn: Some(txn), engine, map_full: false, doomed: false, topics: 0 }
+        WriteTxn { txn: Some(txn), engine, map_full: false, doomed: false, topics: 0, bytes: 0 }
     }
 
     /// The topics to publish at commit: none if nothing was written (a

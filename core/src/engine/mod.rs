@@ -16,7 +16,8 @@
 //! mutex), `fork.rs` (a handle is refused in a forked child), `files.rs`
 //! (LMDB's files, whole-or-nothing copies, the cut-short check),
 //! `notify.rs` (commit notifications to watchers in every process, through
-//! a shared-memory file and a futex).
+//! a shared-memory file and a futex), `counters.rs` (what this process did:
+//! commits, bytes, growths, waits).
 //!
 //! A second engine — an LSM tree on object storage such as SlateDB — has
 //! other properties, and the seam is drawn so that they fit:
@@ -38,6 +39,7 @@
 //! the `Reader` trait's default methods are written against heed's read
 //! transaction; a second engine turns both into an enum or a trait object.
 
+mod counters;
 mod files;
 mod fork;
 mod gate;
@@ -47,6 +49,8 @@ mod writers;
 
 use std::time::Duration;
 
+pub use counters::Activity;
+pub(crate) use counters::Counters;
 pub(crate) use files::{holds_store, restore};
 pub(crate) use lmdb::{Engine, GroupJob, RangeIter, ReadTxn, Reader, Table, Writer};
 pub(crate) use notify::{Notifier, topic_of};
