@@ -39,23 +39,27 @@ pub struct ModelInfo {
 }
 
 /// The type-erased operations of one model, built once by the derive with
-/// [`ModelOps::of`]: the one place the derive and the runtime meet.
+/// [`ModelOps::of`]: the one place the derive and the runtime meet. Its
+/// fields are the runtime's own.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct ModelOps {
     /// Checks the model's records and indexes; see [`Store::verify`].
-    pub verify: fn(&ReadTx<'_>) -> Result<ModelReport>,
+    pub(crate) verify: fn(&ReadTx<'_>) -> Result<ModelReport>,
     /// A stored record as JSON, for export; `None` once it has expired.
-    pub to_json: fn(&[u8]) -> Result<Option<String>>,
+    /// (Export and import need the `json` feature.)
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub(crate) to_json: fn(&[u8]) -> Result<Option<String>>,
     /// Saves a record given as JSON, for import.
-    pub save_json: fn(&mut crate::txn::WriteTx<'_>, &str) -> Result<()>,
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub(crate) save_json: fn(&mut crate::txn::WriteTx<'_>, &str) -> Result<()>,
     /// Adds entries of the given indexes for one batch of records; see
     /// `catalog`.
-    pub backfill: BackfillFn,
+    pub(crate) backfill: BackfillFn,
     /// [`Persistent::migrate`], for admin tools that know the model by name.
-    pub migrate: MigrateFn,
+    pub(crate) migrate: MigrateFn,
     /// Deletes a record by encoded key inside a transaction: for cascades.
-    pub delete: DeleteFn,
+    pub(crate) delete: DeleteFn,
 }
 
 impl ModelOps {
@@ -74,14 +78,18 @@ impl ModelOps {
 }
 
 /// A type-erased delete by encoded key, for `on_delete = cascade`.
-#[doc(hidden)]
-pub type DeleteFn = fn(&mut crate::txn::WriteTx<'_>, &[u8]) -> Result<bool>;
+pub(crate) type DeleteFn = fn(&mut crate::txn::WriteTx<'_>, &[u8]) -> Result<bool>;
 
 /// Adds entries of the indexes at `positions` for up to `limit` records
 /// after key `after`; returns the last key done, `None` once no records
 /// remain.
-#[doc(hidden)]
-pub type BackfillFn = fn(&mut crate::txn::WriteTx<'_>, &[usize], Option<&[u8]>, usize) -> Result<Option<Vec<u8>>>;
+pub(crate) type BackfillFn = fn(
+    &crate::store::Shared,
+    &mut dyn crate::engine::Writer,
+    &[usize],
+    Option<&[u8]>,
+    usize,
+) -> Result<Option<Vec<u8>>>;
 
 /// Deletes the record of `M` under an encoded key; registered in `ModelInfo`.
 pub(crate) fn delete_erased<M: Persistent>(tx: &mut crate::txn::WriteTx<'_>, key: &[u8]) -> Result<bool> {
@@ -89,8 +97,7 @@ pub(crate) fn delete_erased<M: Persistent>(tx: &mut crate::txn::WriteTx<'_>, key
 }
 
 /// A type-erased [`Persistent::migrate`].
-#[doc(hidden)]
-pub type MigrateFn = fn(&Store, &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64>;
+pub(crate) type MigrateFn = fn(&Store, &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64>;
 
 impl ModelInfo {
     /// The number of records of this model in `store`.

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::indexing::entries_of;
 use crate::model::{ModelInfo, Persistent, decode_record};
 use crate::store::{ModelTables, Shared};
-use crate::txn::WriteTx;
 
 /// Records per backfill transaction.
 pub(crate) const BATCH: usize = 1000;
@@ -177,9 +176,7 @@ fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -
                 .filter(|(_, index)| entry.building.iter().any(|name| name == index.name))
                 .map(|(position, _)| position)
                 .collect();
-            let mut blocked = None;
-            let mut tx = WriteTx::new(shared, txn, None, std::thread::current().id(), &mut blocked);
-            let (next, step) = match (info.ops.backfill)(&mut tx, &positions, entry.built_through.as_deref(), BATCH) {
+            let (next, step) = match (info.ops.backfill)(shared, &mut *txn, &positions, entry.built_through.as_deref(), BATCH) {
                 Ok(Some(key)) => (Entry { built_through: Some(key), failed: None, ..entry }, Step::More),
                 Ok(None) => (Entry { building: Vec::new(), built_through: None, failed: None, ..entry }, Step::Done),
                 // The entries added before the failure are right, and kept:
@@ -221,12 +218,13 @@ enum Step {
 /// for up to `limit` records after key `after`. Returns the last key done,
 /// or `None` when the records ran out.
 pub(crate) fn backfill_batch<M: Persistent>(
-    tx: &mut WriteTx<'_>,
+    shared: &Shared,
+    txn: &mut dyn Writer,
     positions: &[usize],
     after: Option<&[u8]>,
     limit: usize,
 ) -> Result<Option<Vec<u8>>> {
-    let (tables, txn) = tx.tables_and_writer::<M>()?;
+    let tables = shared.tables::<M>()?;
     let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
     let mut batch = Vec::with_capacity(limit.min(BATCH));
     for entry in txn.range(tables.main, lower, Bound::Unbounded)?.take(limit) {

@@ -103,11 +103,6 @@ impl<'t> WriteTx<'t> {
         &mut *self.txn
     }
 
-    /// The tables of `M` and the raw writer, for index builds.
-    pub(crate) fn tables_and_writer<M: Persistent>(&mut self) -> Result<(&'t ModelTables, &mut dyn Writer)> {
-        Ok((self.shared.tables::<M>()?, &mut *self.txn))
-    }
-
     /// Fails if this program's indexes of `M` are not the store's (see
     /// `catalog`): its writes would leave the store's indexes behind.
     fn check_writable<M: Persistent>(&mut self, tables: &ModelTables) -> Result<()> {
