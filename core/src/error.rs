@@ -314,6 +314,25 @@ pub enum Error {
         name: String,
     },
 
+    /// History was asked of a model that keeps none: declare it with
+    /// `#[persistent(history = N)]`.
+    #[error("{model} keeps no history; declare it with #[persistent(history = N)]")]
+    HistoryNotKept {
+        /// The model's name.
+        model: &'static str,
+    },
+
+    /// A record's history was asked for a moment before the oldest version
+    /// kept: what the record was then is no longer known (trimmed, or
+    /// written before the model kept history).
+    #[error("the kept history of {model} record {key} does not reach back that far")]
+    BeforeHistory {
+        /// The model's name.
+        model: &'static str,
+        /// The record's key, as `Debug` prints it.
+        key: String,
+    },
+
     /// The folder or its files could not be used.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),

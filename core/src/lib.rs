@@ -66,6 +66,7 @@ mod error;
 mod expiry;
 mod fs;
 mod group;
+mod history;
 mod index;
 mod indexing;
 mod lock;
@@ -85,6 +86,7 @@ pub use codec::key::{EncodeKey, Key, KeyBound, KeyPrefix, KeyRange, KeyRuleBroke
 pub use engine::{Activity, Durability};
 pub use error::{Error, Result};
 pub use expiry::ExpiryField;
+pub use history::{AsOf, Change, Trim, Version};
 pub use index::{Index, IndexHandle, IndexInfo, IndexKind, OnDelete, ParentIndex, UniqueIndex};
 pub use lock::RecordLock;
 pub use map::{Map, MapInfo, maps};

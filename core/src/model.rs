@@ -29,6 +29,9 @@ pub struct ModelInfo {
     pub key_type: &'static str,
     /// The secondary indexes, in declaration order.
     pub indexes: &'static [IndexInfo],
+    /// How many previous versions of each record are kept
+    /// (`#[persistent(history = N)]`); 0: no history.
+    pub history: u32,
     /// Where the model's tables sit in every store of this process.
     #[doc(hidden)]
     pub slot: &'static ModelSlot,
@@ -410,6 +413,117 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     {
         store.write(|tx| tx.append(&mut *self).map(drop))?;
         Ok(self.key().clone())
+    }
+
+    /// The kept versions of the record with this key, newest first, for a
+    /// model declared with `#[persistent(history = N)]`: the current
+    /// version (or the tombstone of a deletion) and up to N before it,
+    /// each with its position, its time and the change that wrote it.
+    /// Empty for a key no kept change touched; fails with
+    /// [`Error::HistoryNotKept`] for a model without history. Inside a
+    /// transaction, [`ReadTx::history`](crate::ReadTx::history) streams.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// use skyshelve::{Change, Persistent, Store};
+    ///
+    /// #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
+    /// #[persistent(history = 10)]
+    /// # #[persistent(name = "doc_model_history")]
+    /// struct Price {
+    ///     #[persistent(key)]
+    ///     item: String,
+    ///     cents: u32,
+    /// }
+    ///
+    /// let store = Store::temporary()?;
+    /// Price { item: "tea".into(), cents: 300 }.save(&store)?;
+    /// Price::update(&store, "tea", |p| p.cents = 350)?;
+    /// Price::delete(&store, "tea")?;
+    ///
+    /// let history = Price::history(&store, "tea")?;
+    /// let changes: Vec<Change> = history.iter().map(|v| v.change).collect();
+    /// assert_eq!(changes, [Change::Deleted, Change::Updated, Change::Created]);
+    /// assert_eq!(history[1].record.as_ref().map(|p| p.cents), Some(350));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn history<Q>(store: &Store, key: &Q) -> Result<Vec<crate::Version<Self>>>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        store.read(|tx| tx.history::<Self, Q>(key)?.collect())
+    }
+
+    /// The record with this key as it was at `moment` — a time
+    /// (`SystemTime`, by the writers' clocks) or an
+    /// [`AsOf::Position`](crate::AsOf) — from the kept history: `None`
+    /// if it did not exist then. Fails with [`Error::BeforeHistory`] when
+    /// the kept versions do not reach back to `moment`.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # use std::time::{Duration, SystemTime};
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// #[persistent(history = 10)]
+    /// # #[persistent(name = "doc_model_as_of")]
+    /// struct Price {
+    ///     #[persistent(key)]
+    ///     item: String,
+    ///     cents: u32,
+    /// }
+    ///
+    /// let store = Store::temporary()?;
+    /// let before = SystemTime::now() - Duration::from_secs(1);
+    /// Price { item: "tea".into(), cents: 300 }.save(&store)?;
+    /// let first = Price::history(&store, "tea")?[0].position;
+    /// Price::update(&store, "tea", |p| p.cents = 350)?;
+    ///
+    /// assert!(Price::as_of(&store, "tea", before)?.is_none());
+    /// let then = Price::as_of(&store, "tea", skyshelve::AsOf::Position(first))?;
+    /// assert_eq!(then.map(|p| p.cents), Some(300));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn as_of<Q>(store: &Store, key: &Q, moment: impl Into<crate::AsOf>) -> Result<Option<Self>>
+    where
+        Self: Sized,
+        Self::Key: Borrow<Q>,
+        Q: EncodeKey + ?Sized,
+    {
+        let moment = moment.into();
+        store.read(|tx| tx.as_of::<Self, Q>(key, moment))
+    }
+
+    /// Removes the versions `trim` names from every record's history —
+    /// beyond a count, older than a moment, or both — in transactions of
+    /// about a thousand versions, so other writers are never held up for
+    /// long. A live record's current version always stays. Returns how
+    /// many versions were removed.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store, Trim};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_model_trim_history", history = 10)]
+    /// # struct Price { #[persistent(key)] item: String, cents: u32 }
+    /// let store = Store::temporary()?;
+    /// for cents in [300, 320, 350] {
+    ///     Price { item: "tea".into(), cents }.save(&store)?;
+    /// }
+    /// assert_eq!(Price::trim_history(&store, Trim::default().keep(1))?, 2);
+    /// assert_eq!(Price::history(&store, "tea")?.len(), 1);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    fn trim_history(store: &Store, trim: crate::Trim) -> Result<u64>
+    where
+        Self: Sized,
+    {
+        match crate::history::table_of::<Self>(store.shared())? {
+            Some(table) => crate::history::trim_model(store.shared(), table, trim),
+            None => Ok(0),
+        }
     }
 
     /// The record with this key, if any.

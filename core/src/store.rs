@@ -24,6 +24,8 @@ pub(crate) struct ModelTables {
     pub info: &'static ModelInfo,
     pub main: Table,
     pub indexes: Vec<Table>,
+    /// The record history, for a model that keeps one (see `history`).
+    pub history: Option<Table>,
     /// The model's catalog entry when this program's indexes are complete,
     /// encoded: checks compare stored bytes against it.
     pub catalog_entry: Vec<u8>,
@@ -830,7 +832,7 @@ impl StoreOptions {
     /// to this number, so it is kept small.
     ///
     /// ```
-    /// let store = skyshelve::StoreOptions::new().max_tables(128).open_temporary()?;
+    /// let store = skyshelve::StoreOptions::new().max_tables(512).open_temporary()?;
     /// # drop(store);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
@@ -916,7 +918,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
     let registered = options.models.clone().unwrap_or_else(models);
     let mut config = options.config.clone();
     if config.max_tables == 0 {
-        let model_tables: usize = registered.iter().map(|m| 1 + m.indexes.len()).sum();
+        let model_tables: usize = registered.iter().map(|m| 1 + m.indexes.len() + usize::from(m.history > 0)).sum();
         // + the lock table, the catalog and the sequences
         config.max_tables = u32::try_from(model_tables + 3).unwrap_or(u32::MAX).saturating_add(MAP_ROOM);
     }
@@ -931,6 +933,9 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         validate_name(model.name)?;
         names.push(model.name.to_owned());
         names.extend(model.indexes.iter().map(|index| crate::tables::index_table(model, index.name)));
+        if model.history > 0 {
+            names.push(crate::tables::history_table(model));
+        }
     }
     let read_only = options.config.read_only;
     let mut tables = if read_only { engine.open_tables_that_exist(&names)? } else { engine.open_tables(&names)? };
@@ -949,6 +954,8 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         let indexes =
             info.indexes.iter().map(|index| tables.remove(&crate::tables::index_table(info, index.name))).collect();
         let Some(indexes) = indexes else { continue };
+        // Read-only, a store written before the model kept history has none to read.
+        let history = tables.remove(&crate::tables::history_table(info));
         let slot = info.slot.index();
         if models.len() <= slot {
             models.resize_with(slot + 1, || None);
@@ -956,7 +963,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         let catalog_entry = crate::catalog::Entry::complete(info).encode()?;
         let referrers = referrers_of(info, &opened);
         let topic = 1 << crate::engine::topic_of(info.name);
-        models[slot] = Some(ModelTables { info, main, indexes, catalog_entry, referrers, topic });
+        models[slot] = Some(ModelTables { info, main, indexes, history, catalog_entry, referrers, topic });
     }
     let shared = Shared {
         engine,
@@ -978,6 +985,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         let hook = options.build_progress.0.as_deref();
         let mut report = |model: &str, progress| hook.into_iter().for_each(|f| f(model, progress));
         crate::catalog::reconcile(&shared, options.take_over_indexes, &mut report)?;
+        crate::history::reconcile(&shared)?;
     }
     Ok(shared)
 }

@@ -19,6 +19,12 @@ pub(crate) fn index_table(model: &ModelInfo, index: &str) -> String {
     format!("{}/{index}", model.name)
 }
 
+/// The table of a model's record history (see `history`): index names
+/// are identifiers, so none is `~history`.
+pub(crate) fn history_table(model: &ModelInfo) -> String {
+    format!("{}/~history", model.name)
+}
+
 /// The table of the typed map named `name`.
 pub(crate) fn map_table(name: &str) -> String {
     format!("{MAP_PREFIX}{name}")

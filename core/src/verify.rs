@@ -136,6 +136,14 @@ pub enum Problem {
         /// The encoded key of the missing parent.
         parent: Vec<u8>,
     },
+    /// A kept version of a record (see [`Persistent::history`]) cannot be
+    /// decoded.
+    BadHistory {
+        /// The record's encoded key.
+        key: Vec<u8>,
+        /// The decoder's complaint.
+        reason: String,
+    },
     /// One stored value's encoding is a prefix of another's: the key or
     /// index type's encoding is not self-delimiting (see
     /// [`EncodeKey`](crate::EncodeKey)), so range and prefix queries cannot
@@ -161,6 +169,9 @@ impl fmt::Display for Problem {
             Problem::DanglingChild { index, key, parent } => {
                 write!(f, "record {key:?} points through {index} at parent {parent:?}, which does not exist")
             }
+            Problem::BadHistory { key, reason } => {
+                write!(f, "a kept version of record {key:?} does not decode: {reason}")
+            }
             Problem::NotSelfDelimiting { index, value, longer } => write!(
                 f,
                 "{index}: the encoding {value:?} is a prefix of {longer:?}; the type's key encoding must be \
@@ -183,6 +194,11 @@ pub(crate) fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport
         }
     }
     check_parents::<M>(tx, &mut report)?;
+    if let Some(table) = tables.history {
+        for (key, reason) in crate::history::check::<M>(reader, table)? {
+            report.found(Problem::BadHistory { key, reason });
+        }
+    }
     check_self_delimiting(reader, tables.main, "key", &mut report, |key, _| key)?;
     for (position, &table) in tables.indexes.iter().enumerate() {
         let name = M::INFO.indexes[position].name;

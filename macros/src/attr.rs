@@ -9,8 +9,8 @@ use syn::{Attribute, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    EXPIRES, FIELDS, FROM, INDEX, KEY, MUST_EXIST, NAME, ON_DELETE, PARENT, PERSISTENT, SEQUENCE, Symbol, UNIQUE,
-    VALUE, VERSION, WITH,
+    EXPIRES, FIELDS, FROM, HISTORY, INDEX, KEY, MUST_EXIST, NAME, ON_DELETE, PARENT, PERSISTENT, SEQUENCE, Symbol,
+    UNIQUE, VALUE, VERSION, WITH,
 };
 
 /// One attribute value, remembering where it was written so that a
@@ -48,6 +48,8 @@ impl<'c, T> Attr<'c, T> {
 pub struct Container {
     pub name: Option<(LitStr, String)>,
     pub version: Option<(TokenStream, u16)>,
+    /// `history = N`: how many previous versions of each record to keep.
+    pub history: Option<(TokenStream, u32)>,
     /// Older versions, see [`OlderVersion`].
     pub from: Vec<OlderVersion>,
     /// Indexes over several fields, in declaration order.
@@ -73,6 +75,7 @@ impl Container {
         let mut name = Attr::none(cx, NAME);
         let mut version = Attr::none(cx, VERSION);
         let mut from = Attr::none(cx, FROM);
+        let mut history = Attr::none(cx, HISTORY);
         let mut composites = Vec::new();
         for attr in persistent_attrs(attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
@@ -83,6 +86,13 @@ impl Container {
                 } else if meta.path == VERSION {
                     let lit: LitInt = meta.value()?.parse()?;
                     version.set(&meta.path, lit.base10_parse::<u16>()?);
+                } else if meta.path == HISTORY {
+                    let lit: LitInt = meta.value()?.parse()?;
+                    let kept = lit.base10_parse::<u32>()?;
+                    if kept == 0 {
+                        return Err(syn::Error::new_spanned(lit, "`history = N` keeps N previous versions: N must be at least 1"));
+                    }
+                    history.set(&meta.path, kept);
                 } else if meta.path == FROM {
                     from.set(&meta.path, parse_from(&meta)?);
                 } else if meta.path == INDEX {
@@ -91,7 +101,7 @@ impl Container {
                     return Err(unknown(
                         &meta,
                         "struct",
-                        "`name = \"...\"`, `version = N`, `from(OldType = N, ...)` or `index(fields(a, b), ...)`",
+                        "`name = \"...\"`, `version = N`, `from(OldType = N, ...)`, `history = N` or `index(fields(a, b), ...)`",
                     ));
                 }
                 Ok(())
@@ -103,6 +113,7 @@ impl Container {
         Container {
             name: name.get_with_tokens().map(|(_, v)| v),
             version: version.get_with_tokens(),
+            history: history.get_with_tokens(),
             from: from.get_with_tokens().map(|(_, v)| v).unwrap_or_default(),
             composites,
         }

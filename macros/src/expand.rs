@@ -97,6 +97,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
     let ident = &model.original.ident;
     let name = model.name();
     let version = model.container.version.as_ref().map_or(1, |(_, v)| *v);
+    let history = model.container.history.as_ref().map_or(0, |(_, n)| *n);
     let key = model.keys().next().expect("checked: exactly one key");
     let key_type = type_name(&key.original.ty);
     let infos = indexes.iter().map(|index| {
@@ -158,6 +159,7 @@ fn model_info(model: &Model, indexes: &[Index]) -> TokenStream {
             version: #version,
             key_type: #key_type,
             indexes: &[#(#infos),*],
+            history: #history,
             slot: &SLOT,
             ops: ::skyshelve::__private::ModelOps::of::<#ident>(),
         }
@@ -351,6 +353,7 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
                     version: 0,
                     key_type: "()",
                     indexes: &[],
+                    history: 0,
                     slot: &SLOT,
                     ops: ::skyshelve::__private::ModelOps::of::<#ident>(),
                 };

@@ -25,6 +25,7 @@ pub const ON_DELETE: Symbol = Symbol("on_delete");
 pub const SEQUENCE: Symbol = Symbol("sequence");
 pub const FIELDS: Symbol = Symbol("fields");
 pub const EXPIRES: Symbol = Symbol("expires");
+pub const HISTORY: Symbol = Symbol("history");
 
 impl PartialEq<Symbol> for Ident {
     fn eq(&self, word: &Symbol) -> bool {

@@ -222,6 +222,58 @@ macro_rules! read_methods {
                 self.range::<M, _>(..)
             }
 
+            /// Streams the kept versions of the record with this key, newest
+            /// first; see [`Persistent::history`].
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_history_", stringify!($tx), "\", history = 5)]")]
+            /// # struct Item { #[persistent(key)] id: u32, n: u32 }
+            /// # let store = Store::temporary()?;
+            /// # for n in 0..3 { Item { id: 1, n }.save(&store)?; }
+            /// let newest = store.read(|tx| tx.history::<Item, _>(&1)?.next().transpose())?;
+            /// assert_eq!(newest.and_then(|version| version.record).map(|item| item.n), Some(2));
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn history<M, Q>(&self, key: &Q) -> Result<impl Iterator<Item = Result<crate::Version<M>>> + '_>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                let table = crate::history::table_of::<M>(self.shared)?;
+                crate::history::versions(self.reader(), table, &encode_to_vec(key))
+            }
+
+            /// The record with this key as it was at `moment`; see
+            /// [`Persistent::as_of`].
+            ///
+            /// ```
+            /// # use serde::{Deserialize, Serialize};
+            /// # use skyshelve::{AsOf, Persistent, Store};
+            /// # #[derive(Persistent, Serialize, Deserialize)]
+            #[doc = concat!(" # #[persistent(name = \"doc_q_as_of_", stringify!($tx), "\", history = 5)]")]
+            /// # struct Item { #[persistent(key)] id: u32, n: u32 }
+            /// # let store = Store::temporary()?;
+            /// # for n in 0..3 { Item { id: 1, n }.save(&store)?; }
+            /// let second = store.read(|tx| tx.as_of::<Item, _>(&1, AsOf::Position(2)))?;
+            /// assert_eq!(second.map(|item| item.n), Some(1));
+            /// # Ok::<(), skyshelve::Error>(())
+            /// ```
+            pub fn as_of<M, Q>(&self, key: &Q, moment: impl Into<crate::AsOf>) -> Result<Option<M>>
+            where
+                M: Persistent,
+                M::Key: Borrow<Q>,
+                Q: EncodeKey + ?Sized,
+            {
+                let table = crate::history::table_of::<M>(self.shared)?;
+                let encoded = encode_to_vec(key);
+                let live = self.reader().get(self.shared.tables::<M>()?.main, &encoded)?.is_some();
+                crate::history::as_of::<M>(self.reader(), table, &encoded, live, moment.into())
+            }
+
             /// Streams the records whose keys fall in `range`.
             ///
             /// ```

@@ -10,6 +10,7 @@ use crate::codec::key::{EncodeKey, encode_to_vec, prefix_successor};
 use crate::codec::value;
 use crate::engine::Table;
 use crate::error::{Error, Result};
+use crate::history::Change;
 use crate::index::{IndexEntries, describe_encoded};
 use crate::indexing::{self, entries_of};
 use crate::lock::{Owner, marker_key};
@@ -76,10 +77,26 @@ impl<'t> WriteTx<'t> {
             return Err(Error::AlreadyExists { model: M::INFO.name, key: describe_key(record.key()) });
         }
         match self.add_new_entries::<M>(tables, &key, write.added) {
-            Ok(()) => Ok(()),
-            Err(Undone::Clean(clash)) => Err(clash),
-            Err(Undone::Failed(err)) => self.poison_if_err(Err(err)),
+            Ok(()) => {}
+            Err(Undone::Clean(clash)) => return Err(clash),
+            Err(Undone::Failed(err)) => return self.poison_if_err(Err(err)),
         }
+        let kept = self.keep_history::<M>(tables, &key, Change::Created, Some(&write.bytes));
+        self.poison_if_err(kept)
+    }
+
+    /// Records a change of the record under `key` in its model's history,
+    /// when the model keeps one: `stored` is the record's new stored bytes,
+    /// `None` for a deletion.
+    fn keep_history<M: Persistent>(
+        &mut self,
+        tables: &ModelTables,
+        key: &[u8],
+        change: Change,
+        stored: Option<&[u8]>,
+    ) -> Result<()> {
+        let Some(table) = tables.history else { return Ok(()) };
+        crate::history::record(&mut *self.txn, table, key, change, stored, M::INFO.version, M::INFO.history)
     }
 
     /// Inserts `record` after giving each of its sequence fields the next
@@ -308,7 +325,9 @@ impl<'t> WriteTx<'t> {
         self.remove_entries_of(tables, &keys.iter().map(Vec::as_slice).collect())?;
         for key in keys {
             let Some((_, record)) = query::load_stored::<M>(self.reader(), tables, key)? else { continue };
-            self.store_record(tables, key, &record, None)?;
+            // The record's content is unchanged: its history gains no version.
+            let write = self.prepare(tables, key, &record, None, UniqueCheck::LookUp { moving_from: None })?;
+            self.apply::<M>(tables, key, &write)?;
         }
         Ok(())
     }
@@ -539,7 +558,9 @@ impl<'t> WriteTx<'t> {
         self.check_unlocked::<M>(old_key)?;
         let write = self.prepare(tables, new_key, record, None, UniqueCheck::LookUp { moving_from: Some(old_key) })?;
         self.remove_record::<M>(tables, old_key, old_entries)?;
-        self.apply::<M>(tables, new_key, write)
+        self.apply::<M>(tables, new_key, &write)?;
+        let kept = self.keep_history::<M>(tables, new_key, Change::Created, Some(&write.bytes));
+        self.poison_if_err(kept)
     }
 
     /// Writes `record` under `key`, moving its index entries from
@@ -554,7 +575,15 @@ impl<'t> WriteTx<'t> {
         old_entries: Option<&IndexEntries>,
     ) -> Result<()> {
         let write = self.prepare(tables, key, record, old_entries, UniqueCheck::LookUp { moving_from: None })?;
-        self.apply::<M>(tables, key, write)
+        let change = match tables.history {
+            None => None,
+            Some(_) if old_entries.is_some() || self.reader().get(tables.main, key)?.is_some() => Some(Change::Updated),
+            Some(_) => Some(Change::Created),
+        };
+        self.apply::<M>(tables, key, &write)?;
+        let Some(change) = change else { return Ok(()) };
+        let kept = self.keep_history::<M>(tables, key, change, Some(&write.bytes));
+        self.poison_if_err(kept)
     }
 
     /// Runs every check of writing `record` under `key` and computes what
@@ -595,12 +624,12 @@ impl<'t> WriteTx<'t> {
     }
 
     /// Carries out a write that `prepare` checked.
-    fn apply<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8], write: PreparedWrite<'_>) -> Result<()> {
-        for (position, value) in write.removed {
+    fn apply<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8], write: &PreparedWrite<'_>) -> Result<()> {
+        for &(position, value) in &write.removed {
             self.remove_entry::<M>(tables, position, value, key)?;
         }
-        for (position, index_key) in write.added {
-            self.txn.put(tables.indexes[position], &index_key, key)?;
+        for (position, index_key) in &write.added {
+            self.txn.put(tables.indexes[*position], index_key, key)?;
         }
         self.txn.put(tables.main, key, &write.bytes)
     }
@@ -666,7 +695,8 @@ impl<'t> WriteTx<'t> {
             self.remove_entry::<M>(tables, position, value, key)?;
         }
         self.txn.delete(tables.main, key)?;
-        Ok(())
+        let kept = self.keep_history::<M>(tables, key, Change::Deleted, None);
+        self.poison_if_err(kept)
     }
 
     /// Removes the entry of the record under `key` for `value`; see `indexing`.
