@@ -425,3 +425,38 @@ fn verify_reports_a_damaged_version() {
     );
     assert!(Price::history(&store, "tea").is_err(), "reading it fails as a decode error");
 }
+
+#[test]
+fn history_exports_and_imports_as_json_lines_next_to_the_records() {
+    let (_dir, store) = temporary();
+    price("tea", 300).save(&store).unwrap();
+    Price::update(&store, "tea", |p| p.cents = 320).unwrap();
+    price("cocoa", 500).save(&store).unwrap();
+    Price::delete(&store, "cocoa").unwrap();
+    let export = |store: &Store, name: &str| {
+        let mut out = Vec::new();
+        store.export_json_lines(name, &mut out, &mut |_| {}).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let (records, history) = (export(&store, "price"), export(&store, "price~history"));
+    assert_eq!(history.lines().count(), 4);
+    assert!(history.contains(r#""change":"deleted","model_version":1,"record":null"#), "{history}");
+
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = open(copy_dir.path(), &[Price::INFO, Plain::INFO]);
+    copy.import_json_lines("price", &mut records.as_bytes(), &mut |_| {}).unwrap();
+    assert_eq!(copy.import_json_lines("price~history", &mut history.as_bytes(), &mut |_| {}).unwrap(), 4);
+    assert_eq!(export(&copy, "price~history"), history, "the same versions, positions and times");
+    assert_eq!(Price::history(&copy, "tea").unwrap(), Price::history(&store, "tea").unwrap());
+    // Positions go on after the imported ones.
+    price("tea", 330).save(&copy).unwrap();
+    assert_eq!(Price::history(&copy, "tea").unwrap()[0].position, 5);
+    assert!(copy.verify().unwrap().is_clean());
+
+    let bad = copy.import_json_lines("price~history", &mut "{\"key\":\"zz\"}\n".as_bytes(), &mut |_| {});
+    assert!(matches!(bad, Err(Error::Import { line: 1, .. })), "{bad:?}");
+    assert!(matches!(
+        copy.export_json_lines("plain~history", &mut Vec::new(), &mut |_| {}),
+        Err(Error::HistoryNotKept { .. })
+    ));
+}

@@ -127,6 +127,11 @@ impl Store {
     /// object per line, in key order, from one consistent snapshot; returns
     /// how many.
     ///
+    /// `"<model>~history"` exports the model's kept versions instead (see
+    /// [`Persistent::history`](crate::Persistent::history)), a line each:
+    /// `key` (the encoded key in hex), `position`, `at_micros`, `change`,
+    /// `model_version` and `record` (`null` for a deletion).
+    ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
@@ -150,6 +155,9 @@ impl Store {
             let exported = (map.export)(self, map.name, out)?;
             progress(Progress { done: exported, total: Some(exported) });
             return Ok(exported);
+        }
+        if let Some(model) = model.strip_suffix(crate::history::SUFFIX) {
+            return self.export_history(model, out, progress);
         }
         let tables = self.shared().tables_named(model)?;
         self.read(|tx| {
@@ -178,6 +186,12 @@ impl Store {
     /// transaction: a bad line or a unique violation imports nothing.
     /// Returns how many records were imported.
     ///
+    /// `"<model>~history"` puts back exported history, in one transaction:
+    /// each record named gets exactly the exported versions (records in the
+    /// current format), and positions go on after the highest. Import the
+    /// records first: importing a record is a change, which history would
+    /// otherwise keep as a version of its own.
+    ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
@@ -202,8 +216,15 @@ impl Store {
             progress(Progress { done: imported, total: Some(imported) });
             return Ok(imported);
         }
-        let tables = self.shared().tables_named(model)?;
         let lines = read_lines(input)?;
+        if let Some(model) = model.strip_suffix(crate::history::SUFFIX) {
+            let table = history_table(self, model)?;
+            let import = self.shared().tables_named(model)?.info.ops.import_history;
+            let imported = self.shared().engine.write(|txn| import(txn, table, &lines))?;
+            progress(Progress { done: imported, total: Some(imported) });
+            return Ok(imported);
+        }
+        let tables = self.shared().tables_named(model)?;
         let total = lines.iter().filter(|(_, line)| !line.trim().is_empty()).count() as u64;
         self.write(|tx| {
             let mut done: u64 = 0;
@@ -260,6 +281,48 @@ impl Store {
             return Err(already_holds_store("the target folder"));
         }
         crate::engine::restore(backup, target)
+    }
+}
+
+#[cfg(feature = "json")]
+impl Store {
+    /// The kept versions of every record of `model`, as JSON lines.
+    fn export_history(
+        &self,
+        model: &str,
+        out: &mut dyn Write,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<u64> {
+        let table = history_table(self, model)?;
+        let to_json = self.shared().tables_named(model)?.info.ops.history_to_json;
+        self.read(|tx| {
+            let reader = tx.raw();
+            let mut done: u64 = 0;
+            for entry in reader.range(table, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
+                let (entry_key, value) = entry?;
+                let Some(json) = to_json(entry_key, value)? else { continue };
+                out.write_all(json.as_bytes())?;
+                out.write_all(b"\n")?;
+                done += 1;
+                if done.is_multiple_of(PROGRESS_EVERY) {
+                    progress(Progress { done, total: None });
+                }
+            }
+            out.flush()?;
+            progress(Progress { done, total: Some(done) });
+            Ok(done)
+        })
+    }
+}
+
+/// The history table of the model named `model`.
+#[cfg(feature = "json")]
+fn history_table(store: &Store, model: &str) -> Result<crate::engine::Table> {
+    let tables = store.shared().tables_named(model)?;
+    match tables.history {
+        Some(table) => Ok(table),
+        None if tables.info.history == 0 => Err(Error::HistoryNotKept { model: tables.info.name }),
+        None => Err(Error::ReadOnly),
     }
 }
 

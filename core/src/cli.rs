@@ -280,7 +280,11 @@ fn show(bar: &ProgressBar, progress: Progress) {
 
 /// Fails unless a model or a registered map (`map_type!`) has this name.
 fn check_exportable(name: &str) -> Result<()> {
-    if crate::maps().iter().any(|map| map.name == name) { Ok(()) } else { model_named(name).map(drop) }
+    if crate::maps().iter().any(|map| map.name == name) {
+        return Ok(());
+    }
+    // `<model>~history`: the model's kept versions.
+    model_named(name.strip_suffix(crate::history::SUFFIX).unwrap_or(name)).map(drop)
 }
 
 /// The model of this program named `name`.
@@ -355,6 +359,12 @@ fn export(store: &Store, model: Option<&str>, output: Option<&Path>, out: &mut d
             let path = folder.join(format!("{}.jsonl", info.name));
             let exported = export_one(store, info.name, &mut create_file(&path)?)?;
             writeln!(out, "exported {exported} {} records to {}", info.name, path.display())?;
+            if info.history > 0 {
+                let name = format!("{}{}", info.name, crate::history::SUFFIX);
+                let path = folder.join(format!("{name}.jsonl"));
+                let exported = export_one(store, &name, &mut create_file(&path)?)?;
+                writeln!(out, "exported {exported} kept versions of {} to {}", info.name, path.display())?;
+            }
         }
         return Ok(());
     };
@@ -390,6 +400,13 @@ fn import(store: &Store, model: Option<&str>, input: Option<&Path>, out: &mut dy
             if path.is_file() {
                 let imported = import_one(store, info.name, &mut std::io::BufReader::new(std::fs::File::open(&path)?))?;
                 writeln!(out, "imported {imported} {} records from {}", info.name, path.display())?;
+            }
+            // After the records, whose import history would otherwise keep as changes.
+            let name = format!("{}{}", info.name, crate::history::SUFFIX);
+            let path = folder.join(format!("{name}.jsonl"));
+            if info.history > 0 && path.is_file() {
+                let imported = import_one(store, &name, &mut std::io::BufReader::new(std::fs::File::open(&path)?))?;
+                writeln!(out, "imported {imported} kept versions of {} from {}", info.name, path.display())?;
             }
         }
         return Ok(());

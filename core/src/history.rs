@@ -25,7 +25,8 @@ use crate::model::{ModelInfo, Persistent, decode_record};
 use crate::store::{ModelTables, Shared};
 
 /// What a change did to a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Change {
     /// The record was written where no record had that key.
     Created,
@@ -159,10 +160,13 @@ fn trim_to_setting(shared: &Shared, tables: &ModelTables) -> Result<()> {
     }
 }
 
-/// The catalog key of a model's history setting: model names are
-/// identifiers, so no model's own entry has this key.
+/// What follows a model's name in the name of its history for export and
+/// import (`price~history`), and in the catalog key of its setting: model
+/// names are identifiers, so no model has such a name.
+pub(crate) const SUFFIX: &str = "~history";
+
 fn setting_key(info: &ModelInfo) -> Vec<u8> {
-    format!("{}~history", info.name).into_bytes()
+    format!("{}{SUFFIX}", info.name).into_bytes()
 }
 
 fn decode_setting(bytes: &[u8]) -> Result<u32> {
@@ -214,16 +218,7 @@ pub(crate) fn record(
 /// Removes the entries of the record under `key` that `trim` names;
 /// returns how many.
 pub(crate) fn trim_record(txn: &mut dyn Writer, table: Table, key: &[u8], trim: Trim) -> Result<u64> {
-    let prefix = key_prefix(key);
-    let upper = prefix_successor(&prefix);
-    let mut entries = Vec::new(); // oldest first: (entry key, time, deleted)
-    for entry in
-        txn.range(table, Bound::Included(&prefix), upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded))?
-    {
-        let (entry_key, value) = entry?;
-        let (kind, at, _) = split_value(value)?;
-        entries.push((entry_key.to_vec(), at, kind == DELETED));
-    }
+    let entries = entries_of_record(txn, table, key)?;
     let cutoff = trim.older_than.map(micros_of);
     let keep = trim.keep.unwrap_or(usize::MAX);
     let newest = entries.len().saturating_sub(1);
@@ -238,6 +233,21 @@ pub(crate) fn trim_record(txn: &mut dyn Writer, table: Table, key: &[u8], trim: 
         }
     }
     Ok(removed)
+}
+
+/// The entries of the record under `key`, oldest first: (entry key, time,
+/// whether it is a tombstone).
+fn entries_of_record(txn: &dyn Writer, table: Table, key: &[u8]) -> Result<Vec<(Vec<u8>, u64, bool)>> {
+    let prefix = key_prefix(key);
+    let upper = prefix_successor(&prefix);
+    let upper = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let mut entries = Vec::new();
+    for entry in txn.range(table, Bound::Included(&prefix), upper)? {
+        let (entry_key, value) = entry?;
+        let (kind, at, _) = split_value(value)?;
+        entries.push((entry_key.to_vec(), at, kind == DELETED));
+    }
+    Ok(entries)
 }
 
 /// Trims every record's entries in `table` after the record key `after`,
@@ -365,6 +375,96 @@ fn decode_version<M: Persistent>(entry_key: &[u8], value: &[u8]) -> Result<Versi
         _ => return Err(damaged("unknown kind of change")),
     };
     Ok(Version { position, at, change, model_version, record })
+}
+
+/// One kept version as a line of exported history: the record's encoded
+/// key in hex (a tombstone has no record to take it from), the position,
+/// the time in microseconds since the Unix epoch, the change, the model
+/// version that wrote it, and the record.
+#[cfg(feature = "json")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct VersionLine<M> {
+    key: String,
+    position: u64,
+    at_micros: u64,
+    change: Change,
+    model_version: u16,
+    record: Option<M>,
+}
+
+/// A history entry as a JSON line; `None` for the position counter.
+#[cfg(feature = "json")]
+pub(crate) fn version_to_json<M: Persistent>(entry_key: &[u8], value: &[u8]) -> Result<Option<String>> {
+    let Some(key) = record_key(entry_key) else { return Ok(None) };
+    let version = decode_version::<M>(entry_key, value)?;
+    let line = VersionLine {
+        key: crate::codec::to_hex(key),
+        position: version.position,
+        at_micros: split_value(value)?.1,
+        change: version.change,
+        model_version: version.model_version,
+        record: version.record,
+    };
+    let json = serde_json::to_string(&line).map_err(|e| Error::Encode {
+        what: format!("{} history of {}", M::INFO.name, crate::index::describe_encoded::<M::Key>(key)),
+        reason: e.to_string(),
+    })?;
+    Ok(Some(json))
+}
+
+/// Without the `json` feature the derive still registers these; they are
+/// never called, since export and import do not exist then.
+#[cfg(not(feature = "json"))]
+pub(crate) fn version_to_json<M: Persistent>(_entry_key: &[u8], _value: &[u8]) -> Result<Option<String>> {
+    Err(Error::Encode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
+}
+
+/// See the other `version_to_json`.
+#[cfg(not(feature = "json"))]
+pub(crate) fn import_json<M: Persistent>(_: &mut dyn Writer, _: Table, _: &[(usize, String)]) -> Result<u64> {
+    Err(Error::Decode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
+}
+
+/// Puts back the versions of exported history, in one transaction: each
+/// record named replaces its kept versions with the lines' (records in
+/// the current format), and positions go on after the highest. Returns
+/// how many versions were written.
+#[cfg(feature = "json")]
+pub(crate) fn import_json<M: Persistent>(txn: &mut dyn Writer, table: Table, lines: &[(usize, String)]) -> Result<u64> {
+    let mut replaced = std::collections::HashSet::new();
+    let (mut highest, mut written) = (last_position(txn, table)?, 0);
+    for (number, line) in lines.iter().filter(|(_, line)| !line.trim().is_empty()) {
+        let at_line = |reason: String| Error::Import {
+            line: *number,
+            source: Box::new(Error::Decode { what: format!("{} history", M::INFO.name), reason }),
+        };
+        let parsed: VersionLine<M> = serde_json::from_str(line).map_err(|e| at_line(e.to_string()))?;
+        let key =
+            crate::codec::from_hex(&parsed.key).ok_or_else(|| at_line(format!("key {:?} is not hex", parsed.key)))?;
+        if replaced.insert(key.clone()) {
+            for (entry_key, ..) in entries_of_record(txn, table, &key)? {
+                txn.delete(table, &entry_key)?;
+            }
+        }
+        let mut value = vec![match parsed.change {
+            Change::Created => CREATED,
+            Change::Updated => UPDATED,
+            Change::Deleted => DELETED,
+        }];
+        value.extend_from_slice(&parsed.at_micros.to_be_bytes());
+        match (&parsed.record, parsed.change) {
+            (None, Change::Deleted) => value.extend_from_slice(&parsed.model_version.to_be_bytes()),
+            (Some(record), Change::Created | Change::Updated) => {
+                crate::codec::value::encode_into(record, M::INFO.version, M::INFO.name, &mut value)?;
+            }
+            _ => return Err(at_line("a deletion has no record, and every other change has one".into())),
+        }
+        txn.put(table, &entry_key(&key, parsed.position), &value)?;
+        highest = highest.max(parsed.position);
+        written += 1;
+    }
+    txn.put(table, LAST_POSITION, &highest.to_be_bytes())?;
+    Ok(written)
 }
 
 /// An entry's kind, time in microseconds, and the rest.

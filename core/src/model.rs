@@ -63,7 +63,18 @@ pub struct ModelOps {
     pub(crate) migrate: MigrateFn,
     /// Deletes a record by encoded key inside a transaction: for cascades.
     pub(crate) delete: DeleteFn,
+    /// A kept version (entry key, value) as JSON, for exporting history.
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub(crate) history_to_json: fn(&[u8], &[u8]) -> Result<Option<String>>,
+    /// Puts back exported history; see `history::import_json`.
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub(crate) import_history: ImportHistoryFn,
 }
+
+/// Puts back the JSON lines (numbered) of exported history into the
+/// model's history table; returns how many versions were written.
+pub(crate) type ImportHistoryFn =
+    fn(&mut dyn crate::engine::Writer, crate::engine::Table, &[(usize, String)]) -> Result<u64>;
 
 impl ModelOps {
     /// The operations of model `M`.
@@ -76,6 +87,8 @@ impl ModelOps {
             backfill: crate::catalog::backfill_batch::<M>,
             migrate: migrate_erased::<M>,
             delete: delete_erased::<M>,
+            history_to_json: crate::history::version_to_json::<M>,
+            import_history: crate::history::import_json::<M>,
         }
     }
 }

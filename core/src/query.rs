@@ -300,7 +300,7 @@ impl fmt::Debug for Cursor {
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+        f.write_str(&crate::codec::to_hex(&self.0))
     }
 }
 
@@ -315,16 +315,10 @@ impl std::str::FromStr for Cursor {
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     fn from_str(text: &str) -> Result<Self> {
-        let bad =
-            || Error::Decode { what: "cursor".into(), reason: format!("{text:?} is not an even run of hex digits") };
-        if !text.len().is_multiple_of(2) || !text.is_ascii() {
-            return Err(bad());
-        }
-        (0..text.len())
-            .step_by(2)
-            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).map_err(|_| bad()))
-            .collect::<Result<Vec<u8>>>()
-            .map(Cursor)
+        crate::codec::from_hex(text).map(Cursor).ok_or_else(|| Error::Decode {
+            what: "cursor".into(),
+            reason: format!("{text:?} is not an even run of hex digits"),
+        })
     }
 }
 
