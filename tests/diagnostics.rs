@@ -1,6 +1,7 @@
-//! What the store says about what it does on its own, through `tracing`:
-//! silent unless the program installs a subscriber; this test installs one
-//! that records every event.
+//! What the store says through `tracing` about what it does on its own and
+//! about the operations it is asked for: silent unless the program
+//! installs a subscriber; this test installs one that records every span
+//! and event.
 
 use std::sync::{Arc, Mutex};
 
@@ -26,15 +27,20 @@ impl Subscriber for Recorder {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = Fields(String::new());
+        span.record(&mut fields);
+        let mut events = self.0.lock().unwrap();
+        events.push(format!("span {}:{}", span.metadata().target(), fields.0));
+        Id::from_u64(events.len() as u64)
     }
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
         let mut fields = Fields(String::new());
         event.record(&mut fields);
-        self.0.lock().unwrap().push(format!("{}:{}", event.metadata().target(), fields.0));
+        let (target, level) = (event.metadata().target(), event.metadata().level());
+        self.0.lock().unwrap().push(format!("{target}:{} level={level}", fields.0));
     }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
@@ -124,4 +130,32 @@ fn stats_count_what_this_process_did() {
     let waited = store.stats().unwrap().activity;
     assert_eq!(waited.lock_waits - after.lock_waits, 1, "{waited:?}");
     assert!(waited.reruns > after.reruns, "the blocked write ran again");
+}
+
+#[test]
+fn operations_run_in_spans_named_after_their_model_and_errors_are_reported_by_severity() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let store = Store::options().models([Note::INFO]).open_temporary().unwrap();
+        Note { id: 1, text: "a".into() }.save(&store).unwrap();
+        assert!(Note { id: 1, text: "b".into() }.insert(&store).is_err());
+        // A model this store was not opened for: the program's mistake.
+        assert!(IndexedNote::load(&store, &1).is_err());
+    });
+    let events = recorder.events();
+    let position = |needle: &str| {
+        events.iter().position(|e| e.contains(needle)).unwrap_or_else(|| panic!("{needle} not in {events:?}"))
+    };
+    assert!(events.contains(&r#"span skyshelve::op: model="diag_note" op="save""#.to_owned()), "{events:?}");
+    let insert = position(r#"op="insert""#);
+    let refused = position("operation refused");
+    assert!(insert < refused, "the refusal comes inside the insert: {events:?}");
+    assert!(events[refused].contains("already") && events[refused].ends_with("level=DEBUG"), "{}", events[refused]);
+    let failed = position("operation failed");
+    assert!(
+        events[failed].contains("not among the models") && events[failed].ends_with("level=WARN"),
+        "{}",
+        events[failed]
+    );
+    assert!(position(r#"op="load""#) < failed);
 }

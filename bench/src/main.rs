@@ -4,10 +4,12 @@
 //!
 //! ```text
 //! cargo run --release -p skyshelve-bench -- [--quick] [--runs N] [--only WORKLOAD]
-//!                                           [--system NAME] [--chart FILE.svg] [--markdown FILE.md]
+//!                                           [--system NAME] [--history] [--chart FILE.svg] [--markdown FILE.md]
 //! cargo run --release -p skyshelve-bench -- --schema [--quick] [--runs N]
 //! ```
 //!
+//! `--history` adds skyshelve with a model keeping ten previous versions of
+//! each record, and a table comparing it with the plain model.
 //! `--schema` measures index builds and migration instead (see `schema.rs`);
 //! `--watch [N]` the latency of a watch across processes (see `watch.rs`);
 //! `--streams [--quick] [--anchors] [--chart FILE.svg]` the Durable Streams servers (see
@@ -42,17 +44,27 @@ struct Options {
     chart: Option<PathBuf>,
     markdown: Option<PathBuf>,
     schema: bool,
+    history: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options =
-        Options { sizes: Sizes::full(), runs: 1, only: None, system: None, chart: None, markdown: None, schema: false };
+    let mut options = Options {
+        sizes: Sizes::full(),
+        runs: 1,
+        only: None,
+        system: None,
+        chart: None,
+        markdown: None,
+        schema: false,
+        history: false,
+    };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().cloned().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--quick" => options.sizes = Sizes::quick(),
             "--schema" => options.schema = true,
+            "--history" => options.history = true,
             "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--only" => options.only = Some(value()?),
             "--system" => {
@@ -70,7 +82,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
 fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     let wanted = |w: &str| options.only.as_deref().is_none_or(|only| only == w);
     let sizes = &options.sizes;
-    for system in System::ALL.into_iter().filter(|s| options.system.is_none_or(|only| only == *s)) {
+    let chosen = System::ALL.into_iter().filter(|s| options.system.is_none_or(|only| only == *s));
+    let history = options.history.then_some(System::SkyshelveHistory);
+    for system in chosen.chain(history) {
         let label = |w: &str, e: systems::Result<Figure>| e.map_err(|err| format!("{w} on {}: {err}", system.name()));
         let single: [(&'static str, Workload); 5] = [
             ("insert_batch", workloads::insert_batch),
@@ -147,7 +161,10 @@ fn run(args: &[String]) -> Result<(), String> {
         eprintln!("run {run} of {}", options.runs);
         run_once(&mut results, &options)?;
     }
-    let table = results.table(options.runs);
+    let mut table = results.table(options.runs);
+    if options.history {
+        table.push_str(&results.history_table());
+    }
     println!("{table}");
     if let Some(path) = &options.markdown {
         std::fs::write(path, &table).map_err(|e| format!("{}: {e}", path.display()))?;

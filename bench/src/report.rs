@@ -113,6 +113,29 @@ impl Results {
     }
 }
 
+impl Results {
+    /// skyshelve with and without record history, for `--history`.
+    pub fn history_table(&self) -> String {
+        let mut out =
+            String::from("\n| workload | skyshelve | skyshelve, history = 10 | ÷ skyshelve |\n|---|---:|---:|---:|\n");
+        for workload in WORKLOADS {
+            let (Some(plain), Some(history)) =
+                (self.rate(workload, System::Skyshelve), self.rate(workload, System::SkyshelveHistory))
+            else {
+                continue;
+            };
+            let ratio = history.median / plain.median;
+            let _ = writeln!(
+                out,
+                "| {workload} | {} | {} | {ratio:.2} |",
+                fmt_rate(plain.median),
+                fmt_rate(history.median)
+            );
+        }
+        out
+    }
+}
+
 fn fmt_rate(value: f64) -> String {
     let whole = value.round() as u64;
     let digits = whole.to_string();

@@ -61,6 +61,7 @@ mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod codec;
+mod diagnostics;
 mod engine;
 mod error;
 mod expiry;

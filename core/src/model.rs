@@ -320,6 +320,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         Self: Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "save");
         store.write(|tx| tx.save(self))
     }
 
@@ -340,6 +341,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         Self: Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "insert");
         store.write(|tx| tx.insert(self))
     }
 
@@ -424,6 +426,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self: Sized,
         Self::Key: Clone,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "append");
         store.write(|tx| tx.append(&mut *self).map(drop))?;
         Ok(self.key().clone())
     }
@@ -466,6 +469,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "history");
         store.read(|tx| tx.history::<Self, Q>(key)?.collect())
     }
 
@@ -505,6 +509,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "as_of");
         let moment = moment.into();
         store.read(|tx| tx.as_of::<Self, Q>(key, moment))
     }
@@ -533,6 +538,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         Self: Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "trim_history");
         match crate::history::table_of::<Self>(store.shared())? {
             Some(table) => crate::history::trim_model(store.shared(), table, trim),
             None => Ok(0),
@@ -559,6 +565,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "load");
         store.read(|tx| tx.load::<Self, Q>(key))
     }
 
@@ -581,6 +588,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "exists");
         store.read(|tx| tx.exists::<Self, Q>(key))
     }
 
@@ -675,6 +683,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self::Key: Borrow<Q>,
         Q: EncodeKey + Sync + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "delete");
         store.write(|tx| tx.delete::<Self, Q>(key))
     }
 
@@ -714,6 +723,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Q: EncodeKey + Sync + ?Sized,
         F: FnMut(&mut Self) + Send,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "update");
         store.write(|tx| tx.update::<Self, Q, _>(key, &mut change))
     }
 
@@ -740,6 +750,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         D: FnMut() -> Self + Send,
         F: FnMut(&mut Self) + Send,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "upsert");
         store.write(|tx| tx.upsert(&mut default, &mut change))
     }
 
@@ -762,6 +773,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         V: Key + Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "load_by");
         store.read(|tx| tx.load_by(index, value))
     }
 
@@ -787,6 +799,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         H::Value: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "scan_index");
         store.read(|tx| tx.scan_index(index, value)?.collect())
     }
 
@@ -814,6 +827,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         P::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "children");
         store.read(|tx| tx.scan_index(index, parent_key)?.collect())
     }
 
@@ -839,6 +853,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         H: IndexHandle<Model = Self>,
         R: crate::KeyRange<H::Value>,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "range_index");
         store.read(|tx| tx.range_index(index, range)?.collect())
     }
 
@@ -861,6 +876,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         Self: Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "all");
         store.read(|tx| tx.iter::<Self>()?.collect())
     }
 
@@ -882,6 +898,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self: Sized,
         R: crate::KeyRange<Self::Key>,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "range");
         store.read(|tx| tx.range::<Self, R>(range)?.collect())
     }
 
@@ -904,6 +921,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self: Sized,
         P: KeyPrefix<Self::Key> + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "prefix");
         store.read(|tx| tx.prefix::<Self, P>(prefix)?.collect())
     }
 
@@ -933,6 +951,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "lock");
         RecordLock::acquire(store, encode_to_vec(key), None)
     }
 
@@ -958,6 +977,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "try_lock");
         RecordLock::acquire(store, encode_to_vec(key), Some(Duration::ZERO))
     }
 
@@ -969,6 +989,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "lock_timeout");
         RecordLock::acquire(store, encode_to_vec(key), Some(wait))
     }
 
@@ -992,6 +1013,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         Self: Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "verify");
         store.read(|tx| crate::verify::verify_model::<Self>(tx))
     }
 
@@ -1019,6 +1041,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         Self: Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "migrate");
         let total = store.read(|tx| tx.count_older::<Self>())?;
         let batch = usize::try_from(total / MIGRATE_BATCHES).unwrap_or(usize::MAX).max(MIN_MIGRATE_BATCH);
         let (mut done, mut after) = (0, None);
@@ -1053,6 +1076,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     where
         Self: Sized,
     {
+        let _span = crate::diagnostics::operation_span(Self::INFO.name, "count");
         store.read(|tx| tx.count::<Self>())
     }
 }

@@ -302,7 +302,7 @@ impl Store {
     where
         F: FnOnce(&ReadTx<'_>) -> Result<R>,
     {
-        self.read_with_error(f)
+        crate::diagnostics::reported(self.read_with_error(f))
     }
 
     /// [`read`](Store::read) for a closure with an error type of its own,
@@ -368,7 +368,7 @@ impl Store {
         F: FnMut(&mut WriteTx<'_>) -> Result<R> + Send,
         R: Send,
     {
-        self.write_as(None, f)
+        crate::diagnostics::reported(self.write_as(None, f))
     }
 
     /// [`write`](Store::write) for a closure with an error type of its

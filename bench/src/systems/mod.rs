@@ -43,6 +43,9 @@ pub trait Db: Send + std::marker::Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
     Skyshelve,
+    /// skyshelve with a model that keeps ten previous versions of each
+    /// record (`--history`): not among `ALL`, so not in the main table.
+    SkyshelveHistory,
     HeedRaw,
     NativeDb,
     Sqlite,
@@ -54,6 +57,7 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Skyshelve => "skyshelve",
+            System::SkyshelveHistory => "skyshelve_history",
             System::HeedRaw => "heed_raw",
             System::NativeDb => "native_db",
             System::Sqlite => "sqlite",
@@ -61,12 +65,13 @@ impl System {
     }
 
     pub fn from_name(name: &str) -> Option<System> {
-        System::ALL.into_iter().find(|s| s.name() == name)
+        System::ALL.into_iter().chain([System::SkyshelveHistory]).find(|s| s.name() == name)
     }
 
     pub fn open(self, dir: &Path, sync: Sync) -> Result<Box<dyn Db>> {
         Ok(match self {
-            System::Skyshelve => Box::new(skyshelve::Skyshelve::open(dir, sync)?),
+            System::Skyshelve => Box::new(skyshelve::Skyshelve::<skyshelve::User>::open(dir, sync)?),
+            System::SkyshelveHistory => Box::new(skyshelve::Skyshelve::<skyshelve::UserWithHistory>::open(dir, sync)?),
             System::HeedRaw => Box::new(heed_raw::HeedRaw::open(dir, sync)?),
             System::NativeDb => Box::new(native::NativeDb::open(dir, sync)?),
             System::Sqlite => Box::new(sqlite::Sqlite::open(dir, sync)?),

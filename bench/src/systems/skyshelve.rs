@@ -21,23 +21,61 @@ pub struct User {
     bio: String,
 }
 
-impl From<&UserData> for User {
-    fn from(u: &UserData) -> Self {
-        User { id: u.id, email: u.email.clone(), team: u.team, score: u.score, bio: u.bio.clone() }
-    }
+/// The same record keeping its ten previous versions, for `--history`.
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone)]
+#[persistent(name = "users_with_history", history = 10)]
+pub struct UserWithHistory {
+    #[persistent(key)]
+    id: u64,
+    #[persistent(index, unique)]
+    email: String,
+    #[persistent(index)]
+    team: u32,
+    score: i64,
+    bio: String,
 }
 
-impl From<User> for UserData {
-    fn from(u: User) -> Self {
-        UserData { id: u.id, email: u.email, team: u.team, score: u.score, bio: u.bio }
-    }
+/// What the workloads need of a benchmark model: its fields and its two
+/// indexes, so that both models share one implementation of `Db`.
+pub trait BenchUser: Persistent<Key = u64> + Send + std::marker::Sync + 'static {
+    const EMAIL: skyshelve::UniqueIndex<Self, String>;
+    const TEAM: skyshelve::Index<Self, u32>;
+    fn from_data(user: &UserData) -> Self;
+    fn into_data(self) -> UserData;
+    fn team(&self) -> u32;
+    fn add_score(&mut self, by: i64);
 }
 
-pub struct Skyshelve {
+macro_rules! bench_user {
+    ($model:ident) => {
+        impl BenchUser for $model {
+            const EMAIL: skyshelve::UniqueIndex<Self, String> = $model::EMAIL;
+            const TEAM: skyshelve::Index<Self, u32> = $model::TEAM;
+            fn from_data(u: &UserData) -> Self {
+                $model { id: u.id, email: u.email.clone(), team: u.team, score: u.score, bio: u.bio.clone() }
+            }
+            fn into_data(self) -> UserData {
+                UserData { id: self.id, email: self.email, team: self.team, score: self.score, bio: self.bio }
+            }
+            fn team(&self) -> u32 {
+                self.team
+            }
+            fn add_score(&mut self, by: i64) {
+                self.score += by;
+            }
+        }
+    };
+}
+
+bench_user!(User);
+bench_user!(UserWithHistory);
+
+pub struct Skyshelve<M> {
     store: Store,
+    model: std::marker::PhantomData<fn() -> M>,
 }
 
-impl Skyshelve {
+impl<M: BenchUser> Skyshelve<M> {
     pub fn open(dir: &Path, sync: Sync) -> Result<Self> {
         let durability = match sync {
             Sync::Durable => Durability::Full,
@@ -46,35 +84,35 @@ impl Skyshelve {
         // Default options otherwise (group commit is on by default). The
         // store is opened for the benchmark's model only: this binary also
         // holds the two releases of `--schema`'s model, which share a name.
-        let options = Store::options().models([User::INFO]).map_size(1 << 30).durability(durability);
-        Ok(Skyshelve { store: options.open(dir)? })
+        let options = Store::options().models([M::INFO]).map_size(1 << 30).durability(durability);
+        Ok(Skyshelve { store: options.open(dir)?, model: std::marker::PhantomData })
     }
 }
 
-impl Db for Skyshelve {
+impl<M: BenchUser> Db for Skyshelve<M> {
     fn insert_batch(&self, users: &[UserData]) -> Result<()> {
-        self.store.write(|tx| users.iter().try_for_each(|u| tx.insert(&User::from(u))))?;
+        self.store.write(|tx| users.iter().try_for_each(|u| tx.insert(&M::from_data(u))))?;
         Ok(())
     }
 
     fn insert_one(&self, user: &UserData) -> Result<()> {
-        User::from(user).insert(&self.store)?;
+        M::from_data(user).insert(&self.store)?;
         Ok(())
     }
 
     fn get(&self, id: u64) -> Result<Option<UserData>> {
-        Ok(User::load(&self.store, &id)?.map(Into::into))
+        Ok(M::load(&self.store, &id)?.map(M::into_data))
     }
 
     fn get_by_email(&self, email: &str) -> Result<Option<UserData>> {
-        Ok(User::load_by(&self.store, User::EMAIL, email)?.map(Into::into))
+        Ok(M::load_by(&self.store, M::EMAIL, email)?.map(M::into_data))
     }
 
     fn scan_team(&self, team: u32) -> Result<usize> {
         let count = self.store.read(|tx| {
             let mut count = 0;
-            for user in tx.scan_index(User::TEAM, &team)? {
-                count += usize::from(user?.team == team);
+            for user in tx.scan_index(M::TEAM, &team)? {
+                count += usize::from(user?.team() == team);
             }
             Ok(count)
         })?;
@@ -82,15 +120,15 @@ impl Db for Skyshelve {
     }
 
     fn increment(&self, id: u64) -> Result<()> {
-        User::update(&self.store, &id, |u| u.score += 1)?;
+        M::update(&self.store, &id, |u| u.add_score(1))?;
         Ok(())
     }
 
     fn stream_all(&self, visit: &mut dyn FnMut(&UserData)) -> Result<u64> {
         let count = self.store.read(|tx| {
             let mut count = 0;
-            for user in tx.iter::<User>()? {
-                visit(&user?.into());
+            for user in tx.iter::<M>()? {
+                visit(&user?.into_data());
                 count += 1;
             }
             Ok(count)
@@ -99,7 +137,7 @@ impl Db for Skyshelve {
     }
 
     fn index_sizes(&self) -> Result<(u64, u64)> {
-        let report = User::verify(&self.store)?;
+        let report = M::verify(&self.store)?;
         if !report.is_clean() {
             return Err(format!("skyshelve store is inconsistent: {report}").into());
         }
