@@ -460,3 +460,16 @@ fn history_exports_and_imports_as_json_lines_next_to_the_records() {
         Err(Error::HistoryNotKept { .. })
     ));
 }
+
+#[test]
+fn a_backup_carries_the_kept_versions() {
+    let (dir, store) = temporary();
+    price("tea", 300).save(&store).unwrap();
+    Price::update(&store, "tea", |p| p.cents = 320).unwrap();
+    let backup = dir.path().join("backup");
+    store.backup(&backup).unwrap();
+    let copy = open(&backup, &[Price::INFO, Plain::INFO]);
+    assert_eq!(Price::history(&copy, "tea").unwrap(), Price::history(&store, "tea").unwrap());
+    price("tea", 330).save(&copy).unwrap();
+    assert_eq!(Price::history(&copy, "tea").unwrap()[0].position, 3, "positions go on in the copy");
+}

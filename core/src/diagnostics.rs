@@ -63,6 +63,8 @@ impl Severity {
             | Error::BadExpiry { .. }
             | Error::BeforeHistory { .. }
             | Error::Import { .. } => Severity::Outcome,
+            // The reader of an export went away (`| head`): its choice, not a fault.
+            Error::Io(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Severity::Outcome,
             Error::Decode { .. }
             | Error::UnreadableValue { .. }
             | Error::StorageFull { .. }

@@ -183,36 +183,66 @@ const CREATED: u8 = 1;
 const UPDATED: u8 = 2;
 const DELETED: u8 = 3;
 
+impl Change {
+    /// The byte an entry stores for the change.
+    fn byte(self) -> u8 {
+        match self {
+            Change::Created => CREATED,
+            Change::Updated => UPDATED,
+            Change::Deleted => DELETED,
+        }
+    }
+}
+
 /// Bytes of an entry's value before the record: the kind and the time.
 const ENTRY_HEADER: usize = 9;
 
-/// Records a change of the record under `key` in `table`: `stored` is its
-/// new stored bytes (`None`: deleted by model version `version`). Then
-/// trims the record's entries to the newest `keep_previous + 1`.
+/// Records a change of the record under `key` in `table` at `position`
+/// (see `WriteTx::keep_history`: the caller keeps the counter): `stored`
+/// is its new stored bytes (`None`: deleted by model version `version`).
+/// Then trims the record's entries to the newest `keep_previous + 1`.
+#[allow(clippy::too_many_arguments)] // each is one fact of the change
 pub(crate) fn record(
     txn: &mut dyn Writer,
     table: Table,
     key: &[u8],
+    position: u64,
     change: Change,
     stored: Option<&[u8]>,
     version: u16,
     keep_previous: u32,
 ) -> Result<()> {
-    let position = last_position(txn, table)? + 1;
-    txn.put(table, LAST_POSITION, &position.to_be_bytes())?;
     let at = micros_of(SystemTime::now());
-    let kind = match change {
-        Change::Created => CREATED,
-        Change::Updated => UPDATED,
-        Change::Deleted => DELETED,
-    };
     let mut value = Vec::with_capacity(ENTRY_HEADER + stored.map_or(2, <[u8]>::len));
-    value.push(kind);
+    value.push(change.byte());
     value.extend_from_slice(&at.to_be_bytes());
     value.extend_from_slice(stored.unwrap_or(&version.to_be_bytes()));
-    txn.put(table, &entry_key(key, position), &value)?;
+    let entry = entry_key(key, position);
+    txn.put(table, &entry, &value)?;
     let keep = usize::try_from(keep_previous).unwrap_or(usize::MAX).saturating_add(1);
-    trim_record(txn, table, key, Trim::default().keep(keep)).map(drop)
+    trim_below(txn, table, &entry, keep)
+}
+
+/// Removes the record's entries beyond the newest `keep`, walking back
+/// from its newest entry `newest`: a record with no more than that costs
+/// one short walk and no allocation.
+fn trim_below(txn: &mut dyn Writer, table: Table, newest: &[u8], keep: usize) -> Result<()> {
+    let prefix = &newest[..newest.len() - 8];
+    let mut older = Vec::new();
+    for (seen, entry) in txn.rev_range(table, Bound::Included(prefix), Bound::Included(newest))?.enumerate() {
+        if seen >= keep {
+            older.push(entry?.0.to_vec());
+        }
+    }
+    for entry_key in older {
+        txn.delete(table, &entry_key)?;
+    }
+    Ok(())
+}
+
+/// Saves the model's last position (see `last_position`).
+pub(crate) fn save_last_position(txn: &mut dyn Writer, table: Table, position: u64) -> Result<()> {
+    txn.put(table, LAST_POSITION, &position.to_be_bytes())
 }
 
 /// Removes the entries of the record under `key` that `trim` names;
@@ -446,11 +476,7 @@ pub(crate) fn import_json<M: Persistent>(txn: &mut dyn Writer, table: Table, lin
                 txn.delete(table, &entry_key)?;
             }
         }
-        let mut value = vec![match parsed.change {
-            Change::Created => CREATED,
-            Change::Updated => UPDATED,
-            Change::Deleted => DELETED,
-        }];
+        let mut value = vec![parsed.change.byte()];
         value.extend_from_slice(&parsed.at_micros.to_be_bytes());
         match (&parsed.record, parsed.change) {
             (None, Change::Deleted) => value.extend_from_slice(&parsed.model_version.to_be_bytes()),
@@ -477,7 +503,9 @@ fn split_value(value: &[u8]) -> Result<(u8, u64, &[u8])> {
     Ok((value[0], at, &value[ENTRY_HEADER..]))
 }
 
-fn last_position(txn: &(impl Reader + ?Sized), table: Table) -> Result<u64> {
+/// The position of the model's last change, from the counter kept in its
+/// history table (0: none yet).
+pub(crate) fn last_position(txn: &(impl Reader + ?Sized), table: Table) -> Result<u64> {
     match txn.get(table, LAST_POSITION)? {
         None => Ok(0),
         Some(bytes) => bytes.try_into().map(u64::from_be_bytes).map_err(|_| Error::Decode {

@@ -869,7 +869,10 @@ impl StoreOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
-        let dir = path.as_ref();
+        crate::diagnostics::reported(self.open_folder(path.as_ref()))
+    }
+
+    fn open_folder(self, dir: &Path) -> Result<Store> {
         if !self.config.read_only {
             create_private_dir(dir)?;
         }

@@ -44,6 +44,9 @@ pub struct WriteTx<'t> {
     /// Set when an operation failed after changing the transaction: it
     /// can then only be rolled back (see `finish`).
     poisoned: Option<String>,
+    /// The last history position used by this transaction, per model slot
+    /// with a history table, written back by `finish`.
+    history_positions: Vec<(usize, crate::engine::Table, u64)>,
 }
 
 impl<'t> ReadTx<'t> {
@@ -91,7 +94,7 @@ impl<'t> WriteTx<'t> {
         caller: std::thread::ThreadId,
         blocked: &'t mut Option<Error>,
     ) -> Self {
-        WriteTx { shared, txn, owner, caller, blocked, writable: 0, poisoned: None }
+        WriteTx { shared, txn, owner, caller, blocked, writable: 0, poisoned: None, history_positions: Vec::new() }
     }
 
     fn reader(&self) -> &dyn Writer {

@@ -96,7 +96,26 @@ impl<'t> WriteTx<'t> {
         stored: Option<&[u8]>,
     ) -> Result<()> {
         let Some(table) = tables.history else { return Ok(()) };
-        crate::history::record(&mut *self.txn, table, key, change, stored, M::INFO.version, M::INFO.history)
+        let position = self.next_history_position(tables.info.slot.index(), table)?;
+        crate::history::record(&mut *self.txn, table, key, position, change, stored, M::INFO.version, M::INFO.history)
+    }
+
+    /// The next position of the history in `table` (of the model in slot
+    /// `slot`). The counter is read once per transaction and written back
+    /// when the transaction's closure succeeds (`finish`), so a batch of
+    /// changes pays for it once.
+    fn next_history_position(&mut self, slot: usize, table: Table) -> Result<u64> {
+        let cached = self.history_positions.iter_mut().find(|(cached, ..)| *cached == slot);
+        let last = match cached {
+            Some((_, _, last)) => last,
+            None => {
+                let last = crate::history::last_position(self.reader(), table)?;
+                self.history_positions.push((slot, table, last));
+                &mut self.history_positions.last_mut().expect("just pushed").2
+            }
+        };
+        *last += 1;
+        Ok(*last)
     }
 
     /// Inserts `record` after giving each of its sequence fields the next
@@ -346,6 +365,11 @@ impl<'t> WriteTx<'t> {
     /// `outcome`: a poisoned transaction is aborted and fails even when the
     /// closure went on past the error that poisoned it.
     pub(crate) fn finish<R, E: From<Error>>(self, outcome: Result<R, E>) -> Result<R, E> {
+        if self.poisoned.is_none() && outcome.is_ok() {
+            for &(_, table, last) in &self.history_positions {
+                crate::history::save_last_position(&mut *self.txn, table, last)?;
+            }
+        }
         match (self.poisoned, outcome) {
             (Some(reason), Ok(_)) => {
                 self.txn.doom();
