@@ -6,6 +6,7 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 
+use crate::engine::Reader;
 use crate::error::{Error, Result};
 use crate::model::Persistent;
 use crate::store::Store;
@@ -88,7 +89,7 @@ impl Store {
     pub fn stats(&self) -> Result<StoreStats> {
         let (map_size, used_bytes, readers, max_readers) = self.shared().engine.usage();
         let models = self.read(|tx| {
-            let reader = tx.raw();
+            let reader = tx.reads();
             self.shared()
                 .all_tables()
                 .map(|tables| {
@@ -112,7 +113,7 @@ impl Store {
             engine.table_names()?.into_iter().filter(|table| crate::tables::map_name(table).is_some()).collect();
         let opened = engine.open_tables_that_exist(&tables)?;
         self.read(|tx| {
-            let reader = tx.raw();
+            let reader = tx.reads();
             let mut maps = Vec::with_capacity(tables.len());
             for table in &tables {
                 let (Some(name), Some(&handle)) = (crate::tables::map_name(table), opened.get(table)) else { continue };
@@ -128,7 +129,7 @@ impl Store {
     /// how many.
     ///
     /// `"<model>~history"` exports the model's kept versions instead (see
-    /// [`Persistent::history`](crate::Persistent::history)), a line each:
+    /// [`Persistent::history`]), a line each:
     /// `key` (the encoded key in hex), `position`, `at_micros`, `change`,
     /// `model_version` and `record` (`null` for a deletion).
     ///
@@ -161,7 +162,7 @@ impl Store {
         }
         let tables = self.shared().tables_named(model)?;
         self.read(|tx| {
-            let reader = tx.raw();
+            let reader = tx.reads();
             let total = reader.len(tables.main)?;
             let mut done: u64 = 0;
             for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
@@ -296,7 +297,7 @@ impl Store {
         let table = history_table(self, model)?;
         let to_json = self.shared().tables_named(model)?.info.ops.history_to_json;
         self.read(|tx| {
-            let reader = tx.raw();
+            let reader = tx.reads();
             let mut done: u64 = 0;
             for entry in reader.range(table, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
                 let (entry_key, value) = entry?;

@@ -136,7 +136,7 @@ impl ModelInfo {
     /// ```
     pub fn count_in(&self, store: &Store) -> Result<u64> {
         let tables = store.shared().tables_of(self)?;
-        store.read(|tx| tx.raw().len(tables.main))
+        store.read(|tx| crate::engine::Reader::len(tx.reads(), tables.main))
     }
 
     /// [`Persistent::migrate`] for this model, for admin work that goes

@@ -26,8 +26,10 @@ fn is_short_write(io: &std::io::Error) -> bool {
     matches!(io.raw_os_error(), Some(libc::EIO | libc::ENOSPC | libc::EDQUOT))
 }
 
-/// A named table of byte keys and byte values.
-pub(crate) type Table = heed::Database<'static, Bytes, Bytes>;
+/// A named table of byte keys and byte values: a handle, valid for the
+/// environment's life, that only this module looks inside.
+#[derive(Clone, Copy)]
+pub(crate) struct Table(heed::Database<'static, Bytes, Bytes>);
 
 /// Tables opened or created in a transaction, by name; they become usable
 /// for the environment's whole life once it commits.
@@ -37,7 +39,7 @@ impl heed::OnCommit for NewTables<'_> {
     type Committed = HashMap<String, Table>;
 
     fn on_commit(self, token: &heed::CommitToken) -> HashMap<String, Table> {
-        self.0.into_iter().map(|(name, table)| (name, table.on_commit(token))).collect()
+        self.0.into_iter().map(|(name, table)| (name, Table(table.on_commit(token)))).collect()
     }
 }
 
@@ -216,7 +218,7 @@ impl Engine {
     /// the transaction.
     pub fn write<R, E, F>(&self, mut f: F) -> Result<R, E>
     where
-        F: FnMut(&mut WriteTxn<'_>) -> Result<R, E>,
+        F: FnMut(&mut Draft<'_>) -> Result<R, E>,
         E: From<Error>,
     {
         if self.is_read_only() {
@@ -230,7 +232,7 @@ impl Engine {
             let gate = self.gate.enter();
             let writer = self.writer_lock.acquire()?;
             let mut txn = match self.env.write_txn() {
-                Ok(txn) => WriteTxn::new(txn, self),
+                Ok(txn) => Draft::new(txn, self),
                 Err(err) => {
                     drop(writer);
                     drop(gate);
@@ -310,13 +312,13 @@ impl Engine {
         }
     }
 
-    fn run_nested(&self, outer: &mut WriteTxn<'_>, job: &mut GroupJob<'_>) -> Result<()> {
+    fn run_nested(&self, outer: &mut Draft<'_>, job: &mut GroupJob<'_>) -> Result<()> {
         let (committed, map_full) = {
             let parent = outer.txn.as_mut().expect("write transaction used after commit");
             match self.env.nested_write_txn(parent) {
                 Err(err) => (Err(err), false),
                 Ok(nested) => {
-                    let mut inner = WriteTxn::new(nested, self);
+                    let mut inner = Draft::new(nested, self);
                     let keep = job(&mut inner) && !inner.doomed && !inner.map_full;
                     let committed = match inner.txn.take() {
                         Some(nested) if keep => nested.commit(),
@@ -341,7 +343,7 @@ impl Engine {
     /// Runs `f` in a read transaction.
     pub fn read<R, E, F>(&self, f: F) -> Result<R, E>
     where
-        F: FnOnce(&ReadTxn<'_>) -> Result<R, E>,
+        F: FnOnce(&Snapshot<'_>) -> Result<R, E>,
         E: From<Error>,
     {
         let txn = self.read_txn()?;
@@ -350,12 +352,12 @@ impl Engine {
 
     /// Opens a read transaction, adopting a grown map or clearing stale
     /// reader slots first when LMDB asks for it.
-    pub fn read_txn(&self) -> Result<ReadTxn<'_>> {
+    pub fn read_txn(&self) -> Result<Snapshot<'_>> {
         loop {
             self.check_process()?;
             let gate = self.gate.enter();
             match self.env.read_txn() {
-                Ok(txn) => return Ok(ReadTxn { txn, _gate: gate }),
+                Ok(txn) => return Ok(Snapshot { txn, _gate: gate }),
                 Err(err) => {
                     drop(gate);
                     self.recover_or_fail(err)?;
@@ -513,13 +515,13 @@ impl Engine {
 pub(crate) type GroupJob<'a> = dyn FnMut(&mut dyn Writer) -> bool + Send + 'a;
 
 /// A read-only snapshot.
-pub(crate) struct ReadTxn<'e> {
+pub(crate) struct Snapshot<'e> {
     txn: heed::RoTxn<'e, WithoutTls>,
     _gate: GatePass<'e>,
 }
 
 /// A write transaction. Dropping it without commit aborts it.
-pub(crate) struct WriteTxn<'e> {
+pub(crate) struct Draft<'e> {
     txn: Option<heed::RwTxn<'e>>,
     engine: &'e Engine,
     /// LMDB reported MDB_MAP_FULL: the transaction is dead and
@@ -537,44 +539,57 @@ pub(crate) struct WriteTxn<'e> {
 
 /// Read access shared by both transaction kinds.
 pub(crate) trait Reader {
-    /// The underlying read view.
-    fn ro(&self) -> &heed::RoTxn<'_>;
-
     /// The value stored under `key`, if any.
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
-        table.get(self.ro(), key).map_err(storage_error)
-    }
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>>;
 
     /// Entries with keys inside the bounds, in key order.
-    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
-        // LMDB rejects empty keys, and every key is >= the empty one.
-        let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
-        let inner = table.range(self.ro(), &(lower, upper)).map_err(storage_error)?;
-        Ok(RangeIter { inner: Direction::Forward(inner) })
-    }
+    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>>;
 
     /// Entries with keys inside the bounds, in reverse key order.
-    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
-        let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
-        let inner = table.rev_range(self.ro(), &(lower, upper)).map_err(storage_error)?;
-        Ok(RangeIter { inner: Direction::Reverse(inner) })
-    }
+    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>>;
 
     /// The number of entries in `table`.
-    fn len(&self, table: Table) -> Result<u64> {
-        table.len(self.ro()).map_err(storage_error)
-    }
+    fn len(&self, table: Table) -> Result<u64>;
 }
 
-impl Reader for ReadTxn<'_> {
+/// The LMDB read view of a transaction of either kind; `Reader` is written
+/// once over it.
+trait ReadView {
+    fn ro(&self) -> &heed::RoTxn<'_>;
+}
+
+impl ReadView for Snapshot<'_> {
     fn ro(&self) -> &heed::RoTxn<'_> {
         &self.txn
     }
 }
 
-impl Reader for WriteTxn<'_> {
+impl ReadView for Draft<'_> {
     fn ro(&self) -> &heed::RoTxn<'_> {
         self.txn.as_ref().expect("write transaction used after commit")
+    }
+}
+
+impl<T: ReadView> Reader for T {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        table.0.get(self.ro(), key).map_err(storage_error)
+    }
+
+    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
+        // LMDB rejects empty keys, and every key is >= the empty one.
+        let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
+        let inner = table.0.range(self.ro(), &(lower, upper)).map_err(storage_error)?;
+        Ok(RangeIter { inner: Direction::Forward(inner) })
+    }
+
+    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
+        let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
+        let inner = table.0.rev_range(self.ro(), &(lower, upper)).map_err(storage_error)?;
+        Ok(RangeIter { inner: Direction::Reverse(inner) })
+    }
+
+    fn len(&self, table: Table) -> Result<u64> {
+        table.0.len(self.ro()).map_err(storage_error)
     }
 }
 
@@ -601,30 +616,30 @@ pub(crate) trait Writer: Reader {
     fn touch(&mut self, topics: u64);
 }
 
-impl Writer for WriteTxn<'_> {
+impl Writer for Draft<'_> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         self.topics |= 1;
         self.bytes += (key.len() + value.len()) as u64;
-        let result = table.put(self.rw(), key, value);
+        let result = table.0.put(self.rw(), key, value);
         result.map_err(|e| self.note(e))
     }
 
     fn put_new(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         self.topics |= 1;
         self.bytes += (key.len() + value.len()) as u64;
-        let result = table.get_or_put(self.rw(), key, value).map(|taken| taken.map(<[u8]>::to_vec));
+        let result = table.0.get_or_put(self.rw(), key, value).map(|taken| taken.map(<[u8]>::to_vec));
         result.map_err(|e| self.note(e))
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         self.topics |= 1;
-        let result = table.delete(self.rw(), key);
+        let result = table.0.delete(self.rw(), key);
         result.map_err(|e| self.note(e))
     }
 
     fn clear(&mut self, table: Table) -> Result<()> {
         self.topics |= 1;
-        let result = table.clear(self.rw());
+        let result = table.0.clear(self.rw());
         result.map_err(|e| self.note(e))
     }
 
@@ -637,9 +652,9 @@ impl Writer for WriteTxn<'_> {
     }
 }
 
-impl<'e> WriteTxn<'e> {
+impl<'e> Draft<'e> {
     fn new(txn: heed::RwTxn<'e>, engine: &'e Engine) -> Self {
-        WriteTxn { txn: Some(txn), engine, map_full: false, doomed: false, topics: 0, bytes: 0 }
+        Draft { txn: Some(txn), engine, map_full: false, doomed: false, topics: 0, bytes: 0 }
     }
 
     /// The topics to publish at commit: none if nothing was written (a

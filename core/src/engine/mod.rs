@@ -35,9 +35,11 @@
 //!   read then a write inside the one writer's transaction, and group
 //!   commit (`write_group`) can fall back to one job per transaction.
 //!
-//! What is not yet behind the seam: `Table` is heed's database handle and
-//! the `Reader` trait's default methods are written against heed's read
-//! transaction; a second engine turns both into an enum or a trait object.
+//! The names are the seam's own: a [`Snapshot`] is a read transaction, a
+//! `Draft` a write transaction (the next commit, being written), a
+//! [`Table`] an opaque handle; `Reader` and `Writer` name no heed type, so
+//! a second engine implements them for its own transactions, and `Table`
+//! and `Engine` become enums over the engines.
 
 mod counters;
 mod files;
@@ -52,7 +54,7 @@ use std::time::Duration;
 pub use counters::Activity;
 pub(crate) use counters::Counters;
 pub(crate) use files::{holds_store, restore};
-pub(crate) use lmdb::{Engine, GroupJob, RangeIter, ReadTxn, Reader, Table, Writer};
+pub(crate) use lmdb::{Engine, GroupJob, RangeIter, Reader, Snapshot, Table, Writer};
 pub(crate) use notify::{Notifier, topic_of};
 
 /// LMDB's compiled-in key size limit (`mdb_env_get_maxkeysize`).

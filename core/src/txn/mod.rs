@@ -21,7 +21,7 @@ use crate::store::{ModelTables, Shared};
 /// the closure of [`Store::read`](crate::Store::read).
 pub struct ReadTx<'t> {
     shared: &'t Shared,
-    txn: &'t crate::engine::ReadTxn<'t>,
+    txn: &'t crate::engine::Snapshot<'t>,
 }
 
 /// A write transaction, given to the closure of
@@ -50,16 +50,13 @@ pub struct WriteTx<'t> {
 }
 
 impl<'t> ReadTx<'t> {
-    pub(crate) fn new(shared: &'t Shared, txn: &'t crate::engine::ReadTxn<'t>) -> Self {
+    pub(crate) fn new(shared: &'t Shared, txn: &'t crate::engine::Snapshot<'t>) -> Self {
         ReadTx { shared, txn }
     }
 
-    fn reader(&self) -> &crate::engine::ReadTxn<'t> {
-        self.txn
-    }
-
-    /// The raw reader, for admin work over stored bytes.
-    pub(crate) fn raw(&self) -> &dyn Reader {
+    /// The engine's snapshot that every read of this transaction goes
+    /// through (also for admin work over stored bytes).
+    pub(crate) fn reads(&self) -> &crate::engine::Snapshot<'t> {
         self.txn
     }
 
@@ -97,7 +94,9 @@ impl<'t> WriteTx<'t> {
         WriteTx { shared, txn, owner, caller, blocked, writable: 0, poisoned: None, history_positions: Vec::new() }
     }
 
-    fn reader(&self) -> &dyn Writer {
+    /// The engine's transaction as seen by reads: what the queries go
+    /// through, including this transaction's own writes.
+    fn reads(&self) -> &dyn Reader {
         &*self.txn
     }
 
@@ -115,7 +114,7 @@ impl<'t> WriteTx<'t> {
         if self.writable & bit != 0 {
             return Ok(());
         }
-        crate::catalog::check_writable(self.reader(), self.shared.catalog, tables)?;
+        crate::catalog::check_writable(self.reads(), self.shared.catalog, tables)?;
         self.writable |= bit;
         Ok(())
     }
@@ -183,7 +182,7 @@ macro_rules! transaction {
             }
 
             fn fetch_page<M: Persistent, V>(&self, query: &crate::Query<M, V>) -> Result<crate::Page<M>> {
-                query.run(self.shared, self.reader())
+                query.run(self.shared, self.reads())
             }
 
             fn map_value<K, V>(&self, map: &crate::Map<K, V>, key: &[u8]) -> Result<Option<V>>
@@ -194,7 +193,7 @@ macro_rules! transaction {
                 if !self.is_on(map.store()) {
                     return Err(map.other_store());
                 }
-                map.value_in(self.reader(), key)
+                map.value_in(self.reads(), key)
             }
         }
     };

@@ -37,7 +37,7 @@ macro_rules! read_methods {
                 M::Key: Borrow<Q>,
                 Q: EncodeKey + ?Sized,
             {
-                super::query::load(self.shared, self.reader(), key)
+                super::query::load(self.shared, self.reads(), key)
             }
 
             /// Whether a record with this key exists.
@@ -63,9 +63,9 @@ macro_rules! read_methods {
                 let key = encode_to_vec(key);
                 if M::EXPIRY.is_some() {
                     // Only a decoded record says whether it has expired.
-                    return Ok(super::query::load_encoded::<M>(self.reader(), tables, &key)?.is_some());
+                    return Ok(super::query::load_encoded::<M>(self.reads(), tables, &key)?.is_some());
                 }
-                Ok(self.reader().get(tables.main, &key)?.is_some())
+                Ok(self.reads().get(tables.main, &key)?.is_some())
             }
 
             /// The record whose unique index holds `value`, if any.
@@ -89,10 +89,10 @@ macro_rules! read_methods {
                 Q: EncodeKey + ?Sized,
             {
                 let tables = self.shared.tables::<M>()?;
-                crate::catalog::check_queryable(self.reader(), self.shared.catalog, tables, index.position())?;
+                crate::catalog::check_queryable(self.reads(), self.shared.catalog, tables, index.position())?;
                 let table = tables.indexes[index.position()];
-                match self.reader().get(table, &encode_to_vec(value))? {
-                    Some(pk) => super::query::load_encoded(self.reader(), tables, pk),
+                match self.reads().get(table, &encode_to_vec(value))? {
+                    Some(pk) => super::query::load_encoded(self.reads(), tables, pk),
                     None => Ok(None),
                 }
             }
@@ -129,7 +129,7 @@ macro_rules! read_methods {
                 let exact = Some(prefix.clone());
                 super::query::index_records::<H::Model, _>(
                     self.shared,
-                    self.reader(),
+                    self.reads(),
                     index.position(),
                     prefix,
                     upper,
@@ -196,7 +196,7 @@ macro_rules! read_methods {
                 };
                 super::query::index_records::<H::Model, _>(
                     self.shared,
-                    self.reader(),
+                    self.reads(),
                     index.position(),
                     lower,
                     upper,
@@ -244,7 +244,7 @@ macro_rules! read_methods {
                 Q: EncodeKey + ?Sized,
             {
                 let table = crate::history::table_of::<M>(self.shared)?;
-                crate::history::versions(self.reader(), table, &encode_to_vec(key))
+                crate::history::versions(self.reads(), table, &encode_to_vec(key))
             }
 
             /// The record with this key as it was at `moment`; see
@@ -270,8 +270,8 @@ macro_rules! read_methods {
             {
                 let table = crate::history::table_of::<M>(self.shared)?;
                 let encoded = encode_to_vec(key);
-                let live = self.reader().get(self.shared.tables::<M>()?.main, &encoded)?.is_some();
-                crate::history::as_of::<M>(self.reader(), table, &encoded, live, moment.into())
+                let live = self.reads().get(self.shared.tables::<M>()?.main, &encoded)?.is_some();
+                crate::history::as_of::<M>(self.reads(), table, &encoded, live, moment.into())
             }
 
             /// Streams the records whose keys fall in `range`.
@@ -295,7 +295,7 @@ macro_rules! read_methods {
             {
                 let tables = self.shared.tables::<M>()?;
                 let (lower, upper) = range.encoded_bounds();
-                let entries = self.reader().range(tables.main, as_ref(&lower), as_ref(&upper))?;
+                let entries = self.reads().range(tables.main, as_ref(&lower), as_ref(&upper))?;
                 Ok(super::query::decode_records(entries))
             }
 
@@ -323,7 +323,7 @@ macro_rules! read_methods {
                 prefix.encode_prefix(&mut lower);
                 let upper = prefix_successor(&lower);
                 let upper = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                let entries = self.reader().range(tables.main, Bound::Included(&lower), upper)?;
+                let entries = self.reads().range(tables.main, Bound::Included(&lower), upper)?;
                 Ok(super::query::decode_records(entries))
             }
 
@@ -339,7 +339,7 @@ macro_rules! read_methods {
             /// # Ok::<(), skyshelve::Error>(())
             /// ```
             pub fn last_sequence(&self, name: &str) -> Result<Option<u64>> {
-                crate::sequence::last(self.reader(), self.shared.sequences, name)
+                crate::sequence::last(self.reads(), self.shared.sequences, name)
             }
 
             /// The number of records of model `M`.
@@ -357,10 +357,10 @@ macro_rules! read_methods {
             /// ```
             pub fn count<M: Persistent>(&self) -> Result<u64> {
                 let tables = self.shared.tables::<M>()?;
-                let stored = self.reader().len(tables.main)?;
+                let stored = self.reads().len(tables.main)?;
                 let expired = match M::EXPIRY {
                     Some(position) => {
-                        crate::expiry::count_expired(self.reader(), tables, position, crate::expiry::now_millis())?
+                        crate::expiry::count_expired(self.reads(), tables, position, crate::expiry::now_millis())?
                     }
                     None => 0,
                 };

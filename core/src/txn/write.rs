@@ -48,7 +48,7 @@ impl<'t> WriteTx<'t> {
     /// Fails if the record under `key` was written by a newer model version:
     /// older code never overwrites it.
     fn refuse_newer<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<()> {
-        let Some(bytes) = self.reader().get(tables.main, key)? else { return Ok(()) };
+        let Some(bytes) = self.reads().get(tables.main, key)? else { return Ok(()) };
         let (stored, known) = (crate::codec::value::version_of(bytes, M::INFO.name)?, M::INFO.version);
         if stored > known { Err(Error::NewerVersion { model: M::INFO.name, stored, known }) } else { Ok(()) }
     }
@@ -109,7 +109,7 @@ impl<'t> WriteTx<'t> {
         let last = match cached {
             Some((_, _, last)) => last,
             None => {
-                let last = crate::history::last_position(self.reader(), table)?;
+                let last = crate::history::last_position(self.reads(), table)?;
                 self.history_positions.push((slot, table, last));
                 &mut self.history_positions.last_mut().expect("just pushed").2
             }
@@ -276,7 +276,7 @@ impl<'t> WriteTx<'t> {
         let tables = self.shared.tables::<M>()?;
         if let Some(position) = M::EXPIRY {
             let now = crate::expiry::now_millis();
-            for key in crate::expiry::expired_keys(self.reader(), tables, position, now, usize::MAX)? {
+            for key in crate::expiry::expired_keys(self.reads(), tables, position, now, usize::MAX)? {
                 match self.delete_encoded::<M>(&key) {
                     // Kept while children point at it: invisible to reads all the same.
                     Ok(_) | Err(Error::Restricted { .. }) => {}
@@ -321,7 +321,7 @@ impl<'t> WriteTx<'t> {
         let tables = self.shared.tables::<M>()?;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut older = Vec::new();
-        for entry in self.reader().range(tables.main, lower, Bound::Unbounded)? {
+        for entry in self.reads().range(tables.main, lower, Bound::Unbounded)? {
             let (key, bytes) = entry?;
             if crate::codec::value::version_of(bytes, M::INFO.name)? < M::INFO.version {
                 older.push(key.to_vec());
@@ -343,7 +343,7 @@ impl<'t> WriteTx<'t> {
     fn rewrite_older<M: Persistent>(&mut self, tables: &ModelTables, keys: &[Vec<u8>]) -> Result<()> {
         self.remove_entries_of(tables, &keys.iter().map(Vec::as_slice).collect())?;
         for key in keys {
-            let Some((_, record)) = query::load_stored::<M>(self.reader(), tables, key)? else { continue };
+            let Some((_, record)) = query::load_stored::<M>(self.reads(), tables, key)? else { continue };
             // The record's content is unchanged: its history gains no version.
             let write = self.prepare(tables, key, &record, None, UniqueCheck::LookUp { moving_from: None })?;
             self.apply::<M>(tables, key, &write)?;
@@ -382,7 +382,7 @@ impl<'t> WriteTx<'t> {
     /// `delete` by encoded key, for record-lock guards.
     pub(crate) fn delete_encoded<M: Persistent>(&mut self, key: &[u8]) -> Result<bool> {
         let tables = self.shared.tables::<M>()?;
-        if self.reader().get(tables.main, key)?.is_none() {
+        if self.reads().get(tables.main, key)?.is_none() {
             return Ok(false);
         }
         let entries = self.stored_entries::<M>(tables, key)?.unwrap_or_default();
@@ -425,7 +425,7 @@ impl<'t> WriteTx<'t> {
         let upper = upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let unique = referrer.child.indexes[referrer.position].unique;
         let mut children = Vec::new();
-        for entry in self.reader().range(table, Bound::Included(parent), upper)? {
+        for entry in self.reads().range(table, Bound::Included(parent), upper)? {
             let (entry_key, child) = entry?;
             // Only entries whose value is exactly `parent` (see `indexing`).
             let value = if unique { entry_key } else { entry_key.strip_suffix(child).unwrap_or(entry_key) };
@@ -443,7 +443,7 @@ impl<'t> WriteTx<'t> {
             let info = &M::INFO.indexes[*position];
             let Some(parent) = info.parent().filter(|_| info.must_exist) else { continue };
             let value = indexing::index_value::<M>(*position, index_key, key);
-            if self.reader().get(self.shared.tables_of(parent)?.main, value)?.is_none() {
+            if self.reads().get(self.shared.tables_of(parent)?.main, value)?.is_none() {
                 let (model, index) = (M::INFO.name, info.name);
                 return Err(Error::ParentMissing { model, index, parent: parent.name, key: (info.describe)(value) });
             }
@@ -457,7 +457,7 @@ impl<'t> WriteTx<'t> {
     /// indexes, so that such a record can still be replaced or deleted.
     /// Nothing is changed here: a write that fails later leaves them.
     fn stored_entries<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<Option<IndexEntries>> {
-        match query::load_stored::<M>(self.reader(), tables, key) {
+        match query::load_stored::<M>(self.reads(), tables, key) {
             Ok(Some((version, old))) if version == M::INFO.version => Ok(Some(entries_of(&old))),
             Ok(Some(_)) | Err(Error::Decode { .. }) => self.entries_pointing_at::<M>(tables, key).map(Some),
             Ok(None) => Ok(None),
@@ -467,7 +467,7 @@ impl<'t> WriteTx<'t> {
 
     /// Every index entry of `M` pointing at `key`; see `indexing`.
     fn entries_pointing_at<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<IndexEntries> {
-        indexing::entries_pointing_at::<M>(self.reader(), tables, key)
+        indexing::entries_pointing_at::<M>(self.reads(), tables, key)
     }
 
     /// Removes every index entry pointing at one of `keys`; see `indexing`.
@@ -499,7 +499,7 @@ impl<'t> WriteTx<'t> {
     {
         let tables = self.tables_for_write::<M>()?;
         let encoded = encode_to_vec(key);
-        let Some((version, record)) = query::load_stored::<M>(self.reader(), tables, &encoded)? else {
+        let Some((version, record)) = query::load_stored::<M>(self.reads(), tables, &encoded)? else {
             return Err(Error::NotFound { model: M::INFO.name, key: describe_key(key) });
         };
         self.rewrite(tables, &encoded, record, Some(version), change)
@@ -529,7 +529,7 @@ impl<'t> WriteTx<'t> {
         let tables = self.tables_for_write::<M>()?;
         let fresh = default();
         let key = encode_primary::<M>(fresh.key())?;
-        match query::load_stored::<M>(self.reader(), tables, &key)? {
+        match query::load_stored::<M>(self.reads(), tables, &key)? {
             Some((version, stored)) => self.rewrite(tables, &key, stored, Some(version), change),
             None => self.rewrite(tables, &key, fresh, None, change),
         }
@@ -576,7 +576,7 @@ impl<'t> WriteTx<'t> {
         new_key: &[u8],
         record: &M,
     ) -> Result<()> {
-        if self.reader().get(tables.main, new_key)?.is_some() {
+        if self.reads().get(tables.main, new_key)?.is_some() {
             return Err(Error::AlreadyExists { model: M::INFO.name, key: describe_key(record.key()) });
         }
         self.check_unlocked::<M>(old_key)?;
@@ -601,7 +601,7 @@ impl<'t> WriteTx<'t> {
         let write = self.prepare(tables, key, record, old_entries, UniqueCheck::LookUp { moving_from: None })?;
         let change = match tables.history {
             None => None,
-            Some(_) if old_entries.is_some() || self.reader().get(tables.main, key)?.is_some() => Some(Change::Updated),
+            Some(_) if old_entries.is_some() || self.reads().get(tables.main, key)?.is_some() => Some(Change::Updated),
             Some(_) => Some(Change::Created),
         };
         self.apply::<M>(tables, key, &write)?;
@@ -671,7 +671,7 @@ impl<'t> WriteTx<'t> {
         for &&(position, value) in added {
             let index_key = match unique {
                 UniqueCheck::LookUp { moving_from } => {
-                    indexing::check_entry::<M>(self.reader(), tables, position, value, key, moving_from)?
+                    indexing::check_entry::<M>(self.reads(), tables, position, value, key, moving_from)?
                 }
                 UniqueCheck::OnPut => indexing::checked_key::<M>(position, value, key)?,
             };
