@@ -150,13 +150,13 @@ impl crate::Store {
     pub fn purge_expired(&self) -> Result<u64> {
         let mut purged = 0;
         for tables in self.shared().all_tables() {
-            let Some(position) = index_position(tables.info) else { continue };
+            let Some(position) = tables.expiry else { continue };
             loop {
                 let (found, removed) = self.write(|tx| {
                     let keys = expired_keys(tx.raw_writer(), tables, position, now_millis(), PURGE_BATCH)?;
                     let mut removed = 0;
                     for key in &keys {
-                        match (tables.info.ops.delete)(tx, key) {
+                        match tx.delete_encoded(tables, key) {
                             Ok(true) => removed += 1,
                             Ok(false) | Err(Error::Restricted { .. }) => {}
                             Err(err) => return Err(err),

@@ -7,6 +7,9 @@
 //!
 //! Key encodings are prefix-free, so `value ++ primary key` sorts by value
 //! and then by key, and the records of one value are one key prefix.
+//!
+//! Only `entries_of` knows the model's type; the rules work from its
+//! description (`ModelInfo`), so they are compiled once for every model.
 
 use std::collections::HashSet;
 use std::ops::Bound;
@@ -14,10 +17,11 @@ use std::ops::Bound;
 use crate::engine::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::index::IndexEntries;
-use crate::model::{Persistent, check_key_len};
+use crate::model::{ModelInfo, Persistent, check_key_len};
 use crate::store::ModelTables;
 
 /// The index values of `record`, as its model's derive computes them.
+#[inline]
 pub(crate) fn entries_of<M: Persistent>(record: &M) -> IndexEntries {
     let mut entries = IndexEntries::default();
     record.index_entries(&mut entries);
@@ -25,29 +29,32 @@ pub(crate) fn entries_of<M: Persistent>(record: &M) -> IndexEntries {
 }
 
 /// The key of an index entry in its table (see the layout above).
-pub(crate) fn index_key<M: Persistent>(position: usize, value: &[u8], primary: &[u8]) -> Vec<u8> {
-    if M::INFO.indexes[position].unique { value.to_vec() } else { [value, primary].concat() }
+#[inline]
+pub(crate) fn index_key(info: &ModelInfo, position: usize, value: &[u8], primary: &[u8]) -> Vec<u8> {
+    if info.indexes[position].unique { value.to_vec() } else { [value, primary].concat() }
 }
 
 /// The value of an index entry whose key in its table is `entry_key` and
 /// whose record's primary key is `primary` (see the layout above).
-pub(crate) fn index_value<'e, M: Persistent>(position: usize, entry_key: &'e [u8], primary: &[u8]) -> &'e [u8] {
-    if M::INFO.indexes[position].unique { entry_key } else { entry_key.strip_suffix(primary).unwrap_or(entry_key) }
+#[inline]
+pub(crate) fn index_value<'e>(info: &ModelInfo, position: usize, entry_key: &'e [u8], primary: &[u8]) -> &'e [u8] {
+    if info.indexes[position].unique { entry_key } else { entry_key.strip_suffix(primary).unwrap_or(entry_key) }
 }
 
 /// The key of the entry for `value` of the record under `primary`, if it
 /// fits LMDB's key limit.
-pub(crate) fn checked_key<M: Persistent>(position: usize, value: &[u8], primary: &[u8]) -> Result<Vec<u8>> {
-    let index_key = index_key::<M>(position, value, primary);
-    let name = M::INFO.indexes[position].name;
-    check_key_len(|| format!("index {}.{name} entry", M::INFO.name), index_key.len())?;
+#[inline]
+pub(crate) fn checked_key(info: &ModelInfo, position: usize, value: &[u8], primary: &[u8]) -> Result<Vec<u8>> {
+    let index_key = index_key(info, position, value, primary);
+    let name = info.indexes[position].name;
+    check_key_len(|| format!("index {}.{name} entry", info.name), index_key.len())?;
     Ok(index_key)
 }
 
 /// Checks that the record under `primary` may have the entry for `value`
 /// (it fits, and no other record holds a unique value; the record leaving
 /// `moving_from` may hand its own over) and returns the entry's key.
-pub(crate) fn check_entry<M: Persistent>(
+pub(crate) fn check_entry(
     txn: &(impl Reader + ?Sized),
     tables: &ModelTables,
     position: usize,
@@ -55,13 +62,13 @@ pub(crate) fn check_entry<M: Persistent>(
     primary: &[u8],
     moving_from: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
-    let index_key = checked_key::<M>(position, value, primary)?;
-    let info = &M::INFO.indexes[position];
-    if info.unique {
+    let index_key = checked_key(tables.info, position, value, primary)?;
+    let index = &tables.info.indexes[position];
+    if index.unique {
         let holder = txn.get(tables.indexes[position], value)?;
         if holder.is_some_and(|holder| holder != primary && Some(holder) != moving_from) {
-            let value = (info.describe)(value);
-            return Err(Error::UniqueViolation { model: M::INFO.name, index: info.name, value });
+            let value = (index.describe)(value);
+            return Err(Error::UniqueViolation { model: tables.info.name, index: index.name, value });
         }
     }
     Ok(index_key)
@@ -69,21 +76,21 @@ pub(crate) fn check_entry<M: Persistent>(
 
 /// Adds the entry for `value` of the record under `primary`, checked as a
 /// write checks it: for index builds, whose entries were never checked.
-pub(crate) fn add_entry<M: Persistent>(
+pub(crate) fn add_entry(
     txn: &mut dyn Writer,
     tables: &ModelTables,
     position: usize,
     value: &[u8],
     primary: &[u8],
 ) -> Result<()> {
-    let index_key = check_entry::<M>(&*txn, tables, position, value, primary, None)?;
+    let index_key = check_entry(&*txn, tables, position, value, primary, None)?;
     txn.put(tables.indexes[position], &index_key, primary)
 }
 
 /// Removes the entry of the record under `primary` for `value`. A unique
 /// entry is removed only if it is that record's: while an index is being
 /// built, the value may still be held by another record.
-pub(crate) fn remove_entry<M: Persistent>(
+pub(crate) fn remove_entry(
     txn: &mut dyn Writer,
     tables: &ModelTables,
     position: usize,
@@ -91,12 +98,12 @@ pub(crate) fn remove_entry<M: Persistent>(
     primary: &[u8],
 ) -> Result<()> {
     let table = tables.indexes[position];
-    if M::INFO.indexes[position].unique {
+    if tables.info.indexes[position].unique {
         if txn.get(table, value)? == Some(primary) {
             txn.delete(table, value)?;
         }
     } else {
-        txn.delete(table, &index_key::<M>(position, value, primary))?;
+        txn.delete(table, &index_key(tables.info, position, value, primary))?;
     }
     Ok(())
 }
@@ -104,7 +111,7 @@ pub(crate) fn remove_entry<M: Persistent>(
 /// Every index entry of the model whose primary key is `primary`, found by
 /// a scan of each index: for a record whose entries cannot be computed
 /// (undecodable, or written by older code).
-pub(crate) fn entries_pointing_at<M: Persistent>(
+pub(crate) fn entries_pointing_at(
     txn: &(impl Reader + ?Sized),
     tables: &ModelTables,
     primary: &[u8],
@@ -114,7 +121,7 @@ pub(crate) fn entries_pointing_at<M: Persistent>(
         for entry in txn.range(table, Bound::Unbounded, Bound::Unbounded)? {
             let (entry_key, holder) = entry?;
             if holder == primary {
-                entries.add_encoded(position, index_value::<M>(position, entry_key, primary));
+                entries.add_encoded(position, index_value(tables.info, position, entry_key, primary));
             }
         }
     }

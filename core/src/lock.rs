@@ -482,7 +482,8 @@ impl<M: Persistent> RecordLock<M> {
     /// ```
     pub fn delete(&mut self) -> Result<bool> {
         let key = self.key.clone();
-        let existed = self.store.write_as(Some(self.owner), |tx| tx.delete_encoded::<M>(&key))?;
+        let tables = self.store.shared().tables::<M>()?;
+        let existed = self.store.write_as(Some(self.owner), |tx| tx.delete_encoded(tables, &key))?;
         self.record = None;
         Ok(existed)
     }

@@ -61,8 +61,12 @@ pub struct ModelOps {
     pub(crate) backfill: BackfillFn,
     /// [`Persistent::migrate`], for admin tools that know the model by name.
     pub(crate) migrate: MigrateFn,
-    /// Deletes a record by encoded key inside a transaction: for cascades.
-    pub(crate) delete: DeleteFn,
+    /// A key, encoded, as errors name it.
+    pub(crate) describe_key: fn(&[u8]) -> String,
+    /// The index values of a stored record, for the write path below the
+    /// typed edge; `None` when an older model version wrote it (its entries
+    /// came from older code).
+    pub(crate) entries_of_stored: fn(&[u8]) -> Result<Option<IndexEntries>>,
     /// A kept version (entry key, value) as JSON, for exporting history.
     #[cfg_attr(not(feature = "json"), allow(dead_code))]
     pub(crate) history_to_json: fn(&[u8], &[u8]) -> Result<Option<String>>,
@@ -86,15 +90,13 @@ impl ModelOps {
             save_json: crate::admin::save_json::<M>,
             backfill: crate::catalog::backfill_batch::<M>,
             migrate: migrate_erased::<M>,
-            delete: delete_erased::<M>,
+            describe_key: crate::index::describe_encoded::<M::Key>,
+            entries_of_stored: entries_of_stored::<M>,
             history_to_json: crate::history::version_to_json::<M>,
             import_history: crate::history::import_json::<M>,
         }
     }
 }
-
-/// A type-erased delete by encoded key, for `on_delete = cascade`.
-pub(crate) type DeleteFn = fn(&mut crate::txn::WriteTx<'_>, &[u8]) -> Result<bool>;
 
 /// Adds entries of the indexes at `positions` for up to `limit` records
 /// after key `after`; returns the last key done, `None` once no records
@@ -107,9 +109,10 @@ pub(crate) type BackfillFn = fn(
     usize,
 ) -> Result<Option<Vec<u8>>>;
 
-/// Deletes the record of `M` under an encoded key; registered in `ModelInfo`.
-pub(crate) fn delete_erased<M: Persistent>(tx: &mut crate::txn::WriteTx<'_>, key: &[u8]) -> Result<bool> {
-    tx.delete_encoded::<M>(key)
+/// The index values of a stored record of `M`; see `ModelOps`.
+fn entries_of_stored<M: Persistent>(bytes: &[u8]) -> Result<Option<IndexEntries>> {
+    let (version, record) = decode_record::<M>(bytes)?;
+    Ok((version == M::INFO.version).then(|| crate::indexing::entries_of(&record)))
 }
 
 /// A type-erased [`Persistent::migrate`].

@@ -26,6 +26,9 @@ pub(crate) struct ModelTables {
     pub indexes: Vec<Table>,
     /// The record history, for a model that keeps one (see `history`).
     pub history: Option<Table>,
+    /// The position of the model's expiry index, if it has one (see
+    /// `expiry`), found once at open.
+    pub expiry: Option<usize>,
     /// The model's catalog entry when this program's indexes are complete,
     /// encoded: checks compare stored bytes against it.
     pub catalog_entry: Vec<u8>,
@@ -966,7 +969,8 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         let catalog_entry = crate::catalog::Entry::complete(info).encode()?;
         let referrers = referrers_of(info, &opened);
         let topic = 1 << crate::engine::topic_of(info.name);
-        models[slot] = Some(ModelTables { info, main, indexes, history, catalog_entry, referrers, topic });
+        let expiry = crate::expiry::index_position(info);
+        models[slot] = Some(ModelTables { info, main, indexes, history, expiry, catalog_entry, referrers, topic });
     }
     let shared = Shared {
         engine,

@@ -203,7 +203,7 @@ pub(crate) fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport
     for (position, &table) in tables.indexes.iter().enumerate() {
         let name = M::INFO.indexes[position].name;
         check_self_delimiting(reader, table, name, &mut report, |entry_key, primary| {
-            index_value::<M>(position, entry_key, primary)
+            index_value(M::INFO, position, entry_key, primary)
         })?;
     }
     Ok(report)
@@ -221,7 +221,7 @@ fn check_parents<M: Persistent>(tx: &ReadTx<'_>, report: &mut ModelReport) -> Re
         let parents = tx.tables_of(parent)?.main;
         for entry in reader.range(tables.indexes[position], std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
             let (entry_key, key) = entry?;
-            let value = index_value::<M>(position, entry_key, key);
+            let value = index_value(M::INFO, position, entry_key, key);
             if reader.get(parents, value)?.is_none() {
                 report.found(Problem::DanglingChild { index: index.name, key: key.to_vec(), parent: value.to_vec() });
             }
@@ -276,7 +276,7 @@ fn check_records<M: Persistent>(
             }
         };
         for (position, value) in entries_of(&record).entries() {
-            let index_key = index_key::<M>(position, value, key);
+            let index_key = index_key(M::INFO, position, value, key);
             if reader.get(tables.indexes[position], &index_key)? == Some(key) {
                 found[position] += 1;
             } else {
@@ -302,7 +302,7 @@ fn find_extra_entries<M: Persistent>(
                 Ok((_, record)) => entries_of(&record)
                     .entries()
                     .iter()
-                    .any(|&(pos, value)| pos == position && index_key::<M>(pos, value, primary) == stored_key),
+                    .any(|&(pos, value)| pos == position && index_key(M::INFO, pos, value, primary) == stored_key),
                 Err(_) => false,
             },
             None => false,

@@ -241,7 +241,7 @@ pub(crate) fn backfill_batch<M: Persistent>(
         let Some(entries) = entries else { continue };
         for (position, value) in entries.entries() {
             if positions.contains(&position) {
-                crate::indexing::add_entry::<M>(txn, tables, position, value, key)?;
+                crate::indexing::add_entry(txn, tables, position, value, key)?;
             }
         }
     }

@@ -107,9 +107,10 @@ impl<'t> WriteTx<'t> {
 
     /// Fails if this program's indexes of `M` are not the store's (see
     /// `catalog`): its writes would leave the store's indexes behind.
-    fn check_writable<M: Persistent>(&mut self, tables: &ModelTables) -> Result<()> {
+    #[inline]
+    fn check_writable(&mut self, tables: &ModelTables) -> Result<()> {
         self.txn.touch(tables.topic);
-        let slot = M::INFO.slot.index();
+        let slot = tables.info.slot.index();
         let bit = u32::try_from(slot).ok().and_then(|slot| 1u128.checked_shl(slot)).unwrap_or(0);
         if self.writable & bit != 0 {
             return Ok(());

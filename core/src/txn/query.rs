@@ -443,7 +443,7 @@ pub fn index_records<'a, M: Persistent, T: Reader + ?Sized>(
             Ok(entry) => entry,
             Err(err) => return Some(Err(err)),
         };
-        if exact.as_deref().is_some_and(|value| index_value::<M>(position, entry_key, primary) != value) {
+        if exact.as_deref().is_some_and(|value| index_value(M::INFO, position, entry_key, primary) != value) {
             return None;
         }
         Some(match txn.get(main, primary) {

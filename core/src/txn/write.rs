@@ -1,6 +1,12 @@
 //! The writes: save, insert, update, upsert, delete, migrate. Each checks
 //! before it changes anything, so a failed one leaves the transaction as
 //! it was; index entries are kept through `indexing`.
+//!
+//! Two layers: the public methods are generic over the model only as far
+//! as the typed edges go — encoding the key and the record, computing its
+//! index values, decoding a stored record for `update` — and hand an
+//! `Encoded` record to the write path below, which works from the model's
+//! description (`ModelTables::info`) and is compiled once for all models.
 
 use std::borrow::Borrow;
 use std::ops::Bound;
@@ -11,10 +17,10 @@ use crate::codec::value;
 use crate::engine::Table;
 use crate::error::{Error, Result};
 use crate::history::Change;
-use crate::index::{IndexEntries, describe_encoded};
+use crate::index::IndexEntries;
 use crate::indexing::{self, entries_of};
 use crate::lock::{Owner, marker_key};
-use crate::model::{Persistent, check_key_len, check_value_len, describe_key};
+use crate::model::{ModelInfo, Persistent, check_key_len, check_value_len, describe_key};
 use crate::store::ModelTables;
 
 impl<'t> WriteTx<'t> {
@@ -34,23 +40,30 @@ impl<'t> WriteTx<'t> {
     /// ```
     pub fn save<M: Persistent>(&mut self, record: &M) -> Result<()> {
         self.raise_sequences(record)?;
-        let tables = self.tables_for_write::<M>()?;
+        let tables = self.tables_for_write(M::INFO)?;
         let key = encode_primary::<M>(record.key())?;
-        let old_entries = if M::INFO.indexes.is_empty() {
-            self.refuse_newer::<M>(tables, &key)?;
+        let new = Encoded::of(record)?;
+        self.save_encoded(tables, &key, &new)
+    }
+
+    /// `save` below the typed edge.
+    fn save_encoded(&mut self, tables: &ModelTables, key: &[u8], new: &Encoded) -> Result<()> {
+        let old_entries = if tables.info.indexes.is_empty() {
+            self.refuse_newer(tables, key)?;
             None
         } else {
-            self.stored_entries::<M>(tables, &key)?
+            self.stored_entries(tables, key)?
         };
-        self.store_record(tables, &key, record, old_entries.as_ref())
+        self.store_record(tables, key, new, old_entries.as_ref())
     }
 
     /// Fails if the record under `key` was written by a newer model version:
     /// older code never overwrites it.
-    fn refuse_newer<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<()> {
+    fn refuse_newer(&self, tables: &ModelTables, key: &[u8]) -> Result<()> {
         let Some(bytes) = self.reads().get(tables.main, key)? else { return Ok(()) };
-        let (stored, known) = (crate::codec::value::version_of(bytes, M::INFO.name)?, M::INFO.version);
-        if stored > known { Err(Error::NewerVersion { model: M::INFO.name, stored, known }) } else { Ok(()) }
+        let (model, known) = (tables.info.name, tables.info.version);
+        let stored = crate::codec::value::version_of(bytes, model)?;
+        if stored > known { Err(Error::NewerVersion { model, stored, known }) } else { Ok(()) }
     }
 
     /// Inserts `record`; fails with [`Error::AlreadyExists`] if its key is taken.
@@ -69,35 +82,36 @@ impl<'t> WriteTx<'t> {
     /// ```
     pub fn insert<M: Persistent>(&mut self, record: &M) -> Result<()> {
         self.raise_sequences(record)?;
-        let tables = self.tables_for_write::<M>()?;
+        let tables = self.tables_for_write(M::INFO)?;
         let key = encode_primary::<M>(record.key())?;
-        let write = self.prepare(tables, &key, record, None, UniqueCheck::OnPut)?;
+        self.insert_encoded(tables, &key, &Encoded::of(record)?)
+    }
+
+    /// `insert` below the typed edge.
+    fn insert_encoded(&mut self, tables: &ModelTables, key: &[u8], new: &Encoded) -> Result<()> {
+        let write = self.prepare(tables, key, new, None, UniqueCheck::OnPut)?;
         // One descent of the tree finds a taken key, or writes the record.
-        if self.txn.put_new(tables.main, &key, &write.bytes)?.is_some() {
-            return Err(Error::AlreadyExists { model: M::INFO.name, key: describe_key(record.key()) });
+        if self.txn.put_new(tables.main, key, write.bytes)?.is_some() {
+            return Err(Error::AlreadyExists { model: tables.info.name, key: (tables.info.ops.describe_key)(key) });
         }
-        match self.add_new_entries::<M>(tables, &key, write.added) {
+        match self.add_new_entries(tables, key, write.added) {
             Ok(()) => {}
             Err(Undone::Clean(clash)) => return Err(clash),
             Err(Undone::Failed(err)) => return self.poison_if_err(Err(err)),
         }
-        let kept = self.keep_history::<M>(tables, &key, Change::Created, Some(&write.bytes));
+        let kept = self.keep_history(tables, key, Change::Created, Some(write.bytes));
         self.poison_if_err(kept)
     }
 
     /// Records a change of the record under `key` in its model's history,
     /// when the model keeps one: `stored` is the record's new stored bytes,
     /// `None` for a deletion.
-    fn keep_history<M: Persistent>(
-        &mut self,
-        tables: &ModelTables,
-        key: &[u8],
-        change: Change,
-        stored: Option<&[u8]>,
-    ) -> Result<()> {
+    #[inline]
+    fn keep_history(&mut self, tables: &ModelTables, key: &[u8], change: Change, stored: Option<&[u8]>) -> Result<()> {
         let Some(table) = tables.history else { return Ok(()) };
-        let position = self.next_history_position(tables.info.slot.index(), table)?;
-        crate::history::record(&mut *self.txn, table, key, position, change, stored, M::INFO.version, M::INFO.history)
+        let info = tables.info;
+        let position = self.next_history_position(info.slot.index(), table)?;
+        crate::history::record(&mut *self.txn, table, key, position, change, stored, info.version, info.history)
     }
 
     /// The next position of the history in `table` (of the model in slot
@@ -206,16 +220,17 @@ impl<'t> WriteTx<'t> {
     /// first with insert-if-absent puts (a clash is found in the same
     /// descent that would write); on a clash the record and the entries
     /// added so far are removed again, leaving the transaction as it was.
-    fn add_new_entries<M: Persistent>(
+    fn add_new_entries(
         &mut self,
         tables: &ModelTables,
         key: &[u8],
         mut added: Vec<(usize, Vec<u8>)>,
     ) -> std::result::Result<(), Undone> {
-        added.sort_by_key(|(position, _)| !M::INFO.indexes[*position].unique);
+        let indexes = tables.info.indexes;
+        added.sort_by_key(|(position, _)| !indexes[*position].unique);
         let mut unique_added = Vec::new();
         for (position, index_key) in &added {
-            let (info, table) = (&M::INFO.indexes[*position], tables.indexes[*position]);
+            let (info, table) = (&indexes[*position], tables.indexes[*position]);
             if !info.unique {
                 self.txn.put(table, index_key, key).map_err(Undone::Failed)?;
                 continue;
@@ -223,7 +238,7 @@ impl<'t> WriteTx<'t> {
             match self.txn.put_new(table, index_key, key).map_err(Undone::Failed)? {
                 Some(holder) if holder != key => {
                     let clash = Error::UniqueViolation {
-                        model: M::INFO.name,
+                        model: tables.info.name,
                         index: info.name,
                         value: (info.describe)(index_key),
                     };
@@ -265,19 +280,20 @@ impl<'t> WriteTx<'t> {
         M::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
-        self.tables_for_write::<M>()?;
-        self.delete_encoded::<M>(&encode_to_vec(key))
+        let tables = self.tables_for_write(M::INFO)?;
+        self.delete_encoded(tables, &encode_to_vec(key))
     }
 
-    /// The tables of `M`, for a write: a model with an expiry first loses
-    /// its expired records, so that the write never meets one (their keys
-    /// and unique values are free again).
-    fn tables_for_write<M: Persistent>(&mut self) -> Result<&'t ModelTables> {
-        let tables = self.shared.tables::<M>()?;
-        if let Some(position) = M::EXPIRY {
+    /// The tables of the model `info` describes, for a write: a model with
+    /// an expiry first loses its expired records, so that the write never
+    /// meets one (their keys and unique values are free again).
+    #[inline]
+    fn tables_for_write(&mut self, info: &ModelInfo) -> Result<&'t ModelTables> {
+        let tables = self.shared.tables_of(info)?;
+        if let Some(position) = tables.expiry {
             let now = crate::expiry::now_millis();
             for key in crate::expiry::expired_keys(self.reads(), tables, position, now, usize::MAX)? {
-                match self.delete_encoded::<M>(&key) {
+                match self.delete_encoded(tables, &key) {
                     // Kept while children point at it: invisible to reads all the same.
                     Ok(_) | Err(Error::Restricted { .. }) => {}
                     Err(err) => return Err(err),
@@ -345,8 +361,9 @@ impl<'t> WriteTx<'t> {
         for key in keys {
             let Some((_, record)) = query::load_stored::<M>(self.reads(), tables, key)? else { continue };
             // The record's content is unchanged: its history gains no version.
-            let write = self.prepare(tables, key, &record, None, UniqueCheck::LookUp { moving_from: None })?;
-            self.apply::<M>(tables, key, &write)?;
+            let new = Encoded::of(&record)?;
+            let write = self.prepare(tables, key, &new, None, UniqueCheck::LookUp { moving_from: None })?;
+            self.apply(tables, key, &write)?;
         }
         Ok(())
     }
@@ -379,15 +396,15 @@ impl<'t> WriteTx<'t> {
         }
     }
 
-    /// `delete` by encoded key, for record-lock guards.
-    pub(crate) fn delete_encoded<M: Persistent>(&mut self, key: &[u8]) -> Result<bool> {
-        let tables = self.shared.tables::<M>()?;
+    /// `delete` by encoded key: below the typed edge, and for record-lock
+    /// guards, cascades and the purge of expired records.
+    pub(crate) fn delete_encoded(&mut self, tables: &ModelTables, key: &[u8]) -> Result<bool> {
         if self.reads().get(tables.main, key)?.is_none() {
             return Ok(false);
         }
-        let entries = self.stored_entries::<M>(tables, key)?.unwrap_or_default();
-        self.refuse_if_restricted::<M>(tables, key)?;
-        self.remove_record::<M>(tables, key, &entries)?;
+        let entries = self.stored_entries(tables, key)?.unwrap_or_default();
+        self.refuse_if_restricted(tables, key)?;
+        self.remove_record(tables, key, &entries)?;
         // The record is gone first, so that a cycle of cascades ends.
         let cascaded = self.cascade_delete(tables, key);
         self.poison_if_err(cascaded)?;
@@ -396,11 +413,11 @@ impl<'t> WriteTx<'t> {
 
     /// Fails, changing nothing, if a child points at the record under
     /// `key` through a parent index marked `on_delete = restrict`.
-    fn refuse_if_restricted<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<()> {
+    fn refuse_if_restricted(&self, tables: &ModelTables, key: &[u8]) -> Result<()> {
         for referrer in tables.referrers.iter().filter(|r| r.on_delete == crate::OnDelete::Restrict) {
             if !self.children_of(referrer, key)?.is_empty() {
-                let (model, child) = (M::INFO.name, referrer.child.name);
-                return Err(Error::Restricted { model, key: describe_encoded::<M::Key>(key), child });
+                let (model, child) = (tables.info.name, referrer.child.name);
+                return Err(Error::Restricted { model, key: (tables.info.ops.describe_key)(key), child });
             }
         }
         Ok(())
@@ -410,8 +427,9 @@ impl<'t> WriteTx<'t> {
     /// is marked `on_delete = cascade`, each by its own model's rules.
     fn cascade_delete(&mut self, tables: &ModelTables, key: &[u8]) -> Result<()> {
         for referrer in tables.referrers.iter().filter(|r| r.on_delete == crate::OnDelete::Cascade) {
+            let child_tables = self.shared.tables_of(referrer.child)?;
             for child in self.children_of(referrer, key)? {
-                (referrer.child.ops.delete)(self, &child)?;
+                self.delete_encoded(child_tables, &child)?;
             }
         }
         Ok(())
@@ -438,13 +456,13 @@ impl<'t> WriteTx<'t> {
 
     /// Fails if a parent index marked `must_exist` names a parent that is
     /// not stored.
-    fn check_parents_exist<M: Persistent>(&self, added: &[(usize, Vec<u8>)], key: &[u8]) -> Result<()> {
+    fn check_parents_exist(&self, tables: &ModelTables, added: &[(usize, Vec<u8>)], key: &[u8]) -> Result<()> {
         for (position, index_key) in added {
-            let info = &M::INFO.indexes[*position];
+            let info = &tables.info.indexes[*position];
             let Some(parent) = info.parent().filter(|_| info.must_exist) else { continue };
-            let value = indexing::index_value::<M>(*position, index_key, key);
+            let value = indexing::index_value(tables.info, *position, index_key, key);
             if self.reads().get(self.shared.tables_of(parent)?.main, value)?.is_none() {
-                let (model, index) = (M::INFO.name, info.name);
+                let (model, index) = (tables.info.name, info.name);
                 return Err(Error::ParentMissing { model, index, parent: parent.name, key: (info.describe)(value) });
             }
         }
@@ -456,18 +474,18 @@ impl<'t> WriteTx<'t> {
     /// say which entries it has: those are found by scanning the model's
     /// indexes, so that such a record can still be replaced or deleted.
     /// Nothing is changed here: a write that fails later leaves them.
-    fn stored_entries<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<Option<IndexEntries>> {
-        match query::load_stored::<M>(self.reads(), tables, key) {
-            Ok(Some((version, old))) if version == M::INFO.version => Ok(Some(entries_of(&old))),
-            Ok(Some(_)) | Err(Error::Decode { .. }) => self.entries_pointing_at::<M>(tables, key).map(Some),
-            Ok(None) => Ok(None),
+    fn stored_entries(&self, tables: &ModelTables, key: &[u8]) -> Result<Option<IndexEntries>> {
+        let Some(bytes) = self.reads().get(tables.main, key)? else { return Ok(None) };
+        match (tables.info.ops.entries_of_stored)(bytes) {
+            Ok(Some(entries)) => Ok(Some(entries)),
+            Ok(None) | Err(Error::Decode { .. }) => self.entries_pointing_at(tables, key).map(Some),
             Err(other) => Err(other),
         }
     }
 
-    /// Every index entry of `M` pointing at `key`; see `indexing`.
-    fn entries_pointing_at<M: Persistent>(&self, tables: &ModelTables, key: &[u8]) -> Result<IndexEntries> {
-        indexing::entries_pointing_at::<M>(self.reads(), tables, key)
+    /// Every index entry of the model pointing at `key`; see `indexing`.
+    fn entries_pointing_at(&self, tables: &ModelTables, key: &[u8]) -> Result<IndexEntries> {
+        indexing::entries_pointing_at(self.reads(), tables, key)
     }
 
     /// Removes every index entry pointing at one of `keys`; see `indexing`.
@@ -497,7 +515,7 @@ impl<'t> WriteTx<'t> {
         Q: EncodeKey + ?Sized,
         F: FnOnce(&mut M),
     {
-        let tables = self.tables_for_write::<M>()?;
+        let tables = self.tables_for_write(M::INFO)?;
         let encoded = encode_to_vec(key);
         let Some((version, record)) = query::load_stored::<M>(self.reads(), tables, &encoded)? else {
             return Err(Error::NotFound { model: M::INFO.name, key: describe_key(key) });
@@ -526,7 +544,7 @@ impl<'t> WriteTx<'t> {
         D: FnOnce() -> M,
         F: FnOnce(&mut M),
     {
-        let tables = self.tables_for_write::<M>()?;
+        let tables = self.tables_for_write(M::INFO)?;
         let fresh = default();
         let key = encode_primary::<M>(fresh.key())?;
         match query::load_stored::<M>(self.reads(), tables, &key)? {
@@ -552,15 +570,19 @@ impl<'t> WriteTx<'t> {
         let old_entries = match stored_version {
             Some(version) if version == M::INFO.version => Some(entries_of(&record)),
             // Upgraded from an older version: its entries came from older code.
-            Some(_) => Some(self.entries_pointing_at::<M>(tables, key)?),
+            Some(_) => Some(self.entries_pointing_at(tables, key)?),
             None => None,
         };
         change(&mut record);
         let new_key = encode_primary::<M>(record.key())?;
+        let new = Encoded::of(&record)?;
         match old_entries {
-            _ if new_key == key => self.store_record(tables, key, &record, old_entries.as_ref())?,
-            Some(old_entries) => self.move_record(tables, key, &old_entries, &new_key, &record)?,
-            None => self.insert(&record)?,
+            _ if new_key == key => self.store_record(tables, key, &new, old_entries.as_ref())?,
+            Some(old_entries) => self.move_record(tables, key, &old_entries, &new_key, &new)?,
+            None => {
+                self.raise_sequences(&record)?;
+                self.insert_encoded(tables, &new_key, &new)?;
+            }
         }
         Ok(record)
     }
@@ -568,22 +590,22 @@ impl<'t> WriteTx<'t> {
     /// Moves the record stored under `old_key` to `new_key`. Every check of
     /// the moved record runs before the old one is removed, so a refused
     /// move leaves both keys as they were.
-    fn move_record<M: Persistent>(
+    fn move_record(
         &mut self,
         tables: &ModelTables,
         old_key: &[u8],
         old_entries: &IndexEntries,
         new_key: &[u8],
-        record: &M,
+        new: &Encoded,
     ) -> Result<()> {
         if self.reads().get(tables.main, new_key)?.is_some() {
-            return Err(Error::AlreadyExists { model: M::INFO.name, key: describe_key(record.key()) });
+            return Err(Error::AlreadyExists { model: tables.info.name, key: (tables.info.ops.describe_key)(new_key) });
         }
-        self.check_unlocked::<M>(old_key)?;
-        let write = self.prepare(tables, new_key, record, None, UniqueCheck::LookUp { moving_from: Some(old_key) })?;
-        self.remove_record::<M>(tables, old_key, old_entries)?;
-        self.apply::<M>(tables, new_key, &write)?;
-        let kept = self.keep_history::<M>(tables, new_key, Change::Created, Some(&write.bytes));
+        self.check_unlocked(tables.info, old_key)?;
+        let write = self.prepare(tables, new_key, new, None, UniqueCheck::LookUp { moving_from: Some(old_key) })?;
+        self.remove_record(tables, old_key, old_entries)?;
+        self.apply(tables, new_key, &write)?;
+        let kept = self.keep_history(tables, new_key, Change::Created, Some(write.bytes));
         self.poison_if_err(kept)
     }
 
@@ -591,76 +613,71 @@ impl<'t> WriteTx<'t> {
     /// `old_entries` (the stored record's, if any) to its own. Every check
     /// runs before the first write, so a failure leaves the transaction
     /// untouched.
-    fn store_record<M: Persistent>(
+    fn store_record(
         &mut self,
         tables: &ModelTables,
         key: &[u8],
-        record: &M,
+        new: &Encoded,
         old_entries: Option<&IndexEntries>,
     ) -> Result<()> {
-        let write = self.prepare(tables, key, record, old_entries, UniqueCheck::LookUp { moving_from: None })?;
+        let write = self.prepare(tables, key, new, old_entries, UniqueCheck::LookUp { moving_from: None })?;
         let change = match tables.history {
             None => None,
             Some(_) if old_entries.is_some() || self.reads().get(tables.main, key)?.is_some() => Some(Change::Updated),
             Some(_) => Some(Change::Created),
         };
-        self.apply::<M>(tables, key, &write)?;
+        self.apply(tables, key, &write)?;
         let Some(change) = change else { return Ok(()) };
-        let kept = self.keep_history::<M>(tables, key, change, Some(&write.bytes));
+        let kept = self.keep_history(tables, key, change, Some(write.bytes));
         self.poison_if_err(kept)
     }
 
     /// Runs every check of writing `record` under `key` and computes what
     /// the write changes, without changing anything (unique values are
     /// checked as `unique` says).
-    fn prepare<'o, M: Persistent>(
+    fn prepare<'n, 'o>(
         &mut self,
         tables: &ModelTables,
         key: &[u8],
-        record: &M,
+        new: &'n Encoded,
         old_entries: Option<&'o IndexEntries>,
         unique: UniqueCheck<'_>,
-    ) -> Result<PreparedWrite<'o>> {
-        self.check_writable::<M>(tables)?;
-        self.check_unlocked::<M>(key)?;
-        if M::EXPIRY.is_some() {
-            crate::expiry::check(record)?;
-        }
-        // Most records fit; bincode would otherwise grow the buffer several times.
-        let mut bytes = Vec::with_capacity(256);
-        value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes)?;
-        check_value_len(|| format!("{} record {:?}", M::INFO.name, record.key()), bytes.len())?;
-        if !M::READS_BACK {
-            value::check_reads_back(record, &bytes, M::INFO.name)?;
-        }
-        let new_entries = entries_of(record);
-        if old_entries.is_some_and(|old| old.same_as(&new_entries)) {
+    ) -> Result<PreparedWrite<'n, 'o>> {
+        self.check_writable(tables)?;
+        self.check_unlocked(tables.info, key)?;
+        let bytes = new.bytes.as_slice();
+        if old_entries.is_some_and(|old| old.same_as(&new.entries)) {
             // The usual update: no indexed value changed, nothing to diff.
             return Ok(PreparedWrite { bytes, added: Vec::new(), removed: Vec::new() });
         }
-        let old = old_entries.map(IndexEntries::entries).unwrap_or_default();
-        let new = new_entries.entries();
-        let added: Vec<_> = new.iter().filter(|e| old.binary_search(e).is_err()).collect();
-        let removed = old.iter().filter(|e| new.binary_search(e).is_err()).copied().collect();
-        let added = self.check_added::<M>(tables, key, &added, unique)?;
-        self.check_parents_exist::<M>(&added, key)?;
+        let entries = new.entries.entries();
+        let (added, removed) = match old_entries.map(IndexEntries::entries) {
+            // A new record: every entry is added.
+            None => (entries.iter().collect(), Vec::new()),
+            Some(old) => (
+                entries.iter().filter(|e| old.binary_search(e).is_err()).collect::<Vec<_>>(),
+                old.iter().filter(|e| entries.binary_search(e).is_err()).copied().collect(),
+            ),
+        };
+        let added = self.check_added(tables, key, &added, unique)?;
+        self.check_parents_exist(tables, &added, key)?;
         Ok(PreparedWrite { bytes, added, removed })
     }
 
     /// Carries out a write that `prepare` checked.
-    fn apply<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8], write: &PreparedWrite<'_>) -> Result<()> {
+    fn apply(&mut self, tables: &ModelTables, key: &[u8], write: &PreparedWrite<'_, '_>) -> Result<()> {
         for &(position, value) in &write.removed {
-            self.remove_entry::<M>(tables, position, value, key)?;
+            indexing::remove_entry(&mut *self.txn, tables, position, value, key)?;
         }
         for (position, index_key) in &write.added {
             self.txn.put(tables.indexes[*position], index_key, key)?;
         }
-        self.txn.put(tables.main, key, &write.bytes)
+        self.txn.put(tables.main, key, write.bytes)
     }
 
     /// Checks lengths and unique constraints of new index entries and
     /// returns their index keys.
-    fn check_added<M: Persistent>(
+    fn check_added(
         &self,
         tables: &ModelTables,
         key: &[u8],
@@ -671,9 +688,9 @@ impl<'t> WriteTx<'t> {
         for &&(position, value) in added {
             let index_key = match unique {
                 UniqueCheck::LookUp { moving_from } => {
-                    indexing::check_entry::<M>(self.reads(), tables, position, value, key, moving_from)?
+                    indexing::check_entry(self.reads(), tables, position, value, key, moving_from)?
                 }
-                UniqueCheck::OnPut => indexing::checked_key::<M>(position, value, key)?,
+                UniqueCheck::OnPut => indexing::checked_key(tables.info, position, value, key)?,
             };
             keys.push((position, index_key));
         }
@@ -682,11 +699,11 @@ impl<'t> WriteTx<'t> {
 
     /// Fails (and dooms the transaction) if a record lock on `key` is held
     /// by anyone but this transaction's guard; clears locks of dead holders.
-    fn check_unlocked<M: Persistent>(&mut self, key: &[u8]) -> Result<()> {
+    fn check_unlocked(&mut self, info: &ModelInfo, key: &[u8]) -> Result<()> {
         if self.txn.len(self.shared.lock_table)? == 0 {
             return Ok(()); // the usual case, without building the marker key
         }
-        let marker = marker_key(M::INFO.name, key);
+        let marker = marker_key(info.name, key);
         if marker.len() > crate::engine::MAX_KEY_LEN {
             return Ok(()); // too long to have been locked
         }
@@ -699,10 +716,10 @@ impl<'t> WriteTx<'t> {
         }
         if holder.is_some_and(|holder| self.shared.locks.taken_by(holder, self.caller)) {
             // Waiting would be waiting for ourselves: refuse at once.
-            return Err(Error::LockedByThisThread { model: M::INFO.name, key: describe_encoded::<M::Key>(key) });
+            return Err(Error::LockedByThisThread { model: info.name, key: (info.ops.describe_key)(key) });
         }
         if holder.is_some_and(|holder| self.shared.locks.is_alive(holder)) {
-            let locked = || Error::Locked { model: M::INFO.name, key: describe_encoded::<M::Key>(key) };
+            let locked = || Error::Locked { model: info.name, key: (info.ops.describe_key)(key) };
             *self.blocked = Some(locked());
             self.txn.doom();
             return Err(locked());
@@ -712,26 +729,38 @@ impl<'t> WriteTx<'t> {
     }
 
     /// Deletes the record under `key` and its index entries.
-    fn remove_record<M: Persistent>(&mut self, tables: &ModelTables, key: &[u8], entries: &IndexEntries) -> Result<()> {
-        self.check_writable::<M>(tables)?;
-        self.check_unlocked::<M>(key)?;
+    fn remove_record(&mut self, tables: &ModelTables, key: &[u8], entries: &IndexEntries) -> Result<()> {
+        self.check_writable(tables)?;
+        self.check_unlocked(tables.info, key)?;
         for (position, value) in entries.entries() {
-            self.remove_entry::<M>(tables, position, value, key)?;
+            indexing::remove_entry(&mut *self.txn, tables, position, value, key)?;
         }
         self.txn.delete(tables.main, key)?;
-        let kept = self.keep_history::<M>(tables, key, Change::Deleted, None);
+        let kept = self.keep_history(tables, key, Change::Deleted, None);
         self.poison_if_err(kept)
     }
+}
 
-    /// Removes the entry of the record under `key` for `value`; see `indexing`.
-    fn remove_entry<M: Persistent>(
-        &mut self,
-        tables: &ModelTables,
-        position: usize,
-        value: &[u8],
-        key: &[u8],
-    ) -> Result<()> {
-        indexing::remove_entry::<M>(&mut *self.txn, tables, position, value, key)
+/// A record at the typed edge: its stored bytes, checked (length, read
+/// back, expiry), and its index values. Everything below works on this.
+struct Encoded {
+    bytes: Vec<u8>,
+    entries: IndexEntries,
+}
+
+impl Encoded {
+    fn of<M: Persistent>(record: &M) -> Result<Encoded> {
+        if M::EXPIRY.is_some() {
+            crate::expiry::check(record)?;
+        }
+        // Most records fit; bincode would otherwise grow the buffer several times.
+        let mut bytes = Vec::with_capacity(256);
+        value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes)?;
+        check_value_len(|| format!("{} record {:?}", M::INFO.name, record.key()), bytes.len())?;
+        if !M::READS_BACK {
+            value::check_reads_back(record, &bytes, M::INFO.name)?;
+        }
+        Ok(Encoded { bytes, entries: entries_of(record) })
     }
 }
 
@@ -761,9 +790,9 @@ enum Undone {
 
 /// A checked write of one record: everything it changes, computed before
 /// anything is changed.
-struct PreparedWrite<'o> {
+struct PreparedWrite<'n, 'o> {
     /// The stored value.
-    bytes: Vec<u8>,
+    bytes: &'n [u8],
     /// Index keys to add, by index position.
     added: Vec<(usize, Vec<u8>)>,
     /// Values of the old record's entries that the new record drops.
