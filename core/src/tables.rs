@@ -3,6 +3,7 @@
 //! names the store reserves start with `~`, which no model name can (the
 //! derive allows identifier characters only), so they never meet.
 
+use crate::error::{Error, Result};
 use crate::model::ModelInfo;
 
 /// Record-lock markers (see `lock`).
@@ -36,4 +37,21 @@ const MAP_PREFIX: &str = "~map/";
 /// The name of the map whose table is `table`, if it is a map's.
 pub(crate) fn map_name(table: &str) -> Option<&str> {
     table.strip_prefix(MAP_PREFIX)
+}
+
+/// Model and map names become table names: non-empty, no `/` (it
+/// separates a model from its indexes), no NUL, at most 255 bytes.
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "names must not be empty"
+    } else if name.contains('/') {
+        "names must not contain '/'"
+    } else if name.contains('\0') {
+        "names must not contain NUL"
+    } else if name.len() > 255 {
+        "names are at most 255 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName { name: name.to_owned(), reason })
 }

@@ -1,4 +1,4 @@
-//! The writes: save, insert, update, upsert, delete, migrate. Each checks
+//! The writes: save, insert, update, upsert, delete. Each checks
 //! before it changes anything, so a failed one leaves the transaction as
 //! it was; index entries are kept through `indexing`.
 //!
@@ -303,75 +303,10 @@ impl<'t> WriteTx<'t> {
         Ok(tables)
     }
 
-    /// Rewrites every record of `M` written by an older model version in
-    /// the current format, rebuilding its index entries, in this one
-    /// transaction; see [`Persistent::migrate`] for the batched form.
-    /// Returns how many were rewritten.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_writetx_migrate")]
-    /// # struct Item { #[persistent(key)] id: u32 }
-    /// # let store = Store::temporary()?;
-    /// let rewritten = store.write(|tx| tx.migrate::<Item>(&mut |_| {}))?;
-    /// assert_eq!(rewritten, 0);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    pub fn migrate<M: Persistent>(&mut self, progress: &mut dyn FnMut(crate::Progress)) -> Result<u64> {
-        // One transaction sees every older record, so what it rewrote is the total.
-        let rewritten = self.migrate_batch::<M>(None, usize::MAX)?.0;
-        progress(crate::Progress { done: rewritten, total: Some(rewritten) });
-        Ok(rewritten)
-    }
-
-    /// Rewrites up to `limit` records of `M` written by an older version,
-    /// among those after key `after`. Returns how many, and the last key
-    /// looked at when the limit was reached (`None`: no records remain).
-    pub(crate) fn migrate_batch<M: Persistent>(
-        &mut self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<(u64, Option<Vec<u8>>)> {
-        let tables = self.shared.tables::<M>()?;
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut older = Vec::new();
-        for entry in self.reads().range(tables.main, lower, Bound::Unbounded)? {
-            let (key, bytes) = entry?;
-            if crate::codec::value::version_of(bytes, M::INFO.name)? < M::INFO.version {
-                older.push(key.to_vec());
-                if older.len() == limit {
-                    break;
-                }
-            }
-        }
-        let rewritten = self.rewrite_older::<M>(tables, &older);
-        self.poison_if_err(rewritten)?;
-        let last = if older.len() == limit { older.last().cloned() } else { None };
-        Ok((older.len() as u64, last))
-    }
-
-    /// Rewrites the records under `keys`, written by an older version, with
-    /// index entries this code computes. The entries older code wrote go
-    /// first, in one pass per index, so a failure part-way cannot be undone
-    /// alone: the caller poisons the transaction.
-    fn rewrite_older<M: Persistent>(&mut self, tables: &ModelTables, keys: &[Vec<u8>]) -> Result<()> {
-        self.remove_entries_of(tables, &keys.iter().map(Vec::as_slice).collect())?;
-        for key in keys {
-            let Some((_, record)) = query::load_stored::<M>(self.reads(), tables, key)? else { continue };
-            // The record's content is unchanged: its history gains no version.
-            let new = Encoded::of(&record)?;
-            let write = self.prepare(tables, key, &new, None, UniqueCheck::LookUp { moving_from: None })?;
-            self.apply(tables, key, &write)?;
-        }
-        Ok(())
-    }
-
     /// Passes on the result of a step that may fail after changing the
     /// transaction; a failure poisons the transaction, so that it is rolled
     /// back whatever the caller does with the error (see `finish`).
-    fn poison_if_err<R>(&mut self, result: Result<R>) -> Result<R> {
+    pub(super) fn poison_if_err<R>(&mut self, result: Result<R>) -> Result<R> {
         if let Err(err) = &result {
             self.poisoned.get_or_insert_with(|| err.to_string());
         }
@@ -489,7 +424,11 @@ impl<'t> WriteTx<'t> {
     }
 
     /// Removes every index entry pointing at one of `keys`; see `indexing`.
-    fn remove_entries_of(&mut self, tables: &ModelTables, keys: &std::collections::HashSet<&[u8]>) -> Result<()> {
+    pub(super) fn remove_entries_of(
+        &mut self,
+        tables: &ModelTables,
+        keys: &std::collections::HashSet<&[u8]>,
+    ) -> Result<()> {
         indexing::remove_entries_of(&mut *self.txn, tables, keys)
     }
 
@@ -635,7 +574,7 @@ impl<'t> WriteTx<'t> {
     /// Runs every check of writing `record` under `key` and computes what
     /// the write changes, without changing anything (unique values are
     /// checked as `unique` says).
-    fn prepare<'n, 'o>(
+    pub(super) fn prepare<'n, 'o>(
         &mut self,
         tables: &ModelTables,
         key: &[u8],
@@ -665,7 +604,7 @@ impl<'t> WriteTx<'t> {
     }
 
     /// Carries out a write that `prepare` checked.
-    fn apply(&mut self, tables: &ModelTables, key: &[u8], write: &PreparedWrite<'_, '_>) -> Result<()> {
+    pub(super) fn apply(&mut self, tables: &ModelTables, key: &[u8], write: &PreparedWrite<'_, '_>) -> Result<()> {
         for &(position, value) in &write.removed {
             indexing::remove_entry(&mut *self.txn, tables, position, value, key)?;
         }
@@ -743,13 +682,13 @@ impl<'t> WriteTx<'t> {
 
 /// A record at the typed edge: its stored bytes, checked (length, read
 /// back, expiry), and its index values. Everything below works on this.
-struct Encoded {
+pub(super) struct Encoded {
     bytes: Vec<u8>,
     entries: IndexEntries,
 }
 
 impl Encoded {
-    fn of<M: Persistent>(record: &M) -> Result<Encoded> {
+    pub(super) fn of<M: Persistent>(record: &M) -> Result<Encoded> {
         if M::EXPIRY.is_some() {
             crate::expiry::check(record)?;
         }
@@ -772,7 +711,7 @@ fn encode_primary<M: Persistent>(key: &M::Key) -> Result<Vec<u8>> {
 
 /// How `prepare` checks the unique values a write adds.
 #[derive(Clone, Copy)]
-enum UniqueCheck<'k> {
+pub(super) enum UniqueCheck<'k> {
     /// Look each one up; a record moving away from `moving_from` (a key
     /// move) may take its own values with it.
     LookUp { moving_from: Option<&'k [u8]> },
@@ -790,7 +729,7 @@ enum Undone {
 
 /// A checked write of one record: everything it changes, computed before
 /// anything is changed.
-struct PreparedWrite<'n, 'o> {
+pub(super) struct PreparedWrite<'n, 'o> {
     /// The stored value.
     bytes: &'n [u8],
     /// Index keys to add, by index position.

@@ -1,0 +1,470 @@
+//! [`StoreOptions`]: how a store is opened, and the opening itself — the
+//! engine, the model tables, the catalog's take-over and the history
+//! setting at open, and the registry that gives every `Store::open` of one
+//! folder in a process the same shared state.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{ENVIRONMENT_CLOSED, FolderId, ModelTables, Registration, Shared, Store, open_environments, referrers_of};
+use crate::admin::Progress;
+use crate::engine::{Durability, Engine, EngineConfig};
+use crate::error::{Error, Result};
+use crate::fs::create_private_dir;
+use crate::group::Group;
+use crate::lock::Locks;
+use crate::model::{ModelInfo, models};
+
+/// Options for opening a [`Store`]; see [`Store::options`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    config: EngineConfig,
+    /// Whether this program's index definitions replace others' of the
+    /// same model version when the store opens.
+    take_over_indexes: bool,
+    lock_wait: Duration,
+    group_commit: bool,
+    /// `None`: every model of the program.
+    models: Option<Vec<&'static ModelInfo>>,
+    build_progress: BuildProgress,
+    /// How often a background thread purges expired records, if at all.
+    purge_every: Option<Duration>,
+}
+
+/// The caller's hook for index-build progress at open.
+#[derive(Clone, Default)]
+struct BuildProgress(Option<Arc<BuildProgressFn>>);
+
+type BuildProgressFn = dyn Fn(&str, Progress) + Send + Sync;
+
+impl fmt::Debug for BuildProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StoreOptions {
+    /// The defaults: 16 MiB initial map growing up to 1 TiB, full
+    /// durability with group commit, 1022 readers, 30 s waits for map
+    /// growth and record locks, read-write.
+    ///
+    /// ```
+    /// let options = skyshelve::StoreOptions::new();
+    /// let store = options.open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        StoreOptions {
+            config: EngineConfig {
+                map_size: 16 << 20,
+                max_map_size: 1 << 40,
+                max_readers: 1022,
+                // Set at open from the models of the program: see `open_shared`.
+                max_tables: 0,
+                durability: Durability::Full,
+                resize_wait: Duration::from_secs(30),
+                read_only: false,
+            },
+            take_over_indexes: false,
+            lock_wait: Duration::from_secs(30),
+            group_commit: true,
+            models: None,
+            build_progress: BuildProgress::default(),
+            purge_every: None,
+        }
+    }
+
+    /// Purges expired records ([`Store::purge_expired`]) on a background
+    /// thread every `interval`, for as long as the store is open in this
+    /// process (one thread per store, whichever open asked first). Expired
+    /// records are invisible to reads either way; purging frees space.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options().purge_expired_every(std::time::Duration::from_secs(60)).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn purge_expired_every(mut self, interval: Duration) -> Self {
+        self.purge_every = Some(interval);
+        self
+    }
+
+    /// Opens the store for these models only, instead of every model of
+    /// the program: for tools that work on some models, and to keep LMDB's
+    /// per-transaction work small in programs with very many models. The
+    /// other models' methods then fail on this store with
+    /// [`Error::ModelNotOpened`].
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// #[persistent(name = "doc_store_only_note")]
+    /// struct Note { #[persistent(key)] id: u32 }
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// #[persistent(name = "doc_store_only_tag")]
+    /// struct Tag { #[persistent(key)] id: u32 }
+    ///
+    /// let store = Store::options().models([Note::INFO]).open_temporary()?;
+    /// Note { id: 1 }.save(&store)?;
+    /// assert!(Tag { id: 1 }.save(&store).is_err());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn models(mut self, models: impl IntoIterator<Item = &'static ModelInfo>) -> Self {
+        let mut models: Vec<_> = models.into_iter().collect();
+        models.sort_by_key(|m| m.name);
+        models.dedup_by_key(|m| std::ptr::from_ref::<ModelInfo>(m));
+        self.models = Some(models);
+        self
+    }
+
+    /// Calls `progress(model, progress)` while indexes are built at open:
+    /// an index that is new, or whose definition changed, is built from
+    /// the model's existing records before `open` returns (see
+    /// [`IndexInfo::fingerprint`](crate::IndexInfo::fingerprint)).
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options()
+    ///     .on_index_build(|model, progress| eprintln!("indexing {model}: {}", progress.done))
+    ///     .open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn on_index_build(mut self, progress: impl Fn(&str, Progress) + Send + Sync + 'static) -> Self {
+        self.build_progress = BuildProgress(Some(Arc::new(progress)));
+        self
+    }
+
+    /// Opens the store for reading only: nothing is written, not even the
+    /// index catalog, and every write fails with [`Error::ReadOnly`]. The
+    /// folder must hold a store already. Models whose tables the store does
+    /// not have (never opened by a writer) are left out, and so are their
+    /// methods on this store. For reports and tools that must never disturb
+    /// the programs that write.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Error, Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_store_read_only")]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// let dir = tempfile::tempdir()?;
+    /// Item { id: 1 }.save(&Store::open(dir.path())?)?;
+    /// # // The writer's handle is dropped above, so this open is a new environment.
+    /// let report = Store::options().read_only().open(dir.path())?;
+    /// assert_eq!(Item::count(&report)?, 1);
+    /// assert!(matches!(Item { id: 2 }.save(&report), Err(Error::ReadOnly)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.config.read_only = true;
+        self
+    }
+
+    /// Makes this program's index definitions the store's when it opens,
+    /// even where the store's catalog holds other definitions written at
+    /// the same model version (default off). Without it, a program takes a
+    /// model's indexes over only with a higher model version, so that a
+    /// program that merely lacks an index (a report, an older build) never
+    /// drops it or stops the writers that keep it; see "Index changes" in
+    /// the README. The admin command line's `reindex` opens with it.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options().take_over_indexes(true).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn take_over_indexes(mut self, take_over: bool) -> Self {
+        self.take_over_indexes = take_over;
+        self
+    }
+
+    /// Lets concurrent durable writes of this process share one commit
+    /// (default on; `group_commit(false)` turns it off). With
+    /// [`Durability::Full`], a commit costs two fsyncs whatever it holds
+    /// (one with [`Durability::MayLoseLastCommits`]);
+    /// with group commit, writers that arrive while a commit is under way
+    /// are committed together in the next one, each in a nested transaction
+    /// of its own so that one writer's failure undoes only its own changes,
+    /// and each returns once its commit is durable. A writer that finds no
+    /// other waiting commits alone, in a plain transaction, so a single
+    /// writer pays nothing measurable for it (see the README's benchmark).
+    ///
+    /// What it changes: a write closure may run on another writer's thread
+    /// (closures are `Send` for that reason), and a panic in a closure is
+    /// caught on the leader's thread and resumed on its own.
+    /// [`Durability::MayCorruptOnPowerLoss`] does not sync at commit, so
+    /// it never groups.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_store_group")]
+    /// # struct Event { #[persistent(key)] id: u64 }
+    /// let store = Store::options().group_commit(true).open_temporary()?;
+    /// std::thread::scope(|scope| {
+    ///     for thread in 0..4u64 {
+    ///         let store = &store;
+    ///         scope.spawn(move || (0..10).try_for_each(|i| Event { id: thread * 10 + i }.insert(store)));
+    ///     }
+    /// });
+    /// assert_eq!(Event::count(&store)?, 40);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn group_commit(mut self, enabled: bool) -> Self {
+        self.group_commit = enabled;
+        self
+    }
+
+    /// How long a write of a record that another holder has locked (see
+    /// [`Persistent::lock`]) waits before failing with [`Error::Locked`].
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().lock_wait(std::time::Duration::from_millis(500)).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// The initial size of the memory map; it grows by itself when full.
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().map_size(8 << 20).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn map_size(mut self, bytes: usize) -> Self {
+        self.config.map_size = bytes;
+        self
+    }
+
+    /// The ceiling for automatic map growth; past it writes fail with
+    /// [`Error::StorageFull`].
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().max_map_size(1 << 30).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn max_map_size(mut self, bytes: usize) -> Self {
+        self.config.max_map_size = bytes;
+        self
+    }
+
+    /// How commits reach the disk (default [`Durability::Full`]).
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().durability(skyshelve::Durability::MayLoseLastCommits).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.config.durability = durability;
+        self
+    }
+
+    /// The number of concurrent read transactions across all processes.
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().max_readers(256).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn max_readers(mut self, readers: u32) -> Self {
+        self.config.max_readers = readers;
+        self
+    }
+
+    /// The number of tables this process can use: by default one per model
+    /// and per index of the program, the lock table, and room for
+    /// [`MAP_ROOM`] maps. LMDB sets up every read transaction in proportion
+    /// to this number, so it is kept small.
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().max_tables(512).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn max_tables(mut self, tables: u32) -> Self {
+        self.config.max_tables = tables;
+        self
+    }
+
+    /// How long map growth waits for this process's open transactions to
+    /// end before failing with [`Error::ResizeTimeout`].
+    ///
+    /// ```
+    /// let store = skyshelve::StoreOptions::new().resize_wait(std::time::Duration::from_secs(5)).open_temporary()?;
+    /// # drop(store);
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn resize_wait(mut self, wait: Duration) -> Self {
+        self.config.resize_wait = wait;
+        self
+    }
+
+    /// Opens (creating if needed) the store in folder `path`.
+    ///
+    /// If this process already has the folder open, the open environment
+    /// is shared and these options are ignored.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = skyshelve::StoreOptions::new().open(dir.path())?;
+    /// let same = skyshelve::StoreOptions::new().map_size(1 << 20).open(dir.path())?; // options ignored: already open
+    /// assert!(store.same_environment(&same));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        crate::diagnostics::reported(self.open_folder(path.as_ref()))
+    }
+
+    fn open_folder(self, dir: &Path) -> Result<Store> {
+        if !self.config.read_only {
+            create_private_dir(dir)?;
+        }
+        let id = FolderId::of(dir)?;
+        let mut open = open_environments();
+        while let Some((_, weak)) = open.iter().find(|(known, _)| *known == id) {
+            match weak.upgrade() {
+                Some(shared) => return Ok(self.started(Store { shared })),
+                // Its last handle is being dropped: wait until it is closed.
+                None => open = crate::sync::wait(&ENVIRONMENT_CLOSED, open),
+            }
+        }
+        let shared = Arc::new(open_shared(&dir.canonicalize()?, &self, None)?);
+        let _ = shared.registration.0.set(id);
+        open.push((id, Arc::downgrade(&shared)));
+        Ok(self.started(Store { shared }))
+    }
+
+    /// `store`, with the background work these options ask for running.
+    fn started(&self, store: Store) -> Store {
+        if let Some(interval) = self.purge_every {
+            store.shared.purger.get_or_init(|| crate::expiry::start_purger(&store.shared, interval));
+        }
+        store
+    }
+
+    /// Opens a store in a fresh temporary folder; see [`Store::temporary`].
+    ///
+    /// ```
+    /// let store = skyshelve::Store::options().max_readers(64).open_temporary()?;
+    /// assert!(store.path().exists());
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn open_temporary(self) -> Result<Store> {
+        let temp = tempfile::Builder::new().prefix("skyshelve-").tempdir()?;
+        let dir: PathBuf = temp.path().canonicalize()?;
+        Ok(self.started(Store { shared: Arc::new(open_shared(&dir, &self, Some(temp))?) }))
+    }
+}
+
+/// How many maps a store can open beyond its models' tables, unless
+/// [`StoreOptions::max_tables`] says otherwise.
+pub const MAP_ROOM: u32 = 64;
+
+fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::TempDir>) -> Result<Shared> {
+    let registered = options.models.clone().unwrap_or_else(models);
+    let mut config = options.config.clone();
+    if config.max_tables == 0 {
+        let model_tables: usize = registered.iter().map(|m| 1 + m.indexes.len() + usize::from(m.history > 0)).sum();
+        // + the lock table, the catalog and the sequences
+        config.max_tables = u32::try_from(model_tables + 3).unwrap_or(u32::MAX).saturating_add(MAP_ROOM);
+    }
+    let engine = Engine::open(dir, config)?;
+    if let Some(pair) = registered.windows(2).find(|pair| pair[0].name == pair[1].name) {
+        let reason = "two models of this program share this name; give one #[persistent(name = \"...\")]";
+        return Err(Error::InvalidName { name: pair[0].name.to_owned(), reason });
+    }
+    let mut names =
+        vec![crate::tables::LOCKS.to_owned(), crate::tables::CATALOG.to_owned(), crate::tables::SEQUENCES.to_owned()];
+    for model in &registered {
+        crate::tables::validate_name(model.name)?;
+        names.push(model.name.to_owned());
+        names.extend(model.indexes.iter().map(|index| crate::tables::index_table(model, index.name)));
+        if model.history > 0 {
+            names.push(crate::tables::history_table(model));
+        }
+    }
+    let read_only = options.config.read_only;
+    let mut tables = if read_only { engine.open_tables_that_exist(&names)? } else { engine.open_tables(&names)? };
+    let (Some(lock_table), Some(catalog)) =
+        (tables.remove(crate::tables::LOCKS), tables.remove(crate::tables::CATALOG))
+    else {
+        let message = format!("{} holds no skyshelve store to open read-only", dir.display());
+        return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
+    };
+    let sequences = tables.remove(crate::tables::SEQUENCES);
+    let mut models: Vec<Option<ModelTables>> = Vec::new();
+    let opened: Vec<&'static ModelInfo> = registered.clone();
+    for info in registered {
+        // Read-only, a model whose tables the store lacks is left out.
+        let Some(main) = tables.remove(info.name) else { continue };
+        let indexes =
+            info.indexes.iter().map(|index| tables.remove(&crate::tables::index_table(info, index.name))).collect();
+        let Some(indexes) = indexes else { continue };
+        // Read-only, a store written before the model kept history has none to read.
+        let history = tables.remove(&crate::tables::history_table(info));
+        let slot = info.slot.index();
+        if models.len() <= slot {
+            models.resize_with(slot + 1, || None);
+        }
+        let catalog_entry = crate::catalog::Entry::complete(info).encode()?;
+        let referrers = referrers_of(info, &opened);
+        let topic = 1 << crate::engine::topic_of(info.name);
+        let expiry = crate::expiry::index_position(info);
+        models[slot] = Some(ModelTables { info, main, indexes, history, expiry, catalog_entry, referrers, topic });
+    }
+    let shared = Shared {
+        engine,
+        registration: Registration::default(),
+        models,
+        maps: Mutex::new(HashMap::new()),
+        lock_table,
+        catalog,
+        sequences,
+        locks: Locks::new(dir),
+        lock_wait: options.lock_wait,
+        purger: std::sync::OnceLock::new(),
+        // Modes that sync at commit gain from sharing one; MayCorruptOnPowerLoss never syncs.
+        group: (options.group_commit && options.config.durability != Durability::MayCorruptOnPowerLoss)
+            .then(Group::default),
+        _temporary: temporary,
+    };
+    if !read_only {
+        let hook = options.build_progress.0.as_deref();
+        let mut report = |model: &str, progress| hook.into_iter().for_each(|f| f(model, progress));
+        crate::catalog::reconcile(&shared, options.take_over_indexes, &mut report)?;
+        crate::history::reconcile(&shared)?;
+    }
+    Ok(shared)
+}
