@@ -343,6 +343,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A decode error said of `what` instead (the reason kept); any other
+    /// error as it is. For decoders that do not know what they decode.
+    pub(crate) fn decoding(self, what: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::Decode { reason, .. } => Error::Decode { what: what(), reason },
+            other => other,
+        }
+    }
+
     /// A copy of the error for each writer of a group commit that failed
     /// as a whole. I/O errors keep their kind; the rest keep their variant
     /// where it carries plain data, and their message otherwise.

@@ -1,4 +1,4 @@
-//! Group commit: concurrent durable writes of one process share one LMDB
+//! Group commit: concurrent durable writes of one process share one engine
 //! commit, and so one pair of fsyncs.
 //!
 //! Writers queue their closures. One of them becomes the leader: it takes

@@ -42,7 +42,7 @@ pub(crate) fn index_value<'e>(info: &ModelInfo, position: usize, entry_key: &'e 
 }
 
 /// The key of the entry for `value` of the record under `primary`, if it
-/// fits LMDB's key limit.
+/// fits the engine's key limit.
 #[inline]
 pub(crate) fn checked_key(info: &ModelInfo, position: usize, value: &[u8], primary: &[u8]) -> Result<Vec<u8>> {
     let index_key = index_key(info, position, value, primary);

@@ -4,12 +4,12 @@
 //! A lock is a marker in the `~locks` table: (model, key) → owner. Every
 //! write path looks the marker up inside its own write transaction and, if
 //! someone else holds it, aborts and waits *outside* the transaction, so
-//! nobody ever waits for a record lock while holding LMDB's writer lock.
+//! nobody ever waits for a record lock while holding the engine's writer lock.
 //!
 //! An owner is a process (identified by an owner file it holds an OS file
 //! lock on for its whole life) plus a guard number. A marker whose owner
 //! file is no longer locked belongs to a dead process and is cleared by
-//! whoever meets it: locks die with their process. LMDB's own files are
+//! whoever meets it: locks die with their process. The engine's own files are
 //! never locked or opened by this module.
 
 use std::collections::HashMap;

@@ -433,10 +433,7 @@ where
     }
 
     fn decode_key(&self, bytes: &[u8]) -> Result<K> {
-        decode_exact(bytes).map_err(|err| match err {
-            Error::Decode { reason, .. } => Error::Decode { what: format!("map {} key", self.name), reason },
-            other => other,
-        })
+        decode_exact(bytes).map_err(|err| err.decoding(|| format!("map {} key", self.name)))
     }
 
     fn encode_value(&self, value: &V) -> Result<Vec<u8>> {

@@ -1126,7 +1126,7 @@ pub(crate) fn describe_key<K: EncodeKey + ?Sized>(key: &K) -> String {
     format!("{key:?}")
 }
 
-/// Fails if a value is larger than LMDB stores: refused up front, before
+/// Fails if a value is larger than the engine stores: refused up front, before
 /// the engine spends time copying it.
 pub(crate) fn check_value_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
     if len > crate::engine::MAX_VALUE_LEN {
@@ -1136,7 +1136,7 @@ pub(crate) fn check_value_len(what: impl FnOnce() -> String, len: usize) -> Resu
     }
 }
 
-/// Makes sure an encoded key fits LMDB's limit.
+/// Makes sure an encoded key fits the engine's limit.
 pub(crate) fn check_key_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
     if len > crate::engine::MAX_KEY_LEN {
         Err(Error::KeyTooLong { what: what(), len, max: crate::engine::MAX_KEY_LEN })

@@ -19,7 +19,7 @@
 //!   definitions, leaves the entry alone and writes nothing.
 //!
 //! When the stored records break a new index's rules (two records with one
-//! value of a unique index, an entry too long for LMDB), the build stops
+//! value of a unique index, an entry too long for the engine), the build stops
 //! and says why in the entry; the open succeeds, queries of that index
 //! report the reason, writes carry on so that the records can be
 //! corrected, and the next open resumes the build.

@@ -499,6 +499,10 @@ impl Engine {
     fn error(&self, err: heed::Error) -> Error {
         match err {
             heed::Error::Mdb(MdbError::DbsFull) => Error::TooManyTables { max_tables: self.config.max_tables },
+            // Seen inside a transaction, which grows the map and runs again.
+            heed::Error::Mdb(MdbError::MapFull) => {
+                Error::StorageFull { map_size: self.map_size_inside_gate(), reason: "the map is full".into() }
+            }
             heed::Error::Io(io) if is_short_write(&io) => match fs4::available_space(&self.dir) {
                 Ok(free) if free < DISK_NEARLY_FULL => {
                     let map_size = self.map_size_inside_gate();
@@ -717,8 +721,8 @@ fn round_to_page(size: usize) -> usize {
 pub(crate) fn storage_error(err: heed::Error) -> Error {
     match err {
         heed::Error::Io(io) => Error::Io(io),
-        // Only seen inside a transaction, which grows the map and runs again.
-        heed::Error::Mdb(MdbError::MapFull) => Error::StorageFull { map_size: 0, reason: "LMDB map full".into() },
+        // Inside a transaction `Engine::error` reports it with the map's size.
+        heed::Error::Mdb(MdbError::MapFull) => Error::StorageFull { map_size: 0, reason: "the map is full".into() },
         other => Error::Storage(other.to_string()),
     }
 }

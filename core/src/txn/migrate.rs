@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use super::write::{Encoded, UniqueCheck};
+use super::write::{Encoded, OldEntries, UniqueCheck};
 use super::{WriteTx, query};
 use crate::error::Result;
 use crate::model::Persistent;
@@ -69,7 +69,8 @@ impl WriteTx<'_> {
             let Some((_, record)) = query::load_stored::<M>(self.reads(), tables, key)? else { continue };
             // The record's content is unchanged: its history gains no version.
             let new = Encoded::of(&record)?;
-            let write = self.prepare(tables, key, &new, None, UniqueCheck::LookUp { moving_from: None })?;
+            let write =
+                self.prepare(tables, key, &new, OldEntries::Cleared, UniqueCheck::LookUp { moving_from: None })?;
             self.apply(tables, key, &write)?;
         }
         Ok(())

@@ -48,13 +48,12 @@ impl<'t> WriteTx<'t> {
 
     /// `save` below the typed edge.
     fn save_encoded(&mut self, tables: &ModelTables, key: &[u8], new: &Encoded) -> Result<()> {
-        let old_entries = if tables.info.indexes.is_empty() {
+        if tables.info.indexes.is_empty() {
             self.refuse_newer(tables, key)?;
-            None
-        } else {
-            self.stored_entries(tables, key)?
-        };
-        self.store_record(tables, key, new, old_entries.as_ref())
+            return self.store_record(tables, key, new, OldEntries::NotLooked);
+        }
+        let stored = self.stored_entries(tables, key)?;
+        self.store_record(tables, key, new, stored.as_ref().map_or(OldEntries::Absent, OldEntries::Known))
     }
 
     /// Fails if the record under `key` was written by a newer model version:
@@ -89,7 +88,7 @@ impl<'t> WriteTx<'t> {
 
     /// `insert` below the typed edge.
     fn insert_encoded(&mut self, tables: &ModelTables, key: &[u8], new: &Encoded) -> Result<()> {
-        let write = self.prepare(tables, key, new, None, UniqueCheck::OnPut)?;
+        let write = self.prepare(tables, key, new, OldEntries::Absent, UniqueCheck::OnPut)?;
         // One descent of the tree finds a taken key, or writes the record.
         if self.txn.put_new(tables.main, key, write.bytes)?.is_some() {
             return Err(Error::AlreadyExists { model: tables.info.name, key: (tables.info.ops.describe_key)(key) });
@@ -516,7 +515,10 @@ impl<'t> WriteTx<'t> {
         let new_key = encode_primary::<M>(record.key())?;
         let new = Encoded::of(&record)?;
         match old_entries {
-            _ if new_key == key => self.store_record(tables, key, &new, old_entries.as_ref())?,
+            _ if new_key == key => {
+                let old = old_entries.as_ref().map_or(OldEntries::Absent, OldEntries::Known);
+                self.store_record(tables, key, &new, old)?;
+            }
             Some(old_entries) => self.move_record(tables, key, &old_entries, &new_key, &new)?,
             None => {
                 self.raise_sequences(&record)?;
@@ -541,7 +543,8 @@ impl<'t> WriteTx<'t> {
             return Err(Error::AlreadyExists { model: tables.info.name, key: (tables.info.ops.describe_key)(new_key) });
         }
         self.check_unlocked(tables.info, old_key)?;
-        let write = self.prepare(tables, new_key, new, None, UniqueCheck::LookUp { moving_from: Some(old_key) })?;
+        let moving = UniqueCheck::LookUp { moving_from: Some(old_key) };
+        let write = self.prepare(tables, new_key, new, OldEntries::Absent, moving)?;
         self.remove_record(tables, old_key, old_entries)?;
         self.apply(tables, new_key, &write)?;
         let kept = self.keep_history(tables, new_key, Change::Created, Some(write.bytes));
@@ -549,21 +552,24 @@ impl<'t> WriteTx<'t> {
     }
 
     /// Writes `record` under `key`, moving its index entries from
-    /// `old_entries` (the stored record's, if any) to its own. Every check
-    /// runs before the first write, so a failure leaves the transaction
-    /// untouched.
+    /// `old_entries` to its own. Every check runs before the first write,
+    /// so a failure leaves the transaction untouched.
     fn store_record(
         &mut self,
         tables: &ModelTables,
         key: &[u8],
         new: &Encoded,
-        old_entries: Option<&IndexEntries>,
+        old_entries: OldEntries<'_>,
     ) -> Result<()> {
         let write = self.prepare(tables, key, new, old_entries, UniqueCheck::LookUp { moving_from: None })?;
-        let change = match tables.history {
-            None => None,
-            Some(_) if old_entries.is_some() || self.reads().get(tables.main, key)?.is_some() => Some(Change::Updated),
-            Some(_) => Some(Change::Created),
+        let change = match (tables.history, old_entries) {
+            (None, _) => None,
+            (Some(_), OldEntries::Known(_)) => Some(Change::Updated),
+            (Some(_), OldEntries::Absent) => Some(Change::Created),
+            (Some(_), OldEntries::Cleared | OldEntries::NotLooked) => {
+                let stored = self.reads().get(tables.main, key)?.is_some();
+                Some(if stored { Change::Updated } else { Change::Created })
+            }
         };
         self.apply(tables, key, &write)?;
         let Some(change) = change else { return Ok(()) };
@@ -579,19 +585,23 @@ impl<'t> WriteTx<'t> {
         tables: &ModelTables,
         key: &[u8],
         new: &'n Encoded,
-        old_entries: Option<&'o IndexEntries>,
+        old_entries: OldEntries<'o>,
         unique: UniqueCheck<'_>,
     ) -> Result<PreparedWrite<'n, 'o>> {
         self.check_writable(tables)?;
         self.check_unlocked(tables.info, key)?;
         let bytes = new.bytes.as_slice();
-        if old_entries.is_some_and(|old| old.same_as(&new.entries)) {
+        let known = match old_entries {
+            OldEntries::Known(old) => Some(old),
+            OldEntries::Absent | OldEntries::Cleared | OldEntries::NotLooked => None,
+        };
+        if known.is_some_and(|old| old.same_as(&new.entries)) {
             // The usual update: no indexed value changed, nothing to diff.
             return Ok(PreparedWrite { bytes, added: Vec::new(), removed: Vec::new() });
         }
         let entries = new.entries.entries();
-        let (added, removed) = match old_entries.map(IndexEntries::entries) {
-            // A new record: every entry is added.
+        let (added, removed) = match known.map(IndexEntries::entries) {
+            // Nothing to move from: every entry is added.
             None => (entries.iter().collect(), Vec::new()),
             Some(old) => (
                 entries.iter().filter(|e| old.binary_search(e).is_err()).collect::<Vec<_>>(),
@@ -707,6 +717,19 @@ fn encode_primary<M: Persistent>(key: &M::Key) -> Result<Vec<u8>> {
     let encoded = encode_to_vec(key);
     check_key_len(|| format!("{} key {key:?}", M::INFO.name), encoded.len())?;
     Ok(encoded)
+}
+
+/// What a write knows of the index entries of the record it replaces.
+#[derive(Clone, Copy)]
+pub(super) enum OldEntries<'o> {
+    /// No record is stored under the key.
+    Absent,
+    /// The stored record's entries.
+    Known(&'o IndexEntries),
+    /// Removed already: a migration removes older code's entries first.
+    Cleared,
+    /// Not looked at: the model has no indexes (a record may be stored).
+    NotLooked,
 }
 
 /// How `prepare` checks the unique values a write adds.
