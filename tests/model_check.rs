@@ -2,7 +2,8 @@
 //! insert, update, delete, aborted transactions, and transactions whose
 //! caller goes on past failing operations (key moves onto taken keys,
 //! unique clashes) and commits, compared with a `BTreeMap` after every
-//! step through every query and index kind.
+//! step through every query and index kind, and through the newest kept
+//! version of every key (the model keeps history).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[persistent(index(name = "team_email", fields(team, email)))]
+#[persistent(index(name = "team_email", fields(team, email)), history = 2)]
 struct Rec {
     #[persistent(key)]
     id: u8,
@@ -228,6 +229,19 @@ fn compare(store: &Store, model: &BTreeMap<u8, Rec>) {
     assert_eq!(ranged, by_team);
     assert_eq!(Rec::count(store).unwrap(), model.len() as u64);
     compare_composite(store, model);
+    compare_history(store, model);
+}
+
+/// Every key's newest kept version is what the key holds now: the record,
+/// or a deletion (an expired record counts as gone, kept or purged).
+fn compare_history(store: &Store, model: &BTreeMap<u8, Rec>) {
+    for id in 0..8u8 {
+        let history = Rec::history(store, &id).unwrap();
+        assert!(history.len() <= 3, "history = 2 keeps the current version and two more");
+        assert!(history.windows(2).all(|pair| pair[0].position > pair[1].position), "newest first");
+        let newest = history.into_iter().next().and_then(|version| version.record).filter(|r| !expired(r));
+        assert_eq!(newest.as_ref(), model.get(&id), "newest kept version of {id}");
+    }
 }
 
 /// The composite (team, email) index, paged two records at a time in
