@@ -473,3 +473,26 @@ fn a_backup_carries_the_kept_versions() {
     price("tea", 330).save(&copy).unwrap();
     assert_eq!(Price::history(&copy, "tea").unwrap()[0].position, 3, "positions go on in the copy");
 }
+
+#[test]
+fn a_read_only_store_reads_the_kept_versions_and_writes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), &[Price::INFO]);
+        price("tea", 300).save(&store).unwrap();
+        price("tea", 310).save(&store).unwrap();
+    }
+    let reader = Store::options().models([Price::INFO]).read_only().open(dir.path()).unwrap();
+    let cents: Vec<u32> =
+        Price::history(&reader, "tea").unwrap().into_iter().filter_map(|v| v.record).map(|p| p.cents).collect();
+    assert_eq!(cents, [310, 300]);
+    assert_eq!(Price::as_of(&reader, "tea", AsOf::Position(1)).unwrap().map(|p| p.cents), Some(300));
+    assert!(matches!(Price::trim_history(&reader, Trim::default().keep(1)), Err(Error::ReadOnly)), "nothing trimmed");
+    drop(reader);
+
+    // A store written before the model kept history, opened read-only, has no history table: nothing kept yet.
+    let older = tempfile::tempdir().unwrap();
+    drop(open(older.path(), &[PriceWithoutHistory::INFO]));
+    let reader = Store::options().models([Price::INFO]).read_only().open(older.path()).unwrap();
+    assert!(Price::history(&reader, "tea").unwrap().is_empty());
+}
