@@ -694,6 +694,9 @@ enum Direction<'t> {
 impl<'t> Iterator for RangeIter<'t> {
     type Item = Result<(&'t [u8], &'t [u8])>;
 
+    // Inlined into the streaming queries of other crates: a non-generic
+    // function is otherwise called, not inlined, across crates.
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let entry = match &mut self.inner {
             Direction::Forward(range) => range.next(),
