@@ -197,11 +197,10 @@ impl Change {
 /// Bytes of an entry's value before the record: the kind and the time.
 const ENTRY_HEADER: usize = 9;
 
-/// Records a change of the record under `key` in `table` at `position`
-/// (see `WriteTx::keep_history`: the caller keeps the counter): `stored`
-/// is its new stored bytes (`None`: deleted by model version `version`).
-/// Then trims the record's entries to the newest `keep_previous + 1`.
-#[allow(clippy::too_many_arguments)] // each is one fact of the change
+/// Records a change of the record of model `info` under `key` in `table`
+/// at `position` (see `WriteTx::keep_history`: the caller keeps the
+/// counter): `stored` is its new stored bytes (`None`: deleted). Then trims
+/// the record's entries to the newest `info.history + 1`.
 pub(crate) fn record(
     txn: &mut dyn Writer,
     table: Table,
@@ -209,17 +208,16 @@ pub(crate) fn record(
     position: u64,
     change: Change,
     stored: Option<&[u8]>,
-    version: u16,
-    keep_previous: u32,
+    info: &ModelInfo,
 ) -> Result<()> {
     let at = micros_of(SystemTime::now());
     let mut value = Vec::with_capacity(ENTRY_HEADER + stored.map_or(2, <[u8]>::len));
     value.push(change.byte());
     value.extend_from_slice(&at.to_be_bytes());
-    value.extend_from_slice(stored.unwrap_or(&version.to_be_bytes()));
+    value.extend_from_slice(stored.unwrap_or(&info.version.to_be_bytes()));
     let entry = entry_key(key, position);
     txn.put(table, &entry, &value)?;
-    let keep = usize::try_from(keep_previous).unwrap_or(usize::MAX).saturating_add(1);
+    let keep = usize::try_from(info.history).unwrap_or(usize::MAX).saturating_add(1);
     trim_below(txn, table, &entry, keep)
 }
 

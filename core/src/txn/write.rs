@@ -110,7 +110,7 @@ impl<'t> WriteTx<'t> {
         let Some(table) = tables.history else { return Ok(()) };
         let info = tables.info;
         let position = self.next_history_position(info.slot.index(), table)?;
-        crate::history::record(&mut *self.txn, table, key, position, change, stored, info.version, info.history)
+        crate::history::record(&mut *self.txn, table, key, position, change, stored, info)
     }
 
     /// The next position of the history in `table` (of the model in slot
