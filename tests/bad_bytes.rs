@@ -12,6 +12,9 @@ use heed::{CommitOrAbort, EnvOpenOptions};
 use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Problem, Store};
 
+#[path = "common/engine.rs"]
+mod engine;
+
 /// Records the largest single allocation of the test binary.
 struct CountingAllocator;
 
@@ -126,6 +129,9 @@ fn huge_prefixes() -> Vec<Vec<u8>> {
 
 #[test]
 fn damaged_records_give_typed_errors_and_leave_the_rest_usable() {
+    if engine::not_on_slatedb("reads or damages LMDB's files directly") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
@@ -200,6 +206,9 @@ fn damaged_records_give_typed_errors_and_leave_the_rest_usable() {
 
 #[test]
 fn verify_finds_missing_and_extra_index_entries() {
+    if engine::not_on_slatedb("reads or damages LMDB's files directly") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
@@ -223,6 +232,9 @@ fn verify_finds_missing_and_extra_index_entries() {
 
 #[test]
 fn random_mutations_of_a_large_record_never_panic() {
+    if engine::not_on_slatedb("reads or damages LMDB's files directly") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut big = note(1);
     big.body = "lorem ipsum ".repeat(300);

@@ -6,6 +6,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
 
+#[path = "common/engine.rs"]
+mod engine;
+
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Member {
     #[persistent(key)]
@@ -163,5 +166,7 @@ fn a_write_inside_a_read_never_fails_another_threads_write() {
     });
     assert_eq!(Photo::count(&store).unwrap(), 60);
     assert_eq!(Member::count(&store).unwrap(), inside_read.0);
-    assert!(store.map_size() > 1 << 20);
+    if !engine::on_slatedb() {
+        assert!(store.map_size() > 1 << 20, "the map grew while reads were open");
+    }
 }

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use skyshelve::{Durability, Error, Persistent, Store};
 
+#[path = "common/engine.rs"]
+mod engine;
+
 #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
 struct Blob {
     #[persistent(key)]
@@ -89,6 +92,9 @@ fn a_path_that_is_a_file_is_an_io_error() {
 
 #[test]
 fn the_map_grows_by_itself() {
+    if engine::not_on_slatedb("LMDB's memory map and its growth") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = Store::options().map_size(1 << 20).open(dir.path()).unwrap();
     let before = store.map_size();
@@ -105,6 +111,9 @@ fn the_map_grows_by_itself() {
 
 #[test]
 fn growth_stops_at_the_ceiling_with_a_typed_error_and_keeps_earlier_data() {
+    if engine::not_on_slatedb("LMDB's memory map and its growth") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = Store::options().map_size(1 << 20).max_map_size(2 << 20).open(dir.path()).unwrap();
     let mut saved = 0;
@@ -154,6 +163,9 @@ fn threads_updating_one_record_lose_nothing() {
 
 #[test]
 fn the_map_grows_while_other_threads_hold_read_transactions() {
+    if engine::not_on_slatedb("LMDB's memory map and its growth") {
+        return;
+    }
     let store = Store::options().map_size(1 << 20).open_temporary().unwrap();
     blob(0, 10).save(&store).unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -189,6 +201,9 @@ fn the_map_grows_while_other_threads_hold_read_transactions() {
 
 #[test]
 fn a_reader_that_outlasts_the_resize_wait_gives_a_typed_error_then_growth_succeeds() {
+    if engine::not_on_slatedb("LMDB's memory map and its growth") {
+        return;
+    }
     let store =
         Store::options().map_size(1 << 20).resize_wait(std::time::Duration::from_millis(100)).open_temporary().unwrap();
     let (holding, held) = std::sync::mpsc::channel();
@@ -214,6 +229,9 @@ fn a_reader_that_outlasts_the_resize_wait_gives_a_typed_error_then_growth_succee
 
 #[test]
 fn backups_run_while_another_thread_grows_the_map() {
+    if engine::not_on_slatedb("LMDB's memory map and its growth") {
+        return;
+    }
     let store = Store::options().map_size(1 << 20).open_temporary().unwrap();
     store.write(|tx| (0..20).try_for_each(|id| tx.save(&blob(id, 40 << 10)))).unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -243,6 +261,9 @@ fn backups_run_while_another_thread_grows_the_map() {
 
 #[test]
 fn map_size_and_stats_are_safe_while_the_map_grows() {
+    if engine::not_on_slatedb("LMDB's memory map and its growth") {
+        return;
+    }
     for _ in 0..5 {
         let store = Store::options().map_size(64 << 10).open_temporary().unwrap();
         let done = std::sync::atomic::AtomicBool::new(false);
@@ -268,6 +289,9 @@ fn map_size_and_stats_are_safe_while_the_map_grows() {
 
 #[test]
 fn opening_never_fails_because_another_thread_just_dropped_its_handle() {
+    if engine::not_on_slatedb("every open starts a runtime and reads the manifest: 80,000 opens take minutes") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     Store::open(dir.path()).unwrap();
     std::thread::scope(|scope| {

@@ -6,6 +6,13 @@
 
 #[test]
 fn ui() {
+    if cfg!(feature = "slatedb") {
+        // trybuild builds the cases with this build's features, which would
+        // compile SlateDB a second time; the derive's errors do not depend on
+        // the engine, and builds without the feature check them.
+        eprintln!("UI cases skipped with the slatedb feature: they run in builds without it");
+        return;
+    }
     let cases = trybuild::TestCases::new();
     cases.compile_fail("../ui-tests/fail/**/*.rs");
     cases.pass("../ui-tests/pass/*.rs");

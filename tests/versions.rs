@@ -13,6 +13,9 @@ use skyshelve::{Error, Persistent, Store};
 mod golden_users;
 use golden_users::User;
 
+#[path = "common/engine.rs"]
+mod engine;
+
 /// A writable copy of the committed golden store.
 fn golden_copy() -> tempfile::TempDir {
     copy_of("users_v1")
@@ -28,6 +31,9 @@ fn copy_of(name: &str) -> tempfile::TempDir {
 
 #[test]
 fn a_store_from_before_the_catalog_gets_its_indexes_rebuilt_on_open() {
+    if engine::not_on_slatedb("opens a golden store written by LMDB") {
+        return;
+    }
     let dir = copy_of("users_v1_before_catalog");
     let store = Store::open(dir.path()).unwrap();
     // Built from the upgraded records: lower-case teams, the new index filled.
@@ -43,6 +49,9 @@ fn user(id: u32, team: &str) -> User {
 
 #[test]
 fn older_records_are_upgraded_on_read() {
+    if engine::not_on_slatedb("opens a golden store written by LMDB") {
+        return;
+    }
     let dir = golden_copy();
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(User::load(&store, &1).unwrap().unwrap(), user(1, "red"));
@@ -52,6 +61,9 @@ fn older_records_are_upgraded_on_read() {
 
 #[test]
 fn migrate_rewrites_older_records_and_rebuilds_their_index_entries() {
+    if engine::not_on_slatedb("opens a golden store written by LMDB") {
+        return;
+    }
     let dir = golden_copy();
     let store = Store::open(dir.path()).unwrap();
     assert!(!User::verify(&store).unwrap().is_clean(), "entries written by version 1 differ");
@@ -67,6 +79,9 @@ fn migrate_rewrites_older_records_and_rebuilds_their_index_entries() {
 
 #[test]
 fn writing_over_an_older_record_rebuilds_its_entries() {
+    if engine::not_on_slatedb("opens a golden store written by LMDB") {
+        return;
+    }
     let dir = golden_copy();
     let store = Store::open(dir.path()).unwrap();
     User::update(&store, &1, |u| u.team = "green".into()).unwrap();
@@ -97,6 +112,9 @@ fn stamp_version(dir: &Path, id: u32, version: u16) {
 
 #[test]
 fn records_of_a_newer_version_are_refused_and_never_overwritten() {
+    if engine::not_on_slatedb("opens a golden store written by LMDB") {
+        return;
+    }
     let dir = golden_copy();
     stamp_version(dir.path(), 2, 3);
     let store = Store::open(dir.path()).unwrap();
@@ -113,6 +131,9 @@ fn records_of_a_newer_version_are_refused_and_never_overwritten() {
 
 #[test]
 fn a_refused_save_of_an_older_record_keeps_its_index_entries() {
+    if engine::not_on_slatedb("opens a golden store written by LMDB") {
+        return;
+    }
     let dir = golden_copy();
     let store = Store::open(dir.path()).unwrap();
     store

@@ -4,12 +4,15 @@
 //!
 //! ```text
 //! cargo run --release -p skyshelve-bench -- [--quick] [--runs N] [--only WORKLOAD]
-//!                                           [--system NAME] [--history] [--chart FILE.svg] [--markdown FILE.md]
+//!                                           [--system NAME] [--history] [--slatedb] [--chart FILE.svg] [--markdown FILE.md]
 //! cargo run --release -p skyshelve-bench -- --schema [--quick] [--runs N]
 //! ```
 //!
 //! `--history` adds skyshelve with a model keeping ten previous versions of
-//! each record, and a table comparing it with the plain model.
+//! each record, and a table comparing it with the plain model. `--slatedb`
+//! (built with `--features slatedb`) adds skyshelve on SlateDB, objects in
+//! a local folder or in `SKYSHELVE_SLATEDB_URL`, and its table beside LMDB;
+//! multiproc_counter is left out there (one writer process).
 //! `--schema` measures index builds and migration instead (see `schema.rs`);
 //! `--watch [N]` the latency of a watch across processes (see `watch.rs`);
 //! `--streams [--quick] [--anchors] [--chart FILE.svg]` the Durable Streams servers (see
@@ -45,6 +48,8 @@ struct Options {
     markdown: Option<PathBuf>,
     schema: bool,
     history: bool,
+    /// Also skyshelve on SlateDB (needs the feature `slatedb`).
+    slatedb: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -57,6 +62,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         markdown: None,
         schema: false,
         history: false,
+        slatedb: false,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -65,6 +71,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--quick" => options.sizes = Sizes::quick(),
             "--schema" => options.schema = true,
             "--history" => options.history = true,
+            "--slatedb" => options.slatedb = true,
             "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--only" => options.only = Some(value()?),
             "--system" => {
@@ -84,7 +91,8 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     let sizes = &options.sizes;
     let chosen = System::ALL.into_iter().filter(|s| options.system.is_none_or(|only| only == *s));
     let history = options.history.then_some(System::SkyshelveHistory);
-    for system in chosen.chain(history) {
+    let slatedb = options.slatedb.then_some(System::SkyshelveSlatedb);
+    for system in chosen.chain(history).chain(slatedb) {
         let label = |w: &str, e: systems::Result<Figure>| e.map_err(|err| format!("{w} on {}: {err}", system.name()));
         let single: [(&'static str, Workload); 5] = [
             ("insert_batch", workloads::insert_batch),
@@ -94,7 +102,9 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
             ("multiproc_counter", workloads::multiproc_counter),
         ];
         for (workload, run) in single {
-            if wanted(workload) {
+            // SlateDB has one writer process: a second one fences the first.
+            let one_writer = system == System::SkyshelveSlatedb && workload == "multiproc_counter";
+            if wanted(workload) && !one_writer {
                 eprintln!("  {workload} on {}", system.name());
                 results.add(workload, system, label(workload, run(system, sizes))?);
             }
@@ -163,7 +173,10 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     let mut table = results.table(options.runs);
     if options.history {
-        table.push_str(&results.history_table());
+        table.push_str(&results.beside_skyshelve(System::SkyshelveHistory, "skyshelve, history = 10"));
+    }
+    if options.slatedb {
+        table.push_str(&results.beside_skyshelve(System::SkyshelveSlatedb, "skyshelve on SlateDB"));
     }
     println!("{table}");
     if let Some(path) = &options.markdown {

@@ -114,23 +114,18 @@ impl Results {
 }
 
 impl Results {
-    /// skyshelve with and without record history, for `--history`.
-    pub fn history_table(&self) -> String {
-        let mut out =
-            String::from("\n| workload | skyshelve | skyshelve, history = 10 | ÷ skyshelve |\n|---|---:|---:|---:|\n");
+    /// skyshelve beside another configuration of it (`--history`,
+    /// `--slatedb`), as rates and ratios from the same runs.
+    pub fn beside_skyshelve(&self, other: System, label: &str) -> String {
+        let mut out = format!("\n| workload | skyshelve | {label} | ÷ skyshelve |\n|---|---:|---:|---:|\n");
         for workload in WORKLOADS {
-            let (Some(plain), Some(history)) =
-                (self.rate(workload, System::Skyshelve), self.rate(workload, System::SkyshelveHistory))
+            let (Some(plain), Some(beside)) = (self.rate(workload, System::Skyshelve), self.rate(workload, other))
             else {
                 continue;
             };
-            let ratio = history.median / plain.median;
-            let _ = writeln!(
-                out,
-                "| {workload} | {} | {} | {ratio:.2} |",
-                fmt_rate(plain.median),
-                fmt_rate(history.median)
-            );
+            let ratio = beside.median / plain.median;
+            let _ =
+                writeln!(out, "| {workload} | {} | {} | {ratio:.2} |", fmt_rate(plain.median), fmt_rate(beside.median));
         }
         out
     }

@@ -102,7 +102,7 @@ impl Store {
                 .collect::<Result<Vec<_>>>()
         })?;
         let maps = self.map_stats()?;
-        let activity = self.shared().engine.counters.snapshot();
+        let activity = self.shared().engine.counters().snapshot();
         Ok(StoreStats { map_size, used_bytes, readers, max_readers, models, maps, activity })
     }
 

@@ -232,6 +232,24 @@ pub enum Error {
         opened_in: u32,
     },
 
+    /// On SlateDB: another process opened the store as its writer, which
+    /// fenced this one out. Nothing of the failed write was kept; this
+    /// handle can no longer write (reads still work). One writer process
+    /// per store: see the README's SlateDB section.
+    #[error("another process opened this SlateDB store as its writer and fenced this one out; reopen to write again")]
+    Fenced,
+
+    /// The engine the store runs on does not offer this operation.
+    #[error("{what} is not offered on {engine}; {instead}")]
+    Unsupported {
+        /// The operation asked for.
+        what: &'static str,
+        /// The engine the store runs on.
+        engine: &'static str,
+        /// What to do instead.
+        instead: &'static str,
+    },
+
     /// A write transaction was started by a thread that already has one open
     /// on this store (e.g. a model method called inside `Store::write`);
     /// LMDB would wait for itself. Use the transaction you have instead.
@@ -337,7 +355,7 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 
-    /// Any other error reported by LMDB.
+    /// Any other error reported by the storage engine.
     #[error("storage engine error: {0}")]
     Storage(String),
 }
@@ -366,6 +384,7 @@ impl Error {
             Error::NestedWrite => Error::NestedWrite,
             Error::OwnTransactionOpen => Error::OwnTransactionOpen,
             Error::ReadOnly => Error::ReadOnly,
+            Error::Fenced => Error::Fenced,
             Error::TooManyTables { max_tables } => Error::TooManyTables { max_tables: *max_tables },
             other => Error::Storage(other.to_string()),
         }

@@ -122,7 +122,7 @@ fn lead(engine: &Engine, batch: Vec<Queued>) {
     let mut jobs: Vec<&mut GroupJob<'_>> = guarded.iter_mut().map(|job| &mut **job).collect();
     tracing::trace!(target: "skyshelve::group", writers = jobs.len(), "group commit");
     if jobs.len() > 1 {
-        engine.counters.grouped(jobs.len());
+        engine.counters().grouped(jobs.len());
     }
     let result = engine.write_group(&mut jobs);
     drop(jobs);

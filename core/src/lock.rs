@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::fs::{create_private_dir, private_file_options};
 use crate::index::describe_encoded;
@@ -302,7 +301,7 @@ impl<M: Persistent> RecordLock<M> {
             return Err(Error::ReadOnly); // before the owner file is created
         }
         let owner = shared.locks.new_owner()?;
-        let mut backoff = Backoff::until(wait, &shared.engine.counters);
+        let mut backoff = Backoff::until(wait, shared.engine.counters());
         loop {
             match Self::try_take(store, &marker, &key, owner) {
                 Ok(Some(record)) => return Ok(RecordLock { store: store.clone(), key, owner, record }),

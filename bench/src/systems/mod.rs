@@ -46,6 +46,9 @@ pub enum System {
     /// skyshelve with a model that keeps ten previous versions of each
     /// record (`--history`): not among `ALL`, so not in the main table.
     SkyshelveHistory,
+    /// skyshelve on SlateDB (`--slatedb`, feature `slatedb`): not among
+    /// `ALL` either.
+    SkyshelveSlatedb,
     HeedRaw,
     NativeDb,
     Sqlite,
@@ -58,6 +61,7 @@ impl System {
         match self {
             System::Skyshelve => "skyshelve",
             System::SkyshelveHistory => "skyshelve_history",
+            System::SkyshelveSlatedb => "skyshelve_slatedb",
             System::HeedRaw => "heed_raw",
             System::NativeDb => "native_db",
             System::Sqlite => "sqlite",
@@ -65,13 +69,14 @@ impl System {
     }
 
     pub fn from_name(name: &str) -> Option<System> {
-        System::ALL.into_iter().chain([System::SkyshelveHistory]).find(|s| s.name() == name)
+        System::ALL.into_iter().chain([System::SkyshelveHistory, System::SkyshelveSlatedb]).find(|s| s.name() == name)
     }
 
     pub fn open(self, dir: &Path, sync: Sync) -> Result<Box<dyn Db>> {
         Ok(match self {
             System::Skyshelve => Box::new(skyshelve::Skyshelve::<skyshelve::User>::open(dir, sync)?),
             System::SkyshelveHistory => Box::new(skyshelve::Skyshelve::<skyshelve::UserWithHistory>::open(dir, sync)?),
+            System::SkyshelveSlatedb => Box::new(skyshelve::Skyshelve::<skyshelve::User>::open_on_slatedb(dir, sync)?),
             System::HeedRaw => Box::new(heed_raw::HeedRaw::open(dir, sync)?),
             System::NativeDb => Box::new(native::NativeDb::open(dir, sync)?),
             System::Sqlite => Box::new(sqlite::Sqlite::open(dir, sync)?),

@@ -87,6 +87,27 @@ impl<M: BenchUser> Skyshelve<M> {
         let options = Store::options().models([M::INFO]).map_size(1 << 30).durability(durability);
         Ok(Skyshelve { store: options.open(dir)?, model: std::marker::PhantomData })
     }
+
+    /// The same on SlateDB: objects in `SKYSHELVE_SLATEDB_URL` (an S3
+    /// server) under the folder's name, or in a folder inside `dir`.
+    #[cfg(feature = "slatedb")]
+    pub fn open_on_slatedb(dir: &Path, sync: Sync) -> Result<Self> {
+        let durability = match sync {
+            Sync::Durable => Durability::Full,
+            Sync::Relaxed => Durability::MayLoseLastCommits,
+        };
+        let url = match std::env::var("SKYSHELVE_SLATEDB_URL") {
+            Ok(base) => format!("{}/bench/{}", base.trim_end_matches('/'), dir.display()),
+            Err(_) => format!("file://{}/objects", dir.display()),
+        };
+        let options = Store::options().models([M::INFO]).slatedb(url).durability(durability);
+        Ok(Skyshelve { store: options.open(dir)?, model: std::marker::PhantomData })
+    }
+
+    #[cfg(not(feature = "slatedb"))]
+    pub fn open_on_slatedb(_dir: &Path, _sync: Sync) -> Result<Self> {
+        Err("skyshelve_slatedb needs the benchmark built with --features slatedb".into())
+    }
 }
 
 impl<M: BenchUser> Db for Skyshelve<M> {

@@ -15,7 +15,7 @@ use super::fork;
 use super::gate::{Gate, GatePass};
 use super::notify::{Notifier, WATCH_FILE};
 use super::writers::{WriterLock, WritingHere};
-use super::{Durability, EngineConfig};
+use super::{Durability, EngineConfig, GroupJob, Reader, Writer};
 use crate::error::{Error, Result};
 
 /// Below this much free disk space, a failed write is taken for a full disk.
@@ -26,20 +26,31 @@ fn is_short_write(io: &std::io::Error) -> bool {
     matches!(io.raw_os_error(), Some(libc::EIO | libc::ENOSPC | libc::EDQUOT))
 }
 
-/// A named table of byte keys and byte values: a handle, valid for the
-/// environment's life, that only this module looks inside.
+/// A named LMDB database: the engine's tables.
 #[derive(Clone, Copy)]
 pub(crate) struct Table(heed::Database<'static, Bytes, Bytes>);
+
+impl Table {
+    /// The LMDB database behind a table handle.
+    #[inline]
+    fn of(table: super::Table) -> Result<heed::Database<'static, Bytes, Bytes>> {
+        match table {
+            super::Table::Lmdb(table) => Ok(table.0),
+            #[cfg(feature = "slatedb")]
+            super::Table::Slate(_) => Err(super::foreign_table()),
+        }
+    }
+}
 
 /// Tables opened or created in a transaction, by name; they become usable
 /// for the environment's whole life once it commits.
 struct NewTables<'e>(Vec<(String, heed::Database<'e, Bytes, Bytes>)>);
 
 impl heed::OnCommit for NewTables<'_> {
-    type Committed = HashMap<String, Table>;
+    type Committed = HashMap<String, super::Table>;
 
-    fn on_commit(self, token: &heed::CommitToken) -> HashMap<String, Table> {
-        self.0.into_iter().map(|(name, table)| (name, Table(table.on_commit(token)))).collect()
+    fn on_commit(self, token: &heed::CommitToken) -> HashMap<String, super::Table> {
+        self.0.into_iter().map(|(name, table)| (name, super::Table::Lmdb(Table(table.on_commit(token))))).collect()
     }
 }
 
@@ -150,7 +161,7 @@ impl Engine {
     /// Opens the named tables, creating missing ones. The handles stay
     /// valid for the environment's lifetime. Existing tables are opened in
     /// a read transaction, so opening a store does not wait for a writer.
-    pub fn open_tables(&self, names: &[String]) -> Result<HashMap<String, Table>> {
+    pub fn open_tables(&self, names: &[String]) -> Result<HashMap<String, super::Table>> {
         let existing = self.open_tables_that_exist(names)?;
         if existing.len() == names.len() { Ok(existing) } else { self.create_tables(names) }
     }
@@ -176,7 +187,7 @@ impl Engine {
     }
 
     /// Opens those of the named tables that exist, in a read transaction.
-    pub fn open_tables_that_exist(&self, names: &[String]) -> Result<HashMap<String, Table>> {
+    pub fn open_tables_that_exist(&self, names: &[String]) -> Result<HashMap<String, super::Table>> {
         let rtxn = self.read_txn()?;
         let opened = self.env.open_databases_and_commit(rtxn.txn, |opener, rtxn| {
             let mut tables = Vec::with_capacity(names.len());
@@ -193,7 +204,7 @@ impl Engine {
         }
     }
 
-    fn create_tables(&self, names: &[String]) -> Result<HashMap<String, Table>> {
+    fn create_tables(&self, names: &[String]) -> Result<HashMap<String, super::Table>> {
         self.write(|txn| {
             let wtxn = txn.txn.take().expect("a fresh transaction");
             let created = self.env.create_databases_and_commit(wtxn, |opener, wtxn| {
@@ -338,16 +349,6 @@ impl Engine {
             return Err(Error::StorageFull { map_size, reason: "the map is growing".into() });
         }
         committed.map_err(|err| outer.note(err))
-    }
-
-    /// Runs `f` in a read transaction.
-    pub fn read<R, E, F>(&self, f: F) -> Result<R, E>
-    where
-        F: FnOnce(&Snapshot<'_>) -> Result<R, E>,
-        E: From<Error>,
-    {
-        let txn = self.read_txn()?;
-        f(&txn)
     }
 
     /// Opens a read transaction, adopting a grown map or clearing stale
@@ -515,9 +516,6 @@ impl Engine {
     }
 }
 
-/// One caller's work in a group commit; `true` keeps its changes.
-pub(crate) type GroupJob<'a> = dyn FnMut(&mut dyn Writer) -> bool + Send + 'a;
-
 /// A read-only snapshot.
 pub(crate) struct Snapshot<'e> {
     txn: heed::RoTxn<'e, WithoutTls>,
@@ -541,21 +539,6 @@ pub(crate) struct Draft<'e> {
     bytes: u64,
 }
 
-/// Read access shared by both transaction kinds.
-pub(crate) trait Reader {
-    /// The value stored under `key`, if any.
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>>;
-
-    /// Entries with keys inside the bounds, in key order.
-    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>>;
-
-    /// Entries with keys inside the bounds, in reverse key order.
-    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>>;
-
-    /// The number of entries in `table`.
-    fn len(&self, table: Table) -> Result<u64>;
-}
-
 /// The LMDB read view of a transaction of either kind; `Reader` is written
 /// once over it.
 trait ReadView {
@@ -575,75 +558,62 @@ impl ReadView for Draft<'_> {
 }
 
 impl<T: ReadView> Reader for T {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
-        table.0.get(self.ro(), key).map_err(storage_error)
+    fn get(&self, table: super::Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        Table::of(table)?.get(self.ro(), key).map_err(storage_error)
     }
 
-    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
+    fn range<'t>(
+        &'t self,
+        table: super::Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<super::RangeIter<'t>> {
         // LMDB rejects empty keys, and every key is >= the empty one.
         let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
-        let inner = table.0.range(self.ro(), &(lower, upper)).map_err(storage_error)?;
-        Ok(RangeIter { inner: Direction::Forward(inner) })
+        let inner = Table::of(table)?.range(self.ro(), &(lower, upper)).map_err(storage_error)?;
+        Ok(super::RangeIter::Lmdb(RangeIter { inner: Direction::Forward(inner) }))
     }
 
-    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
+    fn rev_range<'t>(
+        &'t self,
+        table: super::Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<super::RangeIter<'t>> {
         let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
-        let inner = table.0.rev_range(self.ro(), &(lower, upper)).map_err(storage_error)?;
-        Ok(RangeIter { inner: Direction::Reverse(inner) })
+        let inner = Table::of(table)?.rev_range(self.ro(), &(lower, upper)).map_err(storage_error)?;
+        Ok(super::RangeIter::Lmdb(RangeIter { inner: Direction::Reverse(inner) }))
     }
 
-    fn len(&self, table: Table) -> Result<u64> {
-        table.0.len(self.ro()).map_err(storage_error)
+    fn len(&self, table: super::Table) -> Result<u64> {
+        Table::of(table)?.len(self.ro()).map_err(storage_error)
     }
-}
-
-/// Write access; a trait so that the model layer can hold a write
-/// transaction without naming the environment's lifetime.
-pub(crate) trait Writer: Reader {
-    /// Stores `value` under `key`, replacing any previous value.
-    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()>;
-
-    /// Stores `value` under `key` unless the key is taken: then nothing is
-    /// written and the stored value is returned. One descent of the tree.
-    fn put_new(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>>;
-
-    /// Removes `key`; returns whether it was present.
-    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool>;
-
-    /// Removes every entry of `table`.
-    fn clear(&mut self, table: Table) -> Result<()>;
-
-    /// Makes sure the transaction is aborted, whatever the closure returns.
-    fn doom(&mut self);
-
-    /// Adds watch topics (a bit per topic) for the commit to publish.
-    fn touch(&mut self, topics: u64);
 }
 
 impl Writer for Draft<'_> {
-    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+    fn put(&mut self, table: super::Table, key: &[u8], value: &[u8]) -> Result<()> {
         self.topics |= 1;
         self.bytes += (key.len() + value.len()) as u64;
-        let result = table.0.put(self.rw(), key, value);
+        let result = Table::of(table)?.put(self.rw(), key, value);
         result.map_err(|e| self.note(e))
     }
 
-    fn put_new(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn put_new(&mut self, table: super::Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         self.topics |= 1;
         self.bytes += (key.len() + value.len()) as u64;
-        let result = table.0.get_or_put(self.rw(), key, value).map(|taken| taken.map(<[u8]>::to_vec));
+        let result = Table::of(table)?.get_or_put(self.rw(), key, value).map(|taken| taken.map(<[u8]>::to_vec));
         result.map_err(|e| self.note(e))
     }
 
-    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+    fn delete(&mut self, table: super::Table, key: &[u8]) -> Result<bool> {
         self.topics |= 1;
-        let result = table.0.delete(self.rw(), key);
+        let result = Table::of(table)?.delete(self.rw(), key);
         result.map_err(|e| self.note(e))
     }
 
-    fn clear(&mut self, table: Table) -> Result<()> {
+    fn clear(&mut self, table: super::Table) -> Result<()> {
         self.topics |= 1;
-        let result = table.0.clear(self.rw());
+        let result = Table::of(table)?.clear(self.rw());
         result.map_err(|e| self.note(e))
     }
 
@@ -694,8 +664,7 @@ enum Direction<'t> {
 impl<'t> Iterator for RangeIter<'t> {
     type Item = Result<(&'t [u8], &'t [u8])>;
 
-    // Inlined into the streaming queries of other crates: a non-generic
-    // function is otherwise called, not inlined, across crates.
+    // Inlined, as `super::RangeIter::next` is, into other crates.
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let entry = match &mut self.inner {

@@ -1,45 +1,38 @@
-//! The storage engine seam. Everything that knows LMDB lives in this
-//! folder; nothing above it names LMDB, heed or their files.
+//! The storage engine seam. Everything that knows an engine lives in this
+//! folder; nothing above it names LMDB, heed, SlateDB or their files.
 //!
 //! What the rest of skyshelve uses:
-//! - [`Engine`]: opens a store's folder, runs read transactions and write
-//!   transactions (`read`, `write`, `write_group`), grows the map, backs
-//!   up and restores, and reports usage;
-//! - [`Reader`] and [`Writer`]: named tables of byte keys and byte values,
-//!   with get / range / len and put / insert-if-absent / delete / clear,
-//!   inside one transaction;
+//! - [`Engine`]: opens a store, runs read transactions and write
+//!   transactions (`read`, `write`, `write_group`), backs up, and reports
+//!   usage; an enum over the engines, each call handed to the open one;
+//! - [`Reader`] and [`Writer`]: tables of byte keys and byte values, with
+//!   get / range / len and put / insert-if-absent / delete / clear, inside
+//!   one transaction ([`Snapshot`] for reads; a write closure gets the
+//!   engine's own write transaction as `&mut dyn Writer`);
 //! - the limits ([`MAX_KEY_LEN`], [`MAX_VALUE_LEN`]) and [`Durability`].
 //!
-//! Inside: `lmdb.rs` (the environment and its transactions), `gate.rs`
-//! (no remap while a transaction of this process is open), `writers.rs`
-//! (one writer at a time across threads and processes, before LMDB's own
-//! mutex), `fork.rs` (a handle is refused in a forked child), `files.rs`
-//! (LMDB's files, whole-or-nothing copies, the cut-short check),
-//! `notify.rs` (commit notifications to watchers in every process, through
-//! a shared-memory file and a futex), `counters.rs` (what this process did:
-//! commits, bytes, growths, waits).
+//! LMDB (`lmdb.rs`, always built): the environment and its transactions,
+//! with `gate.rs` (no remap while a transaction of this process is open),
+//! `writers.rs` (one writer at a time across threads and processes, before
+//! LMDB's own mutex), `fork.rs` (a handle is refused in a forked child),
+//! `files.rs` (LMDB's files, whole-or-nothing copies, the cut-short check).
 //!
-//! A second engine — an LSM tree on object storage such as SlateDB — has
-//! other properties, and the seam is drawn so that they fit:
-//! - **one writer with fencing**: write transactions are already
-//!   serialised per store and may be re-run from the start (closures are
-//!   `FnMut`), which is what a writer that loses its fence needs;
-//! - **readers elsewhere, no memory map**: values are returned borrowed
-//!   from the transaction (`&[u8]` tied to it), which an engine without a
-//!   map satisfies by holding the bytes it read; the gate and map growth
-//!   are LMDB's alone and stay inside `lmdb.rs`;
-//! - **async I/O underneath**: the seam is synchronous; such an engine
-//!   would block on its own runtime inside these calls rather than make the
-//!   model layer async;
-//! - **no insert-if-absent or nested transactions**: `put_new` can be a
-//!   read then a write inside the one writer's transaction, and group
-//!   commit (`write_group`) can fall back to one job per transaction.
+//! SlateDB (`slate.rs`, feature `slatedb`): an LSM tree on object storage
+//! with one writer that a second one fences. Its differences fit the seam
+//! this way: write closures are `FnMut` and serialised per store; values
+//! are lent from the transaction, which holds the bytes it read instead of
+//! a memory map; its async calls run on a runtime the store owns, behind
+//! the synchronous seam; it has no insert-if-absent (a read, then a write
+//! in the one writer's draft) and no nested transactions (a group commit's
+//! job that is not kept has the draft put back as it was).
+//!
+//! Shared by both: `notify.rs` (commit notifications to watchers in every
+//! process of a machine, through a shared-memory file and a futex) and
+//! `counters.rs` (what this process did: commits, bytes, growths, waits).
 //!
 //! The names are the seam's own: a [`Snapshot`] is a read transaction, a
-//! `Draft` a write transaction (the next commit, being written), a
-//! [`Table`] an opaque handle; `Reader` and `Writer` name no heed type, so
-//! a second engine implements them for its own transactions, and `Table`
-//! and `Engine` become enums over the engines.
+//! `Draft` (each engine's) a write transaction, the next commit being
+//! written, and a [`Table`] an opaque handle.
 
 mod counters;
 mod files;
@@ -47,15 +40,23 @@ mod fork;
 mod gate;
 mod lmdb;
 mod notify;
+#[cfg(feature = "slatedb")]
+mod slate;
 mod writers;
 
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use counters::Activity;
 pub(crate) use counters::Counters;
 pub(crate) use files::{holds_store, restore};
-pub(crate) use lmdb::{Engine, GroupJob, RangeIter, Reader, Snapshot, Table, Writer};
 pub(crate) use notify::{Notifier, topic_of};
+#[cfg(feature = "slatedb")]
+pub(crate) use slate::SlateConfig;
+
+use crate::error::{Error, Result};
 
 /// LMDB's compiled-in key size limit (`mdb_env_get_maxkeysize`).
 pub const MAX_KEY_LEN: usize = 511;
@@ -90,6 +91,275 @@ pub(crate) struct EngineConfig {
     pub max_tables: u32,
     pub durability: Durability,
     pub resize_wait: Duration,
-    /// Opened with LMDB's read-only flag: writes are refused up front.
+    /// Opened with LMDB's read-only flag (or as a SlateDB reader): writes
+    /// are refused up front.
     pub read_only: bool,
+    /// Where the SlateDB engine keeps the store; `None`: LMDB.
+    #[cfg(feature = "slatedb")]
+    pub slatedb: Option<SlateConfig>,
+}
+
+/// One caller's work in a group commit; `true` keeps its changes.
+pub(crate) type GroupJob<'a> = dyn FnMut(&mut dyn Writer) -> bool + Send + 'a;
+
+/// A table of byte keys and byte values: a handle, valid for the engine's
+/// life, that only the engine that made it looks inside.
+#[derive(Clone, Copy)]
+pub(crate) enum Table {
+    Lmdb(lmdb::Table),
+    #[cfg(feature = "slatedb")]
+    Slate(slate::Table),
+}
+
+/// Read access shared by both transaction kinds.
+pub(crate) trait Reader {
+    /// The value stored under `key`, if any.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>>;
+
+    /// Entries with keys inside the bounds, in key order.
+    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>>;
+
+    /// Entries with keys inside the bounds, in reverse key order.
+    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>>;
+
+    /// The number of entries in `table`.
+    fn len(&self, table: Table) -> Result<u64>;
+}
+
+/// Write access; a trait so that the model layer can hold a write
+/// transaction without naming the engine or its lifetime.
+pub(crate) trait Writer: Reader {
+    /// Stores `value` under `key`, replacing any previous value.
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()>;
+
+    /// Stores `value` under `key` unless the key is taken: then nothing is
+    /// written and the stored value is returned.
+    fn put_new(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Removes `key`; returns whether it was present.
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool>;
+
+    /// Removes every entry of `table`.
+    fn clear(&mut self, table: Table) -> Result<()>;
+
+    /// Makes sure the transaction is aborted, whatever the closure returns.
+    fn doom(&mut self);
+
+    /// Adds watch topics (a bit per topic) for the commit to publish.
+    fn touch(&mut self, topics: u64);
+}
+
+/// A table handle of another engine than the one asked: a bug in
+/// skyshelve, reported rather than panicking.
+#[cfg(feature = "slatedb")]
+fn foreign_table() -> Error {
+    Error::Storage("a table handle of another engine".into())
+}
+
+/// An open store's engine: LMDB, or SlateDB with the `slatedb` feature.
+pub(crate) enum Engine {
+    Lmdb(lmdb::Engine),
+    #[cfg(feature = "slatedb")]
+    Slate(slate::Engine),
+}
+
+/// Calls the same method on whichever engine's read transaction it is.
+macro_rules! each_engine_txn {
+    ($txn:expr, $inner:ident => $call:expr) => {
+        match $txn {
+            Snapshot::Lmdb($inner) => $call,
+            #[cfg(feature = "slatedb")]
+            Snapshot::Slate($inner) => $call,
+        }
+    };
+}
+
+/// Calls the same method on whichever engine is open.
+macro_rules! each_engine {
+    ($engine:expr, $inner:ident => $call:expr) => {
+        match $engine {
+            Engine::Lmdb($inner) => $call,
+            #[cfg(feature = "slatedb")]
+            Engine::Slate($inner) => $call,
+        }
+    };
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store in `dir` with the engine the
+    /// configuration names.
+    pub fn open(dir: &Path, config: EngineConfig) -> Result<Engine> {
+        #[cfg(feature = "slatedb")]
+        if let Some(slatedb) = config.slatedb.clone() {
+            return slate::Engine::open(dir, config, slatedb).map(Engine::Slate);
+        }
+        lmdb::Engine::open(dir, config).map(Engine::Lmdb)
+    }
+
+    /// The engine's name, as users know it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Lmdb(_) => "LMDB",
+            #[cfg(feature = "slatedb")]
+            Engine::Slate(_) => "SlateDB",
+        }
+    }
+
+    /// What this process did with the store.
+    pub fn counters(&self) -> &Counters {
+        each_engine!(self, engine => &engine.counters)
+    }
+
+    /// The commit notifications of this store, for watchers.
+    pub fn notifier(&self) -> Result<Arc<Notifier>> {
+        each_engine!(self, engine => engine.notifier())
+    }
+
+    /// The folder the store lives in (on SlateDB: its local folder).
+    pub fn dir(&self) -> &Path {
+        each_engine!(self, engine => engine.dir())
+    }
+
+    /// The size of LMDB's memory map in this process; 0 on SlateDB.
+    pub fn map_size(&self) -> usize {
+        match self {
+            Engine::Lmdb(engine) => engine.map_size(),
+            #[cfg(feature = "slatedb")]
+            Engine::Slate(_) => 0,
+        }
+    }
+
+    /// Whether the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        each_engine!(self, engine => engine.is_read_only())
+    }
+
+    /// Whether this thread has a transaction open on the store.
+    pub fn in_transaction_here(&self) -> bool {
+        each_engine!(self, engine => engine.in_transaction_here())
+    }
+
+    /// Opens the named tables, creating missing ones.
+    pub fn open_tables(&self, names: &[String]) -> Result<std::collections::HashMap<String, Table>> {
+        each_engine!(self, engine => engine.open_tables(names))
+    }
+
+    /// Opens those of the named tables that exist.
+    pub fn open_tables_that_exist(&self, names: &[String]) -> Result<std::collections::HashMap<String, Table>> {
+        each_engine!(self, engine => engine.open_tables_that_exist(names))
+    }
+
+    /// The names of every table, in name order.
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        each_engine!(self, engine => engine.table_names())
+    }
+
+    /// Runs `f` in a write transaction and commits it if `f` succeeds; `f`
+    /// may run again from the start (see the engines' `write`).
+    #[inline]
+    pub fn write<R, E, F>(&self, mut f: F) -> Result<R, E>
+    where
+        F: FnMut(&mut dyn Writer) -> Result<R, E>,
+        E: From<Error>,
+    {
+        each_engine!(self, engine => engine.write(|txn| f(txn)))
+    }
+
+    /// Group commit: each job in a transaction of its own kept or rolled
+    /// back alone, committed together where the engine can.
+    pub fn write_group(&self, jobs: &mut [&mut GroupJob<'_>]) -> Result<()> {
+        each_engine!(self, engine => engine.write_group(jobs))
+    }
+
+    /// Runs `f` in a read transaction.
+    #[inline]
+    pub fn read<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&Snapshot<'_>) -> Result<R, E>,
+        E: From<Error>,
+    {
+        let txn = self.read_txn()?;
+        f(&txn)
+    }
+
+    /// Opens a read transaction.
+    #[inline]
+    pub fn read_txn(&self) -> Result<Snapshot<'_>> {
+        match self {
+            Engine::Lmdb(engine) => engine.read_txn().map(Snapshot::Lmdb),
+            #[cfg(feature = "slatedb")]
+            Engine::Slate(engine) => engine.read_txn().map(Snapshot::Slate),
+        }
+    }
+
+    /// Map size, bytes in use, reader slots in use and available.
+    pub fn usage(&self) -> (usize, u64, u32, u32) {
+        match self {
+            Engine::Lmdb(engine) => engine.usage(),
+            #[cfg(feature = "slatedb")]
+            Engine::Slate(_) => (0, 0, 0, 0),
+        }
+    }
+
+    /// Writes a consistent copy of the store into the folder `dir`.
+    pub fn backup(&self, dir: &Path) -> Result<()> {
+        each_engine!(self, engine => engine.backup(dir))
+    }
+
+    /// Makes every commit durable, whatever the durability mode.
+    pub fn sync(&self) -> Result<()> {
+        each_engine!(self, engine => engine.sync())
+    }
+}
+
+/// A read transaction: a consistent view of the store.
+pub(crate) enum Snapshot<'e> {
+    Lmdb(lmdb::Snapshot<'e>),
+    #[cfg(feature = "slatedb")]
+    Slate(slate::Snapshot<'e>),
+}
+
+impl Reader for Snapshot<'_> {
+    #[inline]
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        each_engine_txn!(self, txn => txn.get(table, key))
+    }
+
+    #[inline]
+    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
+        each_engine_txn!(self, txn => txn.range(table, lower, upper))
+    }
+
+    #[inline]
+    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
+        each_engine_txn!(self, txn => txn.rev_range(table, lower, upper))
+    }
+
+    #[inline]
+    fn len(&self, table: Table) -> Result<u64> {
+        each_engine_txn!(self, txn => txn.len(table))
+    }
+}
+
+/// Entries of a table in key order, or in reverse.
+pub(crate) enum RangeIter<'t> {
+    Lmdb(lmdb::RangeIter<'t>),
+    /// Boxed: it carries a buffer and the draft's changes.
+    #[cfg(feature = "slatedb")]
+    Slate(Box<slate::RangeIter<'t>>),
+}
+
+impl<'t> Iterator for RangeIter<'t> {
+    type Item = Result<(&'t [u8], &'t [u8])>;
+
+    // Inlined into the streaming queries of other crates: a non-generic
+    // function is otherwise called, not inlined, across crates.
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            RangeIter::Lmdb(range) => range.next(),
+            #[cfg(feature = "slatedb")]
+            RangeIter::Slate(range) => range.next(),
+        }
+    }
 }

@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use super::lmdb::Engine;
 use crate::error::{Error, Result};
 
 thread_local! {
@@ -61,7 +60,7 @@ impl Drop for WriterHeld<'_> {
 pub(super) struct WritingHere(usize);
 
 impl WritingHere {
-    pub(super) fn enter(engine: &Engine) -> Result<WritingHere> {
+    pub(super) fn enter<E>(engine: &E) -> Result<WritingHere> {
         let id = std::ptr::from_ref(engine).addr();
         WRITING.with(|writing| {
             let mut writing = writing.borrow_mut();
@@ -71,6 +70,15 @@ impl WritingHere {
             writing.push(id);
             Ok(WritingHere(id))
         })
+    }
+}
+
+impl WritingHere {
+    /// Whether this thread has a write transaction open on `engine`.
+    #[cfg(feature = "slatedb")]
+    pub(super) fn is_open_on<E>(engine: &E) -> bool {
+        let id = std::ptr::from_ref(engine).addr();
+        WRITING.with(|writing| writing.borrow().contains(&id))
     }
 }
 

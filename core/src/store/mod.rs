@@ -250,6 +250,22 @@ impl Store {
         self.shared.engine.dir()
     }
 
+    /// The engine the store runs on: `"LMDB"`, or `"SlateDB"` when opened
+    /// with [`StoreOptions::slatedb`](crate::StoreOptions) (feature
+    /// `slatedb`).
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// # if std::env::var("SKYSHELVE_ENGINE").is_err() {
+    /// assert_eq!(store.engine(), "LMDB");
+    /// # }
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    #[must_use]
+    pub fn engine(&self) -> &'static str {
+        self.shared.engine.name()
+    }
+
     /// Whether two handles share one environment.
     ///
     /// ```
@@ -421,7 +437,7 @@ impl Store {
         R: Send,
         E: From<Error> + Send,
     {
-        let mut backoff = Backoff::until(Some(self.shared.lock_wait), &self.shared.engine.counters);
+        let mut backoff = Backoff::until(Some(self.shared.lock_wait), self.shared.engine.counters());
         let caller = std::thread::current().id();
         loop {
             let mut blocked = None;
@@ -442,7 +458,7 @@ impl Store {
             match blocked {
                 None => return result,
                 Some(locked) if !backoff.wait() => return Err(E::from(locked)),
-                Some(_) => self.shared.engine.counters.reran(),
+                Some(_) => self.shared.engine.counters().reran(),
             }
         }
     }

@@ -75,6 +75,8 @@ impl StoreOptions {
                 durability: Durability::Full,
                 resize_wait: Duration::from_secs(30),
                 read_only: false,
+                #[cfg(feature = "slatedb")]
+                slatedb: None,
             },
             take_over_indexes: false,
             lock_wait: Duration::from_secs(30),
@@ -146,6 +148,57 @@ impl StoreOptions {
     #[must_use]
     pub fn on_index_build(mut self, progress: impl Fn(&str, Progress) + Send + Sync + 'static) -> Self {
         self.build_progress = BuildProgress(Some(Arc::new(progress)));
+        self
+    }
+
+    /// Keeps the store on SlateDB (feature `slatedb`) at the object-store
+    /// `url` instead of in LMDB: `file:///path` for a local folder, or
+    /// `s3://bucket/prefix` for S3 and S3-compatible servers (credentials
+    /// and endpoint from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`). The folder given to
+    /// `open` stays the store's local folder: it holds the watch file and
+    /// the record-lock files of this machine's processes.
+    ///
+    /// One process writes; a second process opening the same `url` to
+    /// write fences the first, whose next write fails with
+    /// [`Error::Fenced`]. Other processes, here or on other machines, open
+    /// it with [`read_only`](Self::read_only) and follow the writer's
+    /// commits (see [`slatedb_poll_interval`](Self::slatedb_poll_interval)).
+    /// Models, indexes, queries, transactions, maps, history and watches
+    /// work as on LMDB; the README's guarantees table says what differs.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_store_slatedb")]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// let objects = tempfile::tempdir()?;
+    /// let local = tempfile::tempdir()?;
+    /// let url = format!("file://{}", objects.path().display());
+    /// let store = Store::options().slatedb(&url).open(local.path())?;
+    /// Item { id: 1 }.save(&store)?;
+    /// assert_eq!(Item::count(&store)?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "slatedb")]
+    #[must_use]
+    pub fn slatedb(mut self, url: impl Into<String>) -> Self {
+        self.config.slatedb = Some(crate::engine::SlateConfig::new(url.into()));
+        self
+    }
+
+    /// On SlateDB, how often a read-only store looks for the writer's new
+    /// commits (default 100 ms): its reads and watches see a commit that
+    /// long after it reached object storage. Also how often the writer
+    /// flushes commits that did not wait for object storage
+    /// ([`Durability::MayLoseLastCommits`]). Ignored on LMDB.
+    #[cfg(feature = "slatedb")]
+    #[must_use]
+    pub fn slatedb_poll_interval(mut self, every: Duration) -> Self {
+        let slatedb = self.config.slatedb.get_or_insert_with(|| crate::engine::SlateConfig::new(String::new()));
+        slatedb.poll_interval = every;
+        slatedb.flush_interval = every;
         self
     }
 
@@ -400,6 +453,8 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         // + the lock table, the catalog and the sequences
         config.max_tables = u32::try_from(model_tables + 3).unwrap_or(u32::MAX).saturating_add(MAP_ROOM);
     }
+    #[cfg(feature = "slatedb")]
+    crate::engine::SlateConfig::resolve(&mut config.slatedb, dir);
     let engine = Engine::open(dir, config)?;
     if let Some(pair) = registered.windows(2).find(|pair| pair[0].name == pair[1].name) {
         let reason = "two models of this program share this name; give one #[persistent(name = \"...\")]";

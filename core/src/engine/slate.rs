@@ -1,0 +1,879 @@
+//! The SlateDB engine (feature `slatedb`): an LSM tree on object storage —
+//! a local folder or an S3-compatible bucket — run on a tokio runtime the
+//! store owns, behind the same synchronous seam as LMDB.
+//!
+//! How the seam maps onto SlateDB:
+//! - **tables** are key prefixes: a 4-byte table number before every key.
+//!   Number 0 holds the table names (name → number) and the commit count;
+//! - **a write transaction** is one writer's draft: its changes are kept in
+//!   memory over a snapshot taken when it began, read through by its own
+//!   reads, and written as one `WriteBatch` at commit — atomic, and
+//!   serialisable because write transactions of a process run one at a time
+//!   and SlateDB has one writer process per store (a second one fences the
+//!   first, whose next commit fails with `Error::Fenced`);
+//! - **a read transaction** is a SlateDB snapshot on the writer; on a
+//!   read-only store it reads the `DbReader`, which follows the writer's
+//!   commits (see `SlateConfig::poll_interval`);
+//! - **values read** are `Bytes` kept by the transaction until it ends, so
+//!   that reads can lend them out as LMDB's do: a transaction holds what it
+//!   read, which bounds what one transaction should scan;
+//! - **durability**: `Full` flushes SlateDB's write-ahead log to object
+//!   storage before the commit returns; the other modes return once the
+//!   batch is in the log buffer, which is flushed every `flush_interval`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use slatedb::bytes::Bytes;
+use slatedb::config::{DbReaderOptions, ScanOptions, Settings};
+use slatedb::object_store::ObjectStore;
+use slatedb::object_store::path::Path as ObjectPath;
+use slatedb::{CloseReason, Db, DbIterator, DbReader, DbReaderMode, DbSnapshot, ErrorKind, IterationOrder, WriteBatch};
+use typed_arena::Arena;
+
+use super::counters::Counters;
+use super::notify::{Notifier, WATCH_FILE};
+use super::writers::WritingHere;
+use super::{Durability, EngineConfig, GroupJob, Reader, Writer};
+use crate::error::{Error, Result};
+
+/// Where a SlateDB store keeps its data and how it follows the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct SlateConfig {
+    /// `file:///path` or `s3://bucket/prefix` (also `memory:///` in tests).
+    pub url: String,
+    /// How often SlateDB flushes the write-ahead log of commits that did
+    /// not wait for it (durability other than `Full`).
+    pub flush_interval: Duration,
+    /// How often a read-only store looks for the writer's new commits.
+    pub poll_interval: Duration,
+}
+
+impl SlateConfig {
+    pub(crate) fn new(url: String) -> SlateConfig {
+        SlateConfig { url, flush_interval: Duration::from_millis(100), poll_interval: Duration::from_millis(100) }
+    }
+
+    /// The configuration a store in `dir` opens with: the program's, or,
+    /// when the program named no engine, the one `SKYSHELVE_ENGINE=slatedb`
+    /// asks for (how the test suite runs on both engines): objects in
+    /// `SKYSHELVE_SLATEDB_URL` under the folder's path, or in the folder
+    /// `objects` inside it. An interval set without a URL keeps LMDB.
+    pub(crate) fn resolve(config: &mut Option<SlateConfig>, dir: &Path) {
+        if config.as_ref().is_some_and(|config| !config.url.is_empty()) {
+            return;
+        }
+        if std::env::var("SKYSHELVE_ENGINE").as_deref() != Ok("slatedb") {
+            *config = None;
+            return;
+        }
+        let url = match std::env::var("SKYSHELVE_SLATEDB_URL") {
+            Ok(base) => format!("{}/{}", base.trim_end_matches('/'), dir.display().to_string().trim_start_matches('/')),
+            Err(_) => format!("file://{}", dir.join("objects").display()),
+        };
+        config.get_or_insert_with(|| SlateConfig::new(String::new())).url = url;
+    }
+}
+
+/// Entries per round trip to the runtime when a range is read.
+const SCAN_CHUNK: usize = 256;
+
+/// Table number 0: the table names and the commit count.
+const DIRECTORY: super::Table = super::Table::Slate(Table(0));
+
+/// The commit count, bumped by every commit (a name is UTF-8, which never
+/// holds the byte 0xFF): readers watch it to see that the writer moved on.
+const COMMITS_KEY: [u8; 5] = [0, 0, 0, 0, 0xFF];
+
+/// A range in engine keys (table number and key).
+type EngineBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// A draft's changes inside a range, in the range's order.
+type Changes<'t> = std::iter::Peekable<Box<dyn Iterator<Item = (&'t Vec<u8>, &'t Option<Vec<u8>>)> + 't>>;
+
+/// An engine key and its value, `None` where a draft deleted it.
+type MergedEntry<'t> = (&'t [u8], Option<&'t [u8]>);
+
+/// A table: its number, the prefix of its keys.
+#[derive(Clone, Copy)]
+pub(crate) struct Table(u32);
+
+impl Table {
+    #[inline]
+    fn of(table: super::Table) -> Result<Table> {
+        match table {
+            super::Table::Slate(table) => Ok(table),
+            super::Table::Lmdb(_) => Err(super::foreign_table()),
+        }
+    }
+
+    /// The engine's key of `key` in this table.
+    fn key(self, key: &[u8]) -> Vec<u8> {
+        let mut full = Vec::with_capacity(4 + key.len());
+        full.extend_from_slice(&self.0.to_be_bytes());
+        full.extend_from_slice(key);
+        full
+    }
+
+    /// The engine's bounds of a range of this table, `None` if it holds no
+    /// key at all (LMDB answers such a range with nothing, SlateDB with an
+    /// error).
+    fn bounds(self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Option<EngineBounds> {
+        if let (Bound::Included(low) | Bound::Excluded(low), Bound::Included(high) | Bound::Excluded(high)) =
+            (lower, upper)
+        {
+            let both_included = matches!((lower, upper), (Bound::Included(_), Bound::Included(_)));
+            if low > high || (low == high && !both_included) {
+                return None;
+            }
+        }
+        let lower = match lower {
+            Bound::Included(key) => Bound::Included(self.key(key)),
+            Bound::Excluded(key) => Bound::Excluded(self.key(key)),
+            Bound::Unbounded => Bound::Included(self.key(&[])),
+        };
+        let upper = match upper {
+            Bound::Included(key) => Bound::Included(self.key(key)),
+            Bound::Excluded(key) => Bound::Excluded(self.key(key)),
+            Bound::Unbounded => match self.0.checked_add(1) {
+                Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+                None => Bound::Unbounded,
+            },
+        };
+        Some((lower, upper))
+    }
+}
+
+/// The SlateDB handle: the writer, or a reader following one.
+#[derive(Clone)]
+enum Handle {
+    Writer(Db),
+    Reader(Arc<DbReader>),
+}
+
+/// One open SlateDB store, shared by every `Store` of this process that
+/// names the same local folder.
+pub(crate) struct Engine {
+    /// The runtime SlateDB's tasks run on; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: Handle,
+    config: EngineConfig,
+    dir: PathBuf,
+    /// Write transactions of this process, one at a time.
+    writing: Mutex<()>,
+    /// The commit count as of this process's last commit.
+    commits: AtomicU64,
+    notifier: Option<Arc<Notifier>>,
+    /// A read-only store's follower thread, stopped when the store closes.
+    follower: Option<Follower>,
+    pub(crate) counters: Counters,
+}
+
+impl Engine {
+    /// Opens the store at `slate.url`, with `dir` as its local folder (the
+    /// watch file and the record-lock files of the processes of this
+    /// machine).
+    pub fn open(dir: &Path, config: EngineConfig, slate: SlateConfig) -> Result<Engine> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("skyshelve-slatedb")
+            .enable_all()
+            .build()?;
+        let (objects, path) = object_store(&slate.url)?;
+        let handle = if config.read_only {
+            let options = DbReaderOptions { manifest_poll_interval: slate.poll_interval, ..DbReaderOptions::default() };
+            let reader = block_on(&runtime, async move {
+                DbReader::builder(path, objects)
+                    .with_options(options)
+                    .with_reader_mode(DbReaderMode::FollowLatest)
+                    .build()
+                    .await
+            })
+            .map_err(slate_error)?;
+            Handle::Reader(Arc::new(reader))
+        } else {
+            let settings = Settings { flush_interval: Some(slate.flush_interval), ..Settings::default() };
+            let db =
+                block_on(&runtime, async move { Db::builder(path, objects).with_settings(settings).build().await })
+                    .map_err(slate_error)?;
+            Handle::Writer(db)
+        };
+        let notifier = Notifier::open(dir, true).ok().map(Arc::new);
+        let mut engine = Engine {
+            runtime: Some(runtime),
+            handle,
+            config,
+            dir: dir.to_owned(),
+            writing: Mutex::new(()),
+            commits: AtomicU64::new(0),
+            notifier,
+            follower: None,
+            counters: Counters::default(),
+        };
+        let commits = engine.commit_count()?;
+        engine.commits.store(commits, Ordering::SeqCst);
+        if engine.config.read_only {
+            engine.follower = engine.follow(commits, slate.poll_interval);
+        }
+        Ok(engine)
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives until the engine is dropped")
+    }
+
+    /// Runs a future on the store's runtime and waits for it, also when
+    /// called from inside another tokio runtime (where blocking on it
+    /// directly would panic): the future then runs on the store's threads
+    /// while this thread waits.
+    fn run<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        block_on(self.runtime(), future)
+    }
+
+    /// The commit count the store holds.
+    fn commit_count(&self) -> Result<u64> {
+        let stored = self.get_latest(COMMITS_KEY.to_vec())?;
+        Ok(stored.as_deref().and_then(|bytes| bytes.try_into().ok()).map_or(0, u64::from_be_bytes))
+    }
+
+    /// Reads `key` outside any transaction, at the newest state.
+    fn get_latest(&self, key: Vec<u8>) -> Result<Option<Bytes>> {
+        let handle = self.handle.clone();
+        self.run(async move {
+            match handle {
+                Handle::Writer(db) => db.get(key).await,
+                Handle::Reader(reader) => reader.get(key).await,
+            }
+        })
+        .map_err(slate_error)
+    }
+
+    /// A read-only store's follower: a thread that checks the writer's
+    /// commit count every poll and wakes this machine's watchers when it
+    /// moved (every topic: a reader cannot tell which models changed).
+    fn follow(&self, mut seen: u64, every: Duration) -> Option<Follower> {
+        let notifier = self.notifier.clone()?;
+        let Handle::Reader(reader) = self.handle.clone() else { return None };
+        let runtime = self.runtime().handle().clone();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new().name("skyshelve-slatedb-follow".into()).spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                let Ok(stored) = runtime.block_on(reader.get(COMMITS_KEY)) else { continue };
+                let now = stored.as_deref().and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+                if now != seen {
+                    seen = now;
+                    notifier.published(u64::MAX);
+                }
+            }
+        });
+        spawned.ok().map(|thread| Follower { stop, thread })
+    }
+
+    pub fn notifier(&self) -> Result<Arc<Notifier>> {
+        self.notifier.clone().ok_or_else(|| {
+            let message = format!("{} cannot hold the watch file {WATCH_FILE}", self.dir.display());
+            Error::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, message))
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.config.read_only
+    }
+
+    /// Whether this thread has a write transaction open (read
+    /// transactions block nothing on SlateDB): group commit steps aside
+    /// for it, so that a nested write fails instead of waiting for itself.
+    pub fn in_transaction_here(&self) -> bool {
+        WritingHere::is_open_on(self)
+    }
+
+    /// Every table name and its number.
+    fn directory(&self) -> Result<Vec<(String, Table)>> {
+        let txn = self.read_txn()?;
+        let mut tables = Vec::new();
+        for entry in txn.range(DIRECTORY, Bound::Unbounded, Bound::Unbounded)? {
+            let (name, number) = entry?;
+            let (Ok(name), Ok(number)) = (std::str::from_utf8(name), <[u8; 4]>::try_from(number)) else { continue };
+            tables.push((name.to_owned(), Table(u32::from_be_bytes(number))));
+        }
+        Ok(tables)
+    }
+
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        Ok(self.directory()?.into_iter().map(|(name, _)| name).collect())
+    }
+
+    pub fn open_tables_that_exist(&self, names: &[String]) -> Result<HashMap<String, super::Table>> {
+        let directory = self.directory()?;
+        let found = directory.into_iter().filter(|(name, _)| names.contains(name));
+        Ok(found.map(|(name, table)| (name, super::Table::Slate(table))).collect())
+    }
+
+    pub fn open_tables(&self, names: &[String]) -> Result<HashMap<String, super::Table>> {
+        let existing = self.open_tables_that_exist(names)?;
+        if existing.len() == names.len() {
+            return Ok(existing);
+        }
+        self.write(|txn| {
+            let mut last = 0u32;
+            let mut known = HashMap::new();
+            for entry in txn.range(DIRECTORY, Bound::Unbounded, Bound::Unbounded)? {
+                let (name, number) = entry?;
+                let (Ok(name), Ok(number)) = (std::str::from_utf8(name), <[u8; 4]>::try_from(number)) else {
+                    continue;
+                };
+                let number = u32::from_be_bytes(number);
+                last = last.max(number);
+                known.insert(name.to_owned(), number);
+            }
+            let mut opened = HashMap::new();
+            for name in names {
+                let number = match known.get(name) {
+                    Some(number) => *number,
+                    None => {
+                        // The same limit as LMDB's, so that a program behaves alike on both.
+                        let max_tables = self.config.max_tables;
+                        if known.len() >= max_tables as usize {
+                            return Err(Error::TooManyTables { max_tables });
+                        }
+                        last = last.checked_add(1).ok_or(Error::TooManyTables { max_tables })?;
+                        known.insert(name.clone(), last);
+                        txn.put(DIRECTORY, name.as_bytes(), &last.to_be_bytes())?;
+                        last
+                    }
+                };
+                opened.insert(name.clone(), super::Table::Slate(Table(number)));
+            }
+            Ok(opened)
+        })
+    }
+
+    fn writer(&self) -> Result<&Db> {
+        match &self.handle {
+            Handle::Writer(db) => Ok(db),
+            Handle::Reader(_) => Err(Error::ReadOnly),
+        }
+    }
+
+    /// Runs `f` in a write transaction and commits it if `f` succeeds.
+    pub fn write<R, E, F>(&self, mut f: F) -> Result<R, E>
+    where
+        F: FnMut(&mut Draft<'_>) -> Result<R, E>,
+        E: From<Error>,
+    {
+        let db = self.writer()?;
+        let _writing = WritingHere::enter(self)?;
+        let _one_at_a_time = crate::sync::lock(&self.writing);
+        let base = db.snapshot().map_err(slate_error)?;
+        let mut draft = Draft::new(self, base);
+        let outcome = f(&mut draft);
+        if draft.doomed {
+            return outcome;
+        }
+        let value = outcome?;
+        let topics = draft.published_topics();
+        if !draft.changes.is_empty() {
+            self.commit(db, std::mem::take(&mut draft.changes))?;
+            self.counters.committed(draft.bytes);
+        }
+        if let Some(notifier) = &self.notifier {
+            notifier.published(topics);
+        }
+        Ok(value)
+    }
+
+    /// Writes a draft's changes and the next commit count as one batch,
+    /// waiting for object storage when the durability asks for it.
+    fn commit(&self, db: &Db, changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        for (key, value) in changes {
+            match value {
+                Some(value) => batch.put(key, value),
+                None => batch.delete(key),
+            }
+        }
+        let commits = self.commits.load(Ordering::SeqCst) + 1;
+        batch.put(COMMITS_KEY, commits.to_be_bytes());
+        let db = db.clone();
+        let durable = self.config.durability == Durability::Full;
+        self.run(async move {
+            db.write(batch).await?;
+            if durable { db.flush().await } else { Ok(()) }
+        })
+        .map_err(slate_error)?;
+        self.commits.store(commits, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Group commit: every job in one draft and one commit (one flush to
+    /// object storage for the group). SlateDB has no nested transactions,
+    /// so a job works on the draft directly and a job that is not kept
+    /// has the draft put back as it was before it.
+    pub fn write_group(&self, jobs: &mut [&mut GroupJob<'_>]) -> Result<()> {
+        self.write(|draft| {
+            for job in jobs.iter_mut() {
+                let before = (draft.changes.clone(), draft.topics, draft.bytes);
+                if !job(draft) || draft.doomed {
+                    (draft.changes, draft.topics, draft.bytes) = before;
+                    draft.doomed = false;
+                }
+            }
+            Ok::<_, Error>(())
+        })
+    }
+
+    pub fn read_txn(&self) -> Result<Snapshot<'_>> {
+        let view = match &self.handle {
+            Handle::Writer(db) => View::Snapshot(db.snapshot().map_err(slate_error)?),
+            Handle::Reader(reader) => View::Reader(Arc::clone(reader)),
+        };
+        Ok(Snapshot { engine: self, view, kept: Arena::new() })
+    }
+
+    /// SlateDB keeps its own copies in object storage; a folder copy of
+    /// the store is not offered (export the models instead).
+    pub fn backup(&self, _dir: &Path) -> Result<()> {
+        Err(Error::Unsupported {
+            what: "backup",
+            engine: "SlateDB",
+            instead: "export the models with export_json_lines, or use the object store's own copies",
+        })
+    }
+
+    /// Flushes SlateDB's write-ahead log to object storage.
+    pub fn sync(&self) -> Result<()> {
+        let db = self.writer()?.clone();
+        self.run(async move { db.flush().await }).map_err(slate_error)
+    }
+}
+
+/// The follower thread of a read-only store and the way to stop it.
+struct Follower {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(Follower { stop, thread }) = self.follower.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+        let handle = self.handle.clone();
+        // Close cleanly (flushing the log) when the runtime allows it; a
+        // close that fails loses nothing acknowledged with `Full`.
+        let _ = self.run(async move {
+            match handle {
+                Handle::Writer(db) => db.close().await,
+                Handle::Reader(reader) => reader.close().await,
+            }
+        });
+        if let Some(runtime) = self.runtime.take() {
+            // Never blocks, so dropping a store inside an async context is fine.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs `future` on `runtime` and waits for it; from inside a tokio
+/// runtime the future is spawned onto `runtime` and this thread waits for
+/// its answer, as blocking on it directly would panic there.
+fn block_on<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(future);
+    }
+    let (answer, answered) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = answer.send(future.await);
+    });
+    answered.recv().expect("the store's runtime runs until the store is dropped")
+}
+
+/// Resolves an object-store URL into the store and the path inside it.
+/// `s3://` reads the usual AWS variables (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` for S3-compatible
+/// servers, `AWS_ALLOW_HTTP=true` for plain HTTP).
+fn object_store(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+    let invalid = |reason: String| Error::InvalidName { name: url.to_owned(), reason: leak(reason) };
+    let parsed = url::Url::parse(url).map_err(|err| invalid(format!("not an object-store URL: {err}")))?;
+    if parsed.scheme() == "file" {
+        // The local file system needs its folder to exist; owner-only, as
+        // an LMDB store's, since SlateDB's files follow the umask.
+        crate::fs::create_private_dir(Path::new(parsed.path()))?;
+        let local = slatedb::object_store::local::LocalFileSystem::new_with_prefix(parsed.path())
+            .map_err(|err| invalid(err.to_string()))?;
+        return Ok((Arc::new(local), ObjectPath::from("")));
+    }
+    let env = std::env::vars().map(|(key, value)| (key.to_ascii_lowercase(), value));
+    let (objects, path) =
+        slatedb::object_store::parse_url_opts(&parsed, env).map_err(|err| invalid(err.to_string()))?;
+    Ok((Arc::from(objects), path))
+}
+
+/// `Error::InvalidName` holds a static reason; URL errors are rare and
+/// end the open, so leaking their text is bounded.
+fn leak(reason: String) -> &'static str {
+    Box::leak(reason.into_boxed_str())
+}
+
+/// Converts SlateDB's errors, naming the one a caller acts on: fenced by a
+/// newer writer.
+fn slate_error(err: slatedb::Error) -> Error {
+    match err.kind() {
+        ErrorKind::Closed(CloseReason::Fenced) => Error::Fenced,
+        ErrorKind::Unavailable => Error::Io(std::io::Error::other(err.to_string())),
+        _ => Error::Storage(err.to_string()),
+    }
+}
+
+/// What a read transaction reads: a snapshot of the writer, or the reader.
+enum View {
+    Snapshot(Arc<DbSnapshot>),
+    Reader(Arc<DbReader>),
+}
+
+impl View {
+    fn clone_view(&self) -> View {
+        match self {
+            View::Snapshot(snapshot) => View::Snapshot(Arc::clone(snapshot)),
+            View::Reader(reader) => View::Reader(Arc::clone(reader)),
+        }
+    }
+}
+
+/// A read transaction.
+pub(crate) struct Snapshot<'e> {
+    engine: &'e Engine,
+    view: View,
+    /// The values read, kept so that they can be lent out until the end.
+    kept: Arena<Bytes>,
+}
+
+/// A write transaction: changes over a snapshot, written at commit.
+pub(crate) struct Draft<'e> {
+    base: Snapshot<'e>,
+    /// Engine keys to their new values (`None`: deleted).
+    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    doomed: bool,
+    topics: u64,
+    bytes: u64,
+}
+
+impl<'e> Draft<'e> {
+    fn new(engine: &'e Engine, base: Arc<DbSnapshot>) -> Draft<'e> {
+        let base = Snapshot { engine, view: View::Snapshot(base), kept: Arena::new() };
+        Draft { base, changes: BTreeMap::new(), doomed: false, topics: 0, bytes: 0 }
+    }
+
+    fn published_topics(&self) -> u64 {
+        if self.topics & 1 == 0 { 0 } else { self.topics }
+    }
+
+    /// Every key of `table`, as the draft sees it.
+    fn keys_of(&self, table: super::Table) -> Result<Vec<Vec<u8>>> {
+        self.range(table, Bound::Unbounded, Bound::Unbounded)?.map(|entry| entry.map(|(key, _)| key.to_vec())).collect()
+    }
+}
+
+impl Snapshot<'_> {
+    fn get_stored(&self, key: Vec<u8>) -> Result<Option<&[u8]>> {
+        let view = self.view.clone_view();
+        let value = self
+            .engine
+            .run(async move {
+                match view {
+                    View::Snapshot(snapshot) => snapshot.get(key).await,
+                    View::Reader(reader) => reader.get(key).await,
+                }
+            })
+            .map_err(slate_error)?;
+        Ok(value.map(|value| &**self.kept.alloc(value)))
+    }
+
+    fn stored_range(&self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> Stored<'_> {
+        let bounds = table.bounds(lower, upper);
+        Stored { snapshot: self, bounds, reverse, iter: None, buffered: VecDeque::new(), done: false }
+    }
+}
+
+impl Reader for Snapshot<'_> {
+    fn get(&self, table: super::Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        self.get_stored(Table::of(table)?.key(key))
+    }
+
+    fn range<'t>(
+        &'t self,
+        table: super::Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<super::RangeIter<'t>> {
+        let stored = self.stored_range(Table::of(table)?, lower, upper, false);
+        Ok(super::RangeIter::Slate(Box::new(RangeIter { stored, changes: None, reverse: false })))
+    }
+
+    fn rev_range<'t>(
+        &'t self,
+        table: super::Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<super::RangeIter<'t>> {
+        let stored = self.stored_range(Table::of(table)?, lower, upper, true);
+        Ok(super::RangeIter::Slate(Box::new(RangeIter { stored, changes: None, reverse: true })))
+    }
+
+    fn len(&self, table: super::Table) -> Result<u64> {
+        let mut count = 0;
+        for entry in self.range(table, Bound::Unbounded, Bound::Unbounded)? {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+impl Reader for Draft<'_> {
+    fn get(&self, table: super::Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        let key = Table::of(table)?.key(key);
+        match self.changes.get(&key) {
+            Some(changed) => Ok(changed.as_deref()),
+            None => self.base.get_stored(key),
+        }
+    }
+
+    fn range<'t>(
+        &'t self,
+        table: super::Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<super::RangeIter<'t>> {
+        self.merged(table, lower, upper, false)
+    }
+
+    fn rev_range<'t>(
+        &'t self,
+        table: super::Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<super::RangeIter<'t>> {
+        self.merged(table, lower, upper, true)
+    }
+
+    fn len(&self, table: super::Table) -> Result<u64> {
+        let mut count = 0;
+        for entry in self.range(table, Bound::Unbounded, Bound::Unbounded)? {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+impl Draft<'_> {
+    /// The stored entries of a range with the draft's changes laid over.
+    fn merged<'t>(
+        &'t self,
+        table: super::Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<super::RangeIter<'t>> {
+        let slate_table = Table::of(table)?;
+        let stored = self.base.stored_range(slate_table, lower, upper, reverse);
+        let changes: Changes<'t> = match slate_table.bounds(lower, upper) {
+            None => (Box::new(std::iter::empty()) as Box<dyn Iterator<Item = _>>).peekable(),
+            Some(bounds) => {
+                let range = self.changes.range::<Vec<u8>, _>(bounds);
+                let ordered: Box<dyn Iterator<Item = _>> =
+                    if reverse { Box::new(range.rev()) } else { Box::new(range) };
+                ordered.peekable()
+            }
+        };
+        Ok(super::RangeIter::Slate(Box::new(RangeIter { stored, changes: Some(changes), reverse })))
+    }
+}
+
+impl Writer for Draft<'_> {
+    fn put(&mut self, table: super::Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.topics |= 1;
+        self.bytes += (key.len() + value.len()) as u64;
+        self.changes.insert(Table::of(table)?.key(key), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn put_new(&mut self, table: super::Table, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(taken) = self.get(table, key)? {
+            return Ok(Some(taken.to_vec()));
+        }
+        self.put(table, key, value)?;
+        Ok(None)
+    }
+
+    fn delete(&mut self, table: super::Table, key: &[u8]) -> Result<bool> {
+        self.topics |= 1;
+        let present = self.get(table, key)?.is_some();
+        if present {
+            self.changes.insert(Table::of(table)?.key(key), None);
+        }
+        Ok(present)
+    }
+
+    fn clear(&mut self, table: super::Table) -> Result<()> {
+        self.topics |= 1;
+        let slate_table = Table::of(table)?;
+        for key in self.keys_of(table)? {
+            self.changes.insert(slate_table.key(&key), None);
+        }
+        Ok(())
+    }
+
+    fn doom(&mut self) {
+        self.doomed = true;
+    }
+
+    fn touch(&mut self, topics: u64) {
+        self.topics |= topics;
+    }
+}
+
+/// The stored entries of a range, read from SlateDB a chunk at a time.
+struct Stored<'t> {
+    snapshot: &'t Snapshot<'t>,
+    /// `None`: the range holds no key.
+    bounds: Option<EngineBounds>,
+    reverse: bool,
+    iter: Option<DbIterator>,
+    buffered: VecDeque<(Bytes, Bytes)>,
+    done: bool,
+}
+
+impl<'t> Stored<'t> {
+    /// The next stored entry, engine key and value, kept by the snapshot.
+    fn next_entry(&mut self) -> Result<Option<(&'t [u8], &'t [u8])>> {
+        if self.buffered.is_empty() && !self.done {
+            self.fill()?;
+        }
+        Ok(self.buffered.pop_front().map(|(key, value)| {
+            let kept = &self.snapshot.kept;
+            (&**kept.alloc(key), &**kept.alloc(value))
+        }))
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        let Some(bounds) = self.bounds.clone() else {
+            self.done = true;
+            return Ok(());
+        };
+        let view = self.snapshot.view.clone_view();
+        let order = if self.reverse { IterationOrder::Descending } else { IterationOrder::Ascending };
+        let started = self.iter.take();
+        let (iter, chunk) = self
+            .snapshot
+            .engine
+            .run(async move {
+                let mut iter = match started {
+                    Some(iter) => iter,
+                    None => {
+                        let options = ScanOptions { order, ..ScanOptions::default() };
+                        match view {
+                            View::Snapshot(snapshot) => snapshot.scan_with_options(bounds, &options).await?,
+                            View::Reader(reader) => reader.scan_with_options(bounds, &options).await?,
+                        }
+                    }
+                };
+                let mut chunk = Vec::with_capacity(SCAN_CHUNK);
+                while chunk.len() < SCAN_CHUNK {
+                    match iter.next().await? {
+                        Some(entry) => chunk.push((entry.key, entry.value)),
+                        None => break,
+                    }
+                }
+                Ok::<_, slatedb::Error>((iter, chunk))
+            })
+            .map_err(slate_error)?;
+        self.done = chunk.len() < SCAN_CHUNK;
+        self.iter = Some(iter);
+        self.buffered.extend(chunk);
+        Ok(())
+    }
+}
+
+/// Entries of a range: the stored ones, and in a write transaction the
+/// draft's changes laid over them.
+pub(crate) struct RangeIter<'t> {
+    stored: Stored<'t>,
+    changes: Option<Changes<'t>>,
+    reverse: bool,
+}
+
+impl<'t> RangeIter<'t> {
+    /// The next entry by engine key, the draft's change winning a tie;
+    /// `Some(None)` for a key the draft deleted.
+    fn next_merged(&mut self) -> Result<Option<MergedEntry<'t>>> {
+        let Some(changes) = &mut self.changes else {
+            return Ok(self.stored.next_entry()?.map(|(key, value)| (key, Some(value))));
+        };
+        // Peek the stored side without losing it: keep it buffered.
+        let stored = match self.stored.buffered.front() {
+            Some(_) => self.stored.buffered.front().map(|(key, _)| key.clone()),
+            None => {
+                if !self.stored.done {
+                    self.stored.fill()?;
+                }
+                self.stored.buffered.front().map(|(key, _)| key.clone())
+            }
+        };
+        let change_first = match (changes.peek(), &stored) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((change, _)), Some(stored)) => {
+                let order = change.as_slice().cmp(stored.as_ref());
+                if order == std::cmp::Ordering::Equal {
+                    // The stored entry is replaced by the change.
+                    self.stored.buffered.pop_front();
+                    true
+                } else {
+                    (order == std::cmp::Ordering::Less) != self.reverse
+                }
+            }
+        };
+        if change_first {
+            Ok(changes.next().map(|(key, value)| (key.as_slice(), value.as_deref())))
+        } else {
+            Ok(self.stored.next_entry()?.map(|(key, value)| (key, Some(value))))
+        }
+    }
+}
+
+impl<'t> Iterator for RangeIter<'t> {
+    type Item = Result<(&'t [u8], &'t [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_merged() {
+                Err(err) => return Some(Err(err)),
+                Ok(None) => return None,
+                Ok(Some((_, None))) => {}
+                // The table number is not part of the key the seam shows.
+                Ok(Some((key, Some(value)))) => return Some(Ok((&key[4..], value))),
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! What only the SlateDB engine has (feature `slatedb`): one writer that a
+//! second one fences, readers in other processes that follow the writer,
+//! a writer killed with SIGKILL, and a store used inside a tokio program.
+//! The rest of the suite runs on SlateDB too (`SKYSHELVE_ENGINE=slatedb`).
+//!
+//! Objects go to `SKYSHELVE_SLATEDB_URL` (CI points it at an S3 server on
+//! loopback) under a fresh name per test, or to a temporary folder.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use skyshelve::{Durability, Error, Persistent, Store};
+
+#[path = "common/children.rs"]
+mod children;
+use children::{COUNT, env_number, env_path, finish, role, say, spawn_child, wait_for_line};
+
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Note {
+    #[persistent(key)]
+    id: u64,
+    #[persistent(index)]
+    author: String,
+    text: String,
+}
+
+fn note(id: u64, author: &str) -> Note {
+    Note { id, author: author.into(), text: format!("note {id}") }
+}
+
+/// Where a test keeps its objects, and the folder that holds them when no
+/// object store is configured (kept until the test ends).
+struct Objects {
+    url: String,
+    _folder: tempfile::TempDir,
+}
+
+fn objects() -> Objects {
+    let folder = tempfile::tempdir().unwrap();
+    let url = match std::env::var("SKYSHELVE_SLATEDB_URL") {
+        Ok(base) => {
+            let name = folder.path().file_name().unwrap().to_string_lossy().into_owned();
+            format!("{}/slatedb-tests/{name}", base.trim_end_matches('/'))
+        }
+        Err(_) => format!("file://{}/objects", folder.path().display()),
+    };
+    Objects { url, _folder: folder }
+}
+
+/// Opens the store at `url` with the local folder `dir`.
+fn open(url: &str, dir: &std::path::Path) -> Store {
+    Store::options().slatedb(url).open(dir).unwrap()
+}
+
+const URL: &str = "SKYSHELVE_TEST_URL";
+
+fn spawn_with_url(test: &str, role: &str, url: &str, local: &std::path::Path, count: u32) -> std::process::Child {
+    // SAFETY: set before the child starts, read only by the child.
+    unsafe { std::env::set_var(URL, url) };
+    spawn_child(test, role, local, 0, count)
+}
+
+#[test]
+fn records_indexes_and_queries_work_and_survive_reopening() {
+    let objects = objects();
+    let local = tempfile::tempdir().unwrap();
+    {
+        let store = open(&objects.url, local.path());
+        assert_eq!(store.engine(), "SlateDB");
+        for id in 1..=50 {
+            note(id, if id % 2 == 0 { "ada" } else { "bob" }).save(&store).unwrap();
+        }
+        Note::delete(&store, &7).unwrap();
+        assert_eq!(Note::count(&store).unwrap(), 49);
+    }
+    let store = open(&objects.url, local.path());
+    assert_eq!(Note::count(&store).unwrap(), 49);
+    let ada: Vec<Note> = Note::scan_index(&store, Note::AUTHOR, "ada").unwrap();
+    assert_eq!(ada.len(), 25);
+    assert!(Note::load(&store, &7).unwrap().is_none());
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn a_second_writer_fences_the_first_with_a_typed_error() {
+    const TEST: &str = "a_second_writer_fences_the_first_with_a_typed_error";
+    if role().is_some() {
+        let url = std::env::var(URL).unwrap();
+        let store = open(&url, &env_path());
+        note(2, "second").save(&store).unwrap();
+        say("written");
+        return;
+    }
+    let objects = objects();
+    let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = open(&objects.url, here.path());
+    note(1, "first").save(&first).unwrap();
+    let lines = finish(spawn_with_url(TEST, "second writer", &objects.url, there.path(), 0));
+    assert_eq!(lines, ["written"]);
+    let refused = note(3, "first").save(&first);
+    assert!(matches!(refused, Err(Error::Fenced)), "the fenced writer's next write is refused: {refused:?}");
+    drop(first);
+    let store = open(&objects.url, here.path());
+    let ids: Vec<u64> = Note::all(&store).unwrap().into_iter().map(|n| n.id).collect();
+    assert_eq!(ids, [1, 2], "both acknowledged writes are kept; the refused one is not");
+}
+
+#[test]
+fn a_reader_in_another_process_follows_the_writer_and_its_watch_wakes() {
+    const TEST: &str = "a_reader_in_another_process_follows_the_writer_and_its_watch_wakes";
+    const TOTAL: u64 = 30;
+    if role().is_some() {
+        let url = std::env::var(URL).unwrap();
+        let store = Store::options()
+            .slatedb(url)
+            .slatedb_poll_interval(Duration::from_millis(50))
+            .read_only()
+            .open(env_path())
+            .unwrap();
+        let mut watch = Note::watch(&store).unwrap();
+        say("ready");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = 0;
+        while seen < TOTAL {
+            seen = Note::count(&store).unwrap();
+            if seen < TOTAL {
+                assert!(Instant::now() < deadline, "the reader saw only {seen} of {TOTAL}");
+                watch.wait_timeout(Duration::from_secs(5));
+            }
+        }
+        let last = Note::load(&store, &TOTAL).unwrap().unwrap();
+        say(&format!("saw {seen}, last by {}", last.author));
+        assert!(matches!(note(99, "reader").save(&store), Err(Error::ReadOnly)));
+        return;
+    }
+    let objects = objects();
+    let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = open(&objects.url, here.path());
+    note(0, "writer").save(&store).unwrap();
+    let mut reader = spawn_with_url(TEST, "reader", &objects.url, there.path(), 0);
+    wait_for_line(&mut reader, "ready");
+    for id in 1..=TOTAL {
+        note(id, "writer").save(&store).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(finish(reader), [format!("saw {}, last by writer", TOTAL + 1)]);
+}
+
+#[test]
+fn a_writer_killed_with_sigkill_loses_no_acknowledged_write() {
+    const TEST: &str = "a_writer_killed_with_sigkill_loses_no_acknowledged_write";
+    if role().is_some() {
+        let url = std::env::var(URL).unwrap();
+        let store = open(&url, &env_path());
+        for id in 0..u64::from(env_number(COUNT)) {
+            note(id, "killed").save(&store).unwrap();
+            say(&id.to_string());
+        }
+        return;
+    }
+    let objects = objects();
+    let local = tempfile::tempdir().unwrap();
+    drop(open(&objects.url, local.path()));
+    let mut writer = spawn_with_url(TEST, "writer", &objects.url, local.path(), 100_000);
+    wait_for_line(&mut writer, "20");
+    std::thread::sleep(Duration::from_millis(200));
+    writer.kill().unwrap();
+    let output = writer.wait_with_output().unwrap();
+    let acknowledged: Vec<u64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix('@')?.parse().ok())
+        .collect();
+    let last = acknowledged.last().copied().unwrap_or(20);
+    let store = open(&objects.url, local.path());
+    for id in 0..=last {
+        assert!(Note::exists(&store, &id).unwrap(), "acknowledged write {id} of 0..={last} is missing");
+    }
+    note(last + 1_000_000, "next writer").save(&store).unwrap();
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn group_commit_and_threads_lose_nothing() {
+    let objects = objects();
+    let local = tempfile::tempdir().unwrap();
+    let store = Store::options().slatedb(&objects.url).open(local.path()).unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..4u64 {
+            let store = store.clone();
+            scope.spawn(move || {
+                for n in 0..25 {
+                    note(thread * 100 + n, "thread").save(&store).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(Note::count(&store).unwrap(), 100);
+}
+
+#[test]
+fn durability_modes_keep_every_commit_across_a_clean_close() {
+    for durability in [Durability::Full, Durability::MayLoseLastCommits, Durability::MayCorruptOnPowerLoss] {
+        let objects = objects();
+        let local = tempfile::tempdir().unwrap();
+        {
+            let store = Store::options().slatedb(&objects.url).durability(durability).open(local.path()).unwrap();
+            for id in 0..20 {
+                note(id, "mode").save(&store).unwrap();
+            }
+        }
+        let store = open(&objects.url, local.path());
+        assert_eq!(Note::count(&store).unwrap(), 20, "{durability:?}");
+    }
+}
+
+#[test]
+fn a_store_works_inside_a_tokio_program() {
+    // As in a program under #[tokio::main]: the store is opened, used and
+    // dropped on a runtime's threads, and never needs that runtime.
+    for flavour in ["multi-thread", "current-thread"] {
+        let runtime = if flavour == "multi-thread" {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+        } else {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        };
+        let objects = objects();
+        let local = tempfile::tempdir().unwrap();
+        let count = runtime.block_on(async {
+            let store = open(&objects.url, local.path());
+            let task = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for id in 0..10 {
+                        note(id, "task").save(&store).unwrap();
+                    }
+                })
+            };
+            task.await.unwrap();
+            let count = Note::count(&store).unwrap();
+            drop(store);
+            count
+        });
+        assert_eq!(count, 10, "{flavour}");
+    }
+}
+
+#[test]
+fn backup_says_what_to_do_instead() {
+    let objects = objects();
+    let local = tempfile::tempdir().unwrap();
+    let store = open(&objects.url, local.path());
+    let target = tempfile::tempdir().unwrap();
+    let refused = store.backup(target.path().join("copy"));
+    assert!(matches!(refused, Err(Error::Unsupported { what: "backup", .. })), "{refused:?}");
+}
