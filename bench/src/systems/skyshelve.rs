@@ -97,7 +97,9 @@ impl<M: BenchUser> Skyshelve<M> {
             Sync::Relaxed => Durability::MayLoseLastCommits,
         };
         let url = match std::env::var("SKYSHELVE_SLATEDB_URL") {
-            Ok(base) => format!("{}/bench/{}", base.trim_end_matches('/'), dir.display()),
+            Ok(base) => {
+                format!("{}/bench/{}", base.trim_end_matches('/'), dir.display().to_string().trim_start_matches('/'))
+            }
             Err(_) => format!("file://{}/objects", dir.display()),
         };
         let options = Store::options().models([M::INFO]).slatedb(url).durability(durability);

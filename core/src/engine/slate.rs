@@ -18,8 +18,9 @@
 //!   that reads can lend them out as LMDB's do: a transaction holds what it
 //!   read, which bounds what one transaction should scan;
 //! - **durability**: `Full` flushes SlateDB's write-ahead log to object
-//!   storage before the commit returns; the other modes return once the
-//!   batch is in the log buffer, which is flushed every `flush_interval`.
+//!   storage before the commit returns (a local folder syncs each file);
+//!   the other modes return once the batch is in the log buffer, which is
+//!   flushed every `flush_interval`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -184,7 +185,7 @@ impl Engine {
             .thread_name("skyshelve-slatedb")
             .enable_all()
             .build()?;
-        let (objects, path) = object_store(&slate.url)?;
+        let (objects, path) = object_store(&slate.url, config.durability == Durability::Full)?;
         let handle = if config.read_only {
             let options = DbReaderOptions { manifest_poll_interval: slate.poll_interval, ..DbReaderOptions::default() };
             let reader = block_on(&runtime, async move {
@@ -510,7 +511,9 @@ where
 /// `s3://` reads the usual AWS variables (`AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` for S3-compatible
 /// servers, `AWS_ALLOW_HTTP=true` for plain HTTP).
-fn object_store(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+/// A local folder syncs each file it writes (and its folder) when `fsync`:
+/// `Durability::Full` then survives an OS crash or power loss, as on LMDB.
+fn object_store(url: &str, fsync: bool) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
     let invalid = |reason: String| Error::InvalidName { name: url.to_owned(), reason: leak(reason) };
     let parsed = url::Url::parse(url).map_err(|err| invalid(format!("not an object-store URL: {err}")))?;
     if parsed.scheme() == "file" {
@@ -518,7 +521,8 @@ fn object_store(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
         // an LMDB store's, since SlateDB's files follow the umask.
         crate::fs::create_private_dir(Path::new(parsed.path()))?;
         let local = slatedb::object_store::local::LocalFileSystem::new_with_prefix(parsed.path())
-            .map_err(|err| invalid(err.to_string()))?;
+            .map_err(|err| invalid(err.to_string()))?
+            .with_fsync(fsync);
         return Ok((Arc::new(local), ObjectPath::from("")));
     }
     let env = std::env::vars().map(|(key, value)| (key.to_ascii_lowercase(), value));
