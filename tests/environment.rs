@@ -6,14 +6,16 @@
 //! The disk tests mount small tmpfs filesystems and need root; elsewhere
 //! they print why they are skipped.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
 
 #[path = "common/engine.rs"]
 mod engine;
+#[path = "common/tmpfs.rs"]
+mod tmpfs;
+use tmpfs::{Tmpfs, is_root};
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Page {
@@ -26,59 +28,6 @@ struct Page {
 
 fn page(id: u32) -> Page {
     Page { id, size: 4096, text: "p".repeat(4096) }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// A tmpfs mounted for one test, unmounted on drop. The tests that mount
-/// one run one at a time: a `mount` process started by one test could
-/// inherit a file another test has just opened for writing (LMDB marks its
-/// descriptors close-on-exec only after opening them), and a remount
-/// read-only then fails while that process lives.
-struct Tmpfs {
-    _dir: tempfile::TempDir,
-    mount: PathBuf,
-    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
-}
-
-static MOUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl Tmpfs {
-    fn mount(options: &str) -> Option<Tmpfs> {
-        if !is_root() {
-            println!("skipped: mounting a tmpfs needs root");
-            return None;
-        }
-        let one_at_a_time = MOUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let dir = tempfile::tempdir().unwrap();
-        let mount = dir.path().join("fs");
-        std::fs::create_dir(&mount).unwrap();
-        let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(&mount).status();
-        if !mounted.is_ok_and(|status| status.success()) {
-            println!("skipped: cannot mount a tmpfs here");
-            return None;
-        }
-        Some(Tmpfs { _dir: dir, mount, _one_at_a_time: one_at_a_time })
-    }
-
-    fn remount(&self, options: &str) {
-        let status =
-            Command::new("mount").args(["-o", &format!("remount,{options}")]).arg(&self.mount).status().unwrap();
-        assert!(status.success(), "remount {options}");
-    }
-
-    fn path(&self) -> &Path {
-        &self.mount
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
-    }
 }
 
 fn is_disk_full(err: &Error) -> bool {
@@ -127,11 +76,6 @@ fn a_full_disk_is_a_typed_error_and_the_store_recovers_when_room_returns() {
 
 #[test]
 fn a_read_only_folder_is_a_typed_error_until_it_is_writable_again() {
-    if engine::not_on_slatedb(
-        "SlateDB retries an object store that refuses writes instead of failing the write (known gap)",
-    ) {
-        return;
-    }
     let Some(fs) = Tmpfs::mount("size=16m") else { return };
     let store_path = fs.path().join("store");
     {

@@ -13,6 +13,8 @@ use skyshelve::{Durability, Error, Persistent, Store};
 
 #[path = "common/children.rs"]
 mod children;
+#[path = "common/tmpfs.rs"]
+mod tmpfs;
 use children::{COUNT, env_number, env_path, finish, role, say, spawn_child, wait_for_line};
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -252,4 +254,37 @@ fn backup_says_what_to_do_instead() {
     let target = tempfile::tempdir().unwrap();
     let refused = store.backup(target.path().join("copy"));
     assert!(matches!(refused, Err(Error::Unsupported { what: "backup", .. })), "{refused:?}");
+}
+
+#[test]
+fn a_write_the_object_store_refuses_fails_with_a_typed_error_and_nothing_acknowledged_is_lost() {
+    // The object store stops taking writes mid-stream (here a local folder
+    // on a tmpfs remounted read-only; the same path as an S3 server that
+    // refuses): the write fails after SlateDB's bounded retries instead of
+    // waiting forever, and once writes are taken again a reopened store
+    // holds every acknowledged write.
+    if std::env::var_os("SKYSHELVE_SLATEDB_URL").is_some() {
+        eprintln!("runs on a local folder only: it turns the folder read-only");
+        return;
+    }
+    let Some(fs) = tmpfs::Tmpfs::mount("size=64m") else { return };
+    let url = format!("file://{}/objects", fs.path().display());
+    let local = tempfile::tempdir().unwrap();
+    let store = open(&url, local.path());
+    for id in 0..10 {
+        note(id, "before").save(&store).unwrap();
+    }
+    fs.remount("ro");
+    let started = Instant::now();
+    let refused = note(10, "refused").save(&store);
+    assert!(matches!(refused, Err(Error::Io(_))), "the object store's refusal as Error::Io: {refused:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "failed after {:?}, not never", started.elapsed());
+    fs.remount("rw");
+    drop(store);
+    let store = open(&url, local.path());
+    for id in 0..10 {
+        assert!(Note::exists(&store, &id).unwrap(), "acknowledged write {id} is kept");
+    }
+    note(11, "after").save(&store).unwrap();
+    assert!(store.verify().unwrap().is_clean());
 }

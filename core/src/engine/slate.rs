@@ -81,6 +81,11 @@ impl SlateConfig {
     }
 }
 
+/// Retries of an object-store request before the operation fails (SlateDB
+/// would retry forever): with its backoff (0.1 s doubling to 1 s) a store
+/// that keeps refusing fails a write after about 8 s, with `Error::Io`.
+const OBJECT_STORE_RETRIES: u32 = 11;
+
 /// Entries per round trip to the runtime when a range is read.
 const SCAN_CHUNK: usize = 256;
 
@@ -187,7 +192,11 @@ impl Engine {
             .build()?;
         let (objects, path) = object_store(&slate.url, config.durability == Durability::Full)?;
         let handle = if config.read_only {
-            let options = DbReaderOptions { manifest_poll_interval: slate.poll_interval, ..DbReaderOptions::default() };
+            let options = DbReaderOptions {
+                manifest_poll_interval: slate.poll_interval,
+                object_store_max_retries: Some(OBJECT_STORE_RETRIES),
+                ..DbReaderOptions::default()
+            };
             let reader = block_on(&runtime, async move {
                 DbReader::builder(path, objects)
                     .with_options(options)
@@ -198,7 +207,11 @@ impl Engine {
             .map_err(slate_error)?;
             Handle::Reader(Arc::new(reader))
         } else {
-            let settings = Settings { flush_interval: Some(slate.flush_interval), ..Settings::default() };
+            let settings = Settings {
+                flush_interval: Some(slate.flush_interval),
+                object_store_max_retries: Some(OBJECT_STORE_RETRIES),
+                ..Settings::default()
+            };
             let db =
                 block_on(&runtime, async move { Db::builder(path, objects).with_settings(settings).build().await })
                     .map_err(slate_error)?;
