@@ -240,6 +240,11 @@ fn a_store_works_inside_a_tokio_program() {
             task.await.unwrap();
             let count = Note::count(&store).unwrap();
             drop(store);
+            // An open that fails drops its runtime here too, without a panic.
+            let nowhere = tempfile::tempdir().unwrap();
+            let empty = format!("file://{}/none", nowhere.path().display());
+            let refused = Store::options().slatedb(empty).read_only().open(nowhere.path());
+            assert!(refused.is_err(), "a reader of a store never written: {:?}", refused.map(|_| ()));
             count
         });
         assert_eq!(count, 10, "{flavour}");

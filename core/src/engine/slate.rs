@@ -165,8 +165,6 @@ enum Handle {
 /// One open SlateDB store, shared by every `Store` of this process that
 /// names the same local folder.
 pub(crate) struct Engine {
-    /// The runtime SlateDB's tasks run on; `None` only while dropping.
-    runtime: Option<tokio::runtime::Runtime>,
     handle: Handle,
     config: EngineConfig,
     dir: PathBuf,
@@ -178,6 +176,23 @@ pub(crate) struct Engine {
     /// A read-only store's follower thread, stopped when the store closes.
     follower: Option<Follower>,
     pub(crate) counters: Counters,
+    /// The runtime SlateDB's tasks run on; last, so that it outlives the
+    /// handle when the engine is dropped.
+    runtime: Runtime,
+}
+
+/// The store's own tokio runtime, shut down without waiting when dropped:
+/// that is allowed anywhere, also inside another runtime, where dropping a
+/// runtime the usual way would panic (a store opened or closed from a
+/// `#[tokio::main]` program).
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Engine {
@@ -185,11 +200,14 @@ impl Engine {
     /// watch file and the record-lock files of the processes of this
     /// machine).
     pub fn open(dir: &Path, config: EngineConfig, slate: SlateConfig) -> Result<Engine> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("skyshelve-slatedb")
-            .enable_all()
-            .build()?;
+        let runtime = Runtime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("skyshelve-slatedb")
+                .enable_all()
+                .build()?,
+        ));
+        let on = runtime.0.as_ref().expect("just built");
         let (objects, path) = object_store(&slate.url, config.durability == Durability::Full)?;
         let handle = if config.read_only {
             let options = DbReaderOptions {
@@ -197,7 +215,7 @@ impl Engine {
                 object_store_max_retries: Some(OBJECT_STORE_RETRIES),
                 ..DbReaderOptions::default()
             };
-            let reader = block_on(&runtime, async move {
+            let reader = block_on(on, async move {
                 DbReader::builder(path, objects)
                     .with_options(options)
                     .with_reader_mode(DbReaderMode::FollowLatest)
@@ -212,14 +230,12 @@ impl Engine {
                 object_store_max_retries: Some(OBJECT_STORE_RETRIES),
                 ..Settings::default()
             };
-            let db =
-                block_on(&runtime, async move { Db::builder(path, objects).with_settings(settings).build().await })
-                    .map_err(slate_error)?;
+            let db = block_on(on, async move { Db::builder(path, objects).with_settings(settings).build().await })
+                .map_err(slate_error)?;
             Handle::Writer(db)
         };
         let notifier = Notifier::open(dir, true).ok().map(Arc::new);
         let mut engine = Engine {
-            runtime: Some(runtime),
             handle,
             config,
             dir: dir.to_owned(),
@@ -228,6 +244,7 @@ impl Engine {
             notifier,
             follower: None,
             counters: Counters::default(),
+            runtime,
         };
         let commits = engine.commit_count()?;
         engine.commits.store(commits, Ordering::SeqCst);
@@ -238,7 +255,7 @@ impl Engine {
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
-        self.runtime.as_ref().expect("the runtime lives until the engine is dropped")
+        self.runtime.0.as_ref().expect("the runtime lives until the engine is dropped")
     }
 
     /// Runs a future on the store's runtime and waits for it, also when
@@ -487,18 +504,14 @@ impl Drop for Engine {
             let _ = thread.join();
         }
         let handle = self.handle.clone();
-        // Close cleanly (flushing the log) when the runtime allows it; a
-        // close that fails loses nothing acknowledged with `Full`.
+        // Close cleanly, flushing the log; a close that fails loses nothing
+        // acknowledged with `Full`. The runtime shuts down after this.
         let _ = self.run(async move {
             match handle {
                 Handle::Writer(db) => db.close().await,
                 Handle::Reader(reader) => reader.close().await,
             }
         });
-        if let Some(runtime) = self.runtime.take() {
-            // Never blocks, so dropping a store inside an async context is fine.
-            runtime.shutdown_background();
-        }
     }
 }
 
