@@ -243,7 +243,9 @@ impl Store {
     /// Writes a compacted copy of the whole store into the folder `dir`
     /// (created, owner-only), from one consistent snapshot, while other
     /// threads and processes keep writing. Open the copy with
-    /// [`Store::open`], or put it back with [`Store::restore`].
+    /// [`Store::open`], or put it back with [`Store::restore`]. On SlateDB:
+    /// [`Error::Unsupported`] (export the models, or rely on the object
+    /// store's own copies).
     ///
     /// ```
     /// let store = skyshelve::Store::temporary()?;

@@ -233,9 +233,10 @@ pub enum Error {
     },
 
     /// On SlateDB: another process opened the store as its writer, which
-    /// fenced this one out. Nothing of the failed write was kept; this
-    /// handle can no longer write (reads still work). One writer process
-    /// per store: see the README's SlateDB section.
+    /// fenced this one out. Nothing of the failed write was kept, and this
+    /// handle is done: drop it, and open the store again to become the
+    /// writer once more (fencing the other in turn). One writer process per
+    /// store: see the README's SlateDB section.
     #[error("another process opened this SlateDB store as its writer and fenced this one out; reopen to write again")]
     Fenced,
 

@@ -167,6 +167,11 @@ impl StoreOptions {
     /// Models, indexes, queries, transactions, maps, history and watches
     /// work as on LMDB; the README's guarantees table says what differs.
     ///
+    /// With the feature, the environment variable `SKYSHELVE_ENGINE=slatedb`
+    /// puts every store whose program names no engine on SlateDB, in the
+    /// folder `objects` inside the store's folder (or under
+    /// `SKYSHELVE_SLATEDB_URL`): how the test suite runs on both engines.
+    ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
     /// # use skyshelve::{Persistent, Store};
@@ -288,7 +293,7 @@ impl StoreOptions {
     }
 
     /// How long a write of a record that another holder has locked (see
-    /// [`Persistent::lock`]) waits before failing with [`Error::Locked`].
+    /// [`Persistent::lock`](crate::Persistent::lock)) waits before failing with [`Error::Locked`].
     ///
     /// ```
     /// let store = skyshelve::StoreOptions::new().lock_wait(std::time::Duration::from_millis(500)).open_temporary()?;
