@@ -13,7 +13,7 @@ use super::counters::Counters;
 use super::files::{DATA_FILE, WRITER_LOCK_FILE, check_data_file};
 use super::fork;
 use super::gate::{Gate, GatePass};
-use super::notify::{Notifier, WATCH_FILE};
+use super::notify::Notifier;
 use super::writers::{WriterLock, WritingHere};
 use super::{Durability, EngineConfig, GroupJob, Reader, Writer};
 use crate::error::{Error, Result};
@@ -125,10 +125,7 @@ impl Engine {
 
     /// The commit notifications of this store, for watchers.
     pub fn notifier(&self) -> Result<Arc<Notifier>> {
-        self.notifier.clone().ok_or_else(|| {
-            let message = format!("{} cannot hold the watch file {WATCH_FILE}", self.dir.display());
-            Error::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, message))
-        })
+        Notifier::of(self.notifier.as_ref(), &self.dir)
     }
 
     /// The folder the environment lives in.

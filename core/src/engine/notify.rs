@@ -25,13 +25,14 @@
 
 use std::fs::OpenOptions;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
 /// The notification file's name, beside the data file.
-pub(super) const WATCH_FILE: &str = "watch.shm";
+const WATCH_FILE: &str = "watch.shm";
 
 const FILE_LEN: usize = 4096;
 const COMMITS: usize = 4;
@@ -63,6 +64,15 @@ unsafe impl Send for Notifier {}
 unsafe impl Sync for Notifier {}
 
 impl Notifier {
+    /// The notifier an engine opened, or the error that says why it has
+    /// none: the folder `dir` could not hold the file.
+    pub(crate) fn of(opened: Option<&Arc<Notifier>>, dir: &Path) -> Result<Arc<Notifier>> {
+        opened.cloned().ok_or_else(|| {
+            let message = format!("{} cannot hold the watch file {WATCH_FILE}", dir.display());
+            Error::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, message))
+        })
+    }
+
     /// Maps the notification file of the store in `dir`, creating it if
     /// `create` (a read-only store writes nothing, so it only maps a file
     /// that a writer made).

@@ -38,7 +38,7 @@ use slatedb::{CloseReason, Db, DbIterator, DbReader, DbReaderMode, DbSnapshot, E
 use typed_arena::Arena;
 
 use super::counters::Counters;
-use super::notify::{Notifier, WATCH_FILE};
+use super::notify::Notifier;
 use super::writers::WritingHere;
 use super::{Durability, EngineConfig, GroupJob, Reader, Writer};
 use crate::error::{Error, Result};
@@ -310,10 +310,7 @@ impl Engine {
     }
 
     pub fn notifier(&self) -> Result<Arc<Notifier>> {
-        self.notifier.clone().ok_or_else(|| {
-            let message = format!("{} cannot hold the watch file {WATCH_FILE}", self.dir.display());
-            Error::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, message))
-        })
+        Notifier::of(self.notifier.as_ref(), &self.dir)
     }
 
     pub fn dir(&self) -> &Path {
@@ -669,12 +666,7 @@ impl Reader for Snapshot<'_> {
     }
 
     fn len(&self, table: super::Table) -> Result<u64> {
-        let mut count = 0;
-        for entry in self.range(table, Bound::Unbounded, Bound::Unbounded)? {
-            entry?;
-            count += 1;
-        }
-        Ok(count)
+        count_entries(self.range(table, Bound::Unbounded, Bound::Unbounded)?)
     }
 }
 
@@ -706,12 +698,7 @@ impl Reader for Draft<'_> {
     }
 
     fn len(&self, table: super::Table) -> Result<u64> {
-        let mut count = 0;
-        for entry in self.range(table, Bound::Unbounded, Bound::Unbounded)? {
-            entry?;
-            count += 1;
-        }
-        Ok(count)
+        count_entries(self.range(table, Bound::Unbounded, Bound::Unbounded)?)
     }
 }
 
@@ -780,6 +767,16 @@ impl Writer for Draft<'_> {
     fn touch(&mut self, topics: u64) {
         self.topics |= topics;
     }
+}
+
+/// How many entries a range holds: SlateDB keeps no count, so it reads them.
+fn count_entries(range: super::RangeIter<'_>) -> Result<u64> {
+    let mut count = 0;
+    for entry in range {
+        entry?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// The stored entries of a range, read from SlateDB a chunk at a time.
