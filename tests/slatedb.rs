@@ -122,11 +122,12 @@ fn a_reader_in_another_process_follows_the_writer_and_its_watch_wakes() {
         let mut watch = Note::watch(&store).unwrap();
         say("ready");
         let deadline = Instant::now() + Duration::from_secs(60);
+        // The writer saves ids 0..=TOTAL: TOTAL + 1 records in all.
         let mut seen = 0;
-        while seen < TOTAL {
+        while seen <= TOTAL {
             seen = Note::count(&store).unwrap();
-            if seen < TOTAL {
-                assert!(Instant::now() < deadline, "the reader saw only {seen} of {TOTAL}");
+            if seen <= TOTAL {
+                assert!(Instant::now() < deadline, "the reader saw only {seen} of {}", TOTAL + 1);
                 watch.wait_timeout(Duration::from_secs(5));
             }
         }
