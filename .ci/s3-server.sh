@@ -17,7 +17,10 @@ start)
   "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >target/ci-moto.log 2>&1 &
   pid=$!
   for _ in $(seq 50); do
-    if curl -sf -X PUT "http://127.0.0.1:$port/$bucket" -o /dev/null; then
+    # The bucket, created with python3's standard library (no curl needed).
+    if "$venv/bin/python" -c 'import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="PUT"), timeout=2)' \
+      "http://127.0.0.1:$port/$bucket" 2>/dev/null; then
       echo "$pid"
       exit 0
     fi
