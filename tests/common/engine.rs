@@ -18,3 +18,10 @@ pub fn not_on_slatedb(why: &str) -> bool {
     }
     on_slatedb()
 }
+
+/// Whether SlateDB keeps its objects outside the store's folder (in
+/// `SKYSHELVE_SLATEDB_URL`), where what a test does to the folder (its
+/// modes, a read-only mount) does not reach them.
+pub fn objects_elsewhere() -> bool {
+    on_slatedb() && std::env::var_os("SKYSHELVE_SLATEDB_URL").is_some()
+}
