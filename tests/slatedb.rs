@@ -1,6 +1,7 @@
 //! What only the SlateDB engine has (feature `slatedb`): one writer that a
 //! second one fences, readers in other processes that follow the writer,
-//! a writer killed with SIGKILL, and a store used inside a tokio program.
+//! a writer killed with SIGKILL, an S3 server killed mid-write and
+//! restarted, and a store used inside a tokio program.
 //! The rest of the suite runs on SlateDB too (`SKYSHELVE_ENGINE=slatedb`).
 //!
 //! Objects go to `SKYSHELVE_SLATEDB_URL` (CI points it at an S3 server on
@@ -15,7 +16,7 @@ use skyshelve::{Durability, Error, Persistent, Store};
 mod children;
 #[path = "common/tmpfs.rs"]
 mod tmpfs;
-use children::{COUNT, env_number, env_path, finish, role, say, spawn_child, wait_for_line};
+use children::{COUNT, child_command, env_number, env_path, finish, role, say, spawn_child, wait_for_line};
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Note {
@@ -293,4 +294,116 @@ fn a_write_the_object_store_refuses_fails_with_a_typed_error_and_nothing_acknowl
     }
     note(11, "after").save(&store).unwrap();
     assert!(store.verify().unwrap().is_clean());
+}
+
+/// An S3 server that a test starts, kills and starts again on one port,
+/// keeping what it was sent in `state` across restarts: `.ci/s3-server.sh
+/// serve` (moto from PyPI), named by `SKYSHELVE_TEST_S3_SERVER`.
+struct S3Server {
+    process: std::process::Child,
+}
+
+const S3_SERVER: &str = "SKYSHELVE_TEST_S3_SERVER";
+const BUCKET: &str = "skyshelve-restarts";
+
+impl S3Server {
+    fn start(script: &std::path::Path, port: u16, state: &std::path::Path) -> S3Server {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(script)
+            .args(["serve", "--port", &port.to_string(), "--bucket", BUCKET, "--state"])
+            .arg(state)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the S3 server starts");
+        let stdout = std::io::BufReader::new(process.stdout.take().unwrap());
+        let ready = stdout.lines().map_while(Result::ok).any(|line| line == "ready");
+        assert!(ready, "the S3 server ended before it was ready");
+        S3Server { process }
+    }
+
+    /// Kills the server at once, as a crash or a power cut would.
+    fn kill(&mut self) {
+        self.process.kill().unwrap();
+        self.process.wait().unwrap();
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs this test as a child with `role`, its store's objects on the S3
+/// server at `port`.
+fn spawn_on_s3(test: &str, role: &str, local: &std::path::Path, port: u16, count: u32) -> std::process::Child {
+    child_command(test, role, local, 0, count)
+        .env(URL, format!("s3://{BUCKET}/store"))
+        .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")])
+        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .spawn()
+        .expect("the test binary can start itself")
+}
+
+#[test]
+fn an_s3_server_killed_mid_write_fails_the_write_and_once_restarted_has_every_acknowledged_write() {
+    const TEST: &str = "an_s3_server_killed_mid_write_fails_the_write_and_once_restarted_has_every_acknowledged_write";
+    match role().as_deref() {
+        Some("writer") => {
+            // Saves until a save fails, saying each acknowledged id.
+            let store = open(&std::env::var(URL).unwrap(), &env_path());
+            for id in 0.. {
+                let started = Instant::now();
+                if let Err(error) = note(id, "before the kill").save(&store) {
+                    let waited = started.elapsed();
+                    assert!(matches!(error, Error::Io(_)), "a typed I/O error: {error:?}");
+                    assert!(waited < Duration::from_secs(60), "failed after {waited:?}, not never");
+                    say("refused");
+                    return;
+                }
+                say(&id.to_string());
+            }
+        }
+        Some("resumer") => {
+            let store = open(&std::env::var(URL).unwrap(), &env_path());
+            let last = u64::from(env_number(COUNT));
+            for id in 0..=last {
+                assert!(Note::exists(&store, &id).unwrap(), "acknowledged write {id} of 0..={last} is missing");
+            }
+            note(last + 1, "after the restart").save(&store).unwrap();
+            assert!(store.verify().unwrap().is_clean());
+            say("resumed");
+        }
+        _ => {}
+    }
+    if role().is_some() {
+        return;
+    }
+    let Some(script) = std::env::var_os(S3_SERVER) else {
+        eprintln!("needs {S3_SERVER}, the path of .ci/s3-server.sh (CI sets it)");
+        return;
+    };
+    let script = std::path::PathBuf::from(script);
+    let state = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = S3Server::start(&script, port, state.path());
+    let mut writer = spawn_on_s3(TEST, "writer", local.path(), port, 0);
+    wait_for_line(&mut writer, "20");
+    server.kill();
+    let said = finish(writer);
+    assert_eq!(said.last().map(String::as_str), Some("refused"), "the writer's save failed: {said:?}");
+    let acknowledged: Vec<u64> = said.iter().filter_map(|line| line.parse().ok()).collect();
+    let last = *acknowledged.last().unwrap_or(&20);
+    let _server = S3Server::start(&script, port, state.path());
+    let resumer = spawn_on_s3(TEST, "resumer", local.path(), port, u32::try_from(last).unwrap());
+    assert_eq!(finish(resumer), ["resumed"]);
 }

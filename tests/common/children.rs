@@ -54,14 +54,20 @@ pub fn env_number(name: &str) -> u32 {
 
 /// Starts this test binary running only `test`, as a child with `role`.
 pub fn spawn_child(test: &str, role: &str, store: &Path, index: u32, count: u32) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+    child_command(test, role, store, index, count).spawn().expect("the test binary can start itself")
+}
+
+/// The command [`spawn_child`] runs, for a test that adds to it (its own
+/// environment variables, say) before spawning it.
+pub fn child_command(test: &str, role: &str, store: &Path, index: u32, count: u32) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args([test, "--exact", "--nocapture", "--test-threads=1", "--quiet"])
         .env(ROLE, role)
         .env(STORE, store)
         .env(INDEX, index.to_string())
         .env(COUNT, count.to_string())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the test binary can start itself")
+        .stderr(Stdio::inherit());
+    command
 }
