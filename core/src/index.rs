@@ -178,6 +178,13 @@ pub struct IndexEntries {
 }
 
 impl IndexEntries {
+    /// Room for `indexes` values of a usual size, so that collecting them
+    /// reallocates neither buffer (in an update, that was about a tenth of
+    /// the instructions skyshelve spent beyond raw LMDB).
+    pub(crate) fn with_capacity(indexes: usize) -> Self {
+        IndexEntries { bytes: Vec::with_capacity(indexes * 32), spans: Vec::with_capacity(indexes) }
+    }
+
     /// Records `value` as a value of the index at `position`.
     pub fn add<V: EncodeKey + ?Sized>(&mut self, position: usize, value: &V) {
         let start = self.bytes.len();

@@ -23,7 +23,7 @@ use crate::store::ModelTables;
 /// The index values of `record`, as its model's derive computes them.
 #[inline]
 pub(crate) fn entries_of<M: Persistent>(record: &M) -> IndexEntries {
-    let mut entries = IndexEntries::default();
+    let mut entries = IndexEntries::with_capacity(M::INFO.indexes.len());
     record.index_entries(&mut entries);
     entries
 }
