@@ -7,10 +7,18 @@
 //! outcome. A closure that fails rolls back only its nested transaction.
 //! Writers arriving during the commit form the next batch. Each writer
 //! returns only after the commit that holds its changes is durable.
+//!
+//! A leader first gathers: when other threads have been writing lately, it
+//! waits (at most half a commit) until each of them has queued. Without
+//! that, writers split into two halves that take turns, each committing
+//! while the other queues, and a group holds half of them. A lone writer
+//! never waits.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, GroupJob};
 use crate::error::{Error, Result};
@@ -19,14 +27,45 @@ use crate::error::{Error, Result};
 #[derive(Default)]
 pub(crate) struct Group {
     state: Mutex<State>,
+    /// A commit ended: waiting writers look for their outcome.
     changed: Condvar,
+    /// A writer queued: a gathering leader counts again.
+    joined: Condvar,
 }
 
 #[derive(Default)]
 struct State {
     queue: Vec<Queued>,
     leading: bool,
+    /// The threads that queued lately, and when each last did.
+    writers: Vec<(ThreadId, Instant)>,
+    /// How long the last commit took.
+    last_commit: Duration,
 }
+
+impl State {
+    /// Notes that the calling thread queued now.
+    fn saw_writer(&mut self, now: Instant) {
+        let me = std::thread::current().id();
+        match self.writers.iter_mut().find(|(thread, _)| *thread == me) {
+            Some((_, seen)) => *seen = now,
+            None => self.writers.push((me, now)),
+        }
+    }
+
+    /// How many threads a leader can expect to queue: those that queued
+    /// within the last two commits (a writer of the last group is back by
+    /// then unless it stopped writing).
+    fn expected_writers(&mut self, now: Instant) -> usize {
+        let recent = self.last_commit * 2 + RECENT_SLACK;
+        self.writers.retain(|&(_, seen)| now.duration_since(seen) <= recent);
+        self.writers.len()
+    }
+}
+
+/// Added to the window in which a writer counts as still writing, for the
+/// time a writer takes between two of its writes.
+const RECENT_SLACK: Duration = Duration::from_millis(1);
 
 /// A queued job. The pointer erases the job's lifetime: its owner blocks
 /// in `Group::run` until `outcome` is set, and the leader never touches the
@@ -75,6 +114,10 @@ impl Group {
         let job = JobPtr(unsafe { std::mem::transmute::<&mut GroupJob<'_>, *mut GroupJob<'static>>(job) });
         let mut state = self.lock();
         state.queue.push(Queued { job, outcome: Arc::clone(&outcome) });
+        state.saw_writer(Instant::now());
+        if state.leading {
+            self.joined.notify_one();
+        }
         loop {
             if let Some(done) = crate::sync::lock(&outcome).take() {
                 return match done {
@@ -87,13 +130,31 @@ impl Group {
                 continue;
             }
             state.leading = true;
+            state = self.gather(state);
             let batch = std::mem::take(&mut state.queue);
             drop(state);
+            let started = Instant::now();
             lead(engine, batch);
             state = self.lock();
+            state.last_commit = started.elapsed();
             state.leading = false;
             self.changed.notify_all();
         }
+    }
+}
+
+impl Group {
+    /// Waits until every thread that wrote lately has queued, or half the
+    /// last commit's time has passed, whichever comes first.
+    fn gather<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let now = Instant::now();
+        let expected = state.expected_writers(now);
+        let deadline = now + state.last_commit / 2;
+        while state.queue.len() < expected {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            state = crate::sync::wait_timeout(&self.joined, state, left).0;
+        }
+        state
     }
 }
 
