@@ -141,9 +141,7 @@ impl Group {
             self.changed.notify_all();
         }
     }
-}
 
-impl Group {
     /// Waits until every thread that wrote lately has queued, or half the
     /// last commit's time has passed, whichever comes first.
     fn gather<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
