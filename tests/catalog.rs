@@ -261,6 +261,30 @@ fn a_release_whose_index_another_release_changed_cannot_query_it() {
 }
 
 #[test]
+fn a_running_release_stops_querying_an_index_another_release_changes() {
+    // A query's catalog check is remembered for the snapshot it was made
+    // in: a later commit of another process, which drops the index, is
+    // looked at again.
+    const TEST: &str = "a_running_release_stops_querying_an_index_another_release_changes";
+    if std::env::var(ROLE).as_deref() == Ok("release 3") {
+        drop(open_as::<UserV3>(&PathBuf::from(std::env::var(STORE).unwrap())));
+        say("opened");
+        return;
+    }
+    if engine::not_on_slatedb("one writer process per store: a second process that writes fences the first") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_as::<UserV2>(dir.path());
+    (0..4).try_for_each(|id| v2(id).save(&store)).unwrap();
+    let red = UserV2::scan_index(&store, UserV2::TEAM, "Red").unwrap().len();
+    assert_eq!(UserV2::scan_index(&store, UserV2::TEAM, "Red").unwrap().len(), red, "asked again, nothing changed");
+    assert_eq!(finish(spawn_in(TEST, "release 3", dir.path(), 0)), ["opened"]);
+    assert!(is_mismatch(UserV2::scan_index(&store, UserV2::TEAM, "Red")), "the other release dropped the team index");
+    assert_eq!(UserV2::load_by(&store, UserV2::EMAIL, &email(1)).unwrap().map(|u| u.id), Some(1));
+}
+
+#[test]
 fn migrate_rewrites_older_records_in_batches_with_progress() {
     let dir = tempfile::tempdir().unwrap();
     store_v1_records(dir.path(), 0..2500);

@@ -2,6 +2,8 @@
 //! against it. This sits below the transactions: a write asks whether the
 //! store's indexes are its own, a query whether its index is complete.
 
+use std::sync::atomic::Ordering;
+
 use serde::{Deserialize, Serialize};
 
 use crate::codec::value;
@@ -111,8 +113,17 @@ pub(crate) fn check_queryable(
     tables: &ModelTables,
     position: usize,
 ) -> Result<()> {
+    // The catalog changes only in a commit: a snapshot in which it was
+    // found as this program defines it still has it so.
+    let snapshot = txn.snapshot_id();
+    if snapshot == Some(tables.catalog_seen_in.load(Ordering::Relaxed)) {
+        return Ok(());
+    }
     let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(()) };
     if bytes == tables.catalog_entry {
+        if let Some(snapshot) = snapshot {
+            tables.catalog_seen_in.store(snapshot, Ordering::Relaxed);
+        }
         return Ok(());
     }
     let entry = Entry::decode(bytes)?;

@@ -540,18 +540,25 @@ pub(crate) struct Draft<'e> {
 /// once over it.
 trait ReadView {
     fn ro(&self) -> &heed::RoTxn<'_>;
+
+    /// Whether the view is a committed snapshot (a read transaction).
+    const COMMITTED: bool;
 }
 
 impl ReadView for Snapshot<'_> {
     fn ro(&self) -> &heed::RoTxn<'_> {
         &self.txn
     }
+
+    const COMMITTED: bool = true;
 }
 
 impl ReadView for Draft<'_> {
     fn ro(&self) -> &heed::RoTxn<'_> {
         self.txn.as_ref().expect("write transaction used after commit")
     }
+
+    const COMMITTED: bool = false;
 }
 
 impl<T: ReadView> Reader for T {
@@ -584,6 +591,12 @@ impl<T: ReadView> Reader for T {
 
     fn len(&self, table: super::Table) -> Result<u64> {
         Table::of(table)?.len(self.ro()).map_err(storage_error)
+    }
+
+    /// LMDB's transaction id: a read transaction's is that of the last
+    /// commit it sees, numbered across every process of the environment.
+    fn snapshot_id(&self) -> Option<u64> {
+        T::COMMITTED.then(|| self.ro().id() as u64)
     }
 }
 

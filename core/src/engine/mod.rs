@@ -124,6 +124,14 @@ pub(crate) trait Reader {
 
     /// The number of entries in `table`.
     fn len(&self, table: Table) -> Result<u64>;
+
+    /// For a read transaction, the number of the commit it sees: two read
+    /// transactions with the same number see the same data, in any
+    /// process. `None` for a write transaction (its data is not committed
+    /// yet) and on engines that do not number their snapshots.
+    fn snapshot_id(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Write access; a trait so that the model layer can hold a write
@@ -338,6 +346,11 @@ impl Reader for Snapshot<'_> {
     #[inline]
     fn len(&self, table: Table) -> Result<u64> {
         each_engine_txn!(self, txn => txn.len(table))
+    }
+
+    #[inline]
+    fn snapshot_id(&self) -> Option<u64> {
+        each_engine_txn!(self, txn => txn.snapshot_id())
     }
 }
 

@@ -9,6 +9,7 @@ pub use options::{MAP_ROOM, StoreOptions};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -35,6 +36,10 @@ pub(crate) struct ModelTables {
     /// The model's catalog entry when this program's indexes are complete,
     /// encoded: checks compare stored bytes against it.
     pub catalog_entry: Vec<u8>,
+    /// The last read snapshot (`Reader::snapshot_id`) in which the stored
+    /// catalog entry was found equal to `catalog_entry`: queries in that
+    /// snapshot need not look again. `u64::MAX` until one was.
+    pub catalog_seen_in: AtomicU64,
     /// The parent indexes of this store's models that point at this model
     /// and ask for something when a record of it is deleted.
     pub referrers: Vec<Referrer>,

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -502,7 +503,18 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         let referrers = referrers_of(info, &opened);
         let topic = 1 << crate::engine::topic_of(info.name);
         let expiry = crate::expiry::index_position(info);
-        models[slot] = Some(ModelTables { info, main, indexes, history, expiry, catalog_entry, referrers, topic });
+        let catalog_seen_in = AtomicU64::new(u64::MAX);
+        models[slot] = Some(ModelTables {
+            info,
+            main,
+            indexes,
+            history,
+            expiry,
+            catalog_entry,
+            catalog_seen_in,
+            referrers,
+            topic,
+        });
     }
     let shared = Shared {
         engine,
