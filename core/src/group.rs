@@ -1,18 +1,18 @@
 //! Group commit: concurrent durable writes of one process share one engine
 //! commit, and so one pair of fsyncs.
 //!
-//! Writers queue their closures. One of them becomes the leader: it takes
-//! the whole queue, runs every closure in its own nested transaction of one
-//! write transaction, commits once, and wakes each writer with its own
-//! outcome. A closure that fails rolls back only its nested transaction.
-//! Writers arriving during the commit form the next batch. Each writer
-//! returns only after the commit that holds its changes is durable.
+//! Writers queue their closures. One of them becomes the leader: it opens
+//! one write transaction, runs the queued closures in it, commits once, and
+//! wakes each writer with its own outcome. A closure that fails is rolled
+//! back alone (see `Engine::write_group`). Writers arriving during the
+//! commit form the next batch. Each writer returns only after the commit
+//! that holds its changes is durable.
 //!
-//! A leader first gathers: when other threads have been writing lately, it
-//! waits (at most half a commit) until each of them has queued. Without
-//! that, writers split into two halves that take turns, each committing
-//! while the other queues, and a group holds half of them. A lone writer
-//! never waits.
+//! A leader gathers: when other threads have been writing lately, it waits
+//! (at most half a commit) until each of them has joined, running the
+//! closures of those that have while it waits. Without that, writers split
+//! into two halves that take turns, each committing while the other
+//! queues, and a group holds half of them. A lone writer never waits.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, GroupJob};
+use crate::engine::{Engine, GroupJob, GroupJobs};
 use crate::error::{Error, Result};
 
 /// The queue of writers waiting for a commit.
@@ -130,67 +130,109 @@ impl Group {
                 continue;
             }
             state.leading = true;
-            state = self.gather(state);
-            let batch = std::mem::take(&mut state.queue);
+            let now = Instant::now();
+            let mut batch = Batch {
+                group: self,
+                members: Vec::new(),
+                expected: state.expected_writers(now),
+                deadline: now + state.last_commit / 2,
+                gathered_at: None,
+            };
+            batch.take(&mut state);
             drop(state);
             let started = Instant::now();
-            lead(engine, batch);
+            let result = engine.write_group(&mut batch);
+            let commit_took = batch.gathered_at.unwrap_or(started).elapsed();
+            tracing::trace!(target: "skyshelve::group", writers = batch.members.len(), "group commit");
+            if batch.members.len() > 1 {
+                engine.counters().grouped(batch.members.len());
+            }
+            batch.hand_out(result);
             state = self.lock();
-            state.last_commit = started.elapsed();
+            state.last_commit = commit_took;
             state.leading = false;
             self.changed.notify_all();
         }
     }
+}
 
-    /// Waits until every thread that wrote lately has queued, or half the
-    /// last commit's time has passed, whichever comes first.
-    fn gather<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        let now = Instant::now();
-        let expected = state.expected_writers(now);
-        let deadline = now + state.last_commit / 2;
-        while state.queue.len() < expected {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
-            state = crate::sync::wait_timeout(&self.joined, state, left).0;
-        }
-        state
+/// The writers of one group commit, as the leader takes them.
+struct Batch<'g> {
+    group: &'g Group,
+    members: Vec<Member>,
+    /// How many writers the leader expects (see `State::expected_writers`),
+    /// and how long it waits for them.
+    expected: usize,
+    deadline: Instant,
+    /// When the leader stopped waiting for writers.
+    gathered_at: Option<Instant>,
+}
+
+/// A writer taken into a batch: its queued job, wrapped so that a panic
+/// is kept for its owner rather than unwinding through the leader.
+struct Member {
+    queued: Queued,
+    guarded: Box<GroupJob<'static>>,
+    panic: Arc<Mutex<Option<Box<dyn Any + Send>>>>,
+}
+
+impl Member {
+    fn new(queued: Queued) -> Member {
+        let panic = Arc::new(Mutex::new(None));
+        let job = queued.job;
+        let caught = Arc::clone(&panic);
+        let guarded = move |txn: &mut dyn crate::engine::Writer| {
+            // SAFETY: see `Queued`: its owner waits for the outcome.
+            let job = unsafe { job.job() };
+            match catch_unwind(AssertUnwindSafe(|| job(txn))) {
+                Ok(keep) => keep,
+                Err(payload) => {
+                    *crate::sync::lock(&caught) = Some(payload);
+                    false
+                }
+            }
+        };
+        Member { queued, guarded: Box::new(guarded), panic }
     }
 }
 
-/// Commits one batch and hands every writer its outcome.
-fn lead(engine: &Engine, batch: Vec<Queued>) {
-    let panics: Vec<Mutex<Option<Box<dyn Any + Send>>>> = batch.iter().map(|_| Mutex::new(None)).collect();
-    let mut guarded: Vec<Box<GroupJob<'_>>> = batch
-        .iter()
-        .zip(&panics)
-        .map(|(queued, panic)| {
-            let job = queued.job;
-            let guarded = move |txn: &mut dyn crate::engine::Writer| {
-                // SAFETY: see `Queued`: its owner waits for the outcome.
-                let job = unsafe { job.job() };
-                match catch_unwind(AssertUnwindSafe(|| job(txn))) {
-                    Ok(keep) => keep,
-                    Err(payload) => {
-                        *crate::sync::lock(panic) = Some(payload);
-                        false
-                    }
-                }
-            };
-            Box::new(guarded) as Box<GroupJob<'_>>
-        })
-        .collect();
-    let mut jobs: Vec<&mut GroupJob<'_>> = guarded.iter_mut().map(|job| &mut **job).collect();
-    tracing::trace!(target: "skyshelve::group", writers = jobs.len(), "group commit");
-    if jobs.len() > 1 {
-        engine.counters().grouped(jobs.len());
+impl Batch<'_> {
+    /// Takes every queued writer into the batch.
+    fn take(&mut self, state: &mut State) {
+        self.members.extend(state.queue.drain(..).map(Member::new));
     }
-    let result = engine.write_group(&mut jobs);
-    drop(jobs);
-    drop(guarded);
-    for (queued, panic) in batch.iter().zip(panics) {
-        let outcome = match panic.into_inner().unwrap_or_else(PoisonError::into_inner) {
-            Some(payload) => Outcome::Panicked(payload),
-            None => Outcome::Committed(result.as_ref().copied().map_err(Error::duplicate)),
-        };
-        *crate::sync::lock(&queued.outcome) = Some(outcome);
+
+    /// Hands every writer its outcome: the commit's result, or its panic.
+    fn hand_out(self, result: Result<()>) {
+        for member in self.members {
+            let outcome = match member.panic.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                Some(payload) => Outcome::Panicked(payload),
+                None => Outcome::Committed(result.as_ref().copied().map_err(Error::duplicate)),
+            };
+            *crate::sync::lock(&member.queued.outcome) = Some(outcome);
+        }
+    }
+}
+
+impl GroupJobs for Batch<'_> {
+    fn job(&mut self, index: usize) -> Option<&mut GroupJob<'_>> {
+        self.members.get_mut(index).map(|member| &mut *member.guarded as &mut GroupJob<'_>)
+    }
+
+    /// Takes the writers queued since; when there are none, first waits
+    /// (until the deadline) while fewer writers are in the batch than
+    /// the leader expects.
+    fn take_more(&mut self) -> bool {
+        let mut state = self.group.lock();
+        while state.queue.is_empty() {
+            let left = self.deadline.checked_duration_since(Instant::now());
+            let Some(left) = left.filter(|_| self.members.len() < self.expected) else {
+                self.gathered_at.get_or_insert_with(Instant::now);
+                return false;
+            };
+            state = crate::sync::wait_timeout(&self.group.joined, state, left).0;
+        }
+        self.take(&mut state);
+        true
     }
 }

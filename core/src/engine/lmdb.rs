@@ -14,8 +14,9 @@ use super::files::{DATA_FILE, WRITER_LOCK_FILE, check_data_file};
 use super::fork;
 use super::gate::{Gate, GatePass};
 use super::notify::Notifier;
+use super::preallocate::Preallocation;
 use super::writers::{WriterLock, WritingHere};
-use super::{Durability, EngineConfig, GroupJob, Reader, Writer};
+use super::{Durability, EngineConfig, GroupJob, GroupJobs, Reader, Writer};
 use crate::error::{Error, Result};
 
 /// Below this much free disk space, a failed write is taken for a full disk.
@@ -70,6 +71,10 @@ pub(crate) struct Engine {
     dir: PathBuf,
     /// Serialises writers across threads and processes before LMDB does.
     writer_lock: WriterLock,
+    /// Written zeros ahead of the pages in use, for syncing stores.
+    preallocation: Option<Preallocation>,
+    /// LMDB's page size.
+    page_size: u64,
     /// Commit notifications for watchers in every process; `None` where
     /// the folder cannot hold the notification file (read-only folders).
     notifier: Option<Arc<Notifier>>,
@@ -102,7 +107,10 @@ impl Engine {
         let env = unsafe { options.open(dir) }.map_err(storage_error)?;
         // Watches are optional: a folder that cannot hold the file has none.
         let notifier = Notifier::open(dir, !config.read_only).ok().map(Arc::new);
+        let syncs = !config.read_only && config.durability != Durability::MayCorruptOnPowerLoss;
         let engine = Engine {
+            preallocation: syncs.then(|| Preallocation::new(dir.join(DATA_FILE))),
+            page_size: env.unnamed_database_stat().page_size.into(),
             env,
             config,
             gate: Gate::default(),
@@ -239,6 +247,7 @@ impl Engine {
             // writer lock, then the gate pass.
             let gate = self.gate.enter();
             let writer = self.writer_lock.acquire()?;
+            self.preallocate();
             let mut txn = match self.env.write_txn() {
                 Ok(txn) => Draft::new(txn, self),
                 Err(err) => {
@@ -285,38 +294,45 @@ impl Engine {
         }
     }
 
-    /// Runs each job in a nested transaction of one write transaction and
-    /// commits once: group commit. A job returning `false` (or dooming its
-    /// transaction) is rolled back alone; the others stay. Jobs run again
-    /// from the start when the map has to grow.
-    pub fn write_group(&self, jobs: &mut [&mut GroupJob<'_>]) -> Result<()> {
-        if let [job] = jobs {
-            return self.write_alone(&mut **job);
-        }
-        self.write(|outer| {
-            for job in jobs.iter_mut() {
-                self.run_nested(outer, &mut **job)?;
+    /// Runs every job in one write transaction and commits once: group
+    /// commit. A job returning `false` (or dooming its transaction) is
+    /// rolled back alone; the others stay. Jobs run again from the start
+    /// when the map has to grow.
+    ///
+    /// The jobs first run straight in the transaction, which is all a
+    /// group of kept jobs needs. Only when one is not kept does the group
+    /// run again, each job in a nested transaction that can be rolled back
+    /// alone: LMDB sets up every nested transaction with a dirty-page list
+    /// of its own and merges it into the parent at commit, which cost more
+    /// than the job itself (a group of eight inserts spent 120 µs in them).
+    pub fn write_group(&self, jobs: &mut dyn GroupJobs) -> Result<()> {
+        let straight = self.write(|txn| {
+            let mut ran = 0;
+            loop {
+                while let Some(job) = jobs.job(ran) {
+                    if !job(txn) || txn.doomed {
+                        return Err(Unkept::Discarded);
+                    }
+                    ran += 1;
+                }
+                if !jobs.take_more() {
+                    return Ok(());
+                }
             }
-            Ok::<_, Error>(())
-        })
-    }
-
-    /// A group of one: the job runs in the write transaction itself, with
-    /// no nested transaction to set up, and a job that fails aborts it.
-    fn write_alone(&self, job: &mut GroupJob<'_>) -> Result<()> {
-        /// Why the transaction was not committed.
-        enum Unkept {
-            Discarded,
-            Failed(Error),
-        }
-        impl From<Error> for Unkept {
-            fn from(err: Error) -> Self {
-                Unkept::Failed(err)
-            }
-        }
-        match self.write(|txn| if job(txn) { Ok(()) } else { Err(Unkept::Discarded) }) {
-            Ok(()) | Err(Unkept::Discarded) => Ok(()),
+        });
+        match straight {
+            Ok(()) => Ok(()),
             Err(Unkept::Failed(err)) => Err(err),
+            // A job alone was rolled back with the transaction.
+            Err(Unkept::Discarded) if jobs.job(1).is_none() => Ok(()),
+            Err(Unkept::Discarded) => self.write(|outer| {
+                let mut ran = 0;
+                while let Some(job) = jobs.job(ran) {
+                    self.run_nested(outer, job)?;
+                    ran += 1;
+                }
+                Ok::<_, Error>(())
+            }),
         }
     }
 
@@ -484,6 +500,17 @@ impl Engine {
                 }
             }
         })
+    }
+
+    /// Extends the data file with zeros ahead of LMDB (see `preallocate`).
+    /// Call only with the writer lock held and no write transaction open.
+    fn preallocate(&self) {
+        let Some(preallocation) = &self.preallocation else { return };
+        let info = self.env.info();
+        let used = (info.last_page_number as u64 + 1).saturating_mul(self.page_size);
+        if let Err(err) = preallocation.ensure_room(used, info.map_size as u64) {
+            tracing::debug!(target: "skyshelve::write", error = %err, "the data file was not extended ahead");
+        }
     }
 
     /// Flushes every commit to disk, whatever the durability mode.
@@ -658,6 +685,19 @@ impl<'e> Draft<'e> {
             self.map_full = true;
         }
         self.engine.error(err)
+    }
+}
+
+/// Why a group's transaction was not committed.
+enum Unkept {
+    /// A job asked for its changes to be dropped.
+    Discarded,
+    Failed(Error),
+}
+
+impl From<Error> for Unkept {
+    fn from(err: Error) -> Self {
+        Unkept::Failed(err)
     }
 }
 

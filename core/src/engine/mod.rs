@@ -40,6 +40,7 @@ mod fork;
 mod gate;
 mod lmdb;
 mod notify;
+mod preallocate;
 #[cfg(feature = "slatedb")]
 mod slate;
 mod writers;
@@ -101,6 +102,17 @@ pub(crate) struct EngineConfig {
 
 /// One caller's work in a group commit; `true` keeps its changes.
 pub(crate) type GroupJob<'a> = dyn FnMut(&mut dyn Writer) -> bool + Send + 'a;
+
+/// The jobs of one group commit: those taken so far, and more taken while
+/// the transaction is open, so that writers still on their way join it.
+pub(crate) trait GroupJobs {
+    /// The job taken `index`th, if that many have been taken.
+    fn job(&mut self, index: usize) -> Option<&mut GroupJob<'_>>;
+
+    /// Takes the jobs that joined since (perhaps waiting a while for some);
+    /// `false` when none did and the group is complete.
+    fn take_more(&mut self) -> bool;
+}
 
 /// A table of byte keys and byte values: a handle, valid for the engine's
 /// life, that only the engine that made it looks inside.
@@ -275,7 +287,7 @@ impl Engine {
 
     /// Group commit: each job in a transaction of its own kept or rolled
     /// back alone, committed together where the engine can.
-    pub fn write_group(&self, jobs: &mut [&mut GroupJob<'_>]) -> Result<()> {
+    pub fn write_group(&self, jobs: &mut dyn GroupJobs) -> Result<()> {
         each_engine!(self, engine => engine.write_group(jobs))
     }
 
@@ -374,5 +386,83 @@ impl<'t> Iterator for RangeIter<'t> {
             #[cfg(feature = "slatedb")]
             RangeIter::Slate(range) => range.next(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(dir: &Path) -> Engine {
+        let config = EngineConfig {
+            map_size: 1 << 20,
+            max_map_size: 1 << 30,
+            max_readers: 16,
+            max_tables: 4,
+            durability: Durability::Full,
+            resize_wait: Duration::from_secs(5),
+            read_only: false,
+            #[cfg(feature = "slatedb")]
+            slatedb: None,
+        };
+        Engine::open(dir, config).unwrap()
+    }
+
+    /// Runs three jobs in one group, the middle one kept or not; returns
+    /// how often each ran and which of their keys the store holds after.
+    fn group_of_three(keep_middle: bool) -> ([u32; 3], Vec<bool>) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path());
+        let table = engine.open_tables(&["t".to_string()]).unwrap()["t"];
+        let mut runs = [0u32; 3];
+        {
+            let [first, middle, last] = &mut runs;
+            let mut a = job(first, table, b"a", true);
+            let mut b = job(middle, table, b"b", keep_middle);
+            let mut c = job(last, table, b"c", true);
+            engine.write_group(&mut [&mut a as &mut GroupJob<'_>, &mut b, &mut c]).unwrap();
+        }
+        let held = engine.read(|txn| {
+            [b"a", b"b", b"c"].iter().map(|key| Ok(txn.get(table, *key)?.is_some())).collect::<Result<_>>()
+        });
+        (runs, held.unwrap())
+    }
+
+    /// A group of jobs taken all at once.
+    impl GroupJobs for [&mut GroupJob<'_>; 3] {
+        fn job(&mut self, index: usize) -> Option<&mut GroupJob<'_>> {
+            self.get_mut(index).map(|job| &mut **job as &mut GroupJob<'_>)
+        }
+
+        fn take_more(&mut self) -> bool {
+            false
+        }
+    }
+
+    /// A job that counts its runs, puts `key` and asks to be kept or not.
+    fn job<'a>(
+        runs: &'a mut u32,
+        table: Table,
+        key: &'static [u8],
+        keep: bool,
+    ) -> impl FnMut(&mut dyn Writer) -> bool + Send + 'a {
+        move |txn| {
+            *runs += 1;
+            txn.put(table, key, b"v").unwrap();
+            keep
+        }
+    }
+
+    #[test]
+    fn a_group_whose_jobs_are_all_kept_runs_each_job_once() {
+        assert_eq!(group_of_three(true), ([1, 1, 1], vec![true, true, true]));
+    }
+
+    #[test]
+    fn a_job_not_kept_is_rolled_back_alone_and_the_group_runs_again() {
+        // First straight in one transaction, which the middle job spoils
+        // (the last one does not run); then each job nested, where the
+        // middle one is rolled back alone.
+        assert_eq!(group_of_three(false), ([2, 2, 1], vec![true, false, true]));
     }
 }

@@ -40,7 +40,7 @@ use typed_arena::Arena;
 use super::counters::Counters;
 use super::notify::Notifier;
 use super::writers::WritingHere;
-use super::{Durability, EngineConfig, GroupJob, Reader, Writer};
+use super::{Durability, EngineConfig, GroupJobs, Reader, Writer};
 use crate::error::{Error, Result};
 
 /// Where a SlateDB store keeps its data and how it follows the writer.
@@ -451,16 +451,22 @@ impl Engine {
     /// object storage for the group). SlateDB has no nested transactions,
     /// so a job works on the draft directly and a job that is not kept
     /// has the draft put back as it was before it.
-    pub fn write_group(&self, jobs: &mut [&mut GroupJob<'_>]) -> Result<()> {
+    pub fn write_group(&self, jobs: &mut dyn GroupJobs) -> Result<()> {
         self.write(|draft| {
-            for job in jobs.iter_mut() {
-                let before = (draft.changes.clone(), draft.topics, draft.bytes);
-                if !job(draft) || draft.doomed {
-                    (draft.changes, draft.topics, draft.bytes) = before;
-                    draft.doomed = false;
+            let mut ran = 0;
+            loop {
+                while let Some(job) = jobs.job(ran) {
+                    let before = (draft.changes.clone(), draft.topics, draft.bytes);
+                    if !job(draft) || draft.doomed {
+                        (draft.changes, draft.topics, draft.bytes) = before;
+                        draft.doomed = false;
+                    }
+                    ran += 1;
+                }
+                if !jobs.take_more() {
+                    return Ok::<_, Error>(());
                 }
             }
-            Ok::<_, Error>(())
         })
     }
 
