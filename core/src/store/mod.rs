@@ -364,8 +364,10 @@ impl Store {
     /// together when it returns `Ok`, and nothing is when it returns `Err`.
     ///
     /// Write transactions are serialized across threads and processes.
-    /// `f` may run more than once when the store has to grow first; each
-    /// run starts from a clean transaction, so keep side effects out of it.
+    /// `f` may run more than once: when the store has to grow first, and
+    /// under group commit when another writer of the same commit failed
+    /// (the group then runs again without it). Each run starts from a clean
+    /// transaction, so keep side effects out of it.
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -507,7 +509,7 @@ impl Store {
     }
 
     /// One attempt of `write_as` through group commit: `f` runs, perhaps on
-    /// another writer's thread, in a nested transaction of a shared commit.
+    /// another writer's thread, in the transaction of a shared commit.
     fn write_in_group<R, E, F>(
         &self,
         group: &Group,

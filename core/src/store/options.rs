@@ -259,9 +259,10 @@ impl StoreOptions {
     /// [`Durability::Full`], a commit costs two fsyncs whatever it holds
     /// (one with [`Durability::MayLoseLastCommits`]);
     /// with group commit, writers that arrive while a commit is under way
-    /// are committed together in the next one, each in a nested transaction
-    /// of its own so that one writer's failure undoes only its own changes,
-    /// and each returns once its commit is durable. A writer that finds no
+    /// are committed together in the next one, and each returns once its
+    /// commit is durable. One writer's failure undoes only its own changes:
+    /// the group's closures then run again, each in a nested transaction of
+    /// its own (so a closure may run twice). A writer that finds no
     /// other waiting commits alone, in a plain transaction, so a single
     /// writer pays nothing measurable for it (see the README's benchmark).
     ///
