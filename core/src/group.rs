@@ -184,6 +184,9 @@ impl Member {
         let guarded = move |txn: &mut dyn crate::engine::Writer| {
             // SAFETY: see `Queued`: its owner waits for the outcome.
             let job = unsafe { job.job() };
+            // A job may run more than once (see `Engine::write_group`): its
+            // owner hears of the run whose changes stay.
+            *crate::sync::lock(&caught) = None;
             match catch_unwind(AssertUnwindSafe(|| job(txn))) {
                 Ok(keep) => keep,
                 Err(payload) => {
@@ -234,5 +237,52 @@ impl GroupJobs for Batch<'_> {
         }
         self.take(&mut state);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Reader, Writer, test_engine};
+
+    /// Queues `job` as `Group::run` does, for a batch made by hand.
+    fn queued(job: &mut GroupJob<'_>) -> (Queued, Arc<Mutex<Option<Outcome>>>) {
+        let outcome = Arc::new(Mutex::new(None));
+        // SAFETY: the test keeps every job alive until its outcome is read.
+        let job = JobPtr(unsafe { std::mem::transmute::<&mut GroupJob<'_>, *mut GroupJob<'static>>(job) });
+        (Queued { job, outcome: Arc::clone(&outcome) }, outcome)
+    }
+
+    #[test]
+    fn a_writer_whose_first_run_panicked_hears_of_the_run_that_stayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = test_engine(dir.path());
+        let table = engine.open_tables(&["t".to_string()]).unwrap()["t"];
+        let mut steady = |txn: &mut dyn Writer| txn.put(table, b"a", b"1").is_ok();
+        let mut runs = 0;
+        let mut flaky = |txn: &mut dyn Writer| {
+            runs += 1;
+            assert!(runs > 1, "a bug that shows only once");
+            txn.put(table, b"b", b"1").is_ok()
+        };
+        let (first, first_outcome) = queued(&mut steady);
+        let (second, second_outcome) = queued(&mut flaky);
+        let group = Group::default();
+        let mut batch = Batch {
+            group: &group,
+            members: vec![Member::new(first), Member::new(second)],
+            expected: 0,
+            deadline: Instant::now(),
+            gathered_at: None,
+        };
+        let result = engine.write_group(&mut batch);
+        batch.hand_out(result);
+        for outcome in [first_outcome, second_outcome] {
+            let outcome = crate::sync::lock(&outcome).take();
+            assert!(matches!(outcome, Some(Outcome::Committed(Ok(())))), "every writer is told its changes stayed");
+        }
+        let held =
+            engine.read(|txn| Ok::<_, Error>((txn.get(table, b"a")?.is_some(), txn.get(table, b"b")?.is_some())));
+        assert_eq!(held.unwrap(), (true, true));
     }
 }

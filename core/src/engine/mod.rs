@@ -389,30 +389,32 @@ impl<'t> Iterator for RangeIter<'t> {
     }
 }
 
+/// An LMDB engine in `dir`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_engine(dir: &Path) -> Engine {
+    let config = EngineConfig {
+        map_size: 1 << 20,
+        max_map_size: 1 << 30,
+        max_readers: 16,
+        max_tables: 4,
+        durability: Durability::Full,
+        resize_wait: Duration::from_secs(5),
+        read_only: false,
+        #[cfg(feature = "slatedb")]
+        slatedb: None,
+    };
+    Engine::open(dir, config).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn engine(dir: &Path) -> Engine {
-        let config = EngineConfig {
-            map_size: 1 << 20,
-            max_map_size: 1 << 30,
-            max_readers: 16,
-            max_tables: 4,
-            durability: Durability::Full,
-            resize_wait: Duration::from_secs(5),
-            read_only: false,
-            #[cfg(feature = "slatedb")]
-            slatedb: None,
-        };
-        Engine::open(dir, config).unwrap()
-    }
 
     /// Runs three jobs in one group, the middle one kept or not; returns
     /// how often each ran and which of their keys the store holds after.
     fn group_of_three(keep_middle: bool) -> ([u32; 3], Vec<bool>) {
         let dir = tempfile::tempdir().unwrap();
-        let engine = engine(dir.path());
+        let engine = test_engine(dir.path());
         let table = engine.open_tables(&["t".to_string()]).unwrap()["t"];
         let mut runs = [0u32; 3];
         {
