@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo run --release -p skyshelve-bench -- [--quick] [--runs N] [--only WORKLOAD]
-//!                                           [--system NAME] [--history] [--slatedb] [--chart FILE.svg] [--markdown FILE.md]
+//!                                           [--system NAME] [--history] [--slatedb] [--sqlite-serial]
+//!                                           [--chart FILE.svg] [--markdown FILE.md]
 //! cargo run --release -p skyshelve-bench -- --schema [--quick] [--runs N]
 //! ```
 //!
@@ -13,6 +14,9 @@
 //! (built with `--features slatedb`) adds skyshelve on SlateDB, objects in
 //! a local folder or in `SKYSHELVE_SLATEDB_URL`, and its table beside LMDB;
 //! multiproc_counter is left out there (one writer process).
+//! `--sqlite-serial` adds SQLite with the writers of one process taking turns
+//! behind a mutex, so none of them sleeps in SQLite's busy handler, and its
+//! table beside skyshelve.
 //! `--schema` measures index builds and migration instead (see `schema.rs`);
 //! `--watch [N]` the latency of a watch across processes (see `watch.rs`);
 //! `--streams [--quick] [--anchors] [--chart FILE.svg]` the Durable Streams servers (see
@@ -50,6 +54,8 @@ struct Options {
     history: bool,
     /// Also skyshelve on SlateDB (needs the feature `slatedb`).
     slatedb: bool,
+    /// Also SQLite with its writers serialised in the process.
+    sqlite_serial: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -63,6 +69,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         schema: false,
         history: false,
         slatedb: false,
+        sqlite_serial: false,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -72,6 +79,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--schema" => options.schema = true,
             "--history" => options.history = true,
             "--slatedb" => options.slatedb = true,
+            "--sqlite-serial" => options.sqlite_serial = true,
             "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--only" => options.only = Some(value()?),
             "--system" => {
@@ -92,7 +100,8 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     let chosen = System::ALL.into_iter().filter(|s| options.system.is_none_or(|only| only == *s));
     let history = options.history.then_some(System::SkyshelveHistory);
     let slatedb = options.slatedb.then_some(System::SkyshelveSlatedb);
-    for system in chosen.chain(history).chain(slatedb) {
+    let sqlite_serial = options.sqlite_serial.then_some(System::SqliteSerial);
+    for system in chosen.chain(history).chain(slatedb).chain(sqlite_serial) {
         let label = |w: &str, e: systems::Result<Figure>| e.map_err(|err| format!("{w} on {}: {err}", system.name()));
         let single: [(&'static str, Workload); 5] = [
             ("insert_batch", workloads::insert_batch),
@@ -177,6 +186,9 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     if options.slatedb {
         table.push_str(&results.beside_skyshelve(System::SkyshelveSlatedb, "skyshelve on SlateDB"));
+    }
+    if options.sqlite_serial {
+        table.push_str(&results.beside_skyshelve(System::SqliteSerial, "sqlite, writers serialised"));
     }
     println!("{table}");
     if let Some(path) = &options.markdown {

@@ -52,6 +52,9 @@ pub enum System {
     HeedRaw,
     NativeDb,
     Sqlite,
+    /// SQLite with the writers of one process taking turns behind a mutex
+    /// (`--sqlite-serial`): not among `ALL`.
+    SqliteSerial,
 }
 
 impl System {
@@ -65,11 +68,15 @@ impl System {
             System::HeedRaw => "heed_raw",
             System::NativeDb => "native_db",
             System::Sqlite => "sqlite",
+            System::SqliteSerial => "sqlite_serial",
         }
     }
 
     pub fn from_name(name: &str) -> Option<System> {
-        System::ALL.into_iter().chain([System::SkyshelveHistory, System::SkyshelveSlatedb]).find(|s| s.name() == name)
+        System::ALL
+            .into_iter()
+            .chain([System::SkyshelveHistory, System::SkyshelveSlatedb, System::SqliteSerial])
+            .find(|s| s.name() == name)
     }
 
     pub fn open(self, dir: &Path, sync: Sync) -> Result<Box<dyn Db>> {
@@ -79,7 +86,8 @@ impl System {
             System::SkyshelveSlatedb => Box::new(skyshelve::Skyshelve::<skyshelve::User>::open_on_slatedb(dir, sync)?),
             System::HeedRaw => Box::new(heed_raw::HeedRaw::open(dir, sync)?),
             System::NativeDb => Box::new(native::NativeDb::open(dir, sync)?),
-            System::Sqlite => Box::new(sqlite::Sqlite::open(dir, sync)?),
+            System::Sqlite => Box::new(sqlite::Sqlite::open(dir, sync, sqlite::Writers::Concurrent)?),
+            System::SqliteSerial => Box::new(sqlite::Sqlite::open(dir, sync, sqlite::Writers::Serialised)?),
         })
     }
 

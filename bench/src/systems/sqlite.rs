@@ -14,11 +14,23 @@ pub struct Sqlite {
     path: std::path::PathBuf,
     sync: Sync,
     pool: Mutex<Vec<Connection>>,
+    /// Held by each write transaction when the writers are serialised.
+    turn: Option<Mutex<()>>,
+}
+
+/// How the writers of one process meet SQLite's write lock.
+pub enum Writers {
+    /// Each takes it itself (`BEGIN IMMEDIATE`); a writer that finds it
+    /// taken sleeps in SQLite's busy handler and tries again.
+    Concurrent,
+    /// They take turns behind a mutex first, so none sleeps in SQLite.
+    Serialised,
 }
 
 impl Sqlite {
-    pub fn open(dir: &Path, sync: Sync) -> Result<Self> {
-        let db = Sqlite { path: dir.join("bench.sqlite"), sync, pool: Mutex::new(Vec::new()) };
+    pub fn open(dir: &Path, sync: Sync, writers: Writers) -> Result<Self> {
+        let turn = matches!(writers, Writers::Serialised).then(|| Mutex::new(()));
+        let db = Sqlite { path: dir.join("bench.sqlite"), sync, pool: Mutex::new(Vec::new()), turn };
         let conn = db.connect()?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE,
@@ -35,6 +47,12 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", if self.sync == Sync::Durable { "FULL" } else { "OFF" })?;
         Ok(conn)
+    }
+
+    /// Runs the write `f`, after the writer's turn when writers are serialised.
+    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let _turn = self.turn.as_ref().map(|turn| turn.lock().unwrap());
+        self.with(f)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -69,7 +87,7 @@ fn insert(conn: &Connection, user: &UserData) -> Result<()> {
 
 impl Db for Sqlite {
     fn insert_batch(&self, users: &[UserData]) -> Result<()> {
-        self.with(|conn| {
+        self.write(|conn| {
             let tx = conn.transaction()?;
             for user in users {
                 insert(&tx, user)?;
@@ -84,7 +102,7 @@ impl Db for Sqlite {
         // of concurrent writers does: an autocommit INSERT starts as a
         // reader and can only upgrade, so under 8 writers it meets
         // SQLITE_BUSY and the busy handler's sleeps far more often.
-        self.with(|conn| {
+        self.write(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             insert(&tx, user)?;
             tx.commit()?;
@@ -116,7 +134,7 @@ impl Db for Sqlite {
     }
 
     fn increment(&self, id: u64) -> Result<()> {
-        self.with(|conn| {
+        self.write(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut user = tx.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?.query_row([sql_id(id)], row)?;
             user.score += 1;
