@@ -7,8 +7,10 @@
 //! a group commit of eight inserts about a seventh cheaper. So before a
 //! write transaction of a syncing store, the file is extended with zeros to
 //! a little beyond the pages LMDB uses: in steps of an eighth of the file,
-//! at least 1 MiB and at most 64 MiB. `set_len` would not do: it leaves a
-//! hole, whose blocks are allocated on first write all the same.
+//! at least 1 MiB and at most 8 MiB (the commit after a step writes the
+//! step's zeros out with its own pages, so a larger step would make that
+//! one commit slow). `set_len` would not do: it leaves a hole, whose blocks
+//! are allocated on first write all the same.
 //!
 //! The zeros lie past every page of every commit, and LMDB reads only the
 //! pages its commits name, so they change nothing LMDB sees. They are
@@ -22,7 +24,7 @@ use std::sync::Mutex;
 /// Grow in steps of `file length / GROWTH_FRACTION`, within these bounds.
 const GROWTH_FRACTION: u64 = 8;
 const MIN_STEP: u64 = 1 << 20;
-const MAX_STEP: u64 = 64 << 20;
+const MAX_STEP: u64 = 8 << 20;
 
 /// The zeros are written this much at a time.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
@@ -99,7 +101,7 @@ mod tests {
     #[test]
     fn steps_are_an_eighth_of_the_file_within_bounds() {
         assert_eq!(step_for(0), MIN_STEP);
-        assert_eq!(step_for(80 << 20), 10 << 20);
+        assert_eq!(step_for(40 << 20), 5 << 20);
         assert_eq!(step_for(8 << 30), MAX_STEP);
     }
 
