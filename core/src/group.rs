@@ -27,8 +27,6 @@ use crate::error::{Error, Result};
 #[derive(Default)]
 pub(crate) struct Group {
     state: Mutex<State>,
-    /// A commit ended: waiting writers look for their outcome.
-    changed: Condvar,
     /// A writer queued: a gathering leader counts again.
     joined: Condvar,
 }
@@ -68,11 +66,11 @@ impl State {
 const RECENT_SLACK: Duration = Duration::from_millis(1);
 
 /// A queued job. The pointer erases the job's lifetime: its owner blocks
-/// in `Group::run` until `outcome` is set, and the leader never touches the
-/// job after setting it.
+/// in `Group::run` until its slot holds an outcome, and the leader never
+/// touches the job after handing the outcome out.
 struct Queued {
     job: JobPtr,
-    outcome: Arc<Mutex<Option<Outcome>>>,
+    slot: Arc<Slot>,
 }
 
 #[derive(Clone, Copy)]
@@ -95,9 +93,52 @@ impl JobPtr {
 // leader) uses it while its owner waits.
 unsafe impl Send for JobPtr {}
 
+/// Where one queued writer waits. Each writer has its own, so that a
+/// commit wakes exactly its writers, each without taking the queue's lock:
+/// one condition variable for all would wake every writer at once, to
+/// queue again for that lock on two cores.
+#[derive(Default)]
+struct Slot {
+    news: Mutex<Option<News>>,
+    arrived: Condvar,
+}
+
+enum News {
+    /// The commit that held the writer's job is done.
+    Done(Outcome),
+    /// The writer leads the next group: its job is still queued.
+    Lead,
+}
+
 enum Outcome {
     Committed(Result<()>),
     Panicked(Box<dyn Any + Send>),
+}
+
+impl Slot {
+    fn tell(&self, news: News) {
+        *crate::sync::lock(&self.news) = Some(news);
+        self.arrived.notify_one();
+    }
+
+    fn wait(&self) -> News {
+        let mut news = crate::sync::lock(&self.news);
+        loop {
+            match news.take() {
+                Some(arrived) => return arrived,
+                None => news = crate::sync::wait(&self.arrived, news),
+            }
+        }
+    }
+}
+
+impl Outcome {
+    fn into_result(self) -> Result<()> {
+        match self {
+            Outcome::Committed(result) => result,
+            Outcome::Panicked(payload) => resume_unwind(payload),
+        }
+    }
 }
 
 impl Group {
@@ -108,50 +149,65 @@ impl Group {
     /// Runs `job` in the next group commit; returns once that commit is
     /// done, with the commit's result (the job's own result it keeps itself).
     pub fn run(&self, engine: &Engine, job: &mut GroupJob<'_>) -> Result<()> {
-        let outcome = Arc::new(Mutex::new(None));
+        let slot = Arc::new(Slot::default());
         // SAFETY: see `Queued`: this function does not return before the
-        // outcome is set, so the job outlives every use of the pointer.
+        // slot holds an outcome, so the job outlives every use of the pointer.
         let job = JobPtr(unsafe { std::mem::transmute::<&mut GroupJob<'_>, *mut GroupJob<'static>>(job) });
         let mut state = self.lock();
-        state.queue.push(Queued { job, outcome: Arc::clone(&outcome) });
+        state.queue.push(Queued { job, slot: Arc::clone(&slot) });
         state.saw_writer(Instant::now());
         if state.leading {
             self.joined.notify_one();
-        }
-        loop {
-            if let Some(done) = crate::sync::lock(&outcome).take() {
-                return match done {
-                    Outcome::Committed(result) => result,
-                    Outcome::Panicked(payload) => resume_unwind(payload),
-                };
-            }
-            if state.leading {
-                state = crate::sync::wait(&self.changed, state);
-                continue;
-            }
-            state.leading = true;
-            let now = Instant::now();
-            let mut batch = Batch {
-                group: self,
-                members: Vec::new(),
-                expected: state.expected_writers(now),
-                deadline: now + state.last_commit / 2,
-                gathered_at: None,
-            };
-            batch.take(&mut state);
             drop(state);
-            let started = Instant::now();
-            let result = engine.write_group(&mut batch);
-            let commit_took = batch.gathered_at.unwrap_or(started).elapsed();
-            tracing::trace!(target: "skyshelve::group", writers = batch.members.len(), "group commit");
-            if batch.members.len() > 1 {
-                engine.counters().grouped(batch.members.len());
+            if let News::Done(outcome) = slot.wait() {
+                return outcome.into_result();
             }
-            batch.hand_out(result);
+            // Told to lead: `leading` stayed set for this thread.
             state = self.lock();
-            state.last_commit = commit_took;
-            state.leading = false;
-            self.changed.notify_all();
+        }
+        state.leading = true;
+        self.lead(engine, state);
+        match slot.wait() {
+            News::Done(outcome) => outcome.into_result(),
+            News::Lead => unreachable!("a leader's own job is in the batch it leads"),
+        }
+    }
+
+    /// Commits one batch, holding the lead (`state.leading`): takes the
+    /// queue (which holds the leader's own job), commits, hands the lead
+    /// on, and hands every writer its outcome.
+    fn lead(&self, engine: &Engine, mut state: MutexGuard<'_, State>) {
+        let now = Instant::now();
+        let mut batch = Batch {
+            group: self,
+            members: Vec::new(),
+            expected: state.expected_writers(now),
+            deadline: now + state.last_commit / 2,
+            gathered_at: None,
+        };
+        batch.take(&mut state);
+        drop(state);
+        let started = Instant::now();
+        let result = engine.write_group(&mut batch);
+        let commit_took = batch.gathered_at.unwrap_or(started).elapsed();
+        tracing::trace!(target: "skyshelve::group", writers = batch.members.len(), "group commit");
+        if batch.members.len() > 1 {
+            engine.counters().grouped(batch.members.len());
+        }
+        // Handed on before the outcomes, so that a writer back with its
+        // next job leads at once rather than waiting to be told.
+        self.hand_on(commit_took);
+        batch.hand_out(result);
+    }
+
+    /// Ends a leader's commit: the first writer queued since leads the
+    /// next one, or, with none queued, the next writer to queue will.
+    fn hand_on(&self, commit_took: Duration) {
+        let mut state = self.lock();
+        state.last_commit = commit_took;
+        match state.queue.first() {
+            Some(next) => next.slot.tell(News::Lead),
+            None => state.leading = false,
         }
     }
 }
@@ -212,7 +268,7 @@ impl Batch<'_> {
                 Some(payload) => Outcome::Panicked(payload),
                 None => Outcome::Committed(result.as_ref().copied().map_err(Error::duplicate)),
             };
-            *crate::sync::lock(&member.queued.outcome) = Some(outcome);
+            member.queued.slot.tell(News::Done(outcome));
         }
     }
 }
@@ -246,11 +302,11 @@ mod tests {
     use crate::engine::{Reader, Writer, test_engine};
 
     /// Queues `job` as `Group::run` does, for a batch made by hand.
-    fn queued(job: &mut GroupJob<'_>) -> (Queued, Arc<Mutex<Option<Outcome>>>) {
-        let outcome = Arc::new(Mutex::new(None));
+    fn queued(job: &mut GroupJob<'_>) -> (Queued, Arc<Slot>) {
+        let slot = Arc::new(Slot::default());
         // SAFETY: the test keeps every job alive until its outcome is read.
         let job = JobPtr(unsafe { std::mem::transmute::<&mut GroupJob<'_>, *mut GroupJob<'static>>(job) });
-        (Queued { job, outcome: Arc::clone(&outcome) }, outcome)
+        (Queued { job, slot: Arc::clone(&slot) }, slot)
     }
 
     #[test]
@@ -265,8 +321,8 @@ mod tests {
             assert!(runs > 1, "a bug that shows only once");
             txn.put(table, b"b", b"1").is_ok()
         };
-        let (first, first_outcome) = queued(&mut steady);
-        let (second, second_outcome) = queued(&mut flaky);
+        let (first, first_slot) = queued(&mut steady);
+        let (second, second_slot) = queued(&mut flaky);
         let group = Group::default();
         let mut batch = Batch {
             group: &group,
@@ -277,12 +333,47 @@ mod tests {
         };
         let result = engine.write_group(&mut batch);
         batch.hand_out(result);
-        for outcome in [first_outcome, second_outcome] {
-            let outcome = crate::sync::lock(&outcome).take();
-            assert!(matches!(outcome, Some(Outcome::Committed(Ok(())))), "every writer is told its changes stayed");
+        for slot in [first_slot, second_slot] {
+            let news = crate::sync::lock(&slot.news).take();
+            assert!(
+                matches!(news, Some(News::Done(Outcome::Committed(Ok(()))))),
+                "every writer is told its changes stayed"
+            );
         }
         let held =
             engine.read(|txn| Ok::<_, Error>((txn.get(table, b"a")?.is_some(), txn.get(table, b"b")?.is_some())));
         assert_eq!(held.unwrap(), (true, true));
+    }
+
+    #[test]
+    fn writers_queued_during_a_commit_are_led_by_one_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(test_engine(dir.path()));
+        let table = engine.open_tables(&["t".to_string()]).unwrap()["t"];
+        let group = Arc::new(Group::default());
+        // A leader is committing: the writers below queue behind it.
+        crate::sync::lock(&group.state).leading = true;
+        let (done, finished) = std::sync::mpsc::channel();
+        for key in [b"first", b"other"] {
+            let (group, engine, done) = (Arc::clone(&group), Arc::clone(&engine), done.clone());
+            // Not scoped: should a writer never be woken, the test fails
+            // rather than waiting for it.
+            std::thread::spawn(move || {
+                let mut write = |txn: &mut dyn Writer| txn.put(table, key, b"1").is_ok();
+                done.send(group.run(&engine, &mut write).is_ok()).unwrap();
+            });
+        }
+        while crate::sync::lock(&group.state).queue.len() < 2 {
+            std::thread::yield_now();
+        }
+        group.hand_on(Duration::ZERO);
+        for _ in 0..2 {
+            let outcome = finished.recv_timeout(Duration::from_secs(10));
+            assert_eq!(outcome, Ok(true), "each queued writer returns, committed");
+        }
+        assert!(!crate::sync::lock(&group.state).leading, "the last leader let go of the lead");
+        for key in [b"first", b"other"] {
+            assert!(engine.read(|txn| txn.get(table, key).map(|found| found.is_some())).unwrap());
+        }
     }
 }
