@@ -387,6 +387,7 @@ impl Error {
             Error::ReadOnly => Error::ReadOnly,
             Error::Fenced => Error::Fenced,
             Error::TooManyTables { max_tables } => Error::TooManyTables { max_tables: *max_tables },
+            Error::Storage(message) => Error::Storage(message.clone()),
             other => Error::Storage(other.to_string()),
         }
     }
@@ -403,6 +404,12 @@ mod tests {
     fn error_is_send_sync_static() {
         fn assert_bounds<T: Send + Sync + 'static + std::error::Error>() {}
         assert_bounds::<Error>();
+    }
+
+    #[test]
+    fn a_copied_storage_error_says_the_same() {
+        let err = Error::Storage("the disk said no".into());
+        assert_eq!(err.duplicate().to_string(), err.to_string());
     }
 
     #[test]

@@ -176,7 +176,20 @@ impl Group {
     /// Commits one batch, holding the lead (`state.leading`): takes the
     /// queue (which holds the leader's own job), commits, hands the lead
     /// on, and hands every writer its outcome.
-    fn lead(&self, engine: &Engine, mut state: MutexGuard<'_, State>) {
+    fn lead(&self, engine: &Engine, state: MutexGuard<'_, State>) {
+        self.lead_with(state, |batch| {
+            let result = engine.write_group(batch);
+            if batch.members.len() > 1 {
+                engine.counters().grouped(batch.members.len());
+            }
+            result
+        });
+    }
+
+    /// `lead`, committing with `commit`. Should `commit` panic, the lead
+    /// is still handed on and every writer told, before the panic goes on
+    /// in the leader's thread: otherwise they would wait forever.
+    fn lead_with(&self, mut state: MutexGuard<'_, State>, commit: impl FnOnce(&mut Batch<'_>) -> Result<()>) {
         let now = Instant::now();
         let mut batch = Batch {
             group: self,
@@ -188,16 +201,19 @@ impl Group {
         batch.take(&mut state);
         drop(state);
         let started = Instant::now();
-        let result = engine.write_group(&mut batch);
+        let committed = catch_unwind(AssertUnwindSafe(|| commit(&mut batch)));
         let commit_took = batch.gathered_at.unwrap_or(started).elapsed();
         tracing::trace!(target: "skyshelve::group", writers = batch.members.len(), "group commit");
-        if batch.members.len() > 1 {
-            engine.counters().grouped(batch.members.len());
-        }
         // Handed on before the outcomes, so that a writer back with its
         // next job leads at once rather than waiting to be told.
         self.hand_on(commit_took);
-        batch.hand_out(result);
+        match committed {
+            Ok(result) => batch.hand_out(result),
+            Err(payload) => {
+                batch.hand_out(Err(Error::Storage(LEADER_PANICKED.into())));
+                resume_unwind(payload)
+            }
+        }
     }
 
     /// Ends a leader's commit: the first writer queued since leads the
@@ -211,6 +227,12 @@ impl Group {
         }
     }
 }
+
+/// What the writers of a group hear when its leader panicked outside
+/// their closures (a bug in skyshelve): the panic may have come before
+/// the commit or after it.
+const LEADER_PANICKED: &str =
+    "the thread leading this group commit panicked (see its panic message); this write may or may not be committed";
 
 /// The writers of one group commit, as the leader takes them.
 struct Batch<'g> {
@@ -375,5 +397,35 @@ mod tests {
         for key in [b"first", b"other"] {
             assert!(engine.read(|txn| txn.get(table, key).map(|found| found.is_some())).unwrap());
         }
+    }
+
+    #[test]
+    fn a_leader_that_panics_still_tells_its_writers_and_hands_on_the_lead() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(test_engine(dir.path()));
+        let table = engine.open_tables(&["t".to_string()]).unwrap()["t"];
+        let group = Arc::new(Group::default());
+        crate::sync::lock(&group.state).leading = true;
+        let (done, finished) = std::sync::mpsc::channel();
+        let write = |key: &'static [u8], done: std::sync::mpsc::Sender<Result<()>>| {
+            let (group, engine) = (Arc::clone(&group), Arc::clone(&engine));
+            std::thread::spawn(move || {
+                let mut put = |txn: &mut dyn Writer| txn.put(table, key, b"1").is_ok();
+                done.send(group.run(&engine, &mut put)).unwrap();
+            });
+        };
+        write(b"queued", done.clone());
+        while crate::sync::lock(&group.state).queue.is_empty() {
+            std::thread::yield_now();
+        }
+        let state = group.lock();
+        let leading = catch_unwind(AssertUnwindSafe(|| group.lead_with(state, |_| panic!("a bug in the commit"))));
+        assert!(leading.is_err(), "the panic goes on in the leader's thread");
+        let told = finished.recv_timeout(Duration::from_secs(10)).expect("the queued writer is told");
+        assert!(matches!(&told, Err(Error::Storage(message)) if message == LEADER_PANICKED), "{told:?}");
+        assert!(!crate::sync::lock(&group.state).leading, "the lead is free again");
+        write(b"next", done);
+        let next = finished.recv_timeout(Duration::from_secs(10));
+        assert!(matches!(next, Ok(Ok(()))), "the next writer leads and commits: {next:?}");
     }
 }

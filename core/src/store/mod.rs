@@ -534,7 +534,9 @@ impl Store {
             keep
         };
         match group.run(&shared.engine, &mut job) {
-            // The commit failed: nothing of this writer is durable, whatever its closure said.
+            // The commit failed: nothing of this writer is durable, whatever
+            // its closure said (unless the error says its leader panicked,
+            // when the commit's fate is unknown).
             Err(err) => Err(E::from(err)),
             Ok(()) => result.unwrap_or_else(|| Err(E::from(Error::Storage("group commit skipped a writer".into())))),
         }
