@@ -109,3 +109,12 @@ fn maps_work_inside_transactions_of_their_own_store_only() {
     assert!(matches!(err, Error::OtherStore { .. }), "{err:?}");
     assert!(matches!(other.read(|tx| counts.get_in(tx, "a")), Err(Error::OtherStore { .. })));
 }
+
+#[test]
+fn map_room_sets_how_many_maps_a_store_can_open() {
+    let maps_opened = |store: &Store| (0..1000).take_while(|i| store.map::<u32, u32>(&format!("m{i}")).is_ok()).count();
+    let roomy = maps_opened(&Store::temporary().unwrap());
+    let tight = maps_opened(&Store::options().map_room(2).open_temporary().unwrap());
+    assert!(tight >= 2, "room for 2 maps opens 2: {tight}");
+    assert_eq!(roomy - tight, skyshelve::MAP_ROOM as usize - 2, "the default has room for MAP_ROOM");
+}

@@ -207,7 +207,7 @@ pub enum Error {
     /// The program uses more tables (models, indexes and maps) than the
     /// store was opened for.
     #[error(
-        "this store was opened with room for {max_tables} tables (models, indexes, maps); raise StoreOptions::max_tables"
+        "this store was opened with room for {max_tables} tables (models, indexes, maps); raise StoreOptions::map_room or StoreOptions::max_tables"
     )]
     TooManyTables {
         /// The configured number of tables.
