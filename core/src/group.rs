@@ -367,64 +367,78 @@ mod tests {
         assert_eq!(held.unwrap(), (true, true));
     }
 
-    #[test]
-    fn writers_queued_during_a_commit_are_led_by_one_of_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(test_engine(dir.path()));
-        let table = engine.open_tables(&["t".to_string()]).unwrap()["t"];
-        let group = Arc::new(Group::default());
-        // A leader is committing: the writers below queue behind it.
-        crate::sync::lock(&group.state).leading = true;
-        let (done, finished) = std::sync::mpsc::channel();
-        for key in [b"first", b"other"] {
-            let (group, engine, done) = (Arc::clone(&group), Arc::clone(&engine), done.clone());
-            // Not scoped: should a writer never be woken, the test fails
-            // rather than waiting for it.
+    /// A group whose lead is taken, as by a leader busy committing, with
+    /// the engine and table its writers write to.
+    struct Busy {
+        _dir: tempfile::TempDir,
+        engine: Arc<Engine>,
+        table: crate::engine::Table,
+        group: Arc<Group>,
+    }
+
+    impl Busy {
+        fn new() -> Busy {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = Arc::new(test_engine(dir.path()));
+            let table = engine.open_tables(&["t".to_string()]).unwrap()["t"];
+            let group = Arc::new(Group::default());
+            crate::sync::lock(&group.state).leading = true;
+            Busy { _dir: dir, engine, table, group }
+        }
+
+        /// Writes `key` through the group from a thread of its own, which
+        /// sends its outcome to `done`. Not scoped: should the writer never
+        /// be woken, the test fails rather than waiting for it.
+        fn write(&self, key: &'static [u8], done: std::sync::mpsc::Sender<Result<()>>) {
+            let (group, engine, table) = (Arc::clone(&self.group), Arc::clone(&self.engine), self.table);
             std::thread::spawn(move || {
-                let mut write = |txn: &mut dyn Writer| txn.put(table, key, b"1").is_ok();
-                done.send(group.run(&engine, &mut write).is_ok()).unwrap();
+                let mut put = |txn: &mut dyn Writer| txn.put(table, key, b"1").is_ok();
+                done.send(group.run(&engine, &mut put)).unwrap();
             });
         }
-        while crate::sync::lock(&group.state).queue.len() < 2 {
-            std::thread::yield_now();
+
+        fn wait_until_queued(&self, writers: usize) {
+            while crate::sync::lock(&self.group.state).queue.len() < writers {
+                std::thread::yield_now();
+            }
         }
-        group.hand_on(Duration::ZERO);
+
+        fn leading(&self) -> bool {
+            crate::sync::lock(&self.group.state).leading
+        }
+    }
+
+    #[test]
+    fn writers_queued_during_a_commit_are_led_by_one_of_them() {
+        let busy = Busy::new();
+        let (done, finished) = std::sync::mpsc::channel();
+        busy.write(b"first", done.clone());
+        busy.write(b"other", done);
+        busy.wait_until_queued(2);
+        busy.group.hand_on(Duration::ZERO);
         for _ in 0..2 {
             let outcome = finished.recv_timeout(Duration::from_secs(10));
-            assert_eq!(outcome, Ok(true), "each queued writer returns, committed");
+            assert!(matches!(outcome, Ok(Ok(()))), "each queued writer returns, committed: {outcome:?}");
         }
-        assert!(!crate::sync::lock(&group.state).leading, "the last leader let go of the lead");
+        assert!(!busy.leading(), "the last leader let go of the lead");
         for key in [b"first", b"other"] {
-            assert!(engine.read(|txn| txn.get(table, key).map(|found| found.is_some())).unwrap());
+            assert!(busy.engine.read(|txn| txn.get(busy.table, key).map(|found| found.is_some())).unwrap());
         }
     }
 
     #[test]
     fn a_leader_that_panics_still_tells_its_writers_and_hands_on_the_lead() {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(test_engine(dir.path()));
-        let table = engine.open_tables(&["t".to_string()]).unwrap()["t"];
-        let group = Arc::new(Group::default());
-        crate::sync::lock(&group.state).leading = true;
+        let busy = Busy::new();
         let (done, finished) = std::sync::mpsc::channel();
-        let write = |key: &'static [u8], done: std::sync::mpsc::Sender<Result<()>>| {
-            let (group, engine) = (Arc::clone(&group), Arc::clone(&engine));
-            std::thread::spawn(move || {
-                let mut put = |txn: &mut dyn Writer| txn.put(table, key, b"1").is_ok();
-                done.send(group.run(&engine, &mut put)).unwrap();
-            });
-        };
-        write(b"queued", done.clone());
-        while crate::sync::lock(&group.state).queue.is_empty() {
-            std::thread::yield_now();
-        }
-        let state = group.lock();
-        let leading = catch_unwind(AssertUnwindSafe(|| group.lead_with(state, |_| panic!("a bug in the commit"))));
+        busy.write(b"queued", done.clone());
+        busy.wait_until_queued(1);
+        let state = busy.group.lock();
+        let leading = catch_unwind(AssertUnwindSafe(|| busy.group.lead_with(state, |_| panic!("a bug in the commit"))));
         assert!(leading.is_err(), "the panic goes on in the leader's thread");
         let told = finished.recv_timeout(Duration::from_secs(10)).expect("the queued writer is told");
         assert!(matches!(&told, Err(Error::Storage(message)) if message == LEADER_PANICKED), "{told:?}");
-        assert!(!crate::sync::lock(&group.state).leading, "the lead is free again");
-        write(b"next", done);
+        assert!(!busy.leading(), "the lead is free again");
+        busy.write(b"next", done);
         let next = finished.recv_timeout(Duration::from_secs(10));
         assert!(matches!(next, Ok(Ok(()))), "the next writer leads and commits: {next:?}");
     }
