@@ -2,8 +2,9 @@
 //! commit, and so one pair of fsyncs.
 //!
 //! Writers queue their closures. One of them becomes the leader: it opens
-//! one write transaction, runs the queued closures in it, commits once, and
-//! wakes each writer with its own outcome. A closure that fails is rolled
+//! one write transaction, runs the queued closures in it, commits once,
+//! puts each writer's own outcome in its slot and wakes them all with one
+//! call. A closure that fails is rolled
 //! back alone (see `Engine::write_group`). Writers arriving during the
 //! commit form the next batch. Each writer returns only after the commit
 //! that holds its changes is durable.
@@ -41,6 +42,11 @@ pub(crate) struct Group {
     /// a polling leader looks at without taking the lock. Written only
     /// with the lock held.
     newly_queued: AtomicUsize,
+    /// Writers waiting for news sleep on `told`, holding `telling` while
+    /// they look at their slot: a leader that has put the news of a
+    /// commit in its writers' slots takes it and wakes them all at once.
+    telling: Mutex<()>,
+    told: Condvar,
 }
 
 #[derive(Default)]
@@ -112,14 +118,13 @@ impl JobPtr {
 // leader) uses it while its owner waits.
 unsafe impl Send for JobPtr {}
 
-/// Where one queued writer waits. Each writer has its own, so that a
-/// commit wakes exactly its writers, each without taking the queue's lock:
-/// one condition variable for all would wake every writer at once, to
-/// queue again for that lock on two cores.
+/// Where the leader puts one queued writer's news. Each writer has its
+/// own, and looks at it under a lock that nothing else holds for long
+/// (`Group::telling`), so that writers woken together do not queue again
+/// for the queue's lock.
 #[derive(Default)]
 struct Slot {
     news: Mutex<Option<News>>,
-    arrived: Condvar,
 }
 
 enum News {
@@ -135,19 +140,13 @@ enum Outcome {
 }
 
 impl Slot {
-    fn tell(&self, news: News) {
+    /// Puts `news` for the writer; `Group::wake_writers` then wakes it.
+    fn put(&self, news: News) {
         *crate::sync::lock(&self.news) = Some(news);
-        self.arrived.notify_one();
     }
 
-    fn wait(&self) -> News {
-        let mut news = crate::sync::lock(&self.news);
-        loop {
-            match news.take() {
-                Some(arrived) => return arrived,
-                None => news = crate::sync::wait(&self.arrived, news),
-            }
-        }
+    fn take(&self) -> Option<News> {
+        crate::sync::lock(&self.news).take()
     }
 }
 
@@ -163,6 +162,26 @@ impl Outcome {
 impl Group {
     fn lock(&self) -> MutexGuard<'_, State> {
         crate::sync::lock(&self.state)
+    }
+
+    /// Waits until a leader has put news in `slot`.
+    fn wait_for_news(&self, slot: &Slot) -> News {
+        let mut telling = crate::sync::lock(&self.telling);
+        loop {
+            match slot.take() {
+                Some(news) => return news,
+                None => telling = crate::sync::wait(&self.told, telling),
+            }
+        }
+    }
+
+    /// Wakes every writer waiting for news, with one call: woken one by
+    /// one, the first could take the leader's core before the others
+    /// were even woken. Call it after putting the news: a writer looks at
+    /// its slot only while holding `telling`.
+    fn wake_writers(&self) {
+        drop(crate::sync::lock(&self.telling));
+        self.told.notify_all();
     }
 
     /// Runs `job` in the next group commit; returns once that commit is
@@ -181,7 +200,7 @@ impl Group {
                 self.joined.notify_one();
             }
             drop(state);
-            if let News::Done(outcome) = slot.wait() {
+            if let News::Done(outcome) = self.wait_for_news(&slot) {
                 return outcome.into_result();
             }
             // Told to lead: `leading` stayed set for this thread.
@@ -189,15 +208,15 @@ impl Group {
         }
         state.leading = true;
         self.lead(engine, state);
-        match slot.wait() {
+        match self.wait_for_news(&slot) {
             News::Done(outcome) => outcome.into_result(),
             News::Lead => unreachable!("a leader's own job is in the batch it leads"),
         }
     }
 
     /// Commits one batch, holding the lead (`state.leading`): takes the
-    /// queue (which holds the leader's own job), commits, hands the lead
-    /// on, and hands every writer its outcome.
+    /// queue (which holds the leader's own job), commits, hands every
+    /// writer its outcome and the lead on.
     fn lead(&self, engine: &Engine, state: MutexGuard<'_, State>) {
         self.lead_with(state, |batch| {
             let result = engine.write_group(batch);
@@ -226,27 +245,39 @@ impl Group {
         let committed = catch_unwind(AssertUnwindSafe(|| commit(&mut batch)));
         let commit_took = batch.gathered_at.unwrap_or(started).elapsed();
         tracing::trace!(target: "skyshelve::group", writers = batch.members.len(), "group commit");
-        // Handed on before the outcomes, so that a writer back with its
-        // next job leads at once rather than waiting to be told.
-        self.hand_on(commit_took);
         match committed {
-            Ok(result) => batch.hand_out(result),
+            Ok(result) => self.finish(batch, result, commit_took),
             Err(payload) => {
-                batch.hand_out(Err(Error::Storage(LEADER_PANICKED.into())));
+                self.finish(batch, Err(Error::Storage(LEADER_PANICKED.into())), commit_took);
                 resume_unwind(payload)
             }
         }
     }
 
-    /// Ends a leader's commit: the first writer queued since leads the
-    /// next one, or, with none queued, the next writer to queue will.
-    fn hand_on(&self, commit_took: Duration) {
+    /// Ends a leader's commit: tells the writers of `batch` its result,
+    /// and hands the lead on.
+    fn finish(&self, batch: Batch<'_>, result: Result<()>, commit_took: Duration) {
+        // The lead is let go of before the writers wake, so that one back
+        // with its next job leads at once rather than waiting to be told.
+        let next_leader = self.hand_on(commit_took);
+        batch.hand_out(result);
+        if let Some(next) = next_leader {
+            next.put(News::Lead);
+        }
+        self.wake_writers();
+    }
+
+    /// Notes how long the commit took and picks the next leader: returns
+    /// the slot of the first writer queued since, who is to be told; with
+    /// none queued, lets go of the lead for the next writer to queue.
+    fn hand_on(&self, commit_took: Duration) -> Option<Arc<Slot>> {
         let mut state = self.lock();
         state.last_commit = commit_took;
-        match state.queue.first() {
-            Some(next) => next.slot.tell(News::Lead),
-            None => state.leading = false,
+        let next = state.queue.first().map(|next| Arc::clone(&next.slot));
+        if next.is_none() {
+            state.leading = false;
         }
+        next
     }
 }
 
@@ -317,14 +348,15 @@ impl Batch<'_> {
         gathering
     }
 
-    /// Hands every writer its outcome: the commit's result, or its panic.
+    /// Puts every writer's outcome in its slot: the commit's result, or
+    /// its panic (`Group::wake_writers` then wakes them).
     fn hand_out(self, result: Result<()>) {
         for member in self.members {
             let outcome = match member.panic.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 Some(payload) => Outcome::Panicked(payload),
                 None => Outcome::Committed(result.as_ref().copied().map_err(Error::duplicate)),
             };
-            member.queued.slot.tell(News::Done(outcome));
+            member.queued.slot.put(News::Done(outcome));
         }
     }
 }
@@ -478,7 +510,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5), "woken by the writer, not by its deadline");
         assert_eq!(batch.members.len(), 1);
         assert!(!crate::sync::lock(&busy.group.state).leader_asleep);
-        batch.hand_out(Ok(()));
+        busy.group.finish(batch, Ok(()), Duration::ZERO);
         let told = finished.recv_timeout(Duration::from_secs(10));
         assert!(matches!(told, Ok(Ok(()))), "the writer hears its outcome: {told:?}");
     }
@@ -501,7 +533,7 @@ mod tests {
         busy.write(b"first", done.clone());
         busy.write(b"other", done);
         busy.wait_until_queued(2);
-        busy.group.hand_on(Duration::ZERO);
+        busy.group.finish(gathering(&busy.group, 0, Duration::ZERO), Ok(()), Duration::ZERO);
         for _ in 0..2 {
             let outcome = finished.recv_timeout(Duration::from_secs(10));
             assert!(matches!(outcome, Ok(Ok(()))), "each queued writer returns, committed: {outcome:?}");
