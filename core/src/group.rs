@@ -232,13 +232,7 @@ impl Group {
     /// in the leader's thread: otherwise they would wait forever.
     fn lead_with(&self, mut state: MutexGuard<'_, State>, commit: impl FnOnce(&mut Batch<'_>) -> Result<()>) {
         let now = Instant::now();
-        let mut batch = Batch {
-            group: self,
-            members: Vec::new(),
-            expected: state.expected_writers(now),
-            deadline: now + state.last_commit / 2,
-            gathered_at: None,
-        };
+        let mut batch = Batch::new(self, state.expected_writers(now), now + state.last_commit / 2);
         batch.take(&mut state);
         drop(state);
         let started = Instant::now();
@@ -330,7 +324,13 @@ impl Member {
     }
 }
 
-impl Batch<'_> {
+impl<'g> Batch<'g> {
+    /// An empty batch whose leader expects `expected` writers and waits
+    /// for them until `deadline`.
+    fn new(group: &'g Group, expected: usize, deadline: Instant) -> Batch<'g> {
+        Batch { group, members: Vec::new(), expected, deadline, gathered_at: None }
+    }
+
     /// Takes every queued writer into the batch.
     fn take(&mut self, state: &mut State) {
         self.group.newly_queued.store(0, Ordering::Relaxed);
@@ -424,13 +424,8 @@ mod tests {
         let (first, first_slot) = queued(&mut steady);
         let (second, second_slot) = queued(&mut flaky);
         let group = Group::default();
-        let mut batch = Batch {
-            group: &group,
-            members: vec![Member::new(first), Member::new(second)],
-            expected: 0,
-            deadline: Instant::now(),
-            gathered_at: None,
-        };
+        let mut batch = Batch::new(&group, 0, Instant::now());
+        batch.members = vec![Member::new(first), Member::new(second)];
         let result = engine.write_group(&mut batch);
         batch.hand_out(result);
         for slot in [first_slot, second_slot] {
@@ -486,16 +481,10 @@ mod tests {
         }
     }
 
-    /// A batch led by the test, expecting `expected` writers until `wait`
-    /// has passed.
-    fn gathering(group: &Group, expected: usize, wait: Duration) -> Batch<'_> {
-        Batch { group, members: Vec::new(), expected, deadline: Instant::now() + wait, gathered_at: None }
-    }
-
     #[test]
     fn a_gathering_leader_asleep_is_woken_by_the_next_writer() {
         let busy = Busy::new();
-        let mut batch = gathering(&busy.group, 2, Duration::from_secs(10));
+        let mut batch = Batch::new(&busy.group, 2, Instant::now() + Duration::from_secs(10));
         let (done, finished) = std::sync::mpsc::channel();
         let started = Instant::now();
         let took = std::thread::scope(|scope| {
@@ -519,7 +508,7 @@ mod tests {
     fn a_gathering_leader_stops_waiting_at_its_deadline() {
         let group = Group::default();
         let wait = Duration::from_millis(20);
-        let mut batch = gathering(&group, 2, wait);
+        let mut batch = Batch::new(&group, 2, Instant::now() + wait);
         let started = Instant::now();
         assert!(!batch.take_more(), "nobody joined");
         assert!(started.elapsed() >= wait, "it waited for the writer it expected");
@@ -533,7 +522,7 @@ mod tests {
         busy.write(b"first", done.clone());
         busy.write(b"other", done);
         busy.wait_until_queued(2);
-        busy.group.finish(gathering(&busy.group, 0, Duration::ZERO), Ok(()), Duration::ZERO);
+        busy.group.finish(Batch::new(&busy.group, 0, Instant::now()), Ok(()), Duration::ZERO);
         for _ in 0..2 {
             let outcome = finished.recv_timeout(Duration::from_secs(10));
             assert!(matches!(outcome, Ok(Ok(()))), "each queued writer returns, committed: {outcome:?}");
