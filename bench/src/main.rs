@@ -94,6 +94,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
+/// One run of every wanted workload. Each workload runs on every system
+/// back to back, so that the figures a ratio sets against each other are
+/// taken moments apart: this machine's disk changes speed within minutes.
 fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     let wanted = |w: &str| options.only.as_deref().is_none_or(|only| only == w);
     let sizes = &options.sizes;
@@ -101,33 +104,40 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     let history = options.history.then_some(System::SkyshelveHistory);
     let slatedb = options.slatedb.then_some(System::SkyshelveSlatedb);
     let sqlite_serial = options.sqlite_serial.then_some(System::SqliteSerial);
-    for system in chosen.chain(history).chain(slatedb).chain(sqlite_serial) {
-        let label = |w: &str, e: systems::Result<Figure>| e.map_err(|err| format!("{w} on {}: {err}", system.name()));
-        let single: [(&'static str, Workload); 5] = [
-            ("insert_batch", workloads::insert_batch),
-            ("insert_durable", workloads::insert_durable),
-            ("durable_concurrent", workloads::durable_concurrent),
-            ("update_nosync", workloads::update_nosync),
-            ("multiproc_counter", workloads::multiproc_counter),
-        ];
-        for (workload, run) in single {
+    let systems: Vec<System> = chosen.chain(history).chain(slatedb).chain(sqlite_serial).collect();
+    let single: [(&'static str, Workload); 5] = [
+        ("insert_batch", workloads::insert_batch),
+        ("insert_durable", workloads::insert_durable),
+        ("durable_concurrent", workloads::durable_concurrent),
+        ("update_nosync", workloads::update_nosync),
+        ("multiproc_counter", workloads::multiproc_counter),
+    ];
+    for (workload, run) in single.into_iter().filter(|(w, _)| wanted(w)) {
+        for &system in &systems {
             // SlateDB has one writer process: a second one fences the first.
-            let one_writer = system == System::SkyshelveSlatedb && workload == "multiproc_counter";
-            if wanted(workload) && !one_writer {
-                eprintln!("  {workload} on {}", system.name());
-                results.add(workload, system, label(workload, run(system, sizes))?);
+            if system == System::SkyshelveSlatedb && workload == "multiproc_counter" {
+                continue;
             }
+            eprintln!("  {workload} on {}", system.name());
+            let figure = run(system, sizes).map_err(|err| format!("{workload} on {}: {err}", system.name()))?;
+            results.add(workload, system, figure);
         }
-        if ["get_pk", "get_unique", "scan_team"].iter().any(|w| wanted(w)) {
+    }
+    if ["get_pk", "get_unique", "scan_team"].iter().any(|w| wanted(w)) {
+        for &system in &systems {
             eprintln!("  get_pk, get_unique, scan_team on {}", system.name());
             let figures = workloads::reads(system, sizes).map_err(|e| format!("reads on {}: {e}", system.name()))?;
             for (workload, figure) in ["get_pk", "get_unique", "scan_team"].into_iter().zip(figures) {
                 results.add(workload, system, figure);
             }
         }
-        if wanted("stream_scan") {
+    }
+    if wanted("stream_scan") {
+        for &system in &systems {
             eprintln!("  stream_scan on {}", system.name());
-            results.add("stream_scan", system, label("stream_scan", workloads::stream_scan(system, sizes))?);
+            let figure =
+                workloads::stream_scan(system, sizes).map_err(|e| format!("stream_scan on {}: {e}", system.name()))?;
+            results.add("stream_scan", system, figure);
         }
     }
     Ok(())
