@@ -119,14 +119,13 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
                 continue;
             }
             eprintln!("  {workload} on {}", system.name());
-            let figure = run(system, sizes).map_err(|err| format!("{workload} on {}: {err}", system.name()))?;
-            results.add(workload, system, figure);
+            results.add(workload, system, labelled(workload, system, run(system, sizes))?);
         }
     }
     if ["get_pk", "get_unique", "scan_team"].iter().any(|w| wanted(w)) {
         for &system in &systems {
             eprintln!("  get_pk, get_unique, scan_team on {}", system.name());
-            let figures = workloads::reads(system, sizes).map_err(|e| format!("reads on {}: {e}", system.name()))?;
+            let figures = labelled("reads", system, workloads::reads(system, sizes))?;
             for (workload, figure) in ["get_pk", "get_unique", "scan_team"].into_iter().zip(figures) {
                 results.add(workload, system, figure);
             }
@@ -135,12 +134,16 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     if wanted("stream_scan") {
         for &system in &systems {
             eprintln!("  stream_scan on {}", system.name());
-            let figure =
-                workloads::stream_scan(system, sizes).map_err(|e| format!("stream_scan on {}: {e}", system.name()))?;
+            let figure = labelled("stream_scan", system, workloads::stream_scan(system, sizes))?;
             results.add("stream_scan", system, figure);
         }
     }
     Ok(())
+}
+
+/// `result`, its error naming the workload and the system.
+fn labelled<T>(workload: &str, system: System, result: systems::Result<T>) -> Result<T, String> {
+    result.map_err(|err| format!("{workload} on {}: {err}", system.name()))
 }
 
 fn main() -> std::process::ExitCode {
