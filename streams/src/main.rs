@@ -30,7 +30,8 @@ struct Serve {
     /// serve the same folder at the same time.
     #[arg(long)]
     dir: PathBuf,
-    /// The TCP port (4437 is the protocol's default).
+    /// The TCP port (4437 is the protocol's default); 0 lets the system
+    /// pick a free one, which the server prints when it listens.
     #[arg(long, default_value_t = 4437)]
     port: u16,
     /// The address to listen on.
@@ -85,6 +86,10 @@ fn main() -> ExitCode {
 }
 
 fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
+    if serve.port == 0 && serve.workers > 1 {
+        // Each process would get a port of its own.
+        return Err("--workers shares one port between processes: give it with --port".into());
+    }
     let durability = match serve.durability {
         DurabilityArg::Full => skyshelve::Durability::Full,
         DurabilityArg::Relaxed => skyshelve::Durability::MayLoseLastCommits,
@@ -109,7 +114,8 @@ fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async move {
         let listener = skyshelve_streams::http::bind_shared(address)?;
-        eprintln!("skyshelve-streams: serving {} on http://{address}", serve.dir.display());
+        let bound = listener.local_addr()?;
+        eprintln!("skyshelve-streams: serving {} on http://{bound}", serve.dir.display());
         skyshelve_streams::http::serve(listener, streams, settings).await
     });
     for mut worker in workers {

@@ -3,8 +3,8 @@
 //! (a client gone mid-append, a body over the limit, a server killed
 //! mid-append) leave acknowledged appends whole and nothing half-written.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,23 +16,24 @@ struct Server {
 }
 
 impl Server {
+    /// Starts a server on a port the system picks, and waits until it
+    /// listens. A port picked here and handed over could be picked by a
+    /// parallel test too, and servers share ports (`SO_REUSEPORT`): the
+    /// two tests would then talk to each other's servers.
     fn start(dir: &Path, extra: &[&str]) -> Server {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_skyshelve-streams"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_skyshelve-streams"))
             .args(["serve", "--dir"])
             .arg(dir)
-            .args(["--port", &port.to_string(), "--long-poll-timeout", "10"])
+            .args(["--port", "0", "--long-poll-timeout", "10"])
             .args(extra)
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the server starts");
-        let server = Server { child, port };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "the server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+        let port = listening_port(&mut stderr);
+        // Keeps reading, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Server { child, port }
     }
 
     fn kill(&mut self) {
@@ -47,8 +48,16 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The port in the server's "serving … on http://127.0.0.1:PORT" line.
+fn listening_port(stderr: &mut impl BufRead) -> u16 {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the server ended before it listened");
+        if let Some((_, address)) = line.trim_end().rsplit_once("http://") {
+            return address.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).expect("a port");
+        }
+    }
 }
 
 /// A response: status, headers (lower-case names), body.
