@@ -31,8 +31,13 @@ impl Server {
             .expect("the server starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
         let port = listening_port(&mut stderr);
-        // Keeps reading, so that the server never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        // Passes the server's messages on (a failing test shows them), and
+        // keeps reading, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                eprintln!("server on port {port}: {line}");
+            }
+        });
         Server { child, port }
     }
 
