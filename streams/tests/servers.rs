@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 /// A server process, killed when dropped.
@@ -29,16 +30,18 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the server starts");
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
-        let port = listening_port(&mut stderr);
-        // Passes the server's messages on (a failing test shows them), and
-        // keeps reading, so that the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                eprintln!("server on port {port}: {line}");
-            }
-        });
-        Server { child, port }
+        let stderr = BufReader::new(child.stderr.take().expect("piped"));
+        let (listening, port) = std::sync::mpsc::channel();
+        std::thread::spawn(move || pass_on_messages(stderr, listening));
+        // Made before the wait, so that a server that never listens is
+        // killed when the test fails.
+        let mut server = Server { child, port: 0 };
+        server.port = match port.recv_timeout(Duration::from_secs(20)) {
+            Ok(port) => port,
+            Err(RecvTimeoutError::Timeout) => panic!("the server did not listen within 20 s"),
+            Err(RecvTimeoutError::Disconnected) => panic!("the server ended before it listened (see its messages)"),
+        };
+        server
     }
 
     fn kill(&mut self) {
@@ -53,15 +56,17 @@ impl Drop for Server {
     }
 }
 
-/// The port in the server's "serving … on http://127.0.0.1:PORT" line.
-fn listening_port(stderr: &mut impl BufRead) -> u16 {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "the server ended before it listened");
-        if let Some((_, address)) = line.trim_end().rsplit_once("http://") {
-            return address.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).expect("a port");
+/// Passes the server's messages on to the test's output (a failing test
+/// shows them), sending the port of its "serving … on http://HOST:PORT"
+/// line to `listening`, and keeps reading until the server ends, so that
+/// it never blocks on a full pipe.
+fn pass_on_messages(stderr: impl BufRead, listening: Sender<u16>) {
+    for line in stderr.lines().map_while(Result::ok) {
+        let port = line.rsplit_once("http://").and_then(|(_, address)| address.rsplit_once(':'));
+        if let Some(port) = port.and_then(|(_, port)| port.trim().parse().ok()) {
+            let _ = listening.send(port);
         }
+        eprintln!("server: {line}");
     }
 }
 
