@@ -14,8 +14,8 @@ port="${CONFORMANCE_PORT:-$((20000 + RANDOM % 20000))}"
 [ -d node_modules/@durable-streams/server-conformance-tests ] || npm install --no-audit --no-fund --silent
 cargo build --quiet --release -p skyshelve-streams
 store=$(mktemp -d)
-../../target/release/skyshelve-streams serve --dir "$store/streams" --port "$port" \
-  --workers "$workers" --long-poll-timeout 3 &
+RUST_LOG="${RUST_LOG:-warn}" ../../target/release/skyshelve-streams serve --dir "$store/streams" --port "$port" \
+  --workers "$workers" --long-poll-timeout 3 --cors-origin "*" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$store"' EXIT
 for _ in $(seq 1 100); do

@@ -5,7 +5,7 @@
 
 use serde_json::value::RawValue;
 
-use crate::store::{Result, StreamError};
+use crate::error::{Result, StreamError};
 
 /// Whether an empty array is allowed: at creation it makes an empty
 /// stream; in an append it is refused.

@@ -9,15 +9,16 @@
 //!
 //! [`Streams`] is the store as a typed Rust API; [`http`] serves it.
 
+mod error;
 pub mod http;
 mod json;
 mod model;
 mod offset;
 mod store;
 
+pub use error::{Result, StreamError};
 pub use json::array as json_array;
 pub use offset::{Offset, Start};
 pub use store::{
-    Append, Appended, Create, Created, Fork, Limits, Meta, Producer, Read, Result, StreamError, Streams, is_json,
-    media_type,
+    Append, Appended, Create, Created, Fork, Limits, MAX_FORK_DEPTH, Meta, Producer, Read, Streams, is_json, media_type,
 };

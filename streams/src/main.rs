@@ -48,10 +48,43 @@ struct Serve {
     /// The largest append body, in bytes (larger ones get 413).
     #[arg(long, default_value_t = 16 << 20)]
     max_message_size: usize,
+    /// The most JSON messages one append may carry (more get 413): each
+    /// is stored on its own, so this bounds how long one append holds the
+    /// store's writer.
+    #[arg(long, default_value_t = Limits::default().max_messages)]
+    max_messages_per_append: usize,
+    /// Seconds a client may take to send a request's headers; also how
+    /// long an idle connection is kept open.
+    #[arg(long, default_value_t = 60.0)]
+    header_timeout: f64,
+    /// Seconds a client may take to send a request's body (then 408).
+    #[arg(long, default_value_t = 300.0)]
+    body_timeout: f64,
+    /// Connections served at once by each process; more are answered 503.
+    /// Keep it below the process's open-file limit (`ulimit -n`).
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+    /// An origin whose web pages may call the server (CORS), e.g.
+    /// `https://app.example.com`; repeatable; `*` allows every origin.
+    /// Without it no CORS headers are sent, so other sites' pages cannot
+    /// read, write or delete streams through a visitor's browser.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// How log lines are written to standard error: `text` for people,
+    /// `json` (one object a line) for log collectors. `RUST_LOG` picks
+    /// what is logged (default `info`: one line per request).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Server processes sharing the port (SO_REUSEPORT) and the store:
     /// this one and N-1 more it starts.
     #[arg(long, default_value_t = 1)]
     workers: u32,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -74,8 +107,20 @@ fn end_with_parent() {
     }
 }
 
+/// Logs to standard error, filtered by `RUST_LOG` (default `info`).
+fn start_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
 fn main() -> ExitCode {
     let Cli { command: Command::Serve(serve) } = Cli::parse();
+    start_logging(serve.log_format);
     match run(&serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -94,10 +139,16 @@ fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
         DurabilityArg::Full => skyshelve::Durability::Full,
         DurabilityArg::Relaxed => skyshelve::Durability::MayLoseLastCommits,
     };
-    let limits = Limits { max_append: serve.max_message_size, ..Limits::default() };
+    let limits =
+        Limits { max_append: serve.max_message_size, max_messages: serve.max_messages_per_append, ..Limits::default() };
     let streams = Streams::open(&serve.dir, durability, limits)?;
+    let seconds = |value: f64| Duration::from_secs_f64(value.max(0.0));
     let settings = Settings {
-        long_poll_timeout: Duration::from_secs_f64(serve.long_poll_timeout.max(0.0)),
+        long_poll_timeout: seconds(serve.long_poll_timeout),
+        header_read_timeout: seconds(serve.header_timeout),
+        body_read_timeout: seconds(serve.body_timeout),
+        max_connections: serve.max_connections.max(1),
+        cors_origins: serve.cors_origins.clone(),
         ..Settings::default()
     };
     let address = SocketAddr::new(serve.host, serve.port);
@@ -111,11 +162,14 @@ fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
         let args: Vec<String> = std::env::args().skip(1).collect();
         workers.push(std::process::Command::new(std::env::current_exe()?).args(&args).env(WORKER, "1").spawn()?);
     }
+    let role = if is_worker { "worker" } else { "server" };
+    let started: Vec<u32> = workers.iter().map(std::process::Child::id).collect();
+    tracing::info!(pid = std::process::id(), role, workers = ?started, "starting");
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async move {
         let listener = skyshelve_streams::http::bind_shared(address)?;
         let bound = listener.local_addr()?;
-        eprintln!("skyshelve-streams: serving {} on http://{bound}", serve.dir.display());
+        eprintln!("skyshelve-streams: {role} {} serving {} on http://{bound}", std::process::id(), serve.dir.display());
         skyshelve_streams::http::serve(listener, streams, settings).await
     });
     for mut worker in workers {

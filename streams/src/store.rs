@@ -11,76 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use skyshelve::{Durability, Persistent, Store, WriteTx};
 
+pub use crate::error::{Result, StreamError};
 use crate::model::{Bytes, Chunk, ProducerRecord, StreamRecord};
 use crate::offset::{Offset, Start};
-
-/// What can go wrong, each named for the HTTP status it becomes.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StreamError {
-    /// No such stream (or it expired).
-    #[error("no stream at this path")]
-    NotFound,
-    /// The stream was deleted (or expired) but its forks keep it.
-    #[error("the stream is gone")]
-    Gone,
-    /// A create met a stream with another configuration.
-    #[error("the stream exists with another configuration")]
-    ConfigConflict,
-    /// An append's content type is not the stream's.
-    #[error("content type {given:?} does not match the stream's {stream:?}")]
-    ContentTypeMismatch {
-        /// The stream's content type.
-        stream: String,
-        /// The request's.
-        given: String,
-    },
-    /// `Stream-Seq` not above the last one.
-    #[error("Stream-Seq {given:?} is not above the last one, {last:?}")]
-    SeqRegression {
-        /// The last accepted value.
-        last: String,
-        /// The request's.
-        given: String,
-    },
-    /// An append to a closed stream.
-    #[error("the stream is closed")]
-    Closed {
-        /// The stream's final tail.
-        tail: Offset,
-    },
-    /// A producer epoch below the stream's record of it (a zombie).
-    #[error("producer epoch is stale; the current one is {current}")]
-    StaleEpoch {
-        /// The producer's current epoch.
-        current: u64,
-    },
-    /// A producer sequence that skips numbers.
-    #[error("producer sequence {received} skips ahead of {expected}")]
-    SeqGap {
-        /// The sequence number expected next.
-        expected: u64,
-        /// The one received.
-        received: u64,
-    },
-    /// A malformed request.
-    #[error("{0}")]
-    BadRequest(String),
-    /// A body over the server's limit.
-    #[error("the body is {size} bytes; the limit is {limit}")]
-    TooLarge {
-        /// The body's size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] skyshelve::Error),
-}
-
-/// The result type of the stream store.
-pub type Result<T, E = StreamError> = std::result::Result<T, E>;
 
 /// A stream's configuration and tail.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,15 +172,22 @@ pub struct Read {
 pub struct Limits {
     /// The largest append body, in bytes.
     pub max_append: usize,
+    /// The most JSON messages one request may append (each is a record of
+    /// its own, so this bounds how long one append holds the writer).
+    pub max_messages: usize,
     /// About how many bytes one read returns (at least one whole append).
     pub max_read: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_append: 16 << 20, max_read: 1 << 20 }
+        Limits { max_append: 16 << 20, max_messages: 10_000, max_read: 1 << 20 }
     }
 }
+
+/// The longest chain of forks (a fork of a fork of …): reads walk the
+/// chain, so its length bounds their work.
+pub const MAX_FORK_DEPTH: usize = 400;
 
 /// A TTL is renewed by a read only when this much of it has passed since
 /// the last renewal, so that a burst of reads is not a burst of writes.
@@ -311,7 +251,7 @@ impl Streams {
             if let Some(existing) = tx.load_by(StreamRecord::PATH, path)? {
                 // A stream kept only for its forks cannot be made again.
                 if existing.deleted || expired(&existing, now) {
-                    return Err(StreamError::ConfigConflict);
+                    return Err(StreamError::HeldByForks);
                 }
                 return if same_config(&existing, &create) {
                     Ok(Created::Existing(Meta::of(&existing)))
@@ -343,12 +283,10 @@ impl Streams {
             renew(&mut record, now);
             record.expires = record.expiry;
             tx.append(&mut record)?;
-            let initial = if is_json(&record.content_type) {
-                crate::json::messages(&create.body, crate::json::Empty::Allowed)?
-            } else if create.body.is_empty() {
+            let initial = if create.body.is_empty() && !is_json(&record.content_type) {
                 Vec::new()
             } else {
-                vec![create.body.clone()]
+                messages_of(&record.content_type, &create.body, crate::json::Empty::Allowed, self.limits)?
             };
             write_messages(tx, &mut record, &prefix)?;
             if !initial.is_empty() {
@@ -365,7 +303,7 @@ impl Streams {
         let now = SystemTime::now();
         self.store.write_with_error(|tx| {
             let mut record = live(tx.load_by(StreamRecord::PATH, path)?, now)?;
-            append_in(tx, &mut record, &append, now)
+            append_in(tx, &mut record, &append, now, self.limits)
         })
     }
 
@@ -497,10 +435,13 @@ fn remove(tx: &mut WriteTx<'_>, record: &StreamRecord, now: SystemTime) -> Resul
 fn start_fork(tx: &mut WriteTx<'_>, record: &mut StreamRecord, create: &Create, fork: &Fork) -> Result<Vec<Batch>> {
     let now = SystemTime::now();
     let mut source = match tx.load_by(StreamRecord::PATH, fork.source.as_str())? {
-        None => return Err(StreamError::NotFound),
-        Some(source) if source.deleted || expired(&source, now) => return Err(StreamError::ConfigConflict),
+        None => return Err(StreamError::ForkSourceNotFound(fork.source.clone())),
+        Some(source) if source.deleted || expired(&source, now) => return Err(StreamError::HeldByForks),
         Some(source) => source,
     };
+    if fork_depth(tx, &source)? >= MAX_FORK_DEPTH {
+        return Err(StreamError::BadRequest(format!("forks may be nested {MAX_FORK_DEPTH} deep at most")));
+    }
     match &create.content_type {
         Some(given) if media_type(given) != media_type(&source.content_type) => {
             return Err(StreamError::ConfigConflict);
@@ -512,6 +453,7 @@ fn start_fork(tx: &mut WriteTx<'_>, record: &mut StreamRecord, create: &Create, 
     if offset > source.tail {
         return Err(StreamError::BadRequest("the fork offset is past the source's tail".into()));
     }
+    check_boundary(tx, &source, offset)?;
     let prefix = if fork.sub_offset == 0 { Vec::new() } else { sub_prefix(tx, &source, offset, fork.sub_offset)? };
     if create.ttl_secs.is_none() && create.expires_at.is_none() {
         record.ttl_secs = source.ttl_secs;
@@ -532,40 +474,103 @@ fn start_fork(tx: &mut WriteTx<'_>, record: &mut StreamRecord, create: &Create, 
 /// One append's messages, to copy.
 type Batch = Vec<Vec<u8>>;
 
-/// The first `count` bytes (or JSON messages) of the append at `offset`.
+/// The first `count` bytes (or JSON messages) of the append at `offset`,
+/// as far as `source` holds them: a source that is itself a fork holds its
+/// own source's append only up to its fork offset, never beyond.
 fn sub_prefix(tx: &WriteTx<'_>, source: &StreamRecord, offset: u64, count: u64) -> Result<Vec<Batch>> {
     let overshoot = || StreamError::BadRequest("the fork sub-offset is past the end of the append".into());
-    let (owner, first) = chunk_at(tx, source, offset)?.ok_or_else(overshoot)?;
+    let found = chunk_at(tx, source, offset)?.ok_or_else(overshoot)?;
+    let wanted = usize::try_from(count).map_err(|_| overshoot())?;
     if is_json(&source.content_type) {
-        let messages = usize::try_from(count).map_err(|_| overshoot())?;
-        if messages > first.batch as usize {
+        if wanted > found.chunk.batch as usize {
             return Err(overshoot());
         }
-        let batch = Chunk::query().range((owner, offset)..).limit(messages).fetch_in(tx)?;
+        let owner = found.owner;
+        let batch = Chunk::query().range((owner, offset)..(owner, found.visible_end)).limit(wanted).fetch_in(tx)?;
+        if batch.records.len() < wanted {
+            return Err(overshoot());
+        }
         return Ok(vec![batch.records.into_iter().map(|chunk| chunk.data.0).collect()]);
     }
-    let bytes = usize::try_from(count).ok().filter(|&n| n <= first.data.0.len()).ok_or_else(overshoot)?;
-    Ok(vec![vec![first.data.0[..bytes].to_vec()]])
+    let visible = usize::try_from(found.visible_end - offset).unwrap_or(usize::MAX).min(found.chunk.data.0.len());
+    if wanted > visible {
+        return Err(overshoot());
+    }
+    Ok(vec![vec![found.chunk.data.0[..wanted].to_vec()]])
+}
+
+/// A chunk found through a chain of forks.
+struct Found {
+    /// The id of the stream that stores it.
+    owner: u64,
+    chunk: Chunk,
+    /// Where the content of the stream asked about stops being this
+    /// owner's: the lowest fork offset on the way down, else its tail.
+    visible_end: u64,
 }
 
 /// The chunk that starts exactly at `offset` in a stream, following forks
-/// to the stream that holds it; with the id it is stored under.
-fn chunk_at(tx: &WriteTx<'_>, record: &StreamRecord, offset: u64) -> Result<Option<(u64, Chunk)>> {
+/// to the stream that holds it.
+fn chunk_at<T: skyshelve::Transaction>(tx: &T, record: &StreamRecord, offset: u64) -> Result<Option<Found>> {
     let mut record = record.clone();
+    let mut visible_end = record.tail;
     loop {
         if let (Some(source), true) = (record.fork_of, offset < record.fork_offset) {
+            visible_end = visible_end.min(record.fork_offset);
             record = StreamRecord::load_in(tx, &source)?.ok_or(StreamError::NotFound)?;
             continue;
         }
-        return Ok(Chunk::load_in(tx, &(record.id, offset))?.map(|chunk| (record.id, chunk)));
+        let chunk = Chunk::load_in(tx, &(record.id, offset))?;
+        return Ok(chunk.map(|chunk| Found { owner: record.id, chunk, visible_end }));
+    }
+}
+
+/// How many forks deep `record` is (0 for a stream that is no fork),
+/// counted up to `MAX_FORK_DEPTH`.
+fn fork_depth<T: skyshelve::Transaction>(tx: &T, record: &StreamRecord) -> Result<usize> {
+    let mut depth = 0;
+    let mut source = record.fork_of;
+    while let Some(id) = source.filter(|_| depth < MAX_FORK_DEPTH) {
+        depth += 1;
+        source = StreamRecord::load_in(tx, &id)?.and_then(|parent| parent.fork_of);
+    }
+    Ok(depth)
+}
+
+/// In JSON mode an offset must fall between messages: one inside a
+/// message would read (or fork) half of it, which is not JSON.
+fn check_boundary<T: skyshelve::Transaction>(tx: &T, record: &StreamRecord, offset: u64) -> Result<()> {
+    if !is_json(&record.content_type) || offset == 0 || offset == record.tail {
+        return Ok(());
+    }
+    match chunk_at(tx, record, offset)? {
+        Some(_) => Ok(()),
+        None => Err(StreamError::BadRequest("the offset is not a message boundary of this JSON stream".into())),
     }
 }
 
 fn check_size(body: &[u8], limits: Limits) -> Result<()> {
     if body.len() > limits.max_append {
-        return Err(StreamError::TooLarge { size: body.len(), limit: limits.max_append });
+        return Err(StreamError::TooLarge { limit: limits.max_append });
     }
     Ok(())
+}
+
+/// A body's messages as the stream stores them: in JSON mode each message
+/// of the body (at most `limits.max_messages`); otherwise the body itself,
+/// which in a `text/*` stream must be UTF-8, since SSE sends it as text.
+fn messages_of(content_type: &str, body: &[u8], empty: crate::json::Empty, limits: Limits) -> Result<Batch> {
+    if is_json(content_type) {
+        let messages = crate::json::messages(body, empty)?;
+        if messages.len() > limits.max_messages {
+            return Err(StreamError::TooManyMessages { count: messages.len(), limit: limits.max_messages });
+        }
+        return Ok(messages);
+    }
+    if media_type(content_type).starts_with("text/") && std::str::from_utf8(body).is_err() {
+        return Err(StreamError::BadRequest("a text stream takes UTF-8 text only".into()));
+    }
+    Ok(vec![body.to_vec()])
 }
 
 /// Whether a create asks for the configuration `existing` has.
@@ -617,7 +622,13 @@ fn write_messages(tx: &mut WriteTx<'_>, record: &mut StreamRecord, batches: &[Ba
 }
 
 /// The checks of an append, then the append, in the caller's transaction.
-fn append_in(tx: &mut WriteTx<'_>, record: &mut StreamRecord, append: &Append, now: SystemTime) -> Result<Appended> {
+fn append_in(
+    tx: &mut WriteTx<'_>,
+    record: &mut StreamRecord,
+    append: &Append,
+    now: SystemTime,
+    limits: Limits,
+) -> Result<Appended> {
     let close_only = append.close && append.body.is_empty();
     if append.body.is_empty() && !append.close {
         return Err(StreamError::BadRequest("an append needs a body".into()));
@@ -650,11 +661,7 @@ fn append_in(tx: &mut WriteTx<'_>, record: &mut StreamRecord, append: &Append, n
                 given: given.to_owned(),
             });
         }
-        if is_json(&record.content_type) {
-            vec![crate::json::messages(&append.body, crate::json::Empty::Refused)?]
-        } else {
-            vec![vec![append.body.clone()]]
-        }
+        vec![messages_of(&record.content_type, &append.body, crate::json::Empty::Refused, limits)?]
     };
     if let Some(seq) = &append.stream_seq {
         if let Some(last) = record.last_seq.as_ref().filter(|last| seq.as_bytes() <= last.as_bytes()) {
@@ -724,7 +731,10 @@ fn read_in<T: skyshelve::Transaction>(tx: &T, record: &StreamRecord, start: Star
         Start::At(offset) if offset.0 > record.tail => {
             return Err(StreamError::BadRequest("the offset is past the stream's tail".into()));
         }
-        Start::At(offset) => offset.0,
+        Start::At(offset) => {
+            check_boundary(tx, record, offset.0)?;
+            offset.0
+        }
     };
     let mut chunks = Vec::new();
     let next = read_range(tx, record, from, record.tail, max_bytes, &mut chunks)?;
@@ -733,7 +743,9 @@ fn read_in<T: skyshelve::Transaction>(tx: &T, record: &StreamRecord, start: Star
 
 /// Appends to `chunks` the stream's content from `from` up to `until`
 /// (inherited content from its sources first), stopping once about
-/// `budget` bytes are in; returns where it stopped.
+/// `budget` bytes are in; returns where it stopped. The chain of forks is
+/// walked in a loop, not by recursion, so that no stored chain, however
+/// long, can exhaust the stack.
 fn read_range<T: skyshelve::Transaction>(
     tx: &T,
     record: &StreamRecord,
@@ -743,18 +755,53 @@ fn read_range<T: skyshelve::Transaction>(
     chunks: &mut Vec<Vec<u8>>,
 ) -> Result<u64> {
     let mut next = from;
-    if let (Some(source), true) = (record.fork_of, from < record.fork_offset) {
-        let source = StreamRecord::load_in(tx, &source)?.ok_or(StreamError::NotFound)?;
-        next = read_range(tx, &source, from, until.min(record.fork_offset), budget, chunks)?;
-        if next < record.fork_offset || next >= until {
-            return Ok(next);
+    for (owner, end) in sources_of(tx, record, from, until)?.into_iter().rev() {
+        next = read_own(tx, owner, next, end, budget, chunks)?;
+        if next < end {
+            break;
         }
+    }
+    Ok(next)
+}
+
+/// The streams whose own chunks make up `from..until` of `record`, each
+/// with where its part ends: `record` first, its deepest source last.
+fn sources_of<T: skyshelve::Transaction>(
+    tx: &T,
+    record: &StreamRecord,
+    from: u64,
+    until: u64,
+) -> Result<Vec<(u64, u64)>> {
+    let mut parts = vec![(record.id, until)];
+    let (mut source, mut end) = (record.fork_of.filter(|_| from < record.fork_offset), until.min(record.fork_offset));
+    while let Some(id) = source {
+        let parent = StreamRecord::load_in(tx, &id)?.ok_or(StreamError::NotFound)?;
+        parts.push((parent.id, end));
+        source = parent.fork_of.filter(|_| from < parent.fork_offset);
+        end = end.min(parent.fork_offset);
+    }
+    Ok(parts)
+}
+
+/// Appends to `chunks` the chunks stream `owner` itself stores between
+/// `next` and `until`, stopping once about `budget` bytes are in; returns
+/// where it stopped.
+fn read_own<T: skyshelve::Transaction>(
+    tx: &T,
+    owner: u64,
+    mut next: u64,
+    until: u64,
+    budget: usize,
+    chunks: &mut Vec<Vec<u8>>,
+) -> Result<u64> {
+    if next >= until {
+        return Ok(next);
     }
     let mut bytes: usize = chunks.iter().map(Vec::len).sum();
     // The chunk holding `next` may start before it.
-    let first = Chunk::query().range(..=(record.id, next)).reverse().limit(1).fetch_in(tx)?;
+    let first = Chunk::query().range(..=(owner, next)).reverse().limit(1).fetch_in(tx)?;
     let mut position = next;
-    if let Some(chunk) = first.records.into_iter().next().filter(|c| c.at.0 == record.id) {
+    if let Some(chunk) = first.records.into_iter().next().filter(|c| c.at.0 == owner) {
         let end = chunk.at.1 + chunk.data.0.len() as u64;
         if chunk.at.1 < next && next < end {
             let skip = usize::try_from(next - chunk.at.1).unwrap_or(usize::MAX);
@@ -765,7 +812,7 @@ fn read_range<T: skyshelve::Transaction>(
         }
     }
     next = position;
-    let mut query = Chunk::query().range((record.id, position)..(record.id, until)).limit(64);
+    let mut query = Chunk::query().range((owner, position)..(owner, until)).limit(64);
     while next < until && (bytes < budget || chunks.is_empty()) {
         let page = query.fetch_in(tx)?;
         for chunk in page.records {

@@ -3,141 +3,13 @@
 //! (a client gone mid-append, a body over the limit, a server killed
 //! mid-append) leave acknowledged appends whole and nothing half-written.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-/// A server process, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    /// Starts a server on a port the system picks, and waits until it
-    /// listens. A port picked here and handed over could be picked by a
-    /// parallel test too, and servers share ports (`SO_REUSEPORT`): the
-    /// two tests would then talk to each other's servers.
-    fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skyshelve-streams"))
-            .args(["serve", "--dir"])
-            .arg(dir)
-            .args(["--port", "0", "--long-poll-timeout", "10"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server starts");
-        let stderr = BufReader::new(child.stderr.take().expect("piped"));
-        let (listening, port) = std::sync::mpsc::channel();
-        std::thread::spawn(move || pass_on_messages(stderr, listening));
-        // Made before the wait, so that a server that never listens is
-        // killed when the test fails.
-        let mut server = Server { child, port: 0 };
-        server.port = match port.recv_timeout(Duration::from_secs(20)) {
-            Ok(port) => port,
-            Err(RecvTimeoutError::Timeout) => panic!("the server did not listen within 20 s"),
-            Err(RecvTimeoutError::Disconnected) => panic!("the server ended before it listened (see its messages)"),
-        };
-        server
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Passes the server's messages on to the test's output (a failing test
-/// shows them), sending the port of its "serving … on http://HOST:PORT"
-/// line to `listening`, and keeps reading until the server ends, so that
-/// it never blocks on a full pipe.
-fn pass_on_messages(stderr: impl BufRead, listening: Sender<u16>) {
-    for line in stderr.lines().map_while(Result::ok) {
-        let port = line.rsplit_once("http://").and_then(|(_, address)| address.rsplit_once(':'));
-        if let Some(port) = port.and_then(|(_, port)| port.trim().parse().ok()) {
-            let _ = listening.send(port);
-        }
-        eprintln!("server: {line}");
-    }
-}
-
-/// A response: status, headers (lower-case names), body.
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection.
-fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    parse(&raw, method == "HEAD")
-}
-
-fn parse(raw: &[u8], head_only: bool) -> Response {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let rest = &raw[split + 4..];
-    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    let body = if head_only {
-        Vec::new()
-    } else if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_vec()
-    };
-    Response { status, headers, body }
-}
-
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        body.extend_from_slice(&rest[end + 2..end + 2 + size]);
-        rest = &rest[end + 2 + size + 2..];
-    }
-    body
-}
-
-const TEXT: (&str, &str) = ("Content-Type", "text/plain");
-
-fn read_all(port: u16, path: &str) -> Response {
-    request(port, "GET", &format!("{path}?offset=-1"), &[], b"")
-}
+use common::{Server, TEXT, parse, read_all, request};
 
 #[test]
 fn an_append_through_one_process_wakes_a_long_poll_held_by_another() {
@@ -278,7 +150,8 @@ fn sse_in_one_process_follows_appends_made_through_another() {
 fn a_thousand_idle_long_polls_are_all_woken_by_one_append() {
     const POLLS: usize = 1000;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    // Above the default connection limit (512), which a test below holds.
+    let server = Server::start(dir.path(), &["--max-connections", "1100"]);
     let created = request(server.port, "PUT", "/s/many", &[TEXT], b"");
     let tail = created.header("stream-next-offset").unwrap().to_owned();
     let mut polls: Vec<TcpStream> = (0..POLLS)

@@ -24,7 +24,7 @@ pub const PRODUCER_EXPECTED_SEQ: &str = "producer-expected-seq";
 pub const PRODUCER_RECEIVED_SEQ: &str = "producer-received-seq";
 
 /// Headers a browser may read from a cross-origin response.
-const EXPOSED: &str = "Stream-Next-Offset, Stream-Up-To-Date, Stream-Cursor, Stream-Closed, Stream-TTL, \
+pub(crate) const EXPOSED: &str = "Stream-Next-Offset, Stream-Up-To-Date, Stream-Cursor, Stream-Closed, Stream-TTL, \
                        Stream-Expires-At, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, \
                        Producer-Received-Seq, Stream-SSE-Data-Encoding, ETag, Location, Content-Type";
 
@@ -36,14 +36,16 @@ pub fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 /// What every response carries: the browser security headers of the
-/// protocol's section 10.7 and CORS for cross-origin clients.
+/// protocol's section 10.7. `nosniff` and a sandboxing content security
+/// policy keep a stream that a client created as `text/html` (or as
+/// anything a browser would run) from running as a page of the server's
+/// origin: a browser shows it, but it has no origin, scripts or forms.
+/// CORS headers are added by the router, and only for the origins the
+/// operator named.
 pub fn common(headers: &mut HeaderMap) {
     set(headers, "x-content-type-options", "nosniff");
+    set(headers, "content-security-policy", "sandbox; default-src 'none'");
     set(headers, "cross-origin-resource-policy", "cross-origin");
-    set(headers, "access-control-allow-origin", "*");
-    set(headers, "access-control-allow-methods", "GET, POST, PUT, DELETE, HEAD, OPTIONS");
-    set(headers, "access-control-allow-headers", "*");
-    set(headers, "access-control-expose-headers", EXPOSED);
 }
 
 /// `Stream-TTL` (the configured seconds) and `Stream-Expires-At`.

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::headers as h;
+use super::metrics::Open;
 use super::{App, blocking, start_of};
 use crate::store::{Meta, Read, StreamError};
 use crate::{Offset, Start};
@@ -150,6 +151,7 @@ async fn catch_up(app: &Arc<App>, path: String, start: Start, headers: &HeaderMa
 }
 
 async fn long_poll(app: &Arc<App>, path: String, start: Start, cursor: Option<&str>) -> Result<Response, StreamError> {
+    let _open = Open::new(&app.metrics.long_polls);
     let mut watch = app.streams.watch()?;
     // `now` means the tail as it is when the poll starts.
     let mut position = match start {
@@ -206,6 +208,7 @@ async fn sse(app: &Arc<App>, path: String, start: Start, cursor: Option<String>)
     let base64 = !(media.starts_with("text/") || media == "application/json");
     let watch = app.streams.watch()?;
     let state = SseState {
+        _open: Open::new(&app.metrics.sse_clients),
         app: Arc::clone(app),
         path,
         position: if start == Start::Now { Start::At(first.next) } else { start },
@@ -232,6 +235,8 @@ async fn sse(app: &Arc<App>, path: String, start: Start, cursor: Option<String>)
 }
 
 struct SseState {
+    /// Counts this response among the open ones until it ends.
+    _open: Open,
     app: Arc<App>,
     path: String,
     position: Start,
@@ -323,10 +328,13 @@ fn next_cursor(echoed: Option<&str>) -> String {
     const EPOCH: u64 = 1_728_432_000;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let interval = now.as_secs().saturating_sub(EPOCH) / 20;
-    match echoed.and_then(|c| c.parse::<u64>().ok()) {
+    // Counted in u128, so that any cursor a u64 can hold has a greater
+    // one; a cursor too large to parse is treated as none.
+    let interval = u128::from(interval);
+    match echoed.and_then(|c| c.parse::<u128>().ok()) {
         Some(client) if client >= interval => {
-            let jitter = 1 + u64::from(now.subsec_nanos()) % 180;
-            (client + jitter).to_string()
+            let jitter = 1 + u128::from(now.subsec_nanos()) % 180;
+            client.checked_add(jitter).unwrap_or(interval).to_string()
         }
         _ => interval.to_string(),
     }

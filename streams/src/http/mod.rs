@@ -7,12 +7,15 @@
 //! on tokio's blocking pool; live reads wait on skyshelve's `Watch`, which
 //! any process's commit wakes.
 
+mod error;
 mod headers;
 mod live;
+mod metrics;
 mod request;
+mod serve;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -22,6 +25,12 @@ use axum::response::{IntoResponse, Response};
 use crate::Start;
 use crate::store::{Appended, Created, StreamError, Streams};
 use headers as h;
+use metrics::Metrics;
+pub use serve::{MAX_HEADER_BYTES, bind_shared, serve};
+
+/// The longest stream path, in bytes: paths are keys of a unique index,
+/// and index keys have a bounded length. A longer one is answered 414.
+pub const MAX_PATH_BYTES: usize = 400;
 
 /// Settings of a server.
 #[derive(Debug, Clone)]
@@ -31,11 +40,32 @@ pub struct Settings {
     /// How long an SSE response stays open before the server closes it
     /// (the client reconnects from its last offset).
     pub sse_lifetime: Duration,
+    /// How long a client may take to send a request's headers, and how
+    /// long an idle connection stays open waiting for the next request
+    /// (Node and nginx close both after 60 s).
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body (Node's whole
+    /// request timeout is 300 s); a slower one is answered 408.
+    pub body_read_timeout: Duration,
+    /// Connections served at once by this process; one more is answered
+    /// 503 and closed (nginx's default is 512 per worker).
+    pub max_connections: usize,
+    /// Origins whose web pages may call the server (CORS); `*` allows
+    /// every origin. Empty, the default: no CORS headers, so a browser
+    /// keeps other sites' pages from reading or writing streams.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { long_poll_timeout: Duration::from_secs(30), sse_lifetime: Duration::from_secs(60) }
+        Settings {
+            long_poll_timeout: Duration::from_secs(30),
+            sse_lifetime: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(300),
+            max_connections: 512,
+            cors_origins: Vec::new(),
+        }
     }
 }
 
@@ -43,33 +73,99 @@ impl Default for Settings {
 pub(crate) struct App {
     pub(crate) streams: Streams,
     pub(crate) settings: Settings,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
-/// The protocol's router: one handler for every path.
+/// The protocol's router: one handler for every path, behind the access
+/// log and (when origins are given) CORS.
 pub fn router(streams: Streams, settings: Settings) -> axum::Router {
-    let app = Arc::new(App { streams, settings });
-    axum::Router::new().fallback(handle).with_state(app)
+    let metrics = Arc::new(Metrics::new(streams.store().path().to_owned()));
+    router_with(streams, settings, metrics)
+}
+
+fn router_with(streams: Streams, settings: Settings, metrics: Arc<Metrics>) -> axum::Router {
+    let cors = cors_layer(&settings.cors_origins);
+    let app = Arc::new(App { streams, settings, metrics });
+    let access_log = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(request_span)
+        .on_request(())
+        .on_response(log_response);
+    let router = axum::Router::new().fallback(handle).with_state(app).layer(access_log);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// The span of a request in the access log: the process id (workers
+/// share one log), method and path.
+fn request_span(request: &Request) -> tracing::Span {
+    tracing::info_span!("request", pid = std::process::id(), method = %request.method(), path = %request.uri().path())
+}
+
+/// The access log's line for each response, at INFO: status, response
+/// bytes (when known before the body is sent) and time.
+fn log_response(response: &Response, latency: Duration, _span: &tracing::Span) {
+    let bytes = response.headers().get("content-length").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(status = response.status().as_u16(), bytes, micros, "served");
+}
+
+/// CORS for the given origins (`*`: any), or none.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let exposed = h::EXPOSED.split(", ").filter_map(|name| name.parse().ok()).collect::<Vec<_>>();
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::HEAD, Method::OPTIONS])
+            .allow_headers(Any)
+            .expose_headers(exposed),
+    )
 }
 
 async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
-    let outcome = match parts.method {
-        Method::PUT => create(&app, path, &parts.headers, body).await,
-        Method::POST => append(&app, path, &parts.headers, body).await,
-        Method::GET => live::get(&app, path, &query, &parts.headers).await,
-        Method::HEAD => head(&app, path).await,
-        Method::DELETE => delete(&app, path).await,
-        Method::OPTIONS => Ok(StatusCode::NO_CONTENT.into_response()),
+    let outcome = match (&parts.method, path.as_str()) {
+        (&Method::GET, HEALTH_PATH) => health(&app).await,
+        (&Method::GET, METRICS_PATH) => Ok(app.metrics.render().into_response()),
+        _ if path.len() > MAX_PATH_BYTES => Err(StreamError::PathTooLong { length: path.len(), limit: MAX_PATH_BYTES }),
+        (&Method::PUT, _) => create(&app, path, &parts.headers, body).await,
+        (&Method::POST, _) => append(&app, path, &parts.headers, body).await,
+        (&Method::GET, _) => live::get(&app, path, &query, &parts.headers).await,
+        (&Method::HEAD, _) => head(&app, path).await,
+        (&Method::DELETE, _) => delete(&app, path).await,
+        (&Method::OPTIONS, _) => Ok(StatusCode::NO_CONTENT.into_response()),
         _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
     };
-    let mut response = outcome.unwrap_or_else(error_response);
+    let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
     h::common(response.headers_mut());
     response
 }
 
-/// Runs a store call on the blocking pool.
+/// Answers 200 once a read of the store succeeds: for load balancers and
+/// orchestrators. No stream can be served at this path.
+pub const HEALTH_PATH: &str = "/healthz";
+
+/// The Prometheus text endpoint. No stream can be served at this path.
+pub const METRICS_PATH: &str = "/metrics";
+
+async fn health(app: &Arc<App>) -> Result<Response, StreamError> {
+    blocking(app, |s| Ok(s.store().read(|_| Ok(()))?)).await?;
+    Ok("ok\n".into_response())
+}
+
+/// Runs a store call on the blocking pool; a call that panics is a 500.
 pub(crate) async fn blocking<T, F>(app: &Arc<App>, f: F) -> Result<T, StreamError>
 where
     T: Send + 'static,
@@ -78,15 +174,19 @@ where
     let streams = app.streams.clone();
     tokio::task::spawn_blocking(move || f(&streams))
         .await
-        .unwrap_or_else(|_| Err(StreamError::BadRequest("the request's task failed".into())))
+        .unwrap_or_else(|panicked| Err(StreamError::Internal(format!("the request's task failed: {panicked}"))))
 }
 
-/// Reads the body, refusing one over the append limit.
+/// Reads the body, refusing one over the append limit or slower than the
+/// body-read timeout.
 async fn read_body(app: &App, body: Body) -> Result<Bytes, StreamError> {
     let limit = app.streams.limits().max_append;
-    axum::body::to_bytes(body, limit.saturating_add(1))
-        .await
-        .map_err(|_| StreamError::TooLarge { size: limit + 1, limit })
+    let timeout = app.settings.body_read_timeout;
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit.saturating_add(1))).await {
+        Err(_) => Err(StreamError::BodyTimeout(timeout)),
+        Ok(Err(_)) => Err(StreamError::TooLarge { limit }),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
 }
 
 async fn create(app: &Arc<App>, path: String, headers: &HeaderMap, body: Body) -> Result<Response, StreamError> {
@@ -114,7 +214,14 @@ async fn append(app: &Arc<App>, path: String, headers: &HeaderMap, body: Body) -
     let mut append = request::append(headers)?;
     append.body = read_body(app, body).await?.to_vec();
     let close_only = append.close && append.body.is_empty();
+    let bytes = append.body.len() as u64;
+    let started = Instant::now();
     let appended = blocking(app, move |s| s.append(&path, append)).await?;
+    if matches!(appended, Appended::Written { .. }) && !close_only {
+        app.metrics.appends.inc();
+        app.metrics.appended_bytes.inc_by(bytes);
+        app.metrics.append_seconds.observe(started.elapsed().as_secs_f64());
+    }
     // 200 tells a producer its data was written; a plain append, a close
     // without data and a producer's duplicate are 204.
     let (status, meta, producer) = match &appended {
@@ -162,38 +269,6 @@ fn location(headers: &HeaderMap, path: &str) -> String {
     }
 }
 
-/// The status (and headers) the protocol names for each failure.
-fn error_response(err: StreamError) -> Response {
-    let status = match &err {
-        StreamError::NotFound => StatusCode::NOT_FOUND,
-        StreamError::Gone => StatusCode::GONE,
-        StreamError::ConfigConflict
-        | StreamError::ContentTypeMismatch { .. }
-        | StreamError::SeqRegression { .. }
-        | StreamError::Closed { .. }
-        | StreamError::SeqGap { .. } => StatusCode::CONFLICT,
-        StreamError::StaleEpoch { .. } => StatusCode::FORBIDDEN,
-        StreamError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        StreamError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let mut response = (status, err.to_string()).into_response();
-    let out = response.headers_mut();
-    match err {
-        StreamError::Closed { tail } => {
-            h::set(out, h::CLOSED, "true");
-            h::set(out, h::NEXT_OFFSET, &tail.to_string());
-        }
-        StreamError::StaleEpoch { current } => h::set(out, h::PRODUCER_EPOCH, &current.to_string()),
-        StreamError::SeqGap { expected, received } => {
-            h::set(out, h::PRODUCER_EXPECTED_SEQ, &expected.to_string());
-            h::set(out, h::PRODUCER_RECEIVED_SEQ, &received.to_string());
-        }
-        _ => {}
-    }
-    response
-}
-
 /// Header values we build are ASCII; anything else is left out.
 pub(crate) fn value(text: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(text).ok()
@@ -202,53 +277,4 @@ pub(crate) fn value(text: &str) -> Option<HeaderValue> {
 /// The offset a read starts from, or a 400.
 pub(crate) fn start_of(text: Option<&str>) -> Result<Start, StreamError> {
     Start::parse(text).ok_or_else(|| StreamError::BadRequest("malformed offset".into()))
-}
-
-/// A listener on `address` that other processes may bind too
-/// (SO_REUSEPORT): the kernel spreads connections over them.
-pub fn bind_shared(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    #[cfg(unix)]
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(1024)?;
-    tokio::net::TcpListener::from_std(socket.into())
-}
-
-/// Serves the protocol on `listener` until the process is stopped, and
-/// removes streams that only their deleted forks kept, every second.
-pub async fn serve(listener: tokio::net::TcpListener, streams: Streams, settings: Settings) -> std::io::Result<()> {
-    let collector = streams.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            every.tick().await;
-            let streams = collector.clone();
-            // A failed round is tried again at the next tick.
-            let _ = tokio::task::spawn_blocking(move || streams.collect_garbage()).await;
-        }
-    });
-    axum::serve(listener, router(streams, settings)).with_graceful_shutdown(stopped()).await
-}
-
-/// Resolves at SIGINT or SIGTERM: the server then stops taking connections
-/// and returns, so that its caller can stop its workers.
-async fn stopped() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
 }

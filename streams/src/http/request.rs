@@ -12,6 +12,10 @@ use crate::store::{Append, Create, Fork, Producer, StreamError};
 /// The largest integer the protocol accepts (JavaScript's safe integers).
 const MAX_SAFE: u64 = (1 << 53) - 1;
 
+/// The longest `Producer-Id`, in bytes: it is part of a record's key, and
+/// keys have a bounded length.
+pub const MAX_PRODUCER_ID_BYTES: usize = 256;
+
 fn bad(message: impl Into<String>) -> StreamError {
     StreamError::BadRequest(message.into())
 }
@@ -32,9 +36,9 @@ fn integer(name: &str, value: &str) -> Result<u64, StreamError> {
     let valid =
         !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) && (value == "0" || !value.starts_with('0'));
     let number = if valid { value.parse::<u64>().ok() } else { None };
-    number
-        .filter(|&n| n <= MAX_SAFE)
-        .ok_or_else(|| bad(format!("{name} must be a non-negative integer, not {value:?}")))
+    number.filter(|&n| n <= MAX_SAFE).ok_or_else(|| {
+        bad(format!("{name} must be a non-negative integer of at most 2^53-1 ({MAX_SAFE}), not {value:?}"))
+    })
 }
 
 /// The headers of a PUT.
@@ -79,6 +83,9 @@ fn fork(headers: &HeaderMap) -> Result<Option<Fork>, StreamError> {
         Some(scheme_end) => source[scheme_end + 3..].find('/').map_or("/", |at| &source[scheme_end + 3 + at..]),
         None => source,
     };
+    if !source.starts_with('/') {
+        return Err(bad(format!("Stream-Forked-From must be the source's path or URL, not {source:?}")));
+    }
     Ok(Some(Fork { source: source.to_owned(), offset, sub_offset }))
 }
 
@@ -86,6 +93,9 @@ fn fork(headers: &HeaderMap) -> Result<Option<Fork>, StreamError> {
 fn expiry(value: &str) -> Result<(SystemTime, String), StreamError> {
     let parsed = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
         .map_err(|_| bad(format!("Stream-Expires-At must be an RFC 3339 time, not {value:?}")))?;
+    if parsed < time::OffsetDateTime::UNIX_EPOCH {
+        return Err(bad(format!("Stream-Expires-At must not be before 1970, not {value:?}")));
+    }
     Ok((SystemTime::from(parsed), value.to_owned()))
 }
 
@@ -106,6 +116,9 @@ fn producer(headers: &HeaderMap) -> Result<Option<Producer>, StreamError> {
         (Some(id), Some(epoch), Some(seq)) => {
             if id.trim().is_empty() {
                 return Err(bad("Producer-Id must not be empty"));
+            }
+            if id.len() > MAX_PRODUCER_ID_BYTES {
+                return Err(bad(format!("Producer-Id is {} bytes; the limit is {MAX_PRODUCER_ID_BYTES}", id.len())));
             }
             Ok(Some(Producer {
                 id: id.to_owned(),
