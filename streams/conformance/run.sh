@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 workers="${1:-1}"
 port="${CONFORMANCE_PORT:-$((20000 + RANDOM % 20000))}"
 
-[ -d node_modules/@durable-streams/server-conformance-tests ] || npm install --no-audit --no-fund --silent
+[ -d node_modules/@durable-streams/server-conformance-tests ] && [ -d node_modules/@durable-streams/server ] \
+  || npm install --no-audit --no-fund --silent
 cargo build --quiet --release -p skyshelve-streams
 store=$(mktemp -d)
 RUST_LOG="${RUST_LOG:-warn}" ../../target/release/skyshelve-streams serve --dir "$store/streams" --port "$port" \

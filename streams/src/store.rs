@@ -573,7 +573,9 @@ fn messages_of(content_type: &str, body: &[u8], empty: crate::json::Empty, limit
     Ok(vec![body.to_vec()])
 }
 
-/// Whether a create asks for the configuration `existing` has.
+/// Whether a create asks for the configuration `existing` has. A fork
+/// asked for without an offset matches the fork at any offset, so that a
+/// retry of "fork at the tail" is recognised after the source has grown.
 fn same_config(existing: &StreamRecord, create: &Create) -> bool {
     let content_type_matches =
         create.content_type.as_deref().is_none_or(|given| media_type(&existing.content_type) == media_type(given))
@@ -634,25 +636,23 @@ fn append_in(
         return Err(StreamError::BadRequest("an append needs a body".into()));
     }
     // The producer first: a retry of an append already made is a success
-    // whatever else has happened since (a close, a later Stream-Seq).
-    let producer = match &append.producer {
-        Some(producer) => match check_producer(tx, record.id, producer)? {
-            ProducerCheck::Duplicate(state) => {
-                return Ok(Appended::Duplicate { meta: Meta::of(record), producer: state });
-            }
-            ProducerCheck::Accept => Some(producer),
-        },
-        None => None,
-    };
+    // whatever else has happened since (a close, a later Stream-Seq). Then
+    // a closed stream, another content type, the producer's numbers, the
+    // Stream-Seq and last the body itself: the order the Node reference
+    // server checks in, so that a request wrong in two ways gets the same
+    // answer from both.
+    let checked = append.producer.as_ref().map(|producer| check_producer(tx, record.id, producer)).transpose();
+    if let Ok(Some(ProducerCheck::Duplicate(state))) = checked {
+        return Ok(Appended::Duplicate { meta: Meta::of(record), producer: state });
+    }
+    let producer = append.producer.as_ref();
     if record.closed {
         if close_only && producer.is_none() {
             return Ok(Appended::Written { meta: Meta::of(record), producer: None });
         }
         return Err(StreamError::Closed { tail: Offset(record.tail) });
     }
-    let messages = if close_only {
-        Vec::new()
-    } else {
+    if !close_only {
         let given =
             append.content_type.as_deref().ok_or_else(|| StreamError::BadRequest("Content-Type is required".into()))?;
         if media_type(given) != media_type(&record.content_type) {
@@ -661,14 +661,19 @@ fn append_in(
                 given: given.to_owned(),
             });
         }
-        vec![messages_of(&record.content_type, &append.body, crate::json::Empty::Refused, limits)?]
-    };
+    }
+    checked?;
     if let Some(seq) = &append.stream_seq {
         if let Some(last) = record.last_seq.as_ref().filter(|last| seq.as_bytes() <= last.as_bytes()) {
             return Err(StreamError::SeqRegression { last: last.clone(), given: seq.clone() });
         }
         record.last_seq = Some(seq.clone());
     }
+    let messages = if close_only {
+        Vec::new()
+    } else {
+        vec![messages_of(&record.content_type, &append.body, crate::json::Empty::Refused, limits)?]
+    };
     write_messages(tx, record, &messages)?;
     record.closed |= append.close;
     renew(record, now);

@@ -304,3 +304,31 @@ fn every_request_is_logged_and_health_and_metrics_answer() {
     let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("a JSON log line");
     assert_eq!(line["fields"]["status"], 200);
 }
+
+/// What the differential test against the Node reference server found in
+/// ours, each answered now as the reference does.
+#[test]
+fn a_request_wrong_in_two_ways_is_told_the_first_thing_a_client_can_act_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let port = server.port;
+    assert_eq!(request(port, "GET", "/s/missing?offset=abc", &[], b"").status, 404, "missing before malformed");
+
+    let gap = |content_type: &str| {
+        let producer =
+            [("Content-Type", content_type), ("Producer-Id", "p"), ("Producer-Epoch", "0"), ("Producer-Seq", "5")];
+        request(port, "POST", "/s/two", &producer, b"x")
+    };
+    assert_eq!(request(port, "PUT", "/s/two", &[TEXT], b"").status, 201);
+    let wrong_type = gap("application/json");
+    assert_eq!(wrong_type.status, 409);
+    assert_eq!(wrong_type.header("producer-expected-seq"), None, "the content type is what is wrong first");
+    assert_eq!(request(port, "POST", "/s/two", &[TEXT, ("Stream-Closed", "true")], b"").status, 204);
+    let closed = gap("text/plain");
+    assert_eq!((closed.status, closed.header("stream-closed")), (409, Some("true")), "closed before the gap");
+
+    assert_eq!(request(port, "PUT", "/j/two", &[JSON], b"").status, 201);
+    assert_eq!(request(port, "POST", "/j/two", &[JSON, ("Stream-Seq", "5")], b"1").status, 204);
+    let invalid_and_behind = request(port, "POST", "/j/two", &[JSON, ("Stream-Seq", "4")], b"{");
+    assert_eq!(invalid_and_behind.status, 409, "the Stream-Seq regression before the body");
+}

@@ -68,10 +68,19 @@ pub(super) async fn get(
     headers: &HeaderMap,
 ) -> Result<Response, StreamError> {
     let params = params(query);
-    if params.offset.as_deref() == Some("") {
-        return Err(StreamError::BadRequest("empty offset".into()));
-    }
-    let start = start_of(params.offset.as_deref())?;
+    let start = match params.offset.as_deref() {
+        Some("") => Err(StreamError::BadRequest("empty offset".into())),
+        offset => start_of(offset),
+    };
+    let start = match start {
+        Ok(start) => start,
+        // A missing stream is the first thing to tell, as for any read.
+        Err(malformed) => {
+            let path = path.clone();
+            blocking(app, move |s| s.head(&path)).await?;
+            return Err(malformed);
+        }
+    };
     match params.live.as_deref() {
         None => catch_up(app, path, start, headers).await,
         Some("long-poll") => {

@@ -25,14 +25,30 @@ impl Server {
     /// parallel test too, and servers share ports (`SO_REUSEPORT`): the
     /// two tests would then talk to each other's servers.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skyshelve-streams"))
-            .args(["serve", "--dir"])
-            .arg(dir)
-            .args(["--port", "0", "--long-poll-timeout", "10"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server starts");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_skyshelve-streams"));
+        command.args(["serve", "--dir"]).arg(dir).args(["--port", "0", "--long-poll-timeout", "10"]).args(extra);
+        Server::spawn(command)
+    }
+
+    /// Starts the protocol's Node reference server (file-backed, from
+    /// `conformance/node_modules`, which `conformance/run.sh` installs)
+    /// with its data in `dir`.
+    pub fn reference(dir: &Path) -> Server {
+        let conformance = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance");
+        assert!(
+            conformance.join("node_modules/@durable-streams/server").exists(),
+            "the Node reference server is not installed: run `npm install` in {}",
+            conformance.display()
+        );
+        let mut command = Command::new("node");
+        command.arg("reference-server.mjs").arg(dir).current_dir(conformance);
+        Server::spawn(command)
+    }
+
+    /// Starts `command`, which prints "… http://HOST:PORT" on standard
+    /// error once it listens.
+    fn spawn(mut command: Command) -> Server {
+        let mut child = command.stderr(Stdio::piped()).spawn().expect("the server starts");
         let stderr = BufReader::new(child.stderr.take().expect("piped"));
         let (listening, port) = std::sync::mpsc::channel();
         let log = Arc::new(Mutex::new(Vec::new()));
