@@ -140,7 +140,7 @@ fn step(rng: &mut Rng, paths: &[String], forks: &[String], all: &[String]) -> St
             s.at = Some(match rng.below(10) {
                 0 => At::Start,
                 1 => At::Now,
-                2 => At::Literal(rng.pick(&BOGUS_OFFSETS)),
+                2 => At::Literal(BOGUS_OFFSETS[rng.below(BOGUS_OFFSETS.len())]),
                 _ => At::Handed(s.path.clone(), rng.below(8)),
             });
         }
