@@ -305,3 +305,22 @@ fn opening_never_fails_because_another_thread_just_dropped_its_handle() {
         }
     });
 }
+
+/// The notification file is not the store's data: truncated under a
+/// running writer that never watches (and under one that does), the next
+/// commits go on instead of dying of SIGBUS on the mapped page.
+#[test]
+fn truncating_the_watch_file_crashes_no_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    blob(1, 8).save(&store).unwrap();
+    let watch_file = dir.path().join("watch.shm");
+    let truncate = || std::fs::OpenOptions::new().write(true).open(&watch_file).unwrap().set_len(0).unwrap();
+    truncate();
+    blob(2, 8).save(&store).unwrap();
+    let mut watch = store.watch().unwrap();
+    truncate();
+    blob(3, 8).save(&store).unwrap();
+    let _ = watch.wait_timeout(std::time::Duration::from_millis(10));
+    assert_eq!(Blob::count(&store).unwrap(), 3);
+}

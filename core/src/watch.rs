@@ -112,7 +112,7 @@ impl Watch {
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn changed(&mut self) -> Changed<'_> {
-        Changed { watch: self }
+        Changed { watch: self, id: None }
     }
 }
 
@@ -128,21 +128,32 @@ impl std::fmt::Debug for Watch {
     }
 }
 
-/// The future of [`Watch::changed`].
+/// The future of [`Watch::changed`]. Dropped before it completes (a
+/// timed-out long-poll), it takes its waker out of the store's list.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Changed<'w> {
     watch: &'w mut Watch,
+    /// Its entry among the store's wakers, once polled.
+    id: Option<u64>,
 }
 
 impl Future for Changed<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let watch = &mut *self.get_mut().watch;
+        let this = self.get_mut();
         // Register first, then look: a commit after the look wakes the
         // waker, a commit before it is seen by the look.
-        register_waker(&watch.notifier, cx.waker());
-        if watch.has_changed() { Poll::Ready(()) } else { Poll::Pending }
+        this.id = Some(register_waker(&this.watch.notifier, this.id, cx.waker()));
+        if this.watch.has_changed() { Poll::Ready(()) } else { Poll::Pending }
+    }
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            crate::sync::lock(&self.watch.notifier.wakers).waiting.retain(|(entry, _)| *entry != id);
+        }
     }
 }
 
@@ -152,12 +163,19 @@ impl std::fmt::Debug for Changed<'_> {
     }
 }
 
-/// Adds `waker` to the store's async waiters, starting the thread that
-/// waits on the futex for them if none runs.
-fn register_waker(notifier: &Arc<Notifier>, waker: &std::task::Waker) {
+/// Puts `waker` among the store's async waiters under `id` (a new number
+/// when `None`), starting the thread that waits on the futex for them if
+/// none runs; returns the number.
+fn register_waker(notifier: &Arc<Notifier>, id: Option<u64>, waker: &std::task::Waker) -> u64 {
     let mut wakers = crate::sync::lock(&notifier.wakers);
-    if !wakers.waiting.iter().any(|w| w.will_wake(waker)) {
-        wakers.waiting.push(waker.clone());
+    let id = id.unwrap_or_else(|| {
+        wakers.next_id += 1;
+        wakers.next_id
+    });
+    match wakers.waiting.iter_mut().find(|(entry, _)| *entry == id) {
+        Some((_, registered)) if registered.will_wake(waker) => {}
+        Some((_, registered)) => registered.clone_from(waker),
+        None => wakers.waiting.push((id, waker.clone())),
     }
     if !wakers.helper_running {
         wakers.helper_running = true;
@@ -168,9 +186,10 @@ fn register_waker(notifier: &Arc<Notifier>, waker: &std::task::Waker) {
         if spawned.is_err() {
             // No thread: wake at once, so the task polls again (and tries again).
             wakers.helper_running = false;
-            wakers.waiting.drain(..).for_each(std::task::Waker::wake);
+            wakers.waiting.drain(..).for_each(|(_, waker)| waker.wake());
         }
     }
+    id
 }
 
 /// The helper thread: wakes every registered task at each commit; ends
@@ -183,7 +202,7 @@ fn wake_on_commits(notifier: &Notifier, mut seen: u32) {
         let mut wakers = crate::sync::lock(&notifier.wakers);
         if now != seen {
             seen = now;
-            wakers.waiting.drain(..).for_each(std::task::Waker::wake);
+            wakers.waiting.drain(..).for_each(|(_, waker)| waker.wake());
         }
         if wakers.waiting.is_empty() {
             idle += 1;
@@ -194,5 +213,26 @@ fn wake_on_commits(notifier: &Notifier, mut seen: u32) {
         } else {
             idle = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Waker};
+
+    #[test]
+    fn a_changed_future_dropped_before_a_commit_takes_its_waker_out() {
+        let store = crate::Store::temporary().unwrap();
+        let mut watch = store.watch().unwrap();
+        let notifier = std::sync::Arc::clone(&watch.notifier);
+        for _ in 0..1000 {
+            let mut changed = std::pin::pin!(watch.changed());
+            assert!(changed.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+            assert!(changed.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        }
+        assert_eq!(crate::sync::lock(&notifier.wakers).waiting.len(), 0, "no waker outlives its future");
+        let mut changed = std::pin::pin!(watch.changed());
+        assert!(changed.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        assert_eq!(crate::sync::lock(&notifier.wakers).waiting.len(), 1, "a pending future keeps one");
     }
 }

@@ -15,6 +15,13 @@
 //!   touched (a model's topic is a hash of its name; topic 0 is everything
 //!   that is not a model record: maps, sequences).
 //!
+//! The file is not the store's data, and someone may truncate or replace
+//! it under running processes. Touching a mapped page past the end of its
+//! file kills the process (SIGBUS), so every access first checks the
+//! file's size (one `fstat`); a file found short is made whole again, with
+//! its counters at zero: watchers of the moment then wait until their
+//! timeout, and nothing crashes.
+//!
 //! Why nothing is missed: a watcher registers (`watchers` + 1), then reads
 //! the counters, then reads the store. A writer commits, then reads
 //! `watchers`. If the writer read 0, its commit came before the
@@ -44,6 +51,8 @@ pub(crate) const TOPIC_COUNT: usize = 64;
 /// One process's mapping of a store's notification file.
 pub(crate) struct Notifier {
     base: *mut u8,
+    /// The file mapped, kept open to check its size before each access.
+    file: std::fs::File,
     /// The wakers of async watchers in this process (see `crate::watch`).
     pub(crate) wakers: std::sync::Mutex<Wakers>,
 }
@@ -52,7 +61,11 @@ pub(crate) struct Notifier {
 /// on the futex for them.
 #[derive(Default)]
 pub(crate) struct Wakers {
-    pub(crate) waiting: Vec<std::task::Waker>,
+    /// Each pending `Changed` future's waker, under the future's number:
+    /// a future dropped before a commit takes its own entry out.
+    pub(crate) waiting: Vec<(u64, std::task::Waker)>,
+    /// The number the next `Changed` future gets.
+    pub(crate) next_id: u64,
     pub(crate) helper_running: bool,
 }
 
@@ -109,9 +122,21 @@ impl Notifier {
         if base == libc::MAP_FAILED {
             return Err(Error::Io(std::io::Error::last_os_error()));
         }
-        Ok(Notifier { base: base.cast(), wakers: std::sync::Mutex::default() })
+        Ok(Notifier { base: base.cast(), file, wakers: std::sync::Mutex::default() })
     }
 
+    /// Whether the file is still whole, so that its mapped page may be
+    /// touched. A file found short (truncated by hand) is grown back; a
+    /// file that cannot be grown or checked is not touched.
+    fn whole(&self) -> bool {
+        match self.file.metadata() {
+            Ok(meta) if meta.len() >= FILE_LEN as u64 => true,
+            Ok(_) => self.file.set_len(FILE_LEN as u64).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// A word of the file; callers check `whole()` first.
     fn word(&self, offset: usize) -> &AtomicU32 {
         debug_assert!(offset.is_multiple_of(4) && offset + 4 <= FILE_LEN);
         // SAFETY: the mapping is FILE_LEN bytes, page-aligned, and lives as
@@ -131,7 +156,7 @@ impl Notifier {
     /// After a commit that touched `topics` (a bit per topic): wakes the
     /// watchers, if there are any.
     pub(crate) fn published(&self, topics: u64) {
-        if topics == 0 || self.word(WATCHERS).load(Ordering::SeqCst) == 0 {
+        if topics == 0 || !self.whole() || self.word(WATCHERS).load(Ordering::SeqCst) == 0 {
             return;
         }
         for topic in (0..TOPIC_COUNT).filter(|topic| topics & (1 << topic) != 0) {
@@ -143,16 +168,24 @@ impl Notifier {
 
     /// Counts a new watcher.
     pub(crate) fn register(&self) {
-        self.word(WATCHERS).fetch_add(1, Ordering::SeqCst);
+        if self.whole() {
+            self.word(WATCHERS).fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     pub(crate) fn unregister(&self) {
         // Never below zero, even if the count was reset by hand.
-        let _ = self.word(WATCHERS).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if self.whole() {
+            let _ = self.word(WATCHERS).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        }
     }
 
-    /// The counter of `topic`, or of every commit for `None`.
+    /// The counter of `topic`, or of every commit for `None` (0 while the
+    /// file cannot be read).
     pub(crate) fn position(&self, topic: Option<usize>) -> u32 {
+        if !self.whole() {
+            return 0;
+        }
         match topic {
             Some(topic) => self.topic(topic).load(Ordering::SeqCst),
             None => self.commits().load(Ordering::SeqCst),
@@ -164,7 +197,7 @@ impl Notifier {
     /// `None` at the deadline.
     pub(crate) fn wait_past(&self, topic: Option<usize>, seen: u32, deadline: Option<Instant>) -> Option<u32> {
         loop {
-            let commits = self.commits().load(Ordering::SeqCst);
+            let commits = self.position(None);
             let now_at = self.position(topic);
             if now_at != seen {
                 return Some(now_at);
@@ -173,15 +206,24 @@ impl Notifier {
                 Some(deadline) => Some(deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?),
                 None => None,
             };
-            futex::wait(self.commits(), commits, left);
+            if self.whole() {
+                futex::wait(self.commits(), commits, left);
+            } else {
+                // No file to sleep on: look again a little later.
+                std::thread::sleep(left.unwrap_or(Duration::MAX).min(Duration::from_millis(50)));
+            }
         }
     }
 
     /// Waits until any commit is published after `seen` (a value of the
     /// `commits` counter), at most `timeout`; returns the counter.
     pub(crate) fn wait_commit(&self, seen: u32, timeout: Duration) -> u32 {
+        if !self.whole() {
+            std::thread::sleep(timeout);
+            return self.position(None);
+        }
         futex::wait(self.commits(), seen, Some(timeout));
-        self.commits().load(Ordering::SeqCst)
+        self.position(None)
     }
 }
 
@@ -266,6 +308,22 @@ mod tests {
     fn topics_are_stable_and_never_the_catch_all() {
         assert_eq!(topic_of("users"), topic_of("users"));
         assert!((0..200).map(|n| topic_of(&format!("model{n}"))).all(|t| (1..TOPIC_COUNT).contains(&t)));
+    }
+
+    #[test]
+    fn a_truncated_file_is_grown_back_instead_of_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let notifier = Notifier::open(dir.path(), true).unwrap();
+        notifier.register();
+        notifier.published(1);
+        std::fs::OpenOptions::new().write(true).open(dir.path().join(WATCH_FILE)).unwrap().set_len(0).unwrap();
+        // Each of these would touch a page past the end of the file.
+        notifier.published(1);
+        assert_eq!(std::fs::metadata(dir.path().join(WATCH_FILE)).unwrap().len(), FILE_LEN as u64);
+        assert_eq!(notifier.position(None), 0, "grown back with zeros: the counters start again");
+        notifier.register();
+        notifier.published(1);
+        assert_eq!(notifier.position(None), 1);
     }
 
     #[test]
