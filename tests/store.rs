@@ -324,3 +324,53 @@ fn truncating_the_watch_file_crashes_no_writer() {
     let _ = watch.wait_timeout(std::time::Duration::from_millis(10));
     assert_eq!(Blob::count(&store).unwrap(), 3);
 }
+
+/// A read-only handle refuses every write even when the process already
+/// has the folder open to write, and the writable handle keeps writing.
+#[test]
+fn a_read_only_handle_refuses_writes_beside_a_writable_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Store::open(dir.path()).unwrap();
+    blob(1, 4).save(&writer).unwrap();
+    writer.map::<u32, u32>("counts").unwrap().insert(&1, &1).unwrap();
+    let reader = Store::options().read_only().open(dir.path()).unwrap();
+    assert!(reader.same_environment(&writer));
+    assert_eq!(Blob::load(&reader, &1).unwrap(), Some(blob(1, 4)), "it reads");
+    assert!(matches!(blob(2, 4).save(&reader), Err(Error::ReadOnly)));
+    assert!(matches!(reader.write(|tx| tx.next_sequence("s")), Err(Error::ReadOnly)));
+    assert!(matches!(Blob::lock(&reader, &1), Err(Error::ReadOnly)));
+    let counts = reader.map::<u32, u32>("counts").unwrap();
+    assert_eq!(counts.get(&1).unwrap(), Some(1));
+    assert!(matches!(counts.insert(&2, &2), Err(Error::ReadOnly)));
+    assert!(matches!(reader.map::<u32, u32>("never_made"), Err(Error::ReadOnly)), "a read-only handle makes no map");
+    blob(3, 4).save(&writer).unwrap();
+    assert_eq!(Blob::count(&reader).unwrap(), 2, "only the writable handle wrote");
+}
+
+/// An open whose options the environment already open in this process
+/// cannot honour fails, naming the option, instead of ignoring them.
+#[test]
+fn an_open_that_cannot_be_honoured_next_to_the_open_environment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader_first = {
+        drop(Store::open(dir.path()).unwrap());
+        Store::options().read_only().open(dir.path()).unwrap()
+    };
+    let writable = Store::open(dir.path());
+    assert!(matches!(writable, Err(Error::OptionConflict { option: "read_only", .. })), "{writable:?}");
+    drop(reader_first);
+
+    let store =
+        Store::options().durability(Durability::MayLoseLastCommits).map_size(32 << 20).open(dir.path()).unwrap();
+    let full = Store::open(dir.path());
+    assert!(matches!(&full, Err(Error::OptionConflict { option: "durability", .. })), "{full:?}");
+    let message = full.unwrap_err().to_string();
+    assert!(message.contains("durability") && message.contains("MayLoseLastCommits"), "{message}");
+    let same = Store::options().durability(Durability::MayLoseLastCommits);
+    assert!(same.clone().open(dir.path()).unwrap().same_environment(&store), "unset options take the environment's");
+    let bigger = same.clone().map_size(64 << 20).open(dir.path());
+    assert!(matches!(bigger, Err(Error::OptionConflict { option: "map_size", .. })));
+    assert!(same.clone().map_size(32 << 20).open(dir.path()).is_ok(), "the same value is honoured");
+    let lock_wait = same.lock_wait(std::time::Duration::from_secs(1)).open(dir.path());
+    assert!(matches!(lock_wait, Err(Error::OptionConflict { option: "lock_wait", .. })));
+}

@@ -221,6 +221,7 @@ impl Store {
         if let Some(model) = model.strip_suffix(crate::history::SUFFIX) {
             let table = history_table(self, model)?;
             let import = self.shared().tables_named(model)?.info.ops.import_history;
+            self.writable()?;
             let imported = self.shared().engine.write(|txn| import(txn, table, &lines))?;
             progress(Progress { done: imported, total: Some(imported) });
             return Ok(imported);

@@ -204,6 +204,20 @@ pub enum Error {
     #[error("the store was opened read-only; open it without StoreOptions::read_only to write")]
     ReadOnly,
 
+    /// An open asked for an option that the folder's environment, already
+    /// open in this process with other options, cannot honour (see
+    /// [`StoreOptions::open`](crate::StoreOptions::open)); nothing was
+    /// opened.
+    #[error("{path} is already open in this process with another `{option}`: {reason}")]
+    OptionConflict {
+        /// The store's folder.
+        path: String,
+        /// The option, as its `StoreOptions` method is named.
+        option: &'static str,
+        /// What the open environment has, and what to do.
+        reason: String,
+    },
+
     /// The program uses more tables (models, indexes and maps) than the
     /// store was opened for.
     #[error(

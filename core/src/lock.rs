@@ -297,9 +297,7 @@ impl<M: Persistent> RecordLock<M> {
         let shared = store.shared();
         let marker = marker_key(M::INFO.name, &key);
         check_key_len(|| format!("lock on {} key", M::INFO.name), marker.len())?;
-        if shared.engine.is_read_only() {
-            return Err(Error::ReadOnly); // before the owner file is created
-        }
+        store.writable()?; // before the owner file is created
         let owner = shared.locks.new_owner()?;
         let mut backoff = Backoff::until(wait, shared.engine.counters());
         loop {

@@ -135,6 +135,7 @@ where
     pub fn insert(&self, key: &K, value: &V) -> Result<bool> {
         let key = self.encode_key(key)?;
         let bytes = self.encode_value(value)?;
+        self.store.writable()?;
         self.store.shared().engine.write(|txn| {
             let existed = txn.get(self.table, &key)?.is_some();
             txn.put(self.table, &key, &bytes)?;
@@ -156,6 +157,7 @@ where
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn upsert(&self, key: &K, mut default: impl FnMut() -> V, mut change: impl FnMut(&mut V)) -> Result<V> {
+        self.store.writable()?;
         self.store.shared().engine.write(|txn| self.upsert_with(txn, key, &mut default, &mut change))
     }
 
@@ -173,6 +175,7 @@ where
     pub fn insert_if_absent(&self, key: &K, value: &V) -> Result<bool> {
         let key = self.encode_key(key)?;
         let bytes = self.encode_value(value)?;
+        self.store.writable()?;
         self.store.shared().engine.write(|txn| Ok(txn.put_new(self.table, &key, &bytes)?.is_none()))
     }
 
@@ -302,6 +305,7 @@ where
         Q: EncodeKey + ?Sized,
     {
         let key = encode_to_vec(key);
+        self.store.writable()?;
         self.store.shared().engine.write(|txn| {
             let old = txn.get(self.table, &key)?.map(|bytes| self.decode_value(bytes)).transpose()?;
             txn.delete(self.table, &key)?;

@@ -92,6 +92,9 @@ pub(crate) struct Shared {
     pub(crate) lock_wait: Duration,
     /// Set once the background purger runs (see `expiry`).
     pub(crate) purger: std::sync::OnceLock<()>,
+    /// The options of the open that made this environment; a later open
+    /// of the folder in this process is checked against them.
+    opened_with: StoreOptions,
     _temporary: Option<tempfile::TempDir>,
 }
 
@@ -138,6 +141,9 @@ impl Shared {
 #[derive(Clone)]
 pub struct Store {
     shared: Arc<Shared>,
+    /// This handle refuses writes, whatever other handles of the same
+    /// environment do.
+    read_only: bool,
 }
 
 impl fmt::Debug for Store {
@@ -236,7 +242,19 @@ impl Store {
 
     /// A handle on an open store's shared state.
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Store {
-        Store { shared }
+        let read_only = shared.engine.is_read_only();
+        Store { shared, read_only }
+    }
+
+    /// A handle on `shared`, read-only if asked (or if the environment is).
+    fn with(shared: Arc<Shared>, read_only: bool) -> Store {
+        let read_only = read_only || shared.engine.is_read_only();
+        Store { shared, read_only }
+    }
+
+    /// `Error::ReadOnly` for a handle opened read-only.
+    pub(crate) fn writable(&self) -> Result<()> {
+        if self.read_only { Err(Error::ReadOnly) } else { Ok(()) }
     }
 
     pub(crate) fn shared(&self) -> &Shared {
@@ -444,6 +462,7 @@ impl Store {
         R: Send,
         E: From<Error> + Send,
     {
+        self.writable()?;
         let mut backoff = Backoff::until(Some(self.shared.lock_wait), self.shared.engine.counters());
         let caller = std::thread::current().id();
         loop {
@@ -564,8 +583,15 @@ impl Store {
         let table = match maps.get(&table_name) {
             Some(table) => *table,
             None => {
-                let created = self.shared.engine.open_tables(std::slice::from_ref(&table_name))?;
-                let table = created[&table_name];
+                let names = std::slice::from_ref(&table_name);
+                // A read-only handle makes no table: a map never written
+                // cannot be read through it.
+                let created = if self.read_only {
+                    self.shared.engine.open_tables_that_exist(names)?
+                } else {
+                    self.shared.engine.open_tables(names)?
+                };
+                let table = *created.get(&table_name).ok_or(Error::ReadOnly)?;
                 maps.insert(table_name, table);
                 table
             }

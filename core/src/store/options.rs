@@ -35,6 +35,9 @@ pub struct StoreOptions {
     purge_every: Option<Duration>,
     /// Room for maps beyond the models' tables, unless `max_tables` is set.
     map_room: u32,
+    /// The options the caller set, by method name: an open that finds the
+    /// folder already open checks these against the environment's.
+    chosen: Vec<&'static str>,
 }
 
 /// The caller's hook for index-build progress at open.
@@ -88,7 +91,16 @@ impl StoreOptions {
             build_progress: BuildProgress::default(),
             purge_every: None,
             map_room: MAP_ROOM,
+            chosen: Vec::new(),
         }
+    }
+
+    /// Notes that the caller set `option`.
+    fn chose(mut self, option: &'static str) -> Self {
+        if !self.chosen.contains(&option) {
+            self.chosen.push(option);
+        }
+        self
     }
 
     /// Purges expired records ([`Store::purge_expired`]) on a background
@@ -104,7 +116,7 @@ impl StoreOptions {
     #[must_use]
     pub fn purge_expired_every(mut self, interval: Duration) -> Self {
         self.purge_every = Some(interval);
-        self
+        self.chose("purge_expired_every")
     }
 
     /// Opens the store for these models only, instead of every model of
@@ -152,7 +164,7 @@ impl StoreOptions {
     #[must_use]
     pub fn on_index_build(mut self, progress: impl Fn(&str, Progress) + Send + Sync + 'static) -> Self {
         self.build_progress = BuildProgress(Some(Arc::new(progress)));
-        self
+        self.chose("on_index_build")
     }
 
     /// Keeps the store on SlateDB (feature `slatedb`) at the object-store
@@ -194,7 +206,7 @@ impl StoreOptions {
     #[must_use]
     pub fn slatedb(mut self, url: impl Into<String>) -> Self {
         self.config.slatedb = Some(crate::engine::SlateConfig::new(url.into()));
-        self
+        self.chose("slatedb")
     }
 
     /// On SlateDB, how often a read-only store looks for the writer's new
@@ -208,7 +220,7 @@ impl StoreOptions {
         let slatedb = self.config.slatedb.get_or_insert_with(|| crate::engine::SlateConfig::new(String::new()));
         slatedb.poll_interval = every;
         slatedb.flush_interval = every;
-        self
+        self.chose("slatedb_poll_interval")
     }
 
     /// Opens the store for reading only: nothing is written, not even the
@@ -254,7 +266,7 @@ impl StoreOptions {
     #[must_use]
     pub fn take_over_indexes(mut self, take_over: bool) -> Self {
         self.take_over_indexes = take_over;
-        self
+        self.chose("take_over_indexes")
     }
 
     /// Lets concurrent durable writes of this process share one commit
@@ -294,7 +306,7 @@ impl StoreOptions {
     #[must_use]
     pub fn group_commit(mut self, enabled: bool) -> Self {
         self.group_commit = enabled;
-        self
+        self.chose("group_commit")
     }
 
     /// How long a write of a record that another holder has locked (see
@@ -308,7 +320,7 @@ impl StoreOptions {
     #[must_use]
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
-        self
+        self.chose("lock_wait")
     }
 
     /// The initial size of the memory map; it grows by itself when full.
@@ -321,7 +333,7 @@ impl StoreOptions {
     #[must_use]
     pub fn map_size(mut self, bytes: usize) -> Self {
         self.config.map_size = bytes;
-        self
+        self.chose("map_size")
     }
 
     /// The ceiling for automatic map growth; past it writes fail with
@@ -335,7 +347,7 @@ impl StoreOptions {
     #[must_use]
     pub fn max_map_size(mut self, bytes: usize) -> Self {
         self.config.max_map_size = bytes;
-        self
+        self.chose("max_map_size")
     }
 
     /// How commits reach the disk (default [`Durability::Full`]).
@@ -348,7 +360,7 @@ impl StoreOptions {
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.config.durability = durability;
-        self
+        self.chose("durability")
     }
 
     /// The number of concurrent read transactions across all processes.
@@ -361,7 +373,7 @@ impl StoreOptions {
     #[must_use]
     pub fn max_readers(mut self, readers: u32) -> Self {
         self.config.max_readers = readers;
-        self
+        self.chose("max_readers")
     }
 
     /// The number of tables this process can use: by default one per model
@@ -377,7 +389,7 @@ impl StoreOptions {
     #[must_use]
     pub fn max_tables(mut self, tables: u32) -> Self {
         self.config.max_tables = tables;
-        self
+        self.chose("max_tables")
     }
 
     /// How many maps ([`Store::map`]) the store can open beyond the tables
@@ -399,7 +411,7 @@ impl StoreOptions {
     #[must_use]
     pub fn map_room(mut self, maps: u32) -> Self {
         self.map_room = maps;
-        self
+        self.chose("map_room")
     }
 
     /// How long map growth waits for this process's open transactions to
@@ -413,19 +425,42 @@ impl StoreOptions {
     #[must_use]
     pub fn resize_wait(mut self, wait: Duration) -> Self {
         self.config.resize_wait = wait;
-        self
+        self.chose("resize_wait")
     }
 
     /// Opens (creating if needed) the store in folder `path`.
     ///
-    /// If this process already has the folder open, the open environment
-    /// is shared and these options are ignored.
+    /// If this process already has the folder open, the handle shares that
+    /// environment, and every option keeps its promise or the open fails
+    /// with [`Error::OptionConflict`] naming the option, opening nothing:
+    ///
+    /// - [`read_only`](Self::read_only) is the handle's own: a read-only
+    ///   handle refuses every write whatever else the process holds. A
+    ///   writable open of a folder open read-only is refused.
+    /// - [`durability`](Self::durability) must be the environment's, even
+    ///   when left at its default (`Full`): it is a promise about every
+    ///   commit, and the environment makes them.
+    /// - [`models`](Self::models) must all be open in the environment.
+    /// - Every other option, when set, must equal the environment's:
+    ///   `map_size`, `max_map_size`, `max_readers`, `max_tables`,
+    ///   `map_room`, `resize_wait`, `lock_wait`, `group_commit`,
+    ///   `purge_expired_every`, `take_over_indexes`, the SlateDB options;
+    ///   `on_index_build` is refused, since the environment's indexes were
+    ///   reconciled when it opened. Options left unset take the
+    ///   environment's values.
     ///
     /// ```
+    /// use skyshelve::{Error, Store, StoreOptions};
+    ///
     /// let dir = tempfile::tempdir()?;
-    /// let store = skyshelve::StoreOptions::new().open(dir.path())?;
-    /// let same = skyshelve::StoreOptions::new().map_size(1 << 20).open(dir.path())?; // options ignored: already open
+    /// let store = StoreOptions::new().open(dir.path())?;
+    /// let same = Store::open(dir.path())?; // nothing set: shares it
     /// assert!(store.same_environment(&same));
+    /// let smaller = StoreOptions::new().map_size(1 << 20).open(dir.path());
+    /// assert!(matches!(smaller, Err(Error::OptionConflict { option: "map_size", .. })));
+    /// store.map::<u32, u32>("m")?.insert(&1, &1)?;
+    /// let reader = StoreOptions::new().read_only().open(dir.path())?; // a read-only handle
+    /// assert!(matches!(reader.map::<u32, u32>("m")?.insert(&1, &2), Err(Error::ReadOnly)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
@@ -440,7 +475,10 @@ impl StoreOptions {
         let mut open = open_environments();
         while let Some((_, weak)) = open.iter().find(|(known, _)| *known == id) {
             match weak.upgrade() {
-                Some(shared) => return Ok(self.started(Store { shared })),
+                Some(shared) => {
+                    self.check_shares(&shared)?;
+                    return Ok(self.started(Store::with(shared, self.config.read_only)));
+                }
                 // Its last handle is being dropped: wait until it is closed.
                 None => open = crate::sync::wait(&ENVIRONMENT_CLOSED, open),
             }
@@ -448,11 +486,70 @@ impl StoreOptions {
         let shared = Arc::new(open_shared(&dir.canonicalize()?, &self, None)?);
         let _ = shared.registration.0.set(id);
         open.push((id, Arc::downgrade(&shared)));
-        Ok(self.started(Store { shared }))
+        Ok(self.started(Store::with(shared, self.config.read_only)))
     }
 
-    /// `store`, with the background work these options ask for running.
+    /// Whether a handle with these options can share `shared`, the
+    /// environment another open of the folder made in this process: every
+    /// option the caller set must be what the environment has, except
+    /// `read_only`, which is the handle's own; durability, which is a
+    /// promise, must match even when left at its default.
+    fn check_shares(&self, shared: &Shared) -> Result<()> {
+        let opened = &shared.opened_with;
+        let conflict = |option: &'static str, reason: String| {
+            Err(Error::OptionConflict { path: shared.engine.dir().display().to_string(), option, reason })
+        };
+        if !self.config.read_only && opened.config.read_only {
+            let reason = "it is open read-only; drop its read-only handles before opening it to write".to_owned();
+            return conflict("read_only", reason);
+        }
+        if self.config.durability != opened.config.durability {
+            let reason = format!("it is open with {:?}, not {:?}", opened.config.durability, self.config.durability);
+            return conflict("durability", reason);
+        }
+        if let Some(model) = self.models.iter().flatten().find(|info| shared.tables_of(info).is_err()) {
+            return conflict("models", format!("it was opened without model {:?}", model.name));
+        }
+        for &option in &self.chosen {
+            if let Some(reason) = self.differs(opened, option) {
+                return conflict(option, reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// How `option` differs from its value in `opened`, if it does.
+    fn differs(&self, opened: &StoreOptions, option: &'static str) -> Option<String> {
+        let (mine, theirs) = (&self.config, &opened.config);
+        let pair = |ours: String, open: String| (ours != open).then(|| format!("it is open with {open}, not {ours}"));
+        match option {
+            "map_size" => pair(mine.map_size.to_string(), theirs.map_size.to_string()),
+            "max_map_size" => pair(mine.max_map_size.to_string(), theirs.max_map_size.to_string()),
+            "max_readers" => pair(mine.max_readers.to_string(), theirs.max_readers.to_string()),
+            "max_tables" => pair(mine.max_tables.to_string(), theirs.max_tables.to_string()),
+            "map_room" => pair(self.map_room.to_string(), opened.map_room.to_string()),
+            "resize_wait" => pair(format!("{:?}", mine.resize_wait), format!("{:?}", theirs.resize_wait)),
+            "lock_wait" => pair(format!("{:?}", self.lock_wait), format!("{:?}", opened.lock_wait)),
+            "group_commit" => pair(self.group_commit.to_string(), opened.group_commit.to_string()),
+            "purge_expired_every" => pair(format!("{:?}", self.purge_every), format!("{:?}", opened.purge_every)),
+            "take_over_indexes" => pair(self.take_over_indexes.to_string(), opened.take_over_indexes.to_string()),
+            #[cfg(feature = "slatedb")]
+            "slatedb" | "slatedb_poll_interval" => pair(format!("{:?}", mine.slatedb), format!("{:?}", theirs.slatedb)),
+            // The environment's indexes were built when it opened.
+            "on_index_build" => {
+                Some("its indexes were reconciled when it opened, so a progress hook would never run".to_owned())
+            }
+            // `durability` is checked by the caller, set or not.
+            _ => None,
+        }
+    }
+
+    /// `store`, with the background work these options ask for running
+    /// (a read-only handle starts none: it writes nothing).
     fn started(&self, store: Store) -> Store {
+        if store.read_only {
+            return store;
+        }
         if let Some(interval) = self.purge_every {
             store.shared.purger.get_or_init(|| crate::expiry::start_purger(&store.shared, interval));
         }
@@ -469,7 +566,8 @@ impl StoreOptions {
     pub fn open_temporary(self) -> Result<Store> {
         let temp = tempfile::Builder::new().prefix("skyshelve-").tempdir()?;
         let dir: PathBuf = temp.path().canonicalize()?;
-        Ok(self.started(Store { shared: Arc::new(open_shared(&dir, &self, Some(temp))?) }))
+        let shared = Arc::new(open_shared(&dir, &self, Some(temp))?);
+        Ok(self.started(Store::with(shared, self.config.read_only)))
     }
 }
 
@@ -557,6 +655,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         // Modes that sync at commit gain from sharing one; MayCorruptOnPowerLoss never syncs.
         group: (options.group_commit && options.config.durability != Durability::MayCorruptOnPowerLoss)
             .then(Group::default),
+        opened_with: options.clone(),
         _temporary: temporary,
     };
     if !read_only {
