@@ -204,6 +204,32 @@ pub enum Error {
     #[error("the store was opened read-only; open it without StoreOptions::read_only to write")]
     ReadOnly,
 
+    /// The store holds this model's records in another layout at the same
+    /// model version: another program (or another release) declares a
+    /// type of that name with other fields, field types or key type.
+    /// Nothing was written; reading would have decoded garbage.
+    #[error(
+        "model {model} is stored in another layout at model version {version}: {differences}; give this type a name of its own (#[persistent(name = \"...\")]), or raise its #[persistent(version = ...)] and migrate"
+    )]
+    LayoutMismatch {
+        /// The model's name.
+        model: &'static str,
+        /// The model version both layouts claim.
+        version: u16,
+        /// What differs, field by field.
+        differences: String,
+    },
+
+    /// A typed map was opened with other key or value types than it was
+    /// made with ([`Store::map`](crate::Store::map)).
+    #[error("map {name:?} was made with other types: {differences}")]
+    MapTypeMismatch {
+        /// The map's name.
+        name: String,
+        /// What differs.
+        differences: String,
+    },
+
     /// An open asked for an option that the folder's environment, already
     /// open in this process with other options, cannot honour (see
     /// [`StoreOptions::open`](crate::StoreOptions::open)); nothing was

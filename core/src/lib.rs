@@ -70,6 +70,7 @@ mod group;
 mod history;
 mod index;
 mod indexing;
+mod layout;
 mod lock;
 mod map;
 mod model;

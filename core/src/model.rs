@@ -59,6 +59,9 @@ pub struct ModelOps {
     /// Adds entries of the given indexes for one batch of records; see
     /// `catalog`.
     pub(crate) backfill: BackfillFn,
+    /// The serde shape of the model's records, recorded in the catalog so
+    /// that a program with another shape under the same name is refused.
+    pub(crate) layout: fn() -> crate::layout::Layout,
     /// [`Persistent::migrate`], for admin tools that know the model by name.
     pub(crate) migrate: MigrateFn,
     /// A key, encoded, as errors name it.
@@ -94,6 +97,7 @@ impl ModelOps {
             entries_of_stored: entries_of_stored::<M>,
             history_to_json: crate::history::version_to_json::<M>,
             import_history: crate::history::import_json::<M>,
+            layout: crate::layout::of::<M>,
         }
     }
 }

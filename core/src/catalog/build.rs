@@ -95,6 +95,13 @@ fn take_over_model(
     let stored = read_entry_or_none(&*txn, catalog, info)?;
     match &stored {
         Some(entry) if entry.defines(info) => {
+            // Written at an older model version (its layout is that
+            // version's), or before layouts were recorded: this program's
+            // version and layout are the store's from now on.
+            if entry.version < info.version || (entry.layout.is_none() && entry.version == info.version) {
+                let upgraded = Entry { version: info.version, layout: Entry::complete(info).layout, ..entry.clone() };
+                txn.put(catalog, info.name.as_bytes(), &upgraded.encode()?)?;
+            }
             return Ok(if entry.building.is_empty() { TakeOver::Nothing } else { TakeOver::Build });
         }
         stored if !may_take_over(stored.as_ref(), info, at_equal_version) => return Ok(TakeOver::Nothing),

@@ -10,13 +10,15 @@ use crate::codec::value;
 use crate::engine::{Reader, Table};
 use crate::error::{Error, Result};
 use crate::index::IndexInfo;
+use crate::layout::Layout;
 use crate::model::ModelInfo;
 use crate::store::ModelTables;
 
-/// The version of the entry format, in the entry's value header.
-const ENTRY_FORMAT: u16 = 1;
+/// The version of the entry format, in the entry's value header: 2 added
+/// the layout; entries of format 1 are read as having none.
+const ENTRY_FORMAT: u16 = 2;
 
-/// What the store knows about one model's indexes.
+/// What the store knows about one model: its indexes and its layout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Entry {
     /// The model version of the program that wrote the entry.
@@ -31,13 +33,27 @@ pub(crate) struct Entry {
     /// records with one unique value, an entry too long); the next open
     /// tries again.
     pub(super) failed: Option<String>,
+    /// The records' layout at `version` (`None` in an entry written before
+    /// layouts were recorded).
+    pub(super) layout: Option<Layout>,
+}
+
+/// An entry of format 1: the same, without the layout.
+#[derive(Deserialize)]
+struct EntryV1 {
+    version: u16,
+    indexes: Vec<(String, String)>,
+    building: Vec<String>,
+    built_through: Option<Vec<u8>>,
+    failed: Option<String>,
 }
 
 impl Entry {
     /// The entry of a model whose indexes are all complete.
     pub(crate) fn complete(info: &ModelInfo) -> Entry {
         let indexes = definitions(info);
-        Entry { version: info.version, indexes, building: Vec::new(), built_through: None, failed: None }
+        let layout = Some((info.ops.layout)());
+        Entry { version: info.version, indexes, building: Vec::new(), built_through: None, failed: None, layout }
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
@@ -47,11 +63,30 @@ impl Entry {
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Result<Entry> {
-        value::decode(bytes, crate::tables::CATALOG).map(|(_, entry)| entry)
+        let what = crate::tables::CATALOG;
+        if value::version_of(bytes, what)? == 1 {
+            let (_, old): (_, EntryV1) = value::decode(bytes, what)?;
+            let EntryV1 { version, indexes, building, built_through, failed } = old;
+            return Ok(Entry { version, indexes, building, built_through, failed, layout: None });
+        }
+        value::decode(bytes, what).map(|(_, entry)| entry)
     }
 
     pub(super) fn defines(&self, info: &ModelInfo) -> bool {
         self.indexes == definitions(info)
+    }
+
+    /// Fails when the entry records another layout for the model at this
+    /// program's model version. (At another version, the version tells the
+    /// two apart and a migration reads the older one.)
+    pub(crate) fn check_layout(&self, info: &ModelInfo) -> Result<()> {
+        let Some(stored) = self.layout.as_ref().filter(|_| self.version == info.version) else { return Ok(()) };
+        let current = (info.ops.layout)();
+        if *stored == current {
+            return Ok(());
+        }
+        let differences = crate::layout::differences(stored, &current);
+        Err(Error::LayoutMismatch { model: info.name, version: info.version, differences })
     }
 
     /// Whether `index` is in the catalog with the same definition.
@@ -90,6 +125,27 @@ pub(super) fn read_entry_or_none(
     }
 }
 
+/// Fails when the store records, for one of `models`, another layout at
+/// this program's model version: run at every open, read-only included,
+/// before anything is written or read. (A damaged entry is left to
+/// `reconcile`, which rebuilds it.)
+pub(crate) fn check_layouts<'m>(
+    txn: &(impl Reader + ?Sized),
+    catalog: Table,
+    models: impl Iterator<Item = &'m ModelTables>,
+) -> Result<()> {
+    for tables in models {
+        let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { continue };
+        if bytes == tables.catalog_entry {
+            continue;
+        }
+        if let Ok(entry) = Entry::decode(bytes) {
+            entry.check_layout(tables.info)?;
+        }
+    }
+    Ok(())
+}
+
 /// Fails unless this program may write records of the model: the
 /// catalog's indexes are this program's, so its writes keep them all.
 pub(crate) fn check_writable(txn: &(impl Reader + ?Sized), catalog: Table, tables: &ModelTables) -> Result<()> {
@@ -98,8 +154,9 @@ pub(crate) fn check_writable(txn: &(impl Reader + ?Sized), catalog: Table, table
         return Ok(()); // the usual case: compared without decoding
     }
     let entry = Entry::decode(bytes)?;
+    entry.check_layout(tables.info)?;
     if entry.defines(tables.info) {
-        Ok(()) // a build under way, or an older program's version number
+        Ok(()) // a build under way, an older program's version number, an older entry format
     } else {
         Err(mismatch(tables.info, &entry))
     }

@@ -35,4 +35,4 @@ mod entry;
 
 pub(crate) use build::backfill_batch;
 pub(crate) use build::reconcile;
-pub(crate) use entry::{Entry, check_queryable, check_writable};
+pub(crate) use entry::{Entry, check_layouts, check_queryable, check_writable};

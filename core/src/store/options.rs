@@ -658,6 +658,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         opened_with: options.clone(),
         _temporary: temporary,
     };
+    shared.engine.read(|txn| crate::catalog::check_layouts(txn, shared.catalog, shared.all_tables()))?;
     if !read_only {
         let hook = options.build_progress.0.as_deref();
         let mut report = |model: &str, progress| hook.into_iter().for_each(|f| f(model, progress));
