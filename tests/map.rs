@@ -39,14 +39,17 @@ fn iterate_range_and_prefix_follow_key_order() {
 }
 
 #[test]
-fn strings_and_bytes_are_stored_as_they_are() {
+fn strings_and_bytes_round_trip_and_are_not_each_other() {
     let store = Store::temporary().unwrap();
     let text = store.map::<u8, String>("text").unwrap();
     text.insert(&1, &"héllo".to_string()).unwrap();
-    // The same table read as raw bytes shows the UTF-8 bytes, nothing else.
-    let raw = store.map::<u8, Vec<u8>>("text").unwrap();
-    assert_eq!(raw.get(&1).unwrap(), Some("héllo".as_bytes().to_vec()));
     assert_eq!(text.get(&1).unwrap().as_deref(), Some("héllo"));
+    let bytes = store.map::<u8, Vec<u8>>("bytes").unwrap();
+    bytes.insert(&1, &vec![0xFF, 0xFE]).unwrap();
+    assert_eq!(bytes.get(&1).unwrap(), Some(vec![0xFF, 0xFE]));
+    // A string map read as bytes (or bytes as text) is another type.
+    assert!(matches!(store.map::<u8, Vec<u8>>("text"), Err(Error::MapTypeMismatch { .. })));
+    assert!(matches!(store.map::<u8, String>("bytes"), Err(Error::MapTypeMismatch { .. })));
 }
 
 #[test]
@@ -59,21 +62,16 @@ fn maps_with_different_names_are_separate() {
 }
 
 #[test]
-fn reading_a_map_with_the_wrong_value_type_is_a_decode_error() {
+fn a_map_read_with_another_value_type_is_refused_before_anything_is_decoded() {
     let store = Store::temporary().unwrap();
     store.map::<u8, (u64, u64)>("typed").unwrap().insert(&1, &(1, 2)).unwrap();
-    let longer = store.map::<u8, (u64, u64, u64)>("typed").unwrap();
-    assert!(matches!(longer.get(&1), Err(Error::Decode { .. })), "too few bytes");
-    let shorter = store.map::<u8, u64>("typed").unwrap();
-    assert!(matches!(shorter.get(&1), Err(Error::Decode { .. })), "trailing bytes");
-
-    store.map::<u8, String>("raw").unwrap().insert(&1, &"hello".to_string()).unwrap();
-    let headerless = store.map::<u8, u64>("raw").unwrap();
-    assert!(matches!(headerless.get(&1), Err(Error::Decode { .. })), "no value header");
-    store.map::<u8, Vec<u8>>("raw").unwrap().insert(&2, &vec![0xFF, 0xFE]).unwrap();
-    let text = store.map::<u8, String>("raw").unwrap();
-    assert!(matches!(text.get(&2), Err(Error::Decode { .. })), "invalid UTF-8");
-    assert!(matches!(text.iter(), Err(Error::Decode { .. })));
+    for refused in [
+        store.map::<u8, (u64, u64, u64)>("typed").map(drop),
+        store.map::<u8, u64>("typed").map(drop),
+        store.map::<u8, String>("typed").map(drop),
+    ] {
+        assert!(matches!(refused, Err(Error::MapTypeMismatch { .. })), "{refused:?}");
+    }
 }
 
 #[test]
@@ -117,4 +115,31 @@ fn map_room_sets_how_many_maps_a_store_can_open() {
     let tight = maps_opened(&Store::options().map_room(2).open_temporary().unwrap());
     assert!(tight >= 2, "room for 2 maps opens 2: {tight}");
     assert_eq!(roomy - tight, skyshelve::MAP_ROOM as usize - 2, "the default has room for MAP_ROOM");
+}
+
+/// A map knows its types: opened again with others (in this process, or
+/// after the store is closed and opened again, as another program would)
+/// it is refused, instead of reading values as another type or taking
+/// keys of another type.
+#[test]
+fn a_map_opened_with_other_types_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.map::<String, u64>("m").unwrap().insert(&"a".into(), &7).unwrap();
+        let other_value = store.map::<String, String>("m");
+        assert!(matches!(other_value, Err(Error::MapTypeMismatch { .. })), "{other_value:?}");
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let Err(Error::MapTypeMismatch { name, differences }) = store.map::<String, String>("m") else {
+        panic!("a reopened store still knows the map's types")
+    };
+    assert_eq!(name, "m");
+    assert!(differences.contains("its values: the value is u64 in the store, str here"), "{differences}");
+    let Err(Error::MapTypeMismatch { differences, .. }) = store.map::<u64, u64>("m") else {
+        panic!("another key type")
+    };
+    assert!(differences.contains("its keys are alloc::string::String in the store, u64 here"), "{differences}");
+    let same = store.map::<String, u64>("m").unwrap();
+    assert_eq!(same.get("a").unwrap(), Some(7), "the same types open as before");
 }

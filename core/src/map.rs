@@ -18,6 +18,67 @@ use crate::model::check_key_len;
 use crate::store::Store;
 use crate::txn::WriteTx;
 
+/// The Rust names of a map's key and value types, as this process
+/// checked them: a second open with the same names needs no new check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Types {
+    key: &'static str,
+    value: &'static str,
+}
+
+impl Types {
+    pub(crate) fn of<K, V>() -> Types {
+        Types { key: std::any::type_name::<K>(), value: std::any::type_name::<V>() }
+    }
+}
+
+/// What the catalog records of a map, under its table's name: the key
+/// type's Rust name (keys go through the key encoding, not serde, so their
+/// name is what there is to compare) and the value's layout.
+#[derive(Debug, PartialEq, serde::Deserialize, Serialize)]
+struct Shape {
+    key: String,
+    value: crate::layout::Layout,
+}
+
+/// The format of a map's catalog entry, in its value header.
+const SHAPE_FORMAT: u16 = 1;
+
+/// Compares `K` and `V` with the shape the catalog records for the map in
+/// `table` (named `name`), recording them if it records none and `store`
+/// may write.
+pub(crate) fn check_types<K, V: DeserializeOwned>(store: &Store, table: &str, name: &str) -> Result<()> {
+    let shared = store.shared();
+    let wanted = Shape { key: std::any::type_name::<K>().to_owned(), value: crate::layout::of::<V>() };
+    let compare = |bytes: &[u8]| -> Result<()> {
+        let (_, stored): (_, Shape) = value::decode(bytes, table)?;
+        if stored == wanted {
+            return Ok(());
+        }
+        let mut differences = Vec::new();
+        if stored.key != wanted.key {
+            differences.push(format!("its keys are {} in the store, {} here", stored.key, wanted.key));
+        }
+        if stored.value != wanted.value {
+            differences.push(format!("its values: {}", crate::layout::differences(&stored.value, &wanted.value)));
+        }
+        Err(Error::MapTypeMismatch { name: name.to_owned(), differences: differences.join("; ") })
+    };
+    if let Some(bytes) =
+        shared.engine.read(|txn| txn.get(shared.catalog, table.as_bytes()).map(|b| b.map(<[u8]>::to_vec)))?
+    {
+        return compare(&bytes);
+    }
+    if store.writable().is_err() {
+        return Ok(()); // a reader records nothing; a map never written has nothing to misread
+    }
+    let mut encoded = Vec::new();
+    value::encode_into(&wanted, SHAPE_FORMAT, table, &mut encoded)?;
+    // Another process may record its shape first: then that one counts.
+    let theirs = shared.engine.write(|txn| txn.put_new(shared.catalog, table.as_bytes(), &encoded))?;
+    theirs.map_or(Ok(()), |bytes| compare(&bytes))
+}
+
 /// A persistent map from `K` to `V`, made by [`Store::map`].
 ///
 /// Keys use the order-preserving key encoding, so iteration, ranges and

@@ -78,7 +78,9 @@ pub(crate) struct Shared {
     registration: Registration,
     /// By `ModelInfo::slot` index; `None` for numbers of no model here.
     models: Vec<Option<ModelTables>>,
-    maps: Mutex<HashMap<String, Table>>,
+    /// The maps opened in this process: each table, with the key and
+    /// value type names its shape was checked for.
+    maps: Mutex<HashMap<String, (Table, crate::map::Types)>>,
     pub(crate) lock_table: Table,
     /// The index catalog; see `catalog`.
     pub(crate) catalog: Table,
@@ -563,11 +565,18 @@ impl Store {
 
     /// A typed key-value map named `name`, for data without a model.
     ///
+    /// The store records the map's key type (by its Rust name) and its
+    /// value's layout (its serde shape, as for models) when the map is
+    /// first opened to write; opening it again, in any program, with other
+    /// types fails with [`Error::MapTypeMismatch`], so that no value is
+    /// read as another type and no key of another type goes in.
+    ///
     /// ```
     /// let store = skyshelve::Store::temporary()?;
     /// let settings = store.map::<String, u32>("settings")?;
     /// settings.insert(&"retries".to_string(), &3)?;
     /// assert_eq!(settings.get("retries")?, Some(3));
+    /// assert!(matches!(store.map::<String, String>("settings"), Err(skyshelve::Error::MapTypeMismatch { .. })));
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn map<K, V>(&self, name: &str) -> Result<Map<K, V>>
@@ -579,9 +588,15 @@ impl Store {
         // `~` cannot start a model name (the derive allows identifier
         // characters only), so maps never meet model tables.
         let table_name = crate::tables::map_table(name);
+        let types = crate::map::Types::of::<K, V>();
         let mut maps = crate::sync::lock(&self.shared.maps);
         let table = match maps.get(&table_name) {
-            Some(table) => *table,
+            Some((table, checked)) if *checked == types => *table,
+            Some((table, _)) => {
+                let table = *table;
+                crate::map::check_types::<K, V>(self, &table_name, name)?;
+                table
+            }
             None => {
                 let names = std::slice::from_ref(&table_name);
                 // A read-only handle makes no table: a map never written
@@ -592,7 +607,8 @@ impl Store {
                     self.shared.engine.open_tables(names)?
                 };
                 let table = *created.get(&table_name).ok_or(Error::ReadOnly)?;
-                maps.insert(table_name, table);
+                crate::map::check_types::<K, V>(self, &table_name, name)?;
+                maps.insert(table_name, (table, types));
                 table
             }
         };
