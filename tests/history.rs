@@ -508,3 +508,99 @@ fn a_read_only_store_reads_the_kept_versions_and_writes_none() {
     let reader = Store::options().models([Price::INFO]).read_only().open(older.path()).unwrap();
     assert!(Price::history(&reader, "tea").unwrap().is_empty());
 }
+
+/// An import is checked line by line before anything is written: a
+/// position with no room after it (which made the next change panic in
+/// debug builds and wrap in release ones), 0, or used twice; a record
+/// whose key is not the line's; a key too long for the engine. Each names
+/// its line, and the store is left as it was.
+#[test]
+fn history_import_refuses_inconsistent_lines_naming_them() {
+    let (_dir, store) = temporary();
+    price("tea", 300).save(&store).unwrap();
+    price("cocoa", 500).save(&store).unwrap();
+    let mut out = Vec::new();
+    store.export_json_lines("price~history", &mut out, &mut |_| {}).unwrap();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (tea, cocoa) = (lines[0].clone(), lines[1].clone());
+    let with = |line: &serde_json::Value, field: &str, value: serde_json::Value| {
+        let mut line = line.clone();
+        line[field] = value;
+        line.to_string()
+    };
+    let cases = [
+        (with(&tea, "position", u64::MAX.into()), 1, "position"),
+        (with(&tea, "position", 0.into()), 1, "position"),
+        (format!("{tea}\n{}", with(&cocoa, "position", tea["position"].clone())), 2, "two versions"),
+        (with(&tea, "key", cocoa["key"].clone()), 1, "key"),
+        // A deletion has no record to take the key from: only its length tells.
+        (
+            with(
+                &serde_json::from_str(&with(&tea, "change", "deleted".into())).unwrap(),
+                "record",
+                serde_json::Value::Null,
+            )
+            .replace(tea["key"].as_str().unwrap(), &"ab".repeat(600)),
+            1,
+            "at most 511",
+        ),
+    ];
+    for (import, line, says) in cases {
+        let copy_dir = tempfile::tempdir().unwrap();
+        let copy = open(copy_dir.path(), &[Price::INFO, Plain::INFO]);
+        let refused = copy.import_json_lines("price~history", &mut import.as_bytes(), &mut |_| {});
+        let Err(Error::Import { line: at, source }) = &refused else { panic!("{import}: {refused:?}") };
+        assert_eq!(*at, line, "{import}");
+        assert!(source.to_string().contains(says), "{import}: {source}");
+        assert!(Price::history(&copy, "tea").unwrap().is_empty(), "nothing was written");
+        price("tea", 330).save(&copy).unwrap();
+        assert!(copy.verify().unwrap().is_clean());
+    }
+}
+
+/// `verify` checks each kept version against its key and position: a
+/// version filed under another record's key, or past the model's position
+/// counter, is reported (both went unnoticed before).
+#[test]
+fn verify_reports_a_version_under_another_key_or_past_the_position_counter() {
+    if engine::not_on_slatedb("the versions are moved through LMDB directly") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), &[Price::INFO]);
+        price("tea", 300).save(&store).unwrap();
+        price("cocoa", 500).save(&store).unwrap();
+    }
+    // SAFETY: no skyshelve handle on this folder is open in this process.
+    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(16).open(dir.path()) }.unwrap();
+    let wtxn = env.write_txn().unwrap();
+    let table = env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            opener
+                .create_database::<heed::types::Bytes, heed::types::Bytes>(wtxn, Some("price/~history"))
+                .map(heed::CommitOrAbort::<_, ()>::Commit)
+        })
+        .unwrap()
+        .unwrap_commit();
+    let mut wtxn = env.write_txn().unwrap();
+    let tea_value = {
+        let mut entries = table.iter(&wtxn).unwrap().map(Result::unwrap);
+        let tea = entries.find(|(key, _)| key.windows(3).any(|w| w == b"tea")).unwrap();
+        tea.1.to_vec()
+    };
+    // Tea's version under cocoa's key (position 2 is cocoa's), and a copy past the counter (2).
+    let cocoa_key = [&[0u8, 7][..], b"cocoa\0\0"].concat();
+    table.put(&mut wtxn, &[&cocoa_key[..], &2u64.to_be_bytes()].concat(), &tea_value).unwrap();
+    let tea_key = [&[0u8, 5][..], b"tea\0\0"].concat();
+    table.put(&mut wtxn, &[&tea_key[..], &9u64.to_be_bytes()].concat(), &tea_value).unwrap();
+    wtxn.commit().unwrap();
+    env.prepare_for_closing().wait();
+
+    let store = open(dir.path(), &[Price::INFO]);
+    let report = Price::verify(&store).unwrap();
+    let said = report.to_string();
+    assert!(said.contains("it holds the record with key"), "{said}");
+    assert!(said.contains("position 9 is past the model's last position 2"), "{said}");
+}

@@ -371,17 +371,34 @@ pub(crate) fn as_of<M: Persistent>(
 /// Checks that every entry of `table` decodes as a version of `M`;
 /// returns the problems as (record key, reason).
 pub(crate) fn check<M: Persistent>(txn: &(impl Reader + ?Sized), table: Table) -> Result<Vec<(Vec<u8>, String)>> {
+    let last = last_position(txn, table)?;
     let mut problems = Vec::new();
     for entry in txn.range(table, Bound::Unbounded, Bound::Unbounded)? {
         let (entry_key, value) = entry?;
         if entry_key == LAST_POSITION {
             continue;
         }
-        if let Err(err) = decode_version::<M>(entry_key, value) {
-            problems.push((record_key(entry_key).unwrap_or(entry_key).to_vec(), err.to_string()));
+        let key = record_key(entry_key).unwrap_or(entry_key);
+        if let Some(problem) = check_version::<M>(entry_key, key, value, last) {
+            problems.push((key.to_vec(), problem));
         }
     }
     Ok(problems)
+}
+
+/// What is wrong with one kept version: it does not decode, its record
+/// is another record than its key says, or its position is past the
+/// model's counter (new changes would be given positions below it).
+fn check_version<M: Persistent>(entry_key: &[u8], key: &[u8], value: &[u8], last: u64) -> Option<String> {
+    let version = match decode_version::<M>(entry_key, value) {
+        Ok(version) => version,
+        Err(err) => return Some(err.to_string()),
+    };
+    if version.position > last {
+        return Some(format!("position {} is past the model's last position {last}", version.position));
+    }
+    let own = version.record.as_ref().map(|record| crate::codec::key::encode_to_vec(record.key()));
+    own.filter(|own| own != key).map(|own| format!("it holds the record with key {}", crate::codec::to_hex(&own)))
 }
 
 fn decode_version<M: Persistent>(entry_key: &[u8], value: &[u8]) -> Result<Version<M>> {
@@ -453,22 +470,33 @@ pub(crate) fn import_json<M: Persistent>(_: &mut dyn Writer, _: Table, _: &[(usi
     Err(Error::Decode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
 }
 
+/// The highest position an import may give a version: the rest of the
+/// range is left for the changes that follow it (2^63 of them).
+#[cfg(feature = "json")]
+const MAX_IMPORTED_POSITION: u64 = u64::MAX / 2;
+
 /// Puts back the versions of exported history, in one transaction: each
 /// record named replaces its kept versions with the lines' (records in
 /// the current format), and positions go on after the highest. Returns
-/// how many versions were written.
+/// how many versions were written. Every line is checked before it is
+/// written, and the first inconsistent one fails the import, naming its
+/// line: a key that is not the record's or too long for the engine, a
+/// position of 0, one already used, or one that leaves no room for the
+/// changes after it.
 #[cfg(feature = "json")]
 pub(crate) fn import_json<M: Persistent>(txn: &mut dyn Writer, table: Table, lines: &[(usize, String)]) -> Result<u64> {
     let mut replaced = std::collections::HashSet::new();
+    let mut positions = std::collections::HashSet::new();
     let (mut highest, mut written) = (last_position(txn, table)?, 0);
     for (number, line) in lines.iter().filter(|(_, line)| !line.trim().is_empty()) {
-        let at_line = |reason: String| Error::Import {
-            line: *number,
-            source: Box::new(Error::Decode { what: format!("{} history", M::INFO.name), reason }),
-        };
-        let parsed: VersionLine<M> = serde_json::from_str(line).map_err(|e| at_line(e.to_string()))?;
+        let at_line = |source: Error| Error::Import { line: *number, source: Box::new(source) };
+        let decode = |reason: String| at_line(Error::Decode { what: format!("{} history", M::INFO.name), reason });
+        let parsed: VersionLine<M> = serde_json::from_str(line).map_err(|e| decode(e.to_string()))?;
         let key =
-            crate::codec::from_hex(&parsed.key).ok_or_else(|| at_line(format!("key {:?} is not hex", parsed.key)))?;
+            crate::codec::from_hex(&parsed.key).ok_or_else(|| decode(format!("key {:?} is not hex", parsed.key)))?;
+        check_imported::<M>(&parsed, &key, &mut positions).map_err(decode)?;
+        let entry = entry_key(&key, parsed.position);
+        crate::model::check_key_len(|| format!("{} history key", M::INFO.name), entry.len()).map_err(at_line)?;
         if replaced.insert(key.clone()) {
             for (entry_key, ..) in entries_of_record(txn, table, &key)? {
                 txn.delete(table, &entry_key)?;
@@ -479,16 +507,38 @@ pub(crate) fn import_json<M: Persistent>(txn: &mut dyn Writer, table: Table, lin
         match (&parsed.record, parsed.change) {
             (None, Change::Deleted) => value.extend_from_slice(&parsed.model_version.to_be_bytes()),
             (Some(record), Change::Created | Change::Updated) => {
-                crate::codec::value::encode_into(record, M::INFO.version, M::INFO.name, &mut value)?;
+                crate::codec::value::encode_into(record, M::INFO.version, M::INFO.name, &mut value).map_err(at_line)?;
             }
-            _ => return Err(at_line("a deletion has no record, and every other change has one".into())),
+            _ => return Err(decode("a deletion has no record, and every other change has one".into())),
         }
-        txn.put(table, &entry_key(&key, parsed.position), &value)?;
+        txn.put(table, &entry, &value).map_err(at_line)?;
         highest = highest.max(parsed.position);
         written += 1;
     }
     txn.put(table, LAST_POSITION, &highest.to_be_bytes())?;
     Ok(written)
+}
+
+/// What makes one imported version inconsistent, if anything.
+#[cfg(feature = "json")]
+fn check_imported<M: Persistent>(
+    line: &VersionLine<M>,
+    key: &[u8],
+    positions: &mut std::collections::HashSet<u64>,
+) -> Result<(), String> {
+    if line.position == 0 || line.position > MAX_IMPORTED_POSITION {
+        return Err(format!("position {} is not between 1 and {MAX_IMPORTED_POSITION}", line.position));
+    }
+    if !positions.insert(line.position) {
+        return Err(format!("position {} is given to two versions", line.position));
+    }
+    if let Some(record) = &line.record {
+        let own = crate::codec::key::encode_to_vec(record.key());
+        if own != key {
+            return Err(format!("the record's key is {}, not the line's {}", crate::codec::to_hex(&own), line.key));
+        }
+    }
+    Ok(())
 }
 
 /// An entry's kind, time in microseconds, and the rest.

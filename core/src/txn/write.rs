@@ -109,7 +109,7 @@ impl<'t> WriteTx<'t> {
     fn keep_history(&mut self, tables: &ModelTables, key: &[u8], change: Change, stored: Option<&[u8]>) -> Result<()> {
         let Some(table) = tables.history else { return Ok(()) };
         let info = tables.info;
-        let position = self.next_history_position(info.slot.index(), table)?;
+        let position = self.next_history_position(info, table)?;
         crate::history::record(&mut *self.txn, table, key, position, change, stored, info)
     }
 
@@ -117,7 +117,8 @@ impl<'t> WriteTx<'t> {
     /// `slot`). The counter is read once per transaction and written back
     /// when the transaction's closure succeeds (`finish`), so a batch of
     /// changes pays for it once.
-    fn next_history_position(&mut self, slot: usize, table: Table) -> Result<u64> {
+    fn next_history_position(&mut self, info: &ModelInfo, table: Table) -> Result<u64> {
+        let slot = info.slot.index();
         let cached = self.history_positions.iter_mut().find(|(cached, ..)| *cached == slot);
         let last = match cached {
             Some((_, _, last)) => last,
@@ -127,7 +128,12 @@ impl<'t> WriteTx<'t> {
                 &mut self.history_positions.last_mut().expect("just pushed").2
             }
         };
-        *last += 1;
+        // Imports refuse positions near the top, so this is reached only
+        // after 2^63 changes; a wrapped counter would sort new versions
+        // below old ones.
+        *last = last
+            .checked_add(1)
+            .ok_or_else(|| Error::SequenceExhausted { name: format!("{}{}", info.name, crate::history::SUFFIX) })?;
         Ok(*last)
     }
 
