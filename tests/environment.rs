@@ -11,6 +11,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
 
+#[path = "common/children.rs"]
+mod children;
 #[path = "common/engine.rs"]
 mod engine;
 #[path = "common/tmpfs.rs"]
@@ -193,4 +195,54 @@ fn a_restore_onto_a_full_disk_leaves_no_store_and_can_be_run_again() {
     fs.remount("size=64m");
     Store::restore(work.path().join("backup"), &target).unwrap();
     assert_eq!(Page::count(&Store::open(&target).unwrap()).unwrap(), 1500);
+}
+
+/// The child of the removed-folder test: a running writer that keeps its
+/// store open while the parent removes (or replaces) the folder, then
+/// tries to write and to watch.
+fn writer_whose_folder_goes() {
+    let store = Store::open(children::env_path()).unwrap();
+    page(1).save(&store).unwrap();
+    children::say("saved");
+    children::wait_for_parent();
+    let outcome = |result: skyshelve::Result<()>| match result {
+        Err(Error::StoreRemoved { reason, .. }) => format!("refused: {reason}"),
+        other => format!("{other:?}"),
+    };
+    children::say(&format!("save {}", outcome(page(2).save(&store))));
+    children::say(&format!("watch {}", outcome(store.watch().map(drop))));
+}
+
+/// A store folder removed (or moved away and made anew) under a running
+/// process: its next write and its next watch fail with a typed error
+/// instead of being acknowledged into a file no later open sees.
+#[test]
+fn a_folder_removed_or_replaced_under_a_running_writer_refuses_its_writes() {
+    if children::role().is_some() {
+        return writer_whose_folder_goes();
+    }
+    if engine::not_on_slatedb("SlateDB keeps the store's data in its object store, not in the folder's files") {
+        return;
+    }
+    for replaced in [false, true] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("store");
+        let test = "a_folder_removed_or_replaced_under_a_running_writer_refuses_its_writes";
+        let mut child = children::spawn_child(test, "writer", &dir, 0, 1);
+        children::wait_for_line(&mut child, "saved");
+        if replaced {
+            std::fs::rename(&dir, root.path().join("moved")).unwrap();
+            drop(Store::open(&dir).unwrap()); // another process would make a new store there
+        } else {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        children::tell_child(&mut child);
+        let lines = children::finish(child);
+        let expected = if replaced { "its path now holds another data file" } else { "its data file was deleted" };
+        assert_eq!(
+            lines,
+            [format!("save refused: {expected}"), format!("watch refused: {expected}")],
+            "replaced: {replaced}"
+        );
+    }
 }

@@ -230,6 +230,17 @@ pub enum Error {
         differences: String,
     },
 
+    /// The store's folder was removed, or its data file replaced, while
+    /// this process had it open: a write now would be acknowledged into a
+    /// file no later open sees. Nothing was written.
+    #[error("the store at {} was removed or replaced while open ({reason}); nothing was written", path.display())]
+    StoreRemoved {
+        /// The data file's path.
+        path: std::path::PathBuf,
+        /// What was found.
+        reason: String,
+    },
+
     /// An open asked for an option that the folder's environment, already
     /// open in this process with other options, cannot honour (see
     /// [`StoreOptions::open`](crate::StoreOptions::open)); nothing was
@@ -427,6 +438,10 @@ impl Error {
             Error::ReadOnly => Error::ReadOnly,
             Error::Fenced => Error::Fenced,
             Error::TooManyTables { max_tables } => Error::TooManyTables { max_tables: *max_tables },
+            Error::StoreRemoved { path, reason } => Error::StoreRemoved { path: path.clone(), reason: reason.clone() },
+            Error::LayoutMismatch { model, version, differences } => {
+                Error::LayoutMismatch { model, version: *version, differences: differences.clone() }
+            }
             Error::Storage(message) => Error::Storage(message.clone()),
             other => Error::Storage(other.to_string()),
         }

@@ -67,7 +67,20 @@ pub fn child_command(test: &str, role: &str, store: &Path, index: u32, count: u3
         .env(STORE, store)
         .env(INDEX, index.to_string())
         .env(COUNT, count.to_string())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     command
+}
+
+/// Blocks until the parent writes a line to this child's standard input
+/// (see [`tell_child`]).
+pub fn wait_for_parent() {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+}
+
+/// Lets a child blocked in [`wait_for_parent`] go on.
+pub fn tell_child(child: &mut Child) {
+    child.stdin.as_mut().expect("a child started with a piped stdin").write_all(b"go\n").unwrap();
 }
