@@ -87,7 +87,13 @@ fn a_path_that_is_a_file_is_an_io_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");
     std::fs::write(&file, b"not a store").unwrap();
-    assert!(matches!(Store::open(&file), Err(Error::Io(_))));
+    let err = Store::open(&file).unwrap_err();
+    assert!(matches!(err, Error::Io(_)));
+    let message = err.to_string();
+    assert!(
+        message.contains(&file.display().to_string()) && message.contains("is a file"),
+        "names the path: {message}"
+    );
 }
 
 #[test]

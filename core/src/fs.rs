@@ -7,9 +7,15 @@ use crate::error::Result;
 
 /// Creates the folder with owner-only permissions (whatever the umask),
 /// unless it already exists.
+/// The error names the folder (the OS's own message names nothing: "File
+/// exists (os error 17)" for a path that is a file).
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    Ok(std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?)
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|err| {
+        let why = if dir.is_file() { "it is a file, not a folder".to_owned() } else { err.to_string() };
+        let message = format!("cannot open a store in {}: {why}", dir.display());
+        crate::error::Error::Io(std::io::Error::new(err.kind(), message))
+    })
 }
 
 /// Options that create files readable and writable by the owner only,

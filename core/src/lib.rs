@@ -94,7 +94,112 @@ pub use lock::RecordLock;
 pub use map::{Map, MapInfo, maps};
 pub use model::{ModelInfo, Persistent, models};
 pub use query::{Cursor, Page, Query};
-pub use skyshelve_macros::{Key, Persistent};
+pub use skyshelve_macros::Key;
+/// Makes a serde struct a skyshelve model: `#[derive(Persistent)]` beside
+/// `Serialize` and `Deserialize`, and `#[persistent(...)]` attributes on
+/// the struct and its fields. Every mistake in them is a compile error
+/// pointing at the attribute (`ui-tests/` holds each case).
+///
+/// # On the struct
+///
+/// - `name = "..."`: the model's name, which names its tables. Default:
+///   the type's name in snake_case (`UserProfile` → `user_profile`). Two
+///   programs sharing a folder and a name must agree on the layout; the
+///   store refuses one that does not (`Error::LayoutMismatch`).
+/// - `version = N` (default 1) and `from(Old = N, ...)` or `from = Old`:
+///   the schema version written in every record, and the older types
+///   records of older versions are read through (`From<Old>`).
+/// - `history = N`: keep the last `N` versions of each record
+///   ([`Persistent::history`], [`Persistent::as_of`]).
+/// - `index(fields(a, b, ...), unique, name = "...")`: a composite index
+///   whose values are the tuple of the fields (handle named after `name`,
+///   or the fields joined: `A_B`).
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # use skyshelve::{Persistent, Store};
+/// #[derive(Persistent, Serialize, Deserialize)]
+/// #[persistent(name = "doc_attr_events", version = 1, history = 5,
+///              index(name = "by_stream", fields(stream, position), unique))]
+/// struct Event { #[persistent(key)] id: u64, stream: String, position: u32 }
+///
+/// let store = Store::temporary()?;
+/// Event { id: 1, stream: "a".into(), position: 0 }.save(&store)?;
+/// let found = Event::query_by(Event::BY_STREAM).range(("a".to_string(), 0)..).fetch(&store)?;
+/// assert_eq!(found.records.len(), 1);
+/// # Ok::<(), skyshelve::Error>(())
+/// ```
+///
+/// # On a field
+///
+/// - `key`: the primary key; exactly one field (its type implements
+///   [`Key`]: integers, strings, byte strings, tuples, `#[derive(Key)]`
+///   types).
+/// - `index`: a plain index (many records per value); an `Option` field's
+///   `None` is not indexed. With `unique`: one record per value
+///   (`Error::UniqueViolation`). The handle is the field's name in upper
+///   case (`User::EMAIL`).
+/// - `index(with = Model::function, name = "...")`: a computed index; the
+///   function takes `&self` and returns a value or any `IntoIterator` of
+///   values (or references to them), each indexed.
+/// - `parent = Model`: an index whose values are keys of another model,
+///   queried with [`Persistent::children`]; with `must_exist` a child must
+///   name a stored parent (`Error::ParentMissing`), and `on_delete =
+///   restrict | cascade | leave` (default `leave`) says what deleting the
+///   parent does.
+/// - `sequence` or `sequence = "name"` on a `u64` field: [`Persistent::append`]
+///   gives it the next number of the sequence, gapless across processes.
+///   An unnamed sequence is named `"<model>.<field>"` (for
+///   [`ReadTx::last_sequence`] and [`WriteTx::next_sequence`]).
+/// - `expires` on a `SystemTime` or `Option<SystemTime>` field: the record
+///   is invisible from that moment and purged later
+///   ([`Store::purge_expired`]).
+///
+/// ```
+/// # use std::time::SystemTime;
+/// # use serde::{Deserialize, Serialize};
+/// # use skyshelve::{Persistent, Store};
+/// #[derive(Persistent, Serialize, Deserialize)]
+/// #[persistent(name = "doc_attr_team")]
+/// struct Team { #[persistent(key)] name: String }
+///
+/// #[derive(Persistent, Serialize, Deserialize)]
+/// #[persistent(name = "doc_attr_member")]
+/// struct Member {
+///     #[persistent(key, sequence)]
+///     id: u64,
+///     #[persistent(index, unique)]
+///     email: String,
+///     #[persistent(index)]
+///     nickname: Option<String>,
+///     #[persistent(parent = Team, must_exist, on_delete = cascade)]
+///     team: String,
+///     #[persistent(index(with = Member::domain_of, name = "domain"))]
+///     address: String,
+///     #[persistent(expires)]
+///     until: Option<SystemTime>,
+/// }
+///
+/// impl Member {
+///     fn domain_of(&self) -> Option<String> {
+///         self.address.split_once('@').map(|(_, domain)| domain.to_owned())
+///     }
+/// }
+///
+/// let store = Store::temporary()?;
+/// Team { name: "core".into() }.save(&store)?;
+/// let mut member = Member {
+///     id: 0, email: "a@x.org".into(), nickname: None, team: "core".into(),
+///     address: "a@x.org".into(), until: None,
+/// };
+/// assert_eq!(member.append(&store)?, 1);
+/// assert_eq!(store.read(|tx| tx.last_sequence("doc_attr_member.id"))?, Some(1));
+/// assert_eq!(Member::children(&store, Member::TEAM, &"core".to_string())?.len(), 1);
+/// assert_eq!(Member::scan_index(&store, Member::DOMAIN, &"x.org".to_string())?.len(), 1);
+/// # Ok::<(), skyshelve::Error>(())
+/// ```
+#[doc(inline)]
+pub use skyshelve_macros::Persistent;
 pub use store::{MAP_ROOM, Store, StoreOptions};
 pub use txn::{ReadTx, Transaction, WriteTx};
 pub use verify::{ModelReport, Problem, VerifyReport};
