@@ -236,6 +236,9 @@ fn a_folder_removed_or_replaced_under_a_running_writer_refuses_its_writes() {
         } else {
             std::fs::remove_dir_all(&dir).unwrap();
         }
+        // The writer learns of it from a thread woken by inotify, within
+        // microseconds; the test leaves it far more on a loaded machine.
+        std::thread::sleep(std::time::Duration::from_millis(100));
         children::tell_child(&mut child);
         let lines = children::finish(child);
         let expected = if replaced { "its path now holds another data file" } else { "its data file was deleted" };

@@ -321,7 +321,12 @@ fn truncating_the_watch_file_crashes_no_writer() {
     let store = Store::open(dir.path()).unwrap();
     blob(1, 8).save(&store).unwrap();
     let watch_file = dir.path().join("watch.shm");
-    let truncate = || std::fs::OpenOptions::new().write(true).open(&watch_file).unwrap().set_len(0).unwrap();
+    let truncate = || {
+        std::fs::OpenOptions::new().write(true).open(&watch_file).unwrap().set_len(0).unwrap();
+        // The store learns of it from a thread woken by inotify, within
+        // microseconds; the test leaves it far more on a loaded machine.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     truncate();
     blob(2, 8).save(&store).unwrap();
     let mut watch = store.watch().unwrap();

@@ -12,41 +12,6 @@ pub(super) const DATA_FILE: &str = "data.mdb";
 /// The file whose OS lock serialises writers across processes.
 pub(super) const WRITER_LOCK_FILE: &str = "writer.lock";
 
-/// The data file as this process opened it, to tell whether the folder
-/// was removed or replaced under it: LMDB goes on writing into an
-/// unlinked file, acknowledging commits that no later open will see.
-pub(super) struct HeldDataFile {
-    file: std::fs::File,
-    path: std::path::PathBuf,
-}
-
-impl HeldDataFile {
-    pub(super) fn open(dir: &Path) -> Result<HeldDataFile> {
-        let path = dir.join(DATA_FILE);
-        Ok(HeldDataFile { file: std::fs::File::open(&path)?, path })
-    }
-
-    /// Fails when the data file this process opened is no longer the one
-    /// at the store's path: deleted (its link count is 0), or the path
-    /// now names another file. One `fstat` and one `stat`.
-    pub(super) fn check(&self) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let held = self.file.metadata()?;
-        let removed = |reason: &str| Err(Error::StoreRemoved { path: self.path.clone(), reason: reason.to_owned() });
-        if held.nlink() == 0 {
-            return removed("its data file was deleted");
-        }
-        match std::fs::metadata(&self.path) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => removed("its data file is gone from its path"),
-            Err(err) => Err(err.into()),
-            Ok(now) if (now.dev(), now.ino()) != (held.dev(), held.ino()) => {
-                removed("its path now holds another data file")
-            }
-            Ok(_) => Ok(()),
-        }
-    }
-}
-
 /// Whether the folder holds a store (its data file).
 pub(crate) fn holds_store(dir: &Path) -> bool {
     dir.join(DATA_FILE).is_file()

@@ -10,7 +10,8 @@ use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
 
 use super::counters::Counters;
-use super::files::{DATA_FILE, HeldDataFile, WRITER_LOCK_FILE, check_data_file};
+use super::files::{DATA_FILE, WRITER_LOCK_FILE, check_data_file};
+use super::folder::FolderWatch;
 use super::fork;
 use super::gate::{Gate, GatePass};
 use super::notify::Notifier;
@@ -78,9 +79,9 @@ pub(crate) struct Engine {
     /// Commit notifications for watchers in every process; `None` where
     /// the folder cannot hold the notification file (read-only folders).
     notifier: Option<Arc<Notifier>>,
-    /// The data file as opened, checked at each write transaction's start
-    /// and each watch's creation.
-    data_file: HeldDataFile,
+    /// Whether the folder is still where it was opened, checked at each
+    /// write transaction's start and each watch's creation.
+    folder: FolderWatch,
     /// What this process did with the store.
     pub(crate) counters: Counters,
 }
@@ -122,7 +123,7 @@ impl Engine {
             dir: dir.to_owned(),
             writer_lock: WriterLock::new(dir.join(WRITER_LOCK_FILE)),
             notifier,
-            data_file: HeldDataFile::open(dir)?,
+            folder: FolderWatch::start(dir)?,
             counters: Counters::default(),
         };
         // Slots of readers killed since the last run would otherwise stay
@@ -137,7 +138,7 @@ impl Engine {
 
     /// The commit notifications of this store, for watchers.
     pub fn notifier(&self) -> Result<Arc<Notifier>> {
-        self.data_file.check()?;
+        self.folder.check()?;
         Notifier::of(self.notifier.as_ref(), &self.dir)
     }
 
@@ -248,7 +249,7 @@ impl Engine {
         let _writing = WritingHere::enter(self)?;
         loop {
             self.check_process()?;
-            self.data_file.check()?;
+            self.folder.check()?;
             // Dropped in reverse order: the transaction ends, then the
             // writer lock, then the gate pass.
             let gate = self.gate.enter();

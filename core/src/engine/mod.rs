@@ -36,8 +36,10 @@
 
 mod counters;
 mod files;
+mod folder;
 mod fork;
 mod gate;
+mod inotify;
 mod lmdb;
 mod notify;
 mod preallocate;
