@@ -9,11 +9,16 @@
 //! commit form the next batch. Each writer returns only after the commit
 //! that holds its changes is durable.
 //!
-//! A leader gathers: when other threads have been writing lately, it waits
-//! (at most half a commit) until each of them has joined, running the
+//! A leader gathers: when writers were in flight together at the last
+//! commit (its batch, and those that queued while it committed), it waits
+//! (at most half a commit) until as many have joined, running the
 //! closures of those that have while it waits. Without that, writers split
 //! into two halves that take turns, each committing while the other
-//! queues, and a group holds half of them. A lone writer never waits.
+//! queues, and a group holds half of them. A lone writer never waits,
+//! whichever thread it runs on: what counts is how many writers were
+//! waiting at once, not which threads wrote lately (on a thread pool, one
+//! stream of writes hops from thread to thread, and counting threads made
+//! each write wait for writers that never came).
 //!
 //! While it gathers, the leader first polls the queue, yielding its core
 //! between looks, and sleeps only once `GATHER_SPIN` has passed. Writers
@@ -26,7 +31,6 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, GroupJob, GroupJobs};
@@ -55,35 +59,13 @@ struct State {
     leading: bool,
     /// The gathering leader sleeps on `joined` (it polls otherwise).
     leader_asleep: bool,
-    /// The threads that queued lately, and when each last did.
-    writers: Vec<(ThreadId, Instant)>,
+    /// How many writers were in flight when the last commit ended: its
+    /// batch and those queued meanwhile. A leader expects as many (the
+    /// last group's writers are back by then unless they stopped).
+    in_flight: usize,
     /// How long the last commit took.
     last_commit: Duration,
 }
-
-impl State {
-    /// Notes that the calling thread queued now.
-    fn saw_writer(&mut self, now: Instant) {
-        let me = std::thread::current().id();
-        match self.writers.iter_mut().find(|(thread, _)| *thread == me) {
-            Some((_, seen)) => *seen = now,
-            None => self.writers.push((me, now)),
-        }
-    }
-
-    /// How many threads a leader can expect to queue: those that queued
-    /// within the last two commits (a writer of the last group is back by
-    /// then unless it stopped writing).
-    fn expected_writers(&mut self, now: Instant) -> usize {
-        let recent = self.last_commit * 2 + RECENT_SLACK;
-        self.writers.retain(|&(_, seen)| now.duration_since(seen) <= recent);
-        self.writers.len()
-    }
-}
-
-/// Added to the window in which a writer counts as still writing, for the
-/// time a writer takes between two of its writes.
-const RECENT_SLACK: Duration = Duration::from_millis(1);
 
 /// How long a gathering leader polls the queue before it sleeps: longer
 /// than writers usually take to come back, short beside a slow disk's
@@ -193,7 +175,6 @@ impl Group {
         let job = JobPtr(unsafe { std::mem::transmute::<&mut GroupJob<'_>, *mut GroupJob<'static>>(job) });
         let mut state = self.lock();
         state.queue.push(Queued { job, slot: Arc::clone(&slot) });
-        state.saw_writer(Instant::now());
         if state.leading {
             self.newly_queued.fetch_add(1, Ordering::Release);
             if state.leader_asleep {
@@ -232,7 +213,7 @@ impl Group {
     /// in the leader's thread: otherwise they would wait forever.
     fn lead_with(&self, mut state: MutexGuard<'_, State>, commit: impl FnOnce(&mut Batch<'_>) -> Result<()>) {
         let now = Instant::now();
-        let mut batch = Batch::new(self, state.expected_writers(now), now + state.last_commit / 2);
+        let mut batch = Batch::new(self, state.in_flight, now + state.last_commit / 2);
         batch.take(&mut state);
         drop(state);
         let started = Instant::now();
@@ -253,7 +234,7 @@ impl Group {
     fn finish(&self, batch: Batch<'_>, result: Result<()>, commit_took: Duration) {
         // The lead is let go of before the writers wake, so that one back
         // with its next job leads at once rather than waiting to be told.
-        let next_leader = self.hand_on(commit_took);
+        let next_leader = self.hand_on(commit_took, batch.members.len());
         batch.hand_out(result);
         if let Some(next) = next_leader {
             next.put(News::Lead);
@@ -261,12 +242,14 @@ impl Group {
         self.wake_writers();
     }
 
-    /// Notes how long the commit took and picks the next leader: returns
-    /// the slot of the first writer queued since, who is to be told; with
-    /// none queued, lets go of the lead for the next writer to queue.
-    fn hand_on(&self, commit_took: Duration) -> Option<Arc<Slot>> {
+    /// Notes how long the commit of `members` writers took and how many
+    /// were in flight, and picks the next leader: returns the slot of the
+    /// first writer queued since, who is to be told; with none queued,
+    /// lets go of the lead for the next writer to queue.
+    fn hand_on(&self, commit_took: Duration, members: usize) -> Option<Arc<Slot>> {
         let mut state = self.lock();
         state.last_commit = commit_took;
+        state.in_flight = members + state.queue.len();
         let next = state.queue.first().map(|next| Arc::clone(&next.slot));
         if next.is_none() {
             state.leading = false;
@@ -285,7 +268,7 @@ const LEADER_PANICKED: &str =
 struct Batch<'g> {
     group: &'g Group,
     members: Vec<Member>,
-    /// How many writers the leader expects (see `State::expected_writers`),
+    /// How many writers the leader expects (see `State::in_flight`),
     /// and how long it waits for them.
     expected: usize,
     deadline: Instant,
@@ -407,6 +390,33 @@ mod tests {
         // SAFETY: the test keeps every job alive until its outcome is read.
         let job = JobPtr(unsafe { std::mem::transmute::<&mut GroupJob<'_>, *mut GroupJob<'static>>(job) });
         (Queued { job, slot: Arc::clone(&slot) }, slot)
+    }
+
+    /// A lone stream of writes hopping from thread to thread (as a pool
+    /// hands out work) leaves the next leader expecting no one else, so it
+    /// never waits; writers in flight together are expected together.
+    #[test]
+    fn a_lone_writer_on_many_threads_is_expected_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = test_engine(dir.path());
+        let table = engine.open_tables(&["t".to_string()]).unwrap()["t"];
+        let group = Group::default();
+        for n in 0u8..8 {
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let mut job = |txn: &mut dyn Writer| txn.put(table, &[n], b"1").is_ok();
+                    group.run(&engine, &mut job).unwrap();
+                });
+            });
+        }
+        assert_eq!(group.lock().in_flight, 1, "eight threads, one at a time: one writer in flight");
+        let mut writers: Vec<_> = (0..3).map(|_| |txn: &mut dyn Writer| txn.put(table, b"x", b"1").is_ok()).collect();
+        let (queued, _slots): (Vec<_>, Vec<_>) = writers.iter_mut().map(|job| queued(job)).unzip();
+        let mut state = group.lock();
+        state.leading = true;
+        state.queue.extend(queued);
+        group.lead_with(state, |batch| engine.write_group(batch));
+        assert_eq!(group.lock().in_flight, 3, "three in one batch: three expected next");
     }
 
     #[test]
