@@ -105,9 +105,10 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     let slatedb = options.slatedb.then_some(System::SkyshelveSlatedb);
     let sqlite_serial = options.sqlite_serial.then_some(System::SqliteSerial);
     let systems: Vec<System> = chosen.chain(history).chain(slatedb).chain(sqlite_serial).collect();
-    let single: [(&'static str, Workload); 5] = [
+    let single: [(&'static str, Workload); 6] = [
         ("insert_batch", workloads::insert_batch),
         ("insert_durable", workloads::insert_durable),
+        ("insert_durable_pool", workloads::insert_durable_pool),
         ("durable_concurrent", workloads::durable_concurrent),
         ("update_nosync", workloads::update_nosync),
         ("multiproc_counter", workloads::multiproc_counter),

@@ -71,9 +71,10 @@ pub enum Figure {
     Unsupported(&'static str),
 }
 
-pub const WORKLOADS: [&str; 9] = [
+pub const WORKLOADS: [&str; 10] = [
     "insert_batch",
     "insert_durable",
+    "insert_durable_pool",
     "durable_concurrent",
     "get_pk",
     "get_unique",
@@ -129,6 +130,39 @@ pub fn insert_durable(system: System, sizes: &Sizes) -> Result<Figure> {
     }
     let figure = rate(sizes.insert_durable, start);
     check_indexes(db.as_ref(), sizes.insert_durable)?;
+    Ok(Figure::OpsPerSec(figure))
+}
+
+/// `insert_durable`, each insert made by the next of `durable_threads`
+/// pool threads, one at a time (as a blocking pool, a rayon pool or a web
+/// server's workers hand out work): a lone writer that hops threads.
+pub fn insert_durable_pool(system: System, sizes: &Sizes) -> Result<Figure> {
+    let (_dir, db) = fresh(system, Sync::Durable)?;
+    let db = db.as_ref();
+    let start = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let (done_tx, done) = std::sync::mpsc::channel::<Result<()>>();
+        let pool: Vec<std::sync::mpsc::Sender<u64>> = (0..sizes.durable_threads)
+            .map(|_| {
+                let (work_tx, work) = std::sync::mpsc::channel::<u64>();
+                let done_tx = done_tx.clone();
+                scope.spawn(move || {
+                    for id in work {
+                        let _ = done_tx.send(db.insert_one(&user(id)));
+                    }
+                });
+                work_tx
+            })
+            .collect();
+        for id in 0..sizes.insert_durable {
+            let worker = &pool[usize::try_from(id).unwrap_or(0) % pool.len()];
+            worker.send(id).map_err(|_| "a pool thread ended")?;
+            done.recv().map_err(|_| "a pool thread ended")??;
+        }
+        Ok(())
+    })?;
+    let figure = rate(sizes.insert_durable, start);
+    check_indexes(db, sizes.insert_durable)?;
     Ok(Figure::OpsPerSec(figure))
 }
 
