@@ -392,7 +392,9 @@ fn past_versions_written_by_an_older_model_version_read_upgraded_and_migration_a
 /// The LMDB environment of the store in `dir` and its `price` history
 /// table, for tests that change stored bytes behind skyshelve's back. No
 /// skyshelve handle on the folder may be open in this process.
-fn raw_history_table(dir: &std::path::Path) -> (heed::Env, heed::Database<heed::types::Bytes, heed::types::Bytes>) {
+fn raw_history_table(
+    dir: &std::path::Path,
+) -> (heed::Env, heed::Database<'static, heed::types::Bytes, heed::types::Bytes>) {
     // SAFETY: the caller has no skyshelve handle on this folder open.
     let env = unsafe { heed::EnvOpenOptions::new().max_dbs(16).open(dir) }.unwrap();
     let wtxn = env.write_txn().unwrap();
