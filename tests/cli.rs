@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     if engine::not_on_slatedb("the CLI checks work on a golden store written by LMDB") {
         return ExitCode::SUCCESS;
     }
-    let checks: [(&str, fn()); 8] = [
+    let checks: [(&str, fn()); 9] = [
         ("models_and_stats_list_the_program_models_and_their_counts", models_and_stats_list_the_program_models),
         ("verify_fails_until_migrate_rewrites_the_older_records", verify_fails_until_migrate_rewrites),
         ("export_and_import_round_trip_through_json_lines", export_and_import_round_trip),
@@ -36,6 +36,10 @@ fn main() -> ExitCode {
         ("reindex_makes_the_program_definitions_the_store_s", reindex_makes_the_program_definitions_the_stores),
         ("a_reader_that_stops_early_ends_the_export_quietly", a_reader_that_stops_early_ends_the_export_quietly),
         ("models_and_stats_list_the_maps_too", models_and_stats_list_the_maps_too),
+        (
+            "export_all_carries_maps_and_salvage_skips_damaged_records",
+            export_all_carries_maps_and_salvage_skips_damaged_records,
+        ),
     ];
     for (name, check) in checks {
         check();
@@ -224,4 +228,59 @@ fn models_and_stats_list_the_maps_too() {
     let copy = dir.path().join("copy");
     expect(&["import", copy.to_str().unwrap(), "settings", "-i", file.to_str().unwrap()], 0);
     assert_eq!(expect(&["export", copy.to_str().unwrap(), "settings"], 0), exported);
+}
+
+/// `export --all` carries every registered map beside the models, and
+/// names the maps it cannot read (exit 1); one undecodable record makes a
+/// plain export fail (exit 2), while `--skip-damaged` writes the others,
+/// names the damaged one and exits 1.
+fn export_all_carries_maps_and_salvage_skips_damaged_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = golden_store(dir.path());
+    {
+        let opened = skyshelve::Store::open(&store).unwrap();
+        opened.map::<String, u32>("settings").unwrap().insert(&"retries".to_string(), &3).unwrap();
+        opened.map::<u8, u8>("unregistered").unwrap().insert(&1, &1).unwrap();
+    }
+    let dump = dir.path().join("dump");
+    let output = cli(&["export", &store, "--all", "-o", dump.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "a map it cannot carry makes the dump incomplete");
+    assert!(stderr(&output).contains("not exported: map unregistered (1 entries)"), "{}", stderr(&output));
+    assert!(stdout(&output).contains("exported 1 entries of map settings"), "{}", stdout(&output));
+    let copy = dir.path().join("copy");
+    expect(&["import", copy.to_str().unwrap(), "--all", "-i", dump.to_str().unwrap()], 0);
+    assert_eq!(expect(&["export", copy.to_str().unwrap(), "settings"], 0), "{\"key\":\"retries\",\"value\":3}\n");
+
+    damage_one_record(Path::new(&store));
+    let plain = cli(&["export", &store, "golden_users"]);
+    assert_eq!(plain.status.code(), Some(2), "{}", stderr(&plain));
+    let salvaged = cli(&["export", &store, "golden_users", "--skip-damaged"]);
+    assert_eq!(salvaged.status.code(), Some(1));
+    assert_eq!(stdout(&salvaged).lines().count(), 2, "the two readable records: {}", stdout(&salvaged));
+    let said = stderr(&salvaged);
+    assert_eq!(said.lines().filter(|l| l.starts_with("skipped golden_users record ")).count(), 1, "{said}");
+}
+
+/// Cuts the last byte off the first record's value, through LMDB directly.
+fn damage_one_record(store: &Path) {
+    // SAFETY: no skyshelve handle on this folder is open in this process.
+    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(32).open(store) }.unwrap();
+    let wtxn = env.write_txn().unwrap();
+    let table = env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            opener
+                .create_database::<heed::types::Bytes, heed::types::Bytes>(wtxn, Some("golden_users"))
+                .map(heed::CommitOrAbort::<_, ()>::Commit)
+        })
+        .unwrap()
+        .unwrap_commit();
+    let mut wtxn = env.write_txn().unwrap();
+    let (key, mut value) = {
+        let (key, value) = table.first(&wtxn).unwrap().unwrap();
+        (key.to_vec(), value.to_vec())
+    };
+    value.pop();
+    table.put(&mut wtxn, &key, &value).unwrap();
+    wtxn.commit().unwrap();
+    env.prepare_for_closing().wait();
 }

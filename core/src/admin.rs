@@ -160,15 +160,65 @@ impl Store {
         if let Some(model) = model.strip_suffix(crate::history::SUFFIX) {
             return self.export_history(model, out, progress);
         }
+        self.export_records(model, out, progress, None)
+    }
+
+    #[cfg(feature = "json")]
+    /// [`export_json_lines`](Store::export_json_lines) for salvage: a
+    /// record that does not decode is left out and handed to `skipped`
+    /// (its key, described, and why), and the export goes on. Returns how
+    /// many records were written.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_admin_salvage")]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// let store = Store::temporary()?;
+    /// Item { id: 1 }.save(&store)?;
+    /// let (mut out, mut skipped) = (Vec::new(), Vec::new());
+    /// let written = store.export_json_lines_skipping_damaged(
+    ///     "doc_admin_salvage", &mut out, &mut |_| {}, &mut |key, why| skipped.push(format!("{key}: {why}")),
+    /// )?;
+    /// assert_eq!((written, skipped.len()), (1, 0), "nothing damaged here");
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn export_json_lines_skipping_damaged(
+        &self,
+        model: &str,
+        out: &mut dyn Write,
+        progress: &mut (dyn FnMut(Progress) + Send),
+        skipped: &mut (dyn FnMut(String, Error) + Send),
+    ) -> Result<u64> {
+        self.export_records(model, out, progress, Some(skipped))
+    }
+
+    #[cfg(feature = "json")]
+    fn export_records(
+        &self,
+        model: &str,
+        out: &mut dyn Write,
+        progress: &mut (dyn FnMut(Progress) + Send),
+        mut skipped: Option<&mut (dyn FnMut(String, Error) + Send)>,
+    ) -> Result<u64> {
         let tables = self.shared().tables_named(model)?;
         self.read(|tx| {
             let reader = tx.reads();
             let total = reader.len(tables.main)?;
             let mut done: u64 = 0;
             for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
-                let (_, bytes) = entry?;
+                let (key, bytes) = entry?;
                 // `None`: an expired record, gone for every reader.
-                let Some(json) = (tables.info.ops.to_json)(bytes)? else { continue };
+                let json = match ((tables.info.ops.to_json)(bytes), skipped.as_deref_mut()) {
+                    (Ok(Some(json)), _) => json,
+                    (Ok(None), _) => continue,
+                    (Err(err), Some(skip)) => {
+                        skip((tables.info.ops.describe_key)(key), err);
+                        continue;
+                    }
+                    (Err(err), None) => return Err(err),
+                };
                 out.write_all(json.as_bytes())?;
                 out.write_all(b"\n")?;
                 done += 1;

@@ -71,12 +71,18 @@ pub enum Command {
         /// The model to export.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         model: Option<String>,
-        /// Export every model, one `<model>.jsonl` file each in the folder given by `--output`.
+        /// Export every model, one `<model>.jsonl` file each in the folder given by `--output`,
+        /// and every typed map this program registers (`skyshelve::map_type!`), one `<map>.map.jsonl`
+        /// each; a map it cannot read is named on standard error and the exit status is 1.
         #[arg(long, requires = "output")]
         all: bool,
         /// Where to write: a file (standard output when absent), or a folder with `--all`.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Salvage: write every record that decodes, name each one that does not (key and
+        /// reason) on standard error, and exit with status 1 if any was left out.
+        #[arg(long)]
+        skip_damaged: bool,
     },
     /// Read JSON lines into a model (records are inserted or replaced), in one transaction.
     Import {
@@ -85,7 +91,7 @@ pub enum Command {
         /// The model to import into.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         model: Option<String>,
-        /// Import every `<model>.jsonl` file found in the folder given by `--input`.
+        /// Import every `<model>.jsonl` and `<map>.map.jsonl` file found in the folder given by `--input`.
         #[arg(long, requires = "input")]
         all: bool,
         /// Where to read: a file (standard input when absent), or a folder with `--all`.
@@ -191,8 +197,10 @@ impl Command {
             Command::Models { store } => list_models(&open_existing(store, Store::options())?, &mut out),
             Command::Stats { store } => stats(&open_existing(store, Store::options())?, &mut out),
             Command::Verify { store } => return verify(&open_existing(store, Store::options())?, &mut out),
-            Command::Export { store, model, output, .. } => {
-                export(&open_existing(store, Store::options())?, model.as_deref(), output.as_deref(), &mut out)
+            Command::Export { store, model, output, skip_damaged, .. } => {
+                let store = open_existing(store, Store::options())?;
+                let whole = export(&store, model.as_deref(), output.as_deref(), *skip_damaged, &mut out)?;
+                return Ok(if whole { ExitCode::SUCCESS } else { ExitCode::from(1) });
             }
             Command::Import { store, model, input, .. } => {
                 import(&open(store)?, model.as_deref(), input.as_deref(), &mut out)
@@ -350,32 +358,72 @@ fn verify(store: &Store, out: &mut dyn Write) -> Result<ExitCode> {
     }
 }
 
-fn export(store: &Store, model: Option<&str>, output: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+/// Exports one model or map, or (without a name) everything; returns
+/// whether everything asked for was carried: `false` when records were
+/// skipped as damaged or a map could not be read.
+fn export(
+    store: &Store,
+    model: Option<&str>,
+    output: Option<&Path>,
+    skip_damaged: bool,
+    out: &mut dyn Write,
+) -> Result<bool> {
+    let mut skipped = Skipped { salvage: skip_damaged, count: 0 };
     let Some(model) = model else {
         // --all: clap makes sure an output folder was given.
         let folder = output.unwrap_or(Path::new("."));
         crate::fs::create_private_dir(folder)?;
         for info in models() {
             let path = folder.join(format!("{}.jsonl", info.name));
-            let exported = export_one(store, info.name, &mut create_file(&path)?)?;
+            let exported = export_one(store, info.name, &mut create_file(&path)?, &mut skipped)?;
             writeln!(out, "exported {exported} {} records to {}", info.name, path.display())?;
             if info.history > 0 {
                 let name = format!("{}{}", info.name, crate::history::SUFFIX);
                 let path = folder.join(format!("{name}.jsonl"));
-                let exported = export_one(store, &name, &mut create_file(&path)?)?;
+                let exported = export_one(store, &name, &mut create_file(&path)?, &mut skipped)?;
                 writeln!(out, "exported {exported} kept versions of {} to {}", info.name, path.display())?;
             }
         }
-        return Ok(());
+        let maps_whole = export_maps(store, folder, out)?;
+        return Ok(skipped.count == 0 && maps_whole);
     };
     check_exportable(model)?;
     match output {
-        None => export_one(store, model, out).map(drop),
+        None => export_one(store, model, out, &mut skipped).map(drop)?,
         Some(path) => {
-            let exported = export_one(store, model, &mut create_file(path)?)?;
-            Ok(writeln!(out, "exported {exported} {model} records to {}", path.display())?)
+            let exported = export_one(store, model, &mut create_file(path)?, &mut skipped)?;
+            writeln!(out, "exported {exported} {model} records to {}", path.display())?;
         }
     }
+    Ok(skipped.count == 0)
+}
+
+/// Every map stored, to `<map>.map.jsonl` in `folder` when this program
+/// registers its types; the others are named on standard error. Returns
+/// whether every map was carried.
+fn export_maps(store: &Store, folder: &Path, out: &mut dyn Write) -> Result<bool> {
+    let mut whole = true;
+    for map in store.stats()?.maps {
+        if !crate::maps().iter().any(|known| known.name == map.name) {
+            eprintln!(
+                "not exported: map {} ({} entries): this program registers no types for it (skyshelve::map_type!)",
+                map.name, map.entries
+            );
+            whole = false;
+            continue;
+        }
+        let path = folder.join(format!("{}.map.jsonl", map.name));
+        let exported = store.export_json_lines(&map.name, &mut create_file(&path)?, &mut |_| {})?;
+        writeln!(out, "exported {exported} entries of map {} to {}", map.name, path.display())?;
+    }
+    Ok(whole)
+}
+
+/// Whether damaged records are skipped (salvage) rather than fatal, and
+/// how many were.
+struct Skipped {
+    salvage: bool,
+    count: u64,
 }
 
 /// Creates (or empties) an owner-only file: exports hold the store's data.
@@ -383,10 +431,20 @@ fn create_file(path: &Path) -> Result<std::fs::File> {
     Ok(crate::fs::private_file_options().write(true).create(true).truncate(true).open(path)?)
 }
 
-fn export_one(store: &Store, model: &str, to: &mut dyn Write) -> Result<u64> {
+fn export_one(store: &Store, model: &str, to: &mut dyn Write, skipped: &mut Skipped) -> Result<u64> {
     let bar = progress_bar(format!("exporting {model}"));
     let mut writer = std::io::BufWriter::new(to);
-    let exported = store.export_json_lines(model, &mut writer, &mut |progress| show(&bar, progress));
+    let mut progress = |progress| show(&bar, progress);
+    let exported = if skipped.salvage {
+        let count = &mut skipped.count;
+        let mut skip = |key: String, why: Error| {
+            *count += 1;
+            eprintln!("skipped {model} record {key}: {why}");
+        };
+        store.export_json_lines_skipping_damaged(model, &mut writer, &mut progress, &mut skip)
+    } else {
+        store.export_json_lines(model, &mut writer, &mut progress)
+    };
     bar.finish_and_clear();
     exported
 }
@@ -407,6 +465,13 @@ fn import(store: &Store, model: Option<&str>, input: Option<&Path>, out: &mut dy
             if info.history > 0 && path.is_file() {
                 let imported = import_one(store, &name, &mut std::io::BufReader::new(std::fs::File::open(&path)?))?;
                 writeln!(out, "imported {imported} kept versions of {} from {}", info.name, path.display())?;
+            }
+        }
+        for map in crate::maps() {
+            let path = folder.join(format!("{}.map.jsonl", map.name));
+            if path.is_file() {
+                let imported = import_one(store, map.name, &mut std::io::BufReader::new(std::fs::File::open(&path)?))?;
+                writeln!(out, "imported {imported} entries of map {} from {}", map.name, path.display())?;
             }
         }
         return Ok(());
