@@ -15,6 +15,8 @@ mod golden_users;
 
 #[path = "common/engine.rs"]
 mod engine;
+#[path = "common/raw.rs"]
+mod raw;
 
 const AS_CLI: &str = "SKYSHELVE_TEST_AS_CLI";
 
@@ -263,17 +265,7 @@ fn export_all_carries_maps_and_salvage_skips_damaged_records() {
 
 /// Cuts the last byte off the first record's value, through LMDB directly.
 fn damage_one_record(store: &Path) {
-    // SAFETY: no skyshelve handle on this folder is open in this process.
-    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(32).open(store) }.unwrap();
-    let wtxn = env.write_txn().unwrap();
-    let table = env
-        .create_databases_and_commit(wtxn, |opener, wtxn| {
-            opener
-                .create_database::<heed::types::Bytes, heed::types::Bytes>(wtxn, Some("golden_users"))
-                .map(heed::CommitOrAbort::<_, ()>::Commit)
-        })
-        .unwrap()
-        .unwrap_commit();
+    let (env, table) = raw::raw_table(store, "golden_users");
     let mut wtxn = env.write_txn().unwrap();
     let (key, mut value) = {
         let (key, value) = table.first(&wtxn).unwrap().unwrap();

@@ -18,6 +18,9 @@ use children::{env_number, env_path, finish, role, say, spawn_child};
 
 #[path = "common/engine.rs"]
 mod engine;
+#[path = "common/raw.rs"]
+mod raw;
+use raw::raw_table;
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[persistent(name = "price", history = 3)]
@@ -389,26 +392,6 @@ fn past_versions_written_by_an_older_model_version_read_upgraded_and_migration_a
     assert!(Article::verify(&store).unwrap().is_clean());
 }
 
-/// The LMDB environment of the store in `dir` and its `price` history
-/// table, for tests that change stored bytes behind skyshelve's back. No
-/// skyshelve handle on the folder may be open in this process.
-fn raw_history_table(
-    dir: &std::path::Path,
-) -> (heed::Env, heed::Database<'static, heed::types::Bytes, heed::types::Bytes>) {
-    // SAFETY: the caller has no skyshelve handle on this folder open.
-    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(16).open(dir) }.unwrap();
-    let wtxn = env.write_txn().unwrap();
-    let table = env
-        .create_databases_and_commit(wtxn, |opener, wtxn| {
-            opener
-                .create_database::<heed::types::Bytes, heed::types::Bytes>(wtxn, Some("price/~history"))
-                .map(heed::CommitOrAbort::<_, ()>::Commit)
-        })
-        .unwrap()
-        .unwrap_commit();
-    (env, table)
-}
-
 #[test]
 fn verify_reports_a_damaged_version() {
     if engine::not_on_slatedb("reads or damages LMDB's files directly") {
@@ -422,7 +405,7 @@ fn verify_reports_a_damaged_version() {
         assert!(store.verify().unwrap().is_clean());
     }
     // Damage the newest version's record bytes through LMDB directly.
-    let (env, table) = raw_history_table(dir.path());
+    let (env, table) = raw_table(dir.path(), "price/~history");
     let mut wtxn = env.write_txn().unwrap();
     let (entry_key, mut value) = {
         let (key, value) = table.rev_iter(&wtxn).unwrap().find(|e| e.as_ref().unwrap().0.len() > 2).unwrap().unwrap();
@@ -583,7 +566,7 @@ fn verify_reports_a_version_under_another_key_or_past_the_position_counter() {
         price("tea", 300).save(&store).unwrap();
         price("cocoa", 500).save(&store).unwrap();
     }
-    let (env, table) = raw_history_table(dir.path());
+    let (env, table) = raw_table(dir.path(), "price/~history");
     let mut wtxn = env.write_txn().unwrap();
     let tea_value = {
         let mut entries = table.iter(&wtxn).unwrap().map(Result::unwrap);

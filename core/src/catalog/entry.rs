@@ -35,7 +35,7 @@ pub(crate) struct Entry {
     pub(super) failed: Option<String>,
     /// The records' layout at `version` (`None` in an entry written before
     /// layouts were recorded).
-    pub(super) layout: Option<Layout>,
+    pub(crate) layout: Option<Layout>,
 }
 
 /// An entry of format 1: the same, without the layout.
@@ -76,16 +76,17 @@ impl Entry {
         self.indexes == definitions(info)
     }
 
-    /// Fails when the entry records another layout for the model at this
+    /// Fails when the entry records another layout for the model than
+    /// this program's (traced once, at open: `ModelTables::layout`) at this
     /// program's model version. (At another version, the version tells the
     /// two apart and a migration reads the older one.)
-    pub(crate) fn check_layout(&self, info: &ModelInfo) -> Result<()> {
+    pub(crate) fn check_layout(&self, tables: &ModelTables) -> Result<()> {
+        let info = tables.info;
         let Some(stored) = self.layout.as_ref().filter(|_| self.version == info.version) else { return Ok(()) };
-        let current = (info.ops.layout)();
-        if *stored == current {
+        if *stored == tables.layout {
             return Ok(());
         }
-        let differences = crate::layout::differences(stored, &current);
+        let differences = crate::layout::differences(stored, &tables.layout);
         Err(Error::LayoutMismatch { model: info.name, version: info.version, differences })
     }
 
@@ -140,7 +141,7 @@ pub(crate) fn check_layouts<'m>(
             continue;
         }
         if let Ok(entry) = Entry::decode(bytes) {
-            entry.check_layout(tables.info)?;
+            entry.check_layout(tables)?;
         }
     }
     Ok(())
@@ -154,7 +155,7 @@ pub(crate) fn check_writable(txn: &(impl Reader + ?Sized), catalog: Table, table
         return Ok(()); // the usual case: compared without decoding
     }
     let entry = Entry::decode(bytes)?;
-    entry.check_layout(tables.info)?;
+    entry.check_layout(tables)?;
     if entry.defines(tables.info) {
         Ok(()) // a build under way, an older program's version number, an older entry format
     } else {

@@ -36,6 +36,10 @@ pub(crate) struct ModelTables {
     /// The model's catalog entry when this program's indexes are complete,
     /// encoded: checks compare stored bytes against it.
     pub catalog_entry: Vec<u8>,
+    /// The model's layout in this program, traced once at open: the writes
+    /// that compare it with the catalog's (during an index build, say) must
+    /// not trace it each time.
+    pub layout: crate::layout::Layout,
     /// The last read snapshot (`Reader::snapshot_id`) in which the stored
     /// catalog entry was found equal to `catalog_entry`: queries in that
     /// snapshot need not look again. `u64::MAX` until one was.

@@ -624,7 +624,9 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         if models.len() <= slot {
             models.resize_with(slot + 1, || None);
         }
-        let catalog_entry = crate::catalog::Entry::complete(info).encode()?;
+        let entry = crate::catalog::Entry::complete(info);
+        let catalog_entry = entry.encode()?;
+        let layout = entry.layout.unwrap_or_default();
         let referrers = referrers_of(info, &opened);
         let topic = 1 << crate::engine::topic_of(info.name);
         let expiry = crate::expiry::index_position(info);
@@ -636,6 +638,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
             history,
             expiry,
             catalog_entry,
+            layout,
             catalog_seen_in,
             referrers,
             topic,

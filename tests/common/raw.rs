@@ -1,0 +1,22 @@
+//! A table of a store opened through LMDB directly, for tests that change
+//! stored bytes behind skyshelve's back.
+
+/// The LMDB environment of the store in `dir` and its table `name`. No
+/// skyshelve handle on the folder may be open in this process.
+pub fn raw_table(
+    dir: &std::path::Path,
+    name: &str,
+) -> (heed::Env, heed::Database<'static, heed::types::Bytes, heed::types::Bytes>) {
+    // SAFETY: the caller has no skyshelve handle on this folder open.
+    let env = unsafe { heed::EnvOpenOptions::new().max_dbs(32).open(dir) }.unwrap();
+    let wtxn = env.write_txn().unwrap();
+    let table = env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            opener
+                .create_database::<heed::types::Bytes, heed::types::Bytes>(wtxn, Some(name))
+                .map(heed::CommitOrAbort::<_, ()>::Commit)
+        })
+        .unwrap()
+        .unwrap_commit();
+    (env, table)
+}
