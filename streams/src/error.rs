@@ -14,6 +14,11 @@ pub enum StreamError {
     /// The stream was deleted (or expired) but its forks keep it.
     #[error("the stream is gone")]
     Gone,
+    /// An offset handed out by a stream deleted since (one that was at
+    /// this path before the stream there now was created): its data is
+    /// not this stream's.
+    #[error("the offset belongs to a stream deleted since; read this stream again from -1")]
+    OffsetGone,
     /// A fork's source does not exist.
     #[error("no stream at the fork source {0:?}")]
     ForkSourceNotFound(String),

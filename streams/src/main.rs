@@ -53,6 +53,11 @@ struct Serve {
     /// store's writer.
     #[arg(long, default_value_t = Limits::default().max_messages)]
     max_messages_per_append: usize,
+    /// The most bytes the store's data file may grow to (default: as far
+    /// as the disk allows); writes past it get 507 until streams are
+    /// deleted. Every process serving the folder must give the same value.
+    #[arg(long)]
+    max_store_size: Option<usize>,
     /// Seconds a client may take to send a request's headers; also how
     /// long an idle connection is kept open.
     #[arg(long, default_value_t = 60.0)]
@@ -139,8 +144,12 @@ fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
         DurabilityArg::Full => skyshelve::Durability::Full,
         DurabilityArg::Relaxed => skyshelve::Durability::MayLoseLastCommits,
     };
-    let limits =
-        Limits { max_append: serve.max_message_size, max_messages: serve.max_messages_per_append, ..Limits::default() };
+    let limits = Limits {
+        max_append: serve.max_message_size,
+        max_messages: serve.max_messages_per_append,
+        max_store: serve.max_store_size,
+        ..Limits::default()
+    };
     let streams = Streams::open(&serve.dir, durability, limits)?;
     let seconds = |value: f64| Duration::from_secs_f64(value.max(0.0));
     let settings = Settings {

@@ -1,13 +1,30 @@
 //! Offsets as the protocol sees them: opaque, lexicographically sortable
-//! tokens. Ours are `<segment>_<byte position>`, each 16 zero-padded
-//! decimal digits (the reference servers' shape): the segment is always 0
-//! for now, the position counts the stream's bytes before it.
+//! tokens. Ours are `<stream>_<position>`, each 16 zero-padded decimal
+//! digits (the reference servers' shape). The position counts the
+//! stream's bytes before it; the stream part is the id of the stream
+//! incarnation whose bytes start there, so that an offset handed out by a
+//! stream later deleted is recognised, and refused, by the stream created
+//! again at its path (it would otherwise resume in the middle of another
+//! stream's data).
+//!
+//! A fork's positions below its fork offset hold its sources' bytes, and
+//! carry its sources' ids: those are older streams with smaller ids, so the
+//! offsets of one stream still sort in the order of their positions.
+//!
+//! A stream part of 0 names no incarnation: offsets handed out before
+//! incarnations were carried, and the zero offset clients write by hand,
+//! are taken as plain positions.
 
 use std::fmt;
 
-/// A position in a stream.
+/// A position in a stream, with the incarnation whose bytes start there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Offset(pub u64);
+pub struct Offset {
+    /// The id of the stream whose bytes start here; 0 for none named.
+    pub stream: u64,
+    /// The stream's bytes (in JSON mode, message bytes) before this point.
+    pub position: u64,
+}
 
 /// Where a read starts, as a request names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,20 +41,25 @@ const DIGITS: usize = 16;
 
 impl fmt::Display for Offset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:0width$}_{:0width$}", 0, self.0, width = DIGITS)
+        write!(f, "{:0width$}_{:0width$}", self.stream, self.position, width = DIGITS)
     }
 }
 
 impl Offset {
+    /// Position `position` of stream `stream`.
+    #[must_use]
+    pub const fn new(stream: u64, position: u64) -> Offset {
+        Offset { stream, position }
+    }
+
     /// Parses an offset this server printed; `None` for anything else.
     #[must_use]
     pub fn parse(text: &str) -> Option<Offset> {
-        let (segment, position) = text.split_once('_')?;
-        let digits = |part: &str| part.len() == DIGITS && part.bytes().all(|b| b.is_ascii_digit());
-        if !digits(segment) || !digits(position) || segment.bytes().any(|b| b != b'0') {
-            return None;
-        }
-        position.parse().ok().map(Offset)
+        let (stream, position) = text.split_once('_')?;
+        let number = |part: &str| {
+            (part.len() == DIGITS && part.bytes().all(|b| b.is_ascii_digit())).then(|| part.parse().ok()).flatten()
+        };
+        Some(Offset { stream: number(stream)?, position: number(position)? })
     }
 }
 
@@ -59,10 +81,12 @@ mod tests {
 
     #[test]
     fn offsets_print_sortably_and_parse_back() {
-        let (a, b) = (Offset(9), Offset(10));
+        let (a, b) = (Offset::new(3, 9), Offset::new(3, 10));
         assert!(a.to_string() < b.to_string());
-        assert_eq!(a.to_string(), "0000000000000000_0000000000000009");
+        assert_eq!(a.to_string(), "0000000000000003_0000000000000009");
         assert_eq!(Offset::parse(&b.to_string()), Some(b));
+        // A fork's own offsets sort after its source's, as its positions do.
+        assert!(Offset::new(3, 500).to_string() < Offset::new(4, 2).to_string());
         for bad in ["", "10", "0_10", "0000000000000000-0000000000000009", "000000000000000a_0000000000000009"] {
             assert_eq!(Offset::parse(bad), None, "{bad}");
         }

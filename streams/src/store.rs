@@ -42,7 +42,7 @@ impl Meta {
             path: record.path.clone(),
             id: record.id,
             content_type: record.content_type.clone(),
-            tail: Offset(record.tail),
+            tail: Offset::new(record.id, record.tail),
             ttl_secs: record.ttl_secs,
             expires_at_text: record.expires_at_text.clone(),
             expires: record.expiry,
@@ -177,13 +177,20 @@ pub struct Limits {
     pub max_messages: usize,
     /// About how many bytes one read returns (at least one whole append).
     pub max_read: usize,
+    /// The most bytes the store's data file may grow to; a write that
+    /// needs more fails with `Store(StorageFull)` (HTTP 507) and deleting
+    /// streams makes room again. `None`: as far as the disk allows.
+    pub max_store: Option<usize>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_append: 16 << 20, max_messages: 10_000, max_read: 1 << 20 }
+        Limits { max_append: 16 << 20, max_messages: 10_000, max_read: 1 << 20, max_store: None }
     }
 }
+
+/// The store's first map size (it grows from there).
+const FIRST_MAP_SIZE: usize = 16 << 20;
 
 /// The longest chain of forks (a fork of a fork of …): reads walk the
 /// chain, so its length bounds their work.
@@ -216,11 +223,14 @@ impl Streams {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(dir: &Path, durability: Durability, limits: Limits) -> Result<Streams> {
-        let store = Store::options()
+        let mut options = Store::options()
             .models([StreamRecord::INFO, Chunk::INFO, ProducerRecord::INFO])
             .durability(durability)
-            .purge_expired_every(Duration::from_secs(1))
-            .open(dir)?;
+            .purge_expired_every(Duration::from_secs(1));
+        if let Some(max) = limits.max_store {
+            options = options.map_size(FIRST_MAP_SIZE.min(max)).max_map_size(max);
+        }
+        let store = options.open(dir)?;
         Ok(Streams { store, limits })
     }
 
@@ -449,7 +459,10 @@ fn start_fork(tx: &mut WriteTx<'_>, record: &mut StreamRecord, create: &Create, 
         Some(_) => {}
         None => record.content_type.clone_from(&source.content_type),
     }
-    let offset = fork.offset.map_or(source.tail, |offset| offset.0);
+    let offset = match fork.offset {
+        Some(offset) => position_of(tx, &source, offset)?,
+        None => source.tail,
+    };
     if offset > source.tail {
         return Err(StreamError::BadRequest("the fork offset is past the source's tail".into()));
     }
@@ -585,7 +598,7 @@ fn same_config(existing: &StreamRecord, create: &Create) -> bool {
     let fork_matches = match (&existing.fork_spec, &create.fork) {
         (None, None) => true,
         (Some((source, offset, sub)), Some(fork)) => {
-            *source == fork.source && fork.offset.is_none_or(|o| o.0 == *offset) && *sub == fork.sub_offset
+            *source == fork.source && fork.offset.is_none_or(|o| o.position == *offset) && *sub == fork.sub_offset
         }
         _ => false,
     };
@@ -650,7 +663,7 @@ fn append_in(
         if close_only && producer.is_none() {
             return Ok(Appended::Written { meta: Meta::of(record), producer: None });
         }
-        return Err(StreamError::Closed { tail: Offset(record.tail) });
+        return Err(StreamError::Closed { tail: Offset::new(record.id, record.tail) });
     }
     if !close_only {
         let given =
@@ -733,17 +746,57 @@ fn read_in<T: skyshelve::Transaction>(tx: &T, record: &StreamRecord, start: Star
     let from = match start {
         Start::Beginning => 0,
         Start::Now => record.tail,
-        Start::At(offset) if offset.0 > record.tail => {
-            return Err(StreamError::BadRequest("the offset is past the stream's tail".into()));
-        }
         Start::At(offset) => {
-            check_boundary(tx, record, offset.0)?;
-            offset.0
+            let position = position_of(tx, record, offset)?;
+            if position > record.tail {
+                return Err(StreamError::BadRequest("the offset is past the stream's tail".into()));
+            }
+            check_boundary(tx, record, position)?;
+            position
         }
     };
     let mut chunks = Vec::new();
     let next = read_range(tx, record, from, record.tail, max_bytes, &mut chunks)?;
-    Ok(Read { meta: Meta::of(record), chunks, next: Offset(next), up_to_date: next == record.tail })
+    Ok(Read { meta: Meta::of(record), chunks, next: offset_at(tx, record, next)?, up_to_date: next == record.tail })
+}
+
+/// The position `offset` names in `record`, once it is known to be one of
+/// this stream's: its own, one of a source's at or below the point where
+/// this stream inherits from it, or one that names no stream (see
+/// `offset.rs`). An offset of a stream deleted since is gone (410): the
+/// stream now at the path is another one, and resuming in the middle of
+/// its data would hand the client bytes it never asked for.
+fn position_of<T: skyshelve::Transaction>(tx: &T, record: &StreamRecord, offset: Offset) -> Result<u64> {
+    if offset.stream == 0 || offset.stream == record.id {
+        return Ok(offset.position);
+    }
+    let (mut source, mut inherited) = (record.fork_of, record.fork_offset);
+    while let Some(id) = source {
+        let parent = StreamRecord::load_in(tx, &id)?.ok_or(StreamError::NotFound)?;
+        if parent.id == offset.stream && offset.position <= inherited {
+            return Ok(offset.position);
+        }
+        source = parent.fork_of;
+        inherited = inherited.min(parent.fork_offset);
+    }
+    // Streams made earlier have smaller ids: only one of those, no longer
+    // stored, can have been at this path before this one.
+    let earlier_and_gone = offset.stream < record.id && StreamRecord::load_in(tx, &offset.stream)?.is_none();
+    if earlier_and_gone {
+        return Err(StreamError::OffsetGone);
+    }
+    Err(StreamError::BadRequest("the offset is not one of this stream's".into()))
+}
+
+/// The offset of `position` in `record`: it names the stream whose bytes
+/// start there, a source's below the fork offset (see `offset.rs`).
+fn offset_at<T: skyshelve::Transaction>(tx: &T, record: &StreamRecord, position: u64) -> Result<Offset> {
+    let (mut owner, mut source, mut fork_offset) = (record.id, record.fork_of, record.fork_offset);
+    while let (Some(id), true) = (source, position < fork_offset) {
+        let parent = StreamRecord::load_in(tx, &id)?.ok_or(StreamError::NotFound)?;
+        (owner, source, fork_offset) = (parent.id, parent.fork_of, parent.fork_offset);
+    }
+    Ok(Offset::new(owner, position))
 }
 
 /// Appends to `chunks` the stream's content from `from` up to `until`

@@ -257,6 +257,70 @@ fn smaller_answers_say_what_happened() {
 }
 
 #[test]
+fn an_offset_of_a_deleted_stream_is_gone_for_the_stream_made_again_at_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let port = server.port;
+    let next = |response: &Response| response.header("stream-next-offset").unwrap().to_owned();
+    assert_eq!(request(port, "PUT", "/o/s", &[TEXT], b"hello ").status, 201);
+    let old = next(&request(port, "POST", "/o/s", &[TEXT], b"world"));
+    assert_eq!(request(port, "DELETE", "/o/s", &[], b"").status, 204);
+    assert_eq!(request(port, "PUT", "/o/s", &[TEXT], b"a longer stream made again").status, 201);
+    let stale = request(port, "GET", &format!("/o/s?offset={old}"), &[], b"");
+    assert_eq!(stale.status, 410, "resumed in the middle of another stream: {}", body_text(&stale));
+    assert!(body_text(&stale).contains("-1"), "says how to start again: {}", body_text(&stale));
+    let poll = request(port, "GET", &format!("/o/s?offset={old}&live=long-poll"), &[], b"");
+    assert_eq!(poll.status, 410);
+    let fork = request(port, "PUT", "/o/f", &[("Stream-Forked-From", "/o/s"), ("Stream-Fork-Offset", &old)], b"");
+    assert_eq!(fork.status, 410);
+
+    // Another stream's offset is no offset of this one.
+    let other = next(&request(port, "PUT", "/o/other", &[TEXT], b"x"));
+    assert_eq!(request(port, "GET", &format!("/o/s?offset={other}"), &[], b"").status, 400);
+
+    // A source's offset is a fork's too, up to the fork point, and a
+    // fork's offsets sort in the order of their positions.
+    let source = next(&request(port, "PUT", "/o/src", &[TEXT], b"abc"));
+    assert_eq!(request(port, "POST", "/o/src", &[TEXT], b"def").status, 204);
+    let fork = request(port, "PUT", "/o/f", &[("Stream-Forked-From", "/o/src"), ("Stream-Fork-Offset", &source)], b"");
+    assert_eq!(fork.status, 201);
+    let tail = next(&request(port, "POST", "/o/f", &[TEXT], b"XYZ"));
+    let from_source = request(port, "GET", &format!("/o/f?offset={source}"), &[], b"");
+    assert_eq!((from_source.status, from_source.body.as_slice()), (200, &b"XYZ"[..]));
+    assert_eq!(next(&from_source), tail);
+    assert!(source < tail, "{source} sorts before {tail}");
+    assert_eq!(request(port, "GET", &format!("/o/src?offset={tail}"), &[], b"").status, 400, "not the source's");
+    // The zero offset names no stream: it is every stream's beginning.
+    let zero = request(port, "GET", &format!("/o/s?offset={}", offset(0)), &[], b"");
+    assert_eq!((zero.status, zero.body.as_slice()), (200, &b"a longer stream made again"[..]));
+}
+
+#[test]
+fn a_full_store_answers_507_and_a_delete_still_frees_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-store-size", "4194304"]);
+    let port = server.port;
+    let block = vec![b'x'; 256 << 10];
+    assert_eq!(request(port, "PUT", "/full/a", &[BYTES], b"").status, 201);
+    let mut appended = 0;
+    let full = loop {
+        let response = request(port, "POST", "/full/a", &[BYTES], &block);
+        if response.status != 204 || appended > 64 {
+            break response;
+        }
+        appended += 1;
+    };
+    assert_eq!(full.status, 507, "after {appended} appends of 256 KiB: {}", body_text(&full));
+    assert_no_internals(&full);
+    assert!(appended >= 4, "the store took {appended} appends before it was full");
+    assert_eq!(request(port, "DELETE", "/full/a", &[], b"").status, 204, "a delete works on a full store");
+    assert_eq!(request(port, "PUT", "/full/b", &[BYTES], b"").status, 201);
+    for n in 0..appended.min(4) {
+        assert_eq!(request(port, "POST", "/full/b", &[BYTES], &block).status, 204, "append {n} after the delete");
+    }
+}
+
+#[test]
 fn cors_is_off_unless_an_origin_is_named_and_reads_are_sandboxed() {
     let dir = tempfile::tempdir().unwrap();
     let closed = Server::start(dir.path(), &[]);

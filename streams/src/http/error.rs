@@ -15,7 +15,7 @@ impl StreamError {
     pub fn status(&self) -> StatusCode {
         match self {
             StreamError::NotFound | StreamError::ForkSourceNotFound(_) => StatusCode::NOT_FOUND,
-            StreamError::Gone => StatusCode::GONE,
+            StreamError::Gone | StreamError::OffsetGone => StatusCode::GONE,
             StreamError::ConfigConflict
             | StreamError::HeldByForks
             | StreamError::ContentTypeMismatch { .. }

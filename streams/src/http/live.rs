@@ -105,7 +105,7 @@ fn body_of(read: &Read) -> Vec<u8> {
 }
 
 /// The headers every 200 read carries.
-fn read_headers(out: &mut HeaderMap, read: &Read, start: Offset) {
+fn read_headers(out: &mut HeaderMap, read: &Read, start: u64) {
     h::set(out, "content-type", &read.meta.content_type);
     h::set(out, h::NEXT_OFFSET, &read.next.to_string());
     if read.up_to_date {
@@ -117,9 +117,9 @@ fn read_headers(out: &mut HeaderMap, read: &Read, start: Offset) {
     h::set(out, "etag", &etag(&read.meta, start, read.next));
 }
 
-fn etag(meta: &Meta, start: Offset, end: Offset) -> String {
+fn etag(meta: &Meta, start: u64, end: Offset) -> String {
     let closed = if meta.closed { ":c" } else { "" };
-    format!("\"{}:{}:{}{closed}\"", meta.id, start.0, end.0)
+    format!("\"{}:{}:{}{closed}\"", meta.id, start, end.position)
 }
 
 async fn read(app: &Arc<App>, path: &str, start: Start) -> Result<Read, StreamError> {
@@ -130,9 +130,9 @@ async fn read(app: &Arc<App>, path: &str, start: Start) -> Result<Read, StreamEr
 async fn catch_up(app: &Arc<App>, path: String, start: Start, headers: &HeaderMap) -> Result<Response, StreamError> {
     let read = read(app, &path, start).await?;
     let from = match start {
-        Start::Beginning => Offset(0),
-        Start::Now => read.next,
-        Start::At(offset) => offset,
+        Start::Beginning => 0,
+        Start::Now => read.next.position,
+        Start::At(offset) => offset.position,
     };
     if start == Start::Now {
         let mut response = (StatusCode::OK, body_of(&Read { chunks: Vec::new(), ..read.clone() })).into_response();
@@ -182,8 +182,8 @@ async fn long_poll(app: &Arc<App>, path: String, start: Start, cursor: Option<&s
         }
         if !read.chunks.is_empty() {
             let from = match position {
-                Start::At(offset) => offset,
-                _ => Offset(0),
+                Start::At(offset) => offset.position,
+                _ => 0,
             };
             let mut response = (StatusCode::OK, body_of(&read)).into_response();
             let out = response.headers_mut();
