@@ -278,3 +278,22 @@ pub(crate) fn value(text: &str) -> Option<HeaderValue> {
 pub(crate) fn start_of(text: Option<&str>) -> Result<Start, StreamError> {
     Start::parse(text).ok_or_else(|| StreamError::BadRequest("malformed offset".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_task_that_panics_is_answered_500_without_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let streams = Streams::open(dir.path(), skyshelve::Durability::Full, crate::Limits::default()).unwrap();
+        let metrics = Arc::new(Metrics::new(dir.path().to_owned()));
+        let app = Arc::new(App { streams, settings: Settings::default(), metrics });
+        let failed = blocking(&app, |_| -> Result<(), StreamError> { panic!("secret internals") }).await.unwrap_err();
+        assert!(matches!(failed, StreamError::Internal(_)), "{failed:?}");
+        let response = failed.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 10).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("secret"), "{body:?}");
+    }
+}
