@@ -31,7 +31,7 @@ fn account(id: u64) -> Account {
 }
 
 fn seeded(n: u64) -> Store {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     store.write(|tx| (0..n).try_for_each(|id| tx.save(&account(id)))).unwrap();
     store
 }
@@ -60,7 +60,7 @@ fn export_then_import_reproduces_the_records_and_their_indexes() {
     assert_eq!(reports.last(), Some(&Progress { done: 2500, total: Some(2500) }));
     assert_eq!(reports.len(), 3, "progress every 1000 records and at the end");
 
-    let target = Store::temporary().unwrap();
+    let target = engine::temporary().unwrap();
     let imported = target.import_json_lines("accounts", &mut exported.as_slice(), &mut |_| {}).unwrap();
     assert_eq!(imported, 2500);
     assert_eq!(Account::all(&target).unwrap(), Account::all(&source).unwrap());
@@ -70,7 +70,7 @@ fn export_then_import_reproduces_the_records_and_their_indexes() {
 
 #[test]
 fn a_bad_line_imports_nothing_and_names_the_line() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let lines = "{\"id\":1,\"email\":\"a@x\",\"tags\":null,\"balance\":0}\n{\"id\":2,\"email\":\"b@x\"}\n";
     let err = store.import_json_lines("accounts", &mut lines.as_bytes(), &mut |_| {}).unwrap_err();
     assert!(matches!(&err, Error::Import { line: 2, source } if matches!(**source, Error::Decode { .. })), "{err}");
@@ -109,14 +109,14 @@ fn backup_while_writing_then_restore() {
     });
     assert!(store.backup(work.path().join("backup")).is_err(), "a backup never overwrites another");
 
-    let copy = Store::open(work.path().join("backup")).unwrap();
+    let copy = engine::open(work.path().join("backup")).unwrap();
     assert!(copy.verify().unwrap().is_clean());
     let copied = Account::count(&copy).unwrap();
     assert!(copied >= 1000 && copied <= Account::count(&store).unwrap());
     drop(copy);
 
     Store::restore(work.path().join("backup"), work.path().join("restored")).unwrap();
-    let restored = Store::open(work.path().join("restored")).unwrap();
+    let restored = engine::open(work.path().join("restored")).unwrap();
     assert_eq!(Account::count(&restored).unwrap(), copied);
     assert!(restored.verify().unwrap().is_clean());
     assert!(Store::restore(work.path().join("backup"), work.path().join("restored")).is_err());
@@ -137,7 +137,7 @@ fn a_store_cut_short_is_refused_with_a_typed_error_not_a_crash() {
     let len = std::fs::metadata(&data).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(len / 2).unwrap();
 
-    let opened = Store::open(work.path().join("backup"));
+    let opened = engine::open(work.path().join("backup"));
     assert!(matches!(opened, Err(Error::DamagedStore { .. })), "{opened:?}");
     let restored = Store::restore(work.path().join("backup"), work.path().join("restored"));
     assert!(matches!(restored, Err(Error::DamagedStore { .. })), "{restored:?}");
@@ -157,7 +157,7 @@ fn a_backup_left_half_written_is_replaced_by_the_next_attempt() {
     std::fs::write(backup.join("data.mdb.partial"), vec![7u8; 10_000]).unwrap();
     store.backup(&backup).unwrap();
     assert!(!backup.join("data.mdb.partial").exists());
-    assert_eq!(Account::count(&Store::open(&backup).unwrap()).unwrap(), 100);
+    assert_eq!(Account::count(&engine::open(&backup).unwrap()).unwrap(), 100);
 }
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -170,7 +170,7 @@ struct Reading {
 
 #[test]
 fn export_refuses_what_json_cannot_hold_and_round_trips_the_rest() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let readings = [
         Reading { id: 1, value: 1.5, correction: None },
         Reading { id: 2, value: -0.25, correction: Some(Some(3)) },
@@ -179,7 +179,7 @@ fn export_refuses_what_json_cannot_hold_and_round_trips_the_rest() {
     store.write(|tx| readings.iter().try_for_each(|r| tx.save(r))).unwrap();
     let mut first = Vec::new();
     store.export_json_lines("reading", &mut first, &mut |_| {}).unwrap();
-    let copy = Store::temporary().unwrap();
+    let copy = engine::temporary().unwrap();
     copy.import_json_lines("reading", &mut first.as_slice(), &mut |_| {}).unwrap();
     let mut second = Vec::new();
     copy.export_json_lines("reading", &mut second, &mut |_| {}).unwrap();
@@ -202,7 +202,7 @@ skyshelve::map_type!("admin_hits", (String, u32), u64);
 
 #[test]
 fn registered_maps_export_and_import_like_models() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let hits = store.map::<(String, u32), u64>("admin_hits").unwrap();
     hits.insert(&("home".into(), 1), &10).unwrap();
     hits.insert(&("about".into(), 2), &3).unwrap();
@@ -212,7 +212,7 @@ fn registered_maps_export_and_import_like_models() {
         String::from_utf8(out.clone()).unwrap(),
         "{\"key\":[\"about\",2],\"value\":3}\n{\"key\":[\"home\",1],\"value\":10}\n"
     );
-    let copy = Store::temporary().unwrap();
+    let copy = engine::temporary().unwrap();
     assert_eq!(copy.import_json_lines("admin_hits", &mut out.as_slice(), &mut |_| {}).unwrap(), 2);
     assert_eq!(copy.map::<(String, u32), u64>("admin_hits").unwrap().iter().unwrap(), hits.iter().unwrap());
     let bad = "{\"key\":[\"x\",1],\"value\":1}\n{\"key\":\"oops\"}\n";

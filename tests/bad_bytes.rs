@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvOpenOptions};
 use serde::{Deserialize, Serialize};
-use skyshelve::{Error, Persistent, Problem, Store};
+use skyshelve::{Error, Persistent, Problem};
 
 #[path = "common/engine.rs"]
 mod engine;
@@ -134,7 +134,7 @@ fn damaged_records_give_typed_errors_and_leave_the_rest_usable() {
     }
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = engine::open(dir.path()).unwrap();
         store.write(|tx| (0..10).try_for_each(|id| tx.save(&note(id)))).unwrap();
     }
     let good = read_raw(dir.path(), 1);
@@ -146,7 +146,7 @@ fn damaged_records_give_typed_errors_and_leave_the_rest_usable() {
     write_raw(dir.path(), &entries);
 
     let before = LARGEST_ALLOCATION.load(Ordering::Relaxed);
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     for i in 0..damaged.len() as u32 {
         match Note::load(&store, &(first_damaged + i)) {
             // A flipped header can claim a newer model version.
@@ -211,7 +211,7 @@ fn verify_finds_missing_and_extra_index_entries() {
     }
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = engine::open(dir.path()).unwrap();
         note(1).save(&store).unwrap();
         note(2).save(&store).unwrap();
         assert!(store.verify().unwrap().is_clean());
@@ -223,7 +223,7 @@ fn verify_finds_missing_and_extra_index_entries() {
     let mut bytes = vec![1, 0, 1];
     bytes.extend(bincode::serde::encode_to_vec(&changed, bincode::config::standard()).unwrap());
     write_raw(dir.path(), &[(key(1).to_vec(), bytes)]);
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     let report = Note::verify(&store).unwrap();
     assert_eq!(report.problem_count, 2, "{report}");
     assert!(report.problems.iter().any(|p| matches!(p, Problem::MissingEntry { index: "tag", .. })));
@@ -240,7 +240,7 @@ fn random_mutations_of_a_large_record_never_panic() {
     big.body = "lorem ipsum ".repeat(300);
     big.numbers = (0..200).map(|i| i * 7919).collect();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = engine::open(dir.path()).unwrap();
         big.save(&store).unwrap();
     }
     let good = read_raw(dir.path(), 1);
@@ -268,7 +268,7 @@ fn random_mutations_of_a_large_record_never_panic() {
         })
         .collect();
     write_raw(dir.path(), &mutated);
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     for i in 0..500u32 {
         match Note::load(&store, &(2000 + i)) {
             Ok(Some(_)) | Err(Error::Decode { .. } | Error::NewerVersion { .. }) => {}

@@ -132,7 +132,7 @@ fn open_as<M: Persistent>(path: &Path) -> Store {
 }
 
 fn options_as<M: Persistent>() -> skyshelve::StoreOptions {
-    Store::options().models([M::INFO]).durability(Durability::MayLoseLastCommits)
+    engine::options().models([M::INFO]).durability(Durability::MayLoseLastCommits)
 }
 
 /// Opens the store as `M`'s release, returning the index-build progress reports.

@@ -193,7 +193,7 @@ fn a_reader_that_stops_early_ends_the_export_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     {
-        let store = skyshelve::Store::open(&path).unwrap();
+        let store = engine::open(&path).unwrap();
         let user = |id| golden_users::User { id, email: format!("u{id}@x"), team: "red".into(), active: true };
         store.write(|tx| (0..20_000).try_for_each(|id| tx.save(&user(id)))).unwrap();
     }
@@ -216,7 +216,7 @@ fn models_and_stats_list_the_maps_too() {
     let dir = tempfile::tempdir().unwrap();
     let store = golden_store(dir.path());
     {
-        let opened = skyshelve::Store::open(&store).unwrap();
+        let opened = engine::open(&store).unwrap();
         let settings = opened.map::<String, u32>("settings").unwrap();
         settings.insert(&"retries".to_string(), &3).unwrap();
         settings.insert(&"timeout".to_string(), &30).unwrap();
@@ -240,7 +240,7 @@ fn export_all_carries_maps_and_salvage_skips_damaged_records() {
     let dir = tempfile::tempdir().unwrap();
     let store = golden_store(dir.path());
     {
-        let opened = skyshelve::Store::open(&store).unwrap();
+        let opened = engine::open(&store).unwrap();
         opened.map::<String, u32>("settings").unwrap().insert(&"retries".to_string(), &3).unwrap();
         opened.map::<u8, u8>("unregistered").unwrap().insert(&1, &1).unwrap();
     }

@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use skyshelve::{Error, Persistent, Store};
+use skyshelve::{Error, Persistent};
+
+#[path = "common/engine.rs"]
+mod engine;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Skipping {
@@ -85,7 +88,7 @@ fn refused<T>(result: &Result<T, Error>) -> bool {
 
 #[test]
 fn a_nested_shape_the_codec_cannot_read_is_refused_and_nothing_is_written() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for (what, shape) in unreadable_shapes() {
         let drawing = Drawing { id: 1, owner: "ada".into(), shape };
         let result = drawing.save(&store);
@@ -99,7 +102,7 @@ fn a_nested_shape_the_codec_cannot_read_is_refused_and_nothing_is_written() {
 
 #[test]
 fn a_refused_write_inside_a_transaction_leaves_the_rest() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     store
         .write(|tx| {
             tx.save(&readable(1))?;
@@ -114,7 +117,7 @@ fn a_refused_write_inside_a_transaction_leaves_the_rest() {
 
 #[test]
 fn map_values_the_codec_cannot_read_are_refused() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let values = store.map::<String, serde_json::Value>("json").unwrap();
     let err = values.insert(&"a".to_string(), &serde_json::json!({ "x": 1 })).unwrap_err();
     assert!(matches!(err, Error::UnreadableValue { .. }), "{err:?}");
@@ -155,7 +158,7 @@ fn readable(id: u32) -> Readable {
 
 #[test]
 fn shapes_that_read_back_are_stored_whatever_their_order() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let record = readable(1);
     record.save(&store).unwrap();
     assert_eq!(Readable::load(&store, &1).unwrap(), Some(record));
@@ -184,7 +187,7 @@ struct Shifting {
 
 #[test]
 fn a_skipped_field_that_would_read_back_as_other_values_is_refused() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let record = Shifting { id: 4, inner: ShiftsIntoOtherValues { first: None, list: vec![5889], last: 0 } };
     let err = record.save(&store).unwrap_err();
     assert!(matches!(&err, Error::UnreadableValue { reason, .. } if reason.contains("`first`")), "{err}");

@@ -85,7 +85,7 @@ impl Rng {
 
 fn open(path: &Path, full: bool) -> Store {
     let durability = if full { Durability::Full } else { Durability::MayCorruptOnPowerLoss };
-    Store::options().map_size(64 << 10).durability(durability).open(path).expect("reopening never fails")
+    engine::options().map_size(64 << 10).durability(durability).open(path).expect("reopening never fails")
 }
 
 /// The child: writes records from the next free sequence number on,
@@ -114,7 +114,7 @@ fn write_until_killed(path: &Path, full: bool) {
 /// commit.
 fn count_until_killed(path: &Path, process: u32) {
     use std::io::Write;
-    let store = Store::options().durability(Durability::MayCorruptOnPowerLoss).open(path).unwrap();
+    let store = engine::options().durability(Durability::MayCorruptOnPowerLoss).open(path).unwrap();
     let mut out = std::io::stdout().lock();
     loop {
         let tally = Tally::upsert(&store, || Tally { process, value: 0 }, |t| t.value += 1).unwrap();
@@ -171,7 +171,7 @@ impl Acks {
 }
 
 fn check(path: &Path, acked: Option<u64>) {
-    let store = Store::open(path).expect("reopening after a crash never fails");
+    let store = engine::open(path).expect("reopening after a crash never fails");
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{report}");
     let stored = Entry::all(&store).unwrap();
@@ -216,7 +216,7 @@ fn run_trials(test: &str, trials: u64) {
         writer.kill().unwrap();
         writer.wait().unwrap();
         let acked = acks.last(first);
-        let before = Store::open(dir.path()).map(|s| Entry::count(&s).unwrap_or(0)).unwrap_or(0);
+        let before = engine::open(dir.path()).map(|s| Entry::count(&s).unwrap_or(0)).unwrap_or(0);
         if rng.below(3) == 0 {
             // Kill a process while it opens the store right after the crash.
             let mut opener = spawn(test, "opener", dir.path(), full);
@@ -239,7 +239,7 @@ fn run_as_child() -> bool {
     match role.as_str() {
         "writer" => write_until_killed(&path, full),
         "backup" => {
-            Store::open(&path).unwrap().backup(path.with_file_name("backup")).unwrap();
+            engine::open(&path).unwrap().backup(path.with_file_name("backup")).unwrap();
         }
         "counter" => count_until_killed(&path, std::env::var(PROCESS).unwrap().parse().unwrap()),
         "opener" => {
@@ -321,7 +321,7 @@ fn killed_waiter_trial(test: &str, rng: &mut Rng, seed: u64) {
             "process {p} made no commit for {SURVIVOR_WAIT:?} after process {victim} was killed (seed {seed})"
         );
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     for (p, &acked) in acked.iter().enumerate() {
         let stored = Tally::load(&store, &(p as u32)).unwrap().map_or(0, |t| t.value);
         assert!(stored >= acked, "process {p}: acknowledged {acked}, stored {stored} (seed {seed})");
@@ -368,7 +368,7 @@ fn a_backup_killed_part_way_leaves_no_store_and_can_be_run_again() {
     let dir = tempfile::tempdir().unwrap();
     let (path, backup) = (dir.path().join("store"), dir.path().join("backup"));
     let records = {
-        let store = Store::open(&path).unwrap();
+        let store = engine::open(&path).unwrap();
         store.write(|tx| (0..10_000).try_for_each(|seq| tx.save(&Entry::new(seq)))).unwrap();
         Entry::count(&store).unwrap()
     };
@@ -385,13 +385,13 @@ fn a_backup_killed_part_way_leaves_no_store_and_can_be_run_again() {
         child.wait().unwrap();
         if backup.join("data.mdb").exists() {
             // The kill came after the backup was complete.
-            assert_eq!(Entry::count(&Store::open(&backup).unwrap()).unwrap(), records);
+            assert_eq!(Entry::count(&engine::open(&backup).unwrap()).unwrap(), records);
             std::fs::remove_dir_all(&backup).unwrap();
             continue;
         }
-        let store = Store::open(&path).unwrap();
+        let store = engine::open(&path).unwrap();
         store.backup(&backup).unwrap();
-        let copy = Store::open(&backup).unwrap();
+        let copy = engine::open(&backup).unwrap();
         assert_eq!(Entry::count(&copy).unwrap(), records);
         assert!(copy.verify().unwrap().is_clean());
         drop(copy);

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use skyshelve::{Persistent, Store};
+use skyshelve::Persistent;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -79,7 +79,7 @@ fn a_map_growth_is_reported_with_its_sizes() {
     }
     let recorder = Recorder::default();
     tracing::subscriber::with_default(recorder.clone(), || {
-        let store = Store::options().models([Note::INFO]).map_size(64 << 10).open_temporary().unwrap();
+        let store = engine::options().models([Note::INFO]).map_size(64 << 10).open_temporary().unwrap();
         store.write(|tx| (0..2000).try_for_each(|id| tx.save(&Note { id, text: "x".repeat(100) }))).unwrap();
     });
     let growth: Vec<String> = recorder.events().into_iter().filter(|e| e.contains("map grown")).collect();
@@ -91,12 +91,12 @@ fn a_map_growth_is_reported_with_its_sizes() {
 fn an_index_build_at_open_is_reported_from_start_to_finish() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::options().models([Note::INFO]).open(dir.path()).unwrap();
+        let store = engine::options().models([Note::INFO]).open(dir.path()).unwrap();
         store.write(|tx| (0..50).try_for_each(|id| tx.save(&Note { id, text: format!("t{id}") }))).unwrap();
     }
     let recorder = Recorder::default();
     tracing::subscriber::with_default(recorder.clone(), || {
-        let store = Store::options().models([IndexedNote::INFO]).take_over_indexes(true).open(dir.path()).unwrap();
+        let store = engine::options().models([IndexedNote::INFO]).take_over_indexes(true).open(dir.path()).unwrap();
         assert_eq!(IndexedNote::scan_index(&store, IndexedNote::TEXT, "t7").unwrap().len(), 1);
     });
     let events = recorder.events();
@@ -107,14 +107,14 @@ fn an_index_build_at_open_is_reported_from_start_to_finish() {
 
 #[test]
 fn without_a_subscriber_the_same_work_runs_silently() {
-    let store = Store::options().models([Note::INFO]).map_size(64 << 10).open_temporary().unwrap();
+    let store = engine::options().models([Note::INFO]).map_size(64 << 10).open_temporary().unwrap();
     store.write(|tx| (0..2000).try_for_each(|id| tx.save(&Note { id, text: "y".repeat(100) }))).unwrap();
     assert_eq!(Note::count(&store).unwrap(), 2000);
 }
 
 #[test]
 fn stats_count_what_this_process_did() {
-    let store = Store::options().models([Note::INFO]).map_size(64 << 10).open_temporary().unwrap();
+    let store = engine::options().models([Note::INFO]).map_size(64 << 10).open_temporary().unwrap();
     let before = store.stats().unwrap().activity;
     for id in 0..20 {
         Note { id, text: "z".repeat(500) }.save(&store).unwrap();
@@ -144,7 +144,7 @@ fn stats_count_what_this_process_did() {
 fn operations_run_in_spans_named_after_their_model_and_errors_are_reported_by_severity() {
     let recorder = Recorder::default();
     tracing::subscriber::with_default(recorder.clone(), || {
-        let store = Store::options().models([Note::INFO]).open_temporary().unwrap();
+        let store = engine::options().models([Note::INFO]).open_temporary().unwrap();
         Note { id: 1, text: "a".into() }.save(&store).unwrap();
         assert!(Note { id: 1, text: "b".into() }.insert(&store).is_err());
         // A model this store was not opened for: the program's mistake.

@@ -1,7 +1,10 @@
 //! Two models of one program may not share a name: they would share tables.
 
 use serde::{Deserialize, Serialize};
-use skyshelve::{Error, Persistent, Store};
+use skyshelve::{Error, Persistent};
+
+#[path = "common/engine.rs"]
+mod engine;
 
 mod first {
     use super::*;
@@ -25,7 +28,7 @@ mod second {
 
 #[test]
 fn opening_a_store_with_two_models_of_one_name_fails() {
-    let err = Store::temporary().unwrap_err();
+    let err = engine::temporary().unwrap_err();
     assert!(matches!(&err, Error::InvalidName { name, .. } if name == "things"), "{err}");
     // The models themselves compile and describe themselves.
     assert_eq!(<first::Thing as Persistent>::INFO.key_type, "u32");

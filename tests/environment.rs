@@ -49,7 +49,7 @@ fn a_full_disk_is_a_typed_error_and_the_store_recovers_when_room_returns() {
     let store_path = fs.path().join("store");
     let mut saved = 0;
     let err = {
-        let store = Store::options().map_size(256 << 10).open(&store_path).unwrap();
+        let store = engine::options().map_size(256 << 10).open(&store_path).unwrap();
         loop {
             match page(saved).save(&store) {
                 Ok(()) => saved += 1,
@@ -62,7 +62,7 @@ fn a_full_disk_is_a_typed_error_and_the_store_recovers_when_room_returns() {
     assert!(saved > 100, "only {saved} pages fitted");
 
     // Everything acknowledged before is intact, and the store is consistent.
-    let store = Store::open(&store_path).unwrap();
+    let store = engine::open(&store_path).unwrap();
     assert_eq!(Page::count(&store).unwrap(), u64::from(saved));
     assert_eq!(Page::load(&store, &0).unwrap().unwrap(), page(0));
     assert!(store.verify().unwrap().is_clean());
@@ -85,14 +85,14 @@ fn a_read_only_folder_is_a_typed_error_until_it_is_writable_again() {
     let Some(fs) = Tmpfs::mount("size=16m") else { return };
     let store_path = fs.path().join("store");
     {
-        let store = Store::open(&store_path).unwrap();
+        let store = engine::open(&store_path).unwrap();
         page(1).save(&store).unwrap();
     }
     fs.remount("ro");
-    let err = Store::open(&store_path).unwrap_err();
+    let err = engine::open(&store_path).unwrap_err();
     assert!(matches!(&err, Error::Io(_) | Error::Storage(_)), "unexpected error {err}");
     fs.remount("rw");
-    let store = Store::open(&store_path).unwrap();
+    let store = engine::open(&store_path).unwrap();
     assert_eq!(Page::load(&store, &1).unwrap().unwrap(), page(1));
     page(2).save(&store).unwrap();
 }
@@ -108,9 +108,9 @@ fn a_folder_without_permission_is_an_io_error() {
     let locked = dir.path().join("locked");
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-    assert!(matches!(Store::open(locked.join("store")), Err(Error::Io(_))));
+    assert!(matches!(engine::open(locked.join("store")), Err(Error::Io(_))));
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
-    Store::open(locked.join("store")).unwrap();
+    engine::open(locked.join("store")).unwrap();
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn a_path_inside_a_file_is_an_io_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    assert!(matches!(Store::open(file.join("store")), Err(Error::Io(_))));
+    assert!(matches!(engine::open(file.join("store")), Err(Error::Io(_))));
 }
 
 #[test]
@@ -128,7 +128,7 @@ fn files_are_owner_only_whatever_the_umask() {
     let old = unsafe { libc::umask(0) };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
-    let store = Store::open(&path).unwrap();
+    let store = engine::open(&path).unwrap();
     drop(Page::lock(&store, &1).unwrap()); // creates the record-lock files
     // SAFETY: as above.
     unsafe { libc::umask(old) };
@@ -168,13 +168,13 @@ fn a_full_disk_with_default_options_is_storage_full() {
         return;
     }
     let Some(fs) = Tmpfs::mount("size=8m") else { return };
-    let store = Store::open(fs.path().join("store")).unwrap();
+    let store = engine::open(fs.path().join("store")).unwrap();
     let (saved, err) = fill(&store);
     assert!(matches!(err, Error::StorageFull { .. }), "a full disk gave {err:?}");
     assert!(err.to_string().contains("disk"), "{err}");
     assert!(saved > 100);
     drop(store);
-    let store = Store::open(fs.path().join("store")).unwrap();
+    let store = engine::open(fs.path().join("store")).unwrap();
     assert_eq!(Page::count(&store).unwrap(), u64::from(saved));
 }
 
@@ -185,7 +185,7 @@ fn a_restore_onto_a_full_disk_leaves_no_store_and_can_be_run_again() {
     }
     let Some(fs) = Tmpfs::mount("size=4m") else { return };
     let work = tempfile::tempdir().unwrap();
-    let store = Store::open(work.path().join("store")).unwrap();
+    let store = engine::open(work.path().join("store")).unwrap();
     store.write(|tx| (0..1500).try_for_each(|id| tx.save(&page(id)))).unwrap();
     store.backup(work.path().join("backup")).unwrap();
     let target = fs.path().join("restored");
@@ -194,14 +194,14 @@ fn a_restore_onto_a_full_disk_leaves_no_store_and_can_be_run_again() {
     assert!(std::fs::read_dir(&target).unwrap().next().is_none(), "nothing is left in the target");
     fs.remount("size=64m");
     Store::restore(work.path().join("backup"), &target).unwrap();
-    assert_eq!(Page::count(&Store::open(&target).unwrap()).unwrap(), 1500);
+    assert_eq!(Page::count(&engine::open(&target).unwrap()).unwrap(), 1500);
 }
 
 /// The child of the removed-folder test: a running writer that keeps its
 /// store open while the parent removes (or replaces) the folder, then
 /// tries to write and to watch.
 fn writer_whose_folder_goes() {
-    let store = Store::open(children::env_path()).unwrap();
+    let store = engine::open(children::env_path()).unwrap();
     page(1).save(&store).unwrap();
     children::say("saved");
     children::wait_for_parent();
@@ -232,7 +232,7 @@ fn a_folder_removed_or_replaced_under_a_running_writer_refuses_its_writes() {
         children::wait_for_line(&mut child, "saved");
         if replaced {
             std::fs::rename(&dir, root.path().join("moved")).unwrap();
-            drop(Store::open(&dir).unwrap()); // another process would make a new store there
+            drop(engine::open(&dir).unwrap()); // another process would make a new store there
         } else {
             std::fs::remove_dir_all(&dir).unwrap();
         }

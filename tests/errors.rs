@@ -1,7 +1,10 @@
 //! Errors a user can cause: each is typed, and none writes anything.
 
 use serde::{Deserialize, Serialize};
-use skyshelve::{Error, Persistent, Store};
+use skyshelve::{Error, Persistent};
+
+#[path = "common/engine.rs"]
+mod engine;
 
 #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
 struct Doc {
@@ -31,7 +34,7 @@ struct Tag {
 
 #[test]
 fn primary_key_at_the_limit_works_and_one_byte_more_is_key_too_long() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let at_limit = "k".repeat(LONGEST_STRING_KEY);
     Tag { name: at_limit.clone(), code: 1 }.save(&store).unwrap();
     assert!(Tag::load(&store, at_limit.as_str()).unwrap().is_some());
@@ -45,7 +48,7 @@ fn primary_key_at_the_limit_works_and_one_byte_more_is_key_too_long() {
 
 #[test]
 fn index_entry_counts_value_and_primary_key_together() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     // Plain index entry = title (len + 2) + name (len + 2).
     let title = "t".repeat(LONGEST_STRING_KEY - 3);
     doc("a", &title, "s1").save(&store).unwrap();
@@ -57,7 +60,7 @@ fn index_entry_counts_value_and_primary_key_together() {
 
 #[test]
 fn unique_index_value_too_long_is_key_too_long() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let err = doc("a", "t", &"s".repeat(600)).save(&store).unwrap_err();
     assert!(matches!(err, Error::KeyTooLong { .. }), "{err}");
     assert_eq!(Doc::count(&store).unwrap(), 0);
@@ -65,7 +68,7 @@ fn unique_index_value_too_long_is_key_too_long() {
 
 #[test]
 fn keys_with_nul_bytes_and_unusual_unicode_roundtrip() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for name in ["", "\0", "a\0b", "\u{10FFFF}", "é", "e\u{301}", "🦀"] {
         doc(name, name, &format!("slug-{name}")).save(&store).unwrap();
         assert_eq!(Doc::load(&store, name).unwrap().unwrap().name, name);
@@ -76,7 +79,7 @@ fn keys_with_nul_bytes_and_unusual_unicode_roundtrip() {
 
 #[test]
 fn errors_display_what_happened() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     doc("a", "t", "s").insert(&store).unwrap();
     let exists = doc("a", "t", "s").insert(&store).unwrap_err().to_string();
     assert_eq!(exists, "a doc record with key \"a\" already exists");

@@ -8,7 +8,10 @@
 //! regenerated.
 
 use serde::{Deserialize, Serialize};
-use skyshelve::{Persistent, Store};
+use skyshelve::Persistent;
+
+#[path = "common/engine.rs"]
+mod engine;
 
 /// Version 1 of the model; tests/versions.rs has version 2.
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -28,7 +31,7 @@ fn write_the_version_1_golden_store() {
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/users_v1");
     let _ = std::fs::remove_dir_all(&target);
     {
-        let store = Store::open(&target).unwrap();
+        let store = engine::open(&target).unwrap();
         for (id, team) in [(1, "Red"), (2, "Blue"), (3, "Red")] {
             User { id, email: format!("u{id}@example.com"), team: team.into() }.save(&store).unwrap();
         }

@@ -22,7 +22,7 @@ fn member(id: u64) -> Member {
 }
 
 fn grouped() -> Store {
-    Store::options().group_commit(true).open_temporary().unwrap()
+    engine::options().group_commit(true).open_temporary().unwrap()
 }
 
 #[test]
@@ -135,7 +135,7 @@ struct Photo {
 
 #[test]
 fn a_write_inside_a_read_never_fails_another_threads_write() {
-    let store = Store::options()
+    let store = engine::options()
         .group_commit(true)
         .map_size(1 << 20)
         .resize_wait(Duration::from_secs(5))

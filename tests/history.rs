@@ -73,7 +73,7 @@ struct Tally {
 }
 
 fn open(dir: &std::path::Path, models: &[&'static ModelInfo]) -> Store {
-    Store::options().models(models.iter().copied()).open(dir).unwrap()
+    engine::options().models(models.iter().copied()).open(dir).unwrap()
 }
 
 fn price(item: &str, cents: u32) -> Price {
@@ -487,7 +487,7 @@ fn a_read_only_store_reads_the_kept_versions_and_writes_none() {
         price("tea", 300).save(&store).unwrap();
         price("tea", 310).save(&store).unwrap();
     }
-    let reader = Store::options().models([Price::INFO]).read_only().open(dir.path()).unwrap();
+    let reader = engine::options().models([Price::INFO]).read_only().open(dir.path()).unwrap();
     let cents: Vec<u32> =
         Price::history(&reader, "tea").unwrap().into_iter().filter_map(|v| v.record).map(|p| p.cents).collect();
     assert_eq!(cents, [310, 300]);
@@ -498,7 +498,7 @@ fn a_read_only_store_reads_the_kept_versions_and_writes_none() {
     // A store written before the model kept history, opened read-only, has no history table: nothing kept yet.
     let older = tempfile::tempdir().unwrap();
     drop(open(older.path(), &[PriceWithoutHistory::INFO]));
-    let reader = Store::options().models([Price::INFO]).read_only().open(older.path()).unwrap();
+    let reader = engine::options().models([Price::INFO]).read_only().open(older.path()).unwrap();
     assert!(Price::history(&reader, "tea").unwrap().is_empty());
 }
 

@@ -1,7 +1,10 @@
 //! Every index kind stays exactly in step with its records.
 
 use serde::{Deserialize, Serialize};
-use skyshelve::{Error, Persistent, Store};
+use skyshelve::{Error, Persistent};
+
+#[path = "common/engine.rs"]
+mod engine;
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[persistent(name = "users")]
@@ -52,7 +55,7 @@ fn ids(posts: &[Post]) -> Vec<u64> {
 
 #[test]
 fn unique_index_finds_the_one_record() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     user("ada", None).save(&store).unwrap();
     user("bob", None).save(&store).unwrap();
     assert_eq!(User::load_by(&store, User::EMAIL, "bob@x.org").unwrap().unwrap().username, "bob");
@@ -62,7 +65,7 @@ fn unique_index_finds_the_one_record() {
 
 #[test]
 fn unique_violation_writes_nothing_and_names_model_index_and_value() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     user("ada", Some("red")).save(&store).unwrap();
     let mut clash = user("eve", Some("blue"));
     clash.email = "ada@x.org".into();
@@ -79,7 +82,7 @@ fn unique_violation_writes_nothing_and_names_model_index_and_value() {
 
 #[test]
 fn unique_violation_on_update_keeps_the_old_record() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     user("ada", None).save(&store).unwrap();
     user("bob", None).save(&store).unwrap();
     let err = User::update(&store, "bob", |u| u.email = "ada@x.org".into()).unwrap_err();
@@ -90,7 +93,7 @@ fn unique_violation_on_update_keeps_the_old_record() {
 
 #[test]
 fn saving_the_same_unique_value_again_is_not_a_violation() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     user("ada", None).save(&store).unwrap();
     let mut again = user("ada", Some("red"));
     again.logins = 3;
@@ -100,7 +103,7 @@ fn saving_the_same_unique_value_again_is_not_a_violation() {
 
 #[test]
 fn changed_unique_value_frees_the_old_one() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     user("ada", None).save(&store).unwrap();
     User::update(&store, "ada", |u| u.email = "ada@new.org".into()).unwrap();
     assert!(User::load_by(&store, User::EMAIL, "ada@x.org").unwrap().is_none());
@@ -111,7 +114,7 @@ fn changed_unique_value_frees_the_old_one() {
 
 #[test]
 fn optional_index_skips_none_and_follows_changes() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     user("ada", Some("red")).save(&store).unwrap();
     user("bob", None).save(&store).unwrap();
     user("cy", Some("red")).save(&store).unwrap();
@@ -125,7 +128,7 @@ fn optional_index_skips_none_and_follows_changes() {
 
 #[test]
 fn index_on_a_counter_holds_one_entry_for_the_current_value() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     user("ada", None).save(&store).unwrap();
     for _ in 0..5 {
         User::update(&store, "ada", |u| u.logins += 1).unwrap();
@@ -138,7 +141,7 @@ fn index_on_a_counter_holds_one_entry_for_the_current_value() {
 
 #[test]
 fn deleted_records_leave_every_index() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     user("ada", Some("red")).save(&store).unwrap();
     post(1, "ada", &["Rust"]).save(&store).unwrap();
     User::delete(&store, "ada").unwrap();
@@ -152,7 +155,7 @@ fn deleted_records_leave_every_index() {
 
 #[test]
 fn parent_index_lists_children_in_key_order() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     post(3, "ada", &[]).save(&store).unwrap();
     post(1, "ada", &[]).save(&store).unwrap();
     post(2, "bob", &[]).save(&store).unwrap();
@@ -163,7 +166,7 @@ fn parent_index_lists_children_in_key_order() {
 
 #[test]
 fn optional_parent_index_skips_none() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     post(1, "ada", &[]).save(&store).unwrap();
     let mut reply = post(2, "bob", &[]);
     reply.reply_to = Some(1);
@@ -174,7 +177,7 @@ fn optional_parent_index_skips_none() {
 
 #[test]
 fn computed_index_follows_a_shrinking_value_set() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     post(1, "ada", &["Rust", "LMDB", "rust"]).save(&store).unwrap();
     assert_eq!(ids(&Post::scan_index(&store, Post::TAGS, "rust").unwrap()), [1], "duplicate values index once");
     assert_eq!(ids(&Post::scan_index(&store, Post::TAGS, "lmdb").unwrap()), [1]);
@@ -197,7 +200,7 @@ fn index_ranges_follow_value_order_with_every_bound_kind() {
         #[persistent(index)]
         place: String,
     }
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let places = ["a", "ab", "b", "ba", "c"];
     for (id, celsius) in [-20, -1, 0, 1, 35].into_iter().enumerate() {
         let id = u32::try_from(id).unwrap();
@@ -217,7 +220,7 @@ fn index_ranges_follow_value_order_with_every_bound_kind() {
 
 #[test]
 fn streaming_scan_yields_the_same_records_as_the_collected_one() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for i in 0..50 {
         post(i, if i % 2 == 0 { "ada" } else { "bob" }, &[]).save(&store).unwrap();
     }
@@ -243,7 +246,7 @@ impl Link {
 
 #[test]
 fn a_computed_index_can_have_a_name_of_its_own() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     Link { id: 1, url: "https://example.com/a".into() }.save(&store).unwrap();
     Link { id: 2, url: "https://rust-lang.org/b".into() }.save(&store).unwrap();
     let found = Link::scan_index(&store, Link::HOST, "example.com").unwrap();

@@ -5,7 +5,10 @@
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use skyshelve::{EncodeKey, Key, Persistent, Problem, Store, check_key_encoding};
+use skyshelve::{EncodeKey, Key, Persistent, Problem, check_key_encoding};
+
+#[path = "common/engine.rs"]
+mod engine;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Key)]
 struct Slug(String);
@@ -86,7 +89,7 @@ struct Release {
 
 #[test]
 fn derived_keys_work_as_keys_and_index_values() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let release = |major, minor, owner, slug: &str| Release {
         version: Version { major, minor, label: None },
         owner,
@@ -141,7 +144,7 @@ struct Page {
 fn a_broken_hand_written_encoding_never_returns_the_wrong_records_and_verify_names_it() {
     let broken = check_key_encoding(&[RawSlug("ab".into()), RawSlug("abc".into())]).unwrap_err();
     assert_eq!(broken.rule, "self-delimiting");
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     Page { id: 1, slug: RawSlug("ab".into()) }.save(&store).unwrap();
     Page { id: 2, slug: RawSlug("abc".into()) }.save(&store).unwrap();
     let found = Page::scan_index(&store, Page::SLUG, &RawSlug("ab".into())).unwrap();

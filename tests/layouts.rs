@@ -56,7 +56,7 @@ mod renamed {
 }
 
 fn open_as(info: &'static skyshelve::ModelInfo, path: &std::path::Path) -> skyshelve::Result<Store> {
-    Store::options().models([info]).open(path)
+    engine::options().models([info]).open(path)
 }
 
 /// The child: opens the store as the program named by its role, and says
@@ -134,6 +134,6 @@ fn a_layout_mismatch_in_the_same_process_is_refused_too() {
     assert_eq!((*model, *version), ("entry", 1));
     assert!(differences.contains("field `id`"), "{differences}");
     assert!(err.to_string().contains("#[persistent(name"), "says how to fix it: {err}");
-    let read_only = Store::options().models([second::Entry::INFO]).read_only().open(dir.path());
+    let read_only = engine::options().models([second::Entry::INFO]).read_only().open(dir.path());
     assert!(matches!(read_only, Err(Error::LayoutMismatch { .. })), "a reader is refused as well");
 }

@@ -3,7 +3,10 @@
 #![deny(warnings, clippy::pedantic, missing_docs, unused_qualifications)]
 
 use serde::{Deserialize, Serialize};
-use skyshelve::{Persistent, Store};
+use skyshelve::Persistent;
+
+#[path = "common/engine.rs"]
+mod engine;
 
 /// A user.
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -54,7 +57,7 @@ pub struct Post {
 
 #[test]
 fn every_index_kind_compiles_under_pedantic_lints() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let user = User { id: 1, email: "a@b".into(), team: Some(2), bio: "Hello World".into() };
     user.save(&store).unwrap();
     Post { id: (1, 0), author: 1, reply_to: None, board: Board::Team(2) }.save(&store).unwrap();

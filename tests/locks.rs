@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
 
+#[path = "common/engine.rs"]
+mod engine;
+
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Ticket {
     #[persistent(key)]
@@ -20,12 +23,12 @@ fn ticket(id: u32) -> Ticket {
 }
 
 fn short_waits() -> Store {
-    Store::options().lock_wait(Duration::from_millis(200)).open_temporary().unwrap()
+    engine::options().lock_wait(Duration::from_millis(200)).open_temporary().unwrap()
 }
 
 #[test]
 fn guard_reads_changes_and_saves_the_record() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     ticket(1).save(&store).unwrap();
     let mut guard = Ticket::lock(&store, &1).unwrap();
     assert_eq!(guard.get(), Some(&ticket(1)));
@@ -41,7 +44,7 @@ fn guard_reads_changes_and_saves_the_record() {
 
 #[test]
 fn guard_can_create_and_delete_its_record() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let mut guard = Ticket::lock(&store, &5).unwrap();
     assert!(guard.get().is_none());
     assert!(matches!(guard.save(), Err(Error::NotFound { .. })));
@@ -55,7 +58,7 @@ fn guard_can_create_and_delete_its_record() {
 
 #[test]
 fn try_lock_and_lock_timeout_fail_while_held() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let held = Ticket::lock(&store, &1).unwrap();
     assert!(matches!(Ticket::try_lock(&store, &1), Err(Error::Locked { .. })));
     let start = Instant::now();
@@ -97,7 +100,7 @@ fn every_write_path_waits_for_the_lock_and_gives_up_with_locked() {
 
 #[test]
 fn the_thread_holding_a_lock_is_told_at_once_to_write_through_the_guard() {
-    let store = Store::temporary().unwrap(); // the default 30 s lock wait
+    let store = engine::temporary().unwrap(); // the default 30 s lock wait
     ticket(1).save(&store).unwrap();
     let mut guard = Ticket::lock(&store, &1).unwrap();
     let started = Instant::now();
@@ -114,7 +117,7 @@ fn the_thread_holding_a_lock_is_told_at_once_to_write_through_the_guard() {
 
 #[test]
 fn a_guard_refuses_a_record_with_another_key() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     ticket(1).save(&store).unwrap();
     let mut guard = Ticket::lock(&store, &1).unwrap();
     assert!(matches!(guard.set(ticket(2)), Err(Error::WrongKey { .. })));
@@ -127,7 +130,7 @@ fn a_guard_refuses_a_record_with_another_key() {
 
 #[test]
 fn a_blocked_writer_proceeds_once_the_guard_drops() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     ticket(1).save(&store).unwrap();
     let mut guard = Ticket::lock(&store, &1).unwrap();
     let (started, wait_started) = mpsc::channel();

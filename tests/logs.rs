@@ -30,7 +30,7 @@ fn entry(label: &str) -> Entry {
 
 #[test]
 fn append_assigns_increasing_numbers_never_reused_after_a_delete() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let mut first = entry("a");
     assert_eq!(first.append(&store).unwrap(), 1);
     assert_eq!((first.id, first.version), (1, 1));
@@ -43,7 +43,7 @@ fn append_assigns_increasing_numbers_never_reused_after_a_delete() {
 
 #[test]
 fn a_failed_append_gives_its_numbers_back() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     entry("taken").append(&store).unwrap();
     let outcome = store.write(|tx| {
         let clash = tx.append(&mut entry("taken"));
@@ -61,7 +61,7 @@ fn a_failed_append_gives_its_numbers_back() {
 
 #[test]
 fn a_record_saved_with_its_own_number_moves_the_sequence_past_it() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     Entry { id: 10, version: 4, label: "by hand".into(), writer: 0 }.save(&store).unwrap();
     assert_eq!(entry("next").append(&store).unwrap(), 11);
     assert_eq!(store.read(|tx| tx.last_sequence("entries_written")).unwrap(), Some(5));
@@ -72,20 +72,20 @@ fn a_record_saved_with_its_own_number_moves_the_sequence_past_it() {
 #[cfg(feature = "json")]
 #[test]
 fn an_imported_store_goes_on_numbering_after_its_records() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for label in ["a", "b", "c"] {
         entry(label).append(&store).unwrap();
     }
     let mut exported = Vec::new();
     store.export_json_lines("entry", &mut exported, &mut |_| {}).unwrap();
-    let copy = Store::temporary().unwrap();
+    let copy = engine::temporary().unwrap();
     copy.import_json_lines("entry", &mut exported.as_slice(), &mut |_| {}).unwrap();
     assert_eq!(entry("d").append(&copy).unwrap(), 4);
 }
 
 #[test]
 fn sequence_names_are_checked() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     assert!(matches!(store.write(|tx| tx.next_sequence("")), Err(Error::InvalidName { .. })));
     let long = "s".repeat(256);
     assert!(matches!(store.read(|tx| tx.last_sequence(&long)), Err(Error::InvalidName { .. })));
@@ -102,7 +102,7 @@ fn sequence_numbers_from_eight_processes_with_kills_are_unique_and_gapless() {
     }
     const TEST: &str = "sequence_numbers_from_eight_processes_with_kills_are_unique_and_gapless";
     if role().is_some() {
-        let store = Store::options().durability(Durability::MayLoseLastCommits).open(env_path()).unwrap();
+        let store = engine::options().durability(Durability::MayLoseLastCommits).open(env_path()).unwrap();
         let writer = env_number(INDEX);
         for n in 0..env_number(COUNT) {
             let mut record = Entry { id: 0, version: 0, label: format!("w{writer}-{n}"), writer };
@@ -112,7 +112,7 @@ fn sequence_numbers_from_eight_processes_with_kills_are_unique_and_gapless() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    drop(Store::open(dir.path()).unwrap());
+    drop(engine::open(dir.path()).unwrap());
     let mut spawned: Vec<_> = (0..8).map(|i| spawn_child(TEST, "appender", dir.path(), i, 300)).collect();
     std::thread::sleep(Duration::from_millis(150));
     for child in &mut spawned[..3] {
@@ -132,7 +132,7 @@ fn sequence_numbers_from_eight_processes_with_kills_are_unique_and_gapless() {
             assert!(acknowledged.insert(id), "number {id} was issued twice");
         }
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     let stored: Vec<u64> = Entry::all(&store).unwrap().iter().map(|e| e.id).collect();
     let last = store.read(|tx| tx.last_sequence("entry.id")).unwrap().unwrap();
     assert_eq!(stored, (1..=last).collect::<Vec<_>>(), "stored numbers are 1..=last");
@@ -164,7 +164,7 @@ fn versions(events: &[Event]) -> Vec<u64> {
 
 #[test]
 fn a_composite_index_answers_since_latest_and_pages() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for version in 1..=20 {
         for aggregate in ["a", "b", "c"] {
             event(aggregate, version).append(&store).unwrap();
@@ -213,7 +213,7 @@ fn a_composite_index_answers_since_latest_and_pages() {
 
 #[test]
 fn key_queries_page_in_both_directions() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for version in 1..=10 {
         event("k", version).append(&store).unwrap();
     }
@@ -228,7 +228,7 @@ fn key_queries_page_in_both_directions() {
 
 #[test]
 fn a_composite_value_over_the_key_limit_is_refused_and_nothing_is_written() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let long = event(&"x".repeat(600), 1).append(&store);
     assert!(matches!(long, Err(Error::KeyTooLong { .. })), "{long:?}");
     assert_eq!(Event::count(&store).unwrap(), 0);
@@ -246,7 +246,7 @@ fn paging_while_another_process_appends_repeats_and_skips_nothing() {
     const TEST: &str = "paging_while_another_process_appends_repeats_and_skips_nothing";
     const TOTAL: u64 = 400;
     if role().is_some() {
-        let store = Store::options().durability(Durability::MayLoseLastCommits).open(env_path()).unwrap();
+        let store = engine::options().durability(Durability::MayLoseLastCommits).open(env_path()).unwrap();
         for version in 1..=TOTAL {
             event("live", version).append(&store).unwrap();
             event("other", version).append(&store).unwrap();
@@ -254,7 +254,7 @@ fn paging_while_another_process_appends_repeats_and_skips_nothing() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     let writer = spawn_child(TEST, "appender", dir.path(), 0, 0);
     let query = Event::query_by(Event::BY_AGGREGATE).prefix(&("live",)).limit(7);
     let (mut seen, mut cursor) = (Vec::new(), None);
@@ -308,7 +308,7 @@ fn append_once(store: &Store, mut message: Message) -> skyshelve::Result<u64> {
 
 #[test]
 fn a_retried_append_is_a_duplicate_not_a_second_message() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let message = |seq: u64, data: &str| Message {
         offset: 0,
         stream: "s".into(),
@@ -359,7 +359,7 @@ fn a_watcher_in_another_process_sees_every_append() {
     const TEST: &str = "a_watcher_in_another_process_sees_every_append";
     const TOTAL: u64 = 60;
     if role().is_some() {
-        let store = Store::open(env_path()).unwrap();
+        let store = engine::open(env_path()).unwrap();
         let asynchronous = env_number(INDEX) == 1;
         let mut watch = Entry::watch(&store).unwrap();
         children::say("ready");
@@ -381,7 +381,7 @@ fn a_watcher_in_another_process_sees_every_append() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     let mut watchers: Vec<_> = (0..2).map(|i| spawn_child(TEST, "watcher", dir.path(), i, 0)).collect();
     for watcher in &mut watchers {
         children::wait_for_line(watcher, "ready");
@@ -400,7 +400,7 @@ fn a_watcher_in_another_process_sees_every_append() {
 
 #[test]
 fn a_model_watch_wakes_for_its_model_and_a_store_watch_for_anything() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let mut entries = Entry::watch(&store).unwrap();
     let mut everything = store.watch().unwrap();
     let map = store.map::<String, u64>("hits").unwrap();
@@ -452,7 +452,7 @@ fn stored(store: &Store) -> u64 {
 
 #[test]
 fn an_expired_record_is_invisible_to_every_read_before_any_purge() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     session("live", "ada", from_now(3_600_000)).save(&store).unwrap();
     session("forever", "bob", None).save(&store).unwrap();
     session("gone", "cyd", ago(1)).save(&store).unwrap();
@@ -483,7 +483,7 @@ fn an_expired_record_is_invisible_to_every_read_before_any_purge() {
 
 #[test]
 fn writes_treat_an_expired_record_as_gone() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     session("t1", "ada", ago(1)).save(&store).unwrap();
     let update = Session::update(&store, "t1", |s| s.team = 2);
     assert!(matches!(update, Err(Error::NotFound { .. })), "{update:?}");
@@ -501,7 +501,7 @@ fn writes_treat_an_expired_record_as_gone() {
 
 #[test]
 fn a_sliding_expiry_is_an_ordinary_update() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let first_expiry = from_now(1000);
     session("s", "ada", first_expiry).save(&store).unwrap();
     while SystemTime::now() < first_expiry.unwrap() + Duration::from_millis(200) {
@@ -515,7 +515,7 @@ fn a_sliding_expiry_is_an_ordinary_update() {
 
 #[test]
 fn an_expiry_in_a_bad_form_is_refused_and_nothing_is_written() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let before_epoch = Some(SystemTime::UNIX_EPOCH - Duration::from_secs(1));
     let refused = session("bad", "ada", before_epoch).save(&store);
     assert!(matches!(refused, Err(Error::BadExpiry { model: "session", .. })), "{refused:?}");
@@ -531,12 +531,12 @@ fn expiry_is_seen_from_another_process_without_a_purge() {
     }
     const TEST: &str = "expiry_is_seen_from_another_process_without_a_purge";
     if role().is_some() {
-        let store = Store::open(env_path()).unwrap();
+        let store = engine::open(env_path()).unwrap();
         session("short", "ada", from_now(2000)).save(&store).unwrap();
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     finish(spawn_child(TEST, "writer", dir.path(), 0, 0));
     assert!(Session::load(&store, "short").unwrap().is_some(), "not expired yet");
     std::thread::sleep(Duration::from_millis(2100));
@@ -547,7 +547,7 @@ fn expiry_is_seen_from_another_process_without_a_purge() {
 
 #[test]
 fn the_background_purger_removes_expired_records() {
-    let store = Store::options().purge_expired_every(Duration::from_millis(20)).open_temporary().unwrap();
+    let store = engine::options().purge_expired_every(Duration::from_millis(20)).open_temporary().unwrap();
     session("soon", "ada", from_now(50)).save(&store).unwrap();
     let start = std::time::Instant::now();
     while stored(&store) > 0 {

@@ -2,9 +2,12 @@
 
 use skyshelve::{Error, Store};
 
+#[path = "common/engine.rs"]
+mod engine;
+
 #[test]
 fn get_insert_remove_contains_len() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let map = store.map::<u32, Vec<String>>("lists").unwrap();
     assert!(map.is_empty().unwrap());
     assert!(map.insert(&1, &vec!["a".into()]).unwrap());
@@ -20,7 +23,7 @@ fn get_insert_remove_contains_len() {
 
 #[test]
 fn iterate_range_and_prefix_follow_key_order() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let map = store.map::<String, i64>("scores").unwrap();
     for (name, score) in [("bob", 2), ("ada", 1), ("adam", 3), ("cy", 4)] {
         map.insert(&name.to_string(), &score).unwrap();
@@ -40,7 +43,7 @@ fn iterate_range_and_prefix_follow_key_order() {
 
 #[test]
 fn strings_and_bytes_round_trip_and_are_not_each_other() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let text = store.map::<u8, String>("text").unwrap();
     text.insert(&1, &"héllo".to_string()).unwrap();
     assert_eq!(text.get(&1).unwrap().as_deref(), Some("héllo"));
@@ -54,7 +57,7 @@ fn strings_and_bytes_round_trip_and_are_not_each_other() {
 
 #[test]
 fn maps_with_different_names_are_separate() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let a = store.map::<u8, u8>("a").unwrap();
     let b = store.map::<u8, u8>("b").unwrap();
     a.insert(&1, &1).unwrap();
@@ -63,7 +66,7 @@ fn maps_with_different_names_are_separate() {
 
 #[test]
 fn a_map_read_with_another_value_type_is_refused_before_anything_is_decoded() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     store.map::<u8, (u64, u64)>("typed").unwrap().insert(&1, &(1, 2)).unwrap();
     for refused in [
         store.map::<u8, (u64, u64, u64)>("typed").map(drop),
@@ -76,7 +79,7 @@ fn a_map_read_with_another_value_type_is_refused_before_anything_is_decoded() {
 
 #[test]
 fn invalid_map_names_are_refused() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for name in ["", "a/b", "nul\0"] {
         let err = store.map::<u8, u8>(name).unwrap_err();
         assert!(matches!(err, Error::InvalidName { .. }), "{name:?}: {err}");
@@ -85,7 +88,7 @@ fn invalid_map_names_are_refused() {
 
 #[test]
 fn too_many_maps_is_a_typed_error_naming_the_setting() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let err = (0..1000).map(|i| store.map::<u32, u32>(&format!("m{i}"))).find_map(Result::err).unwrap();
     assert!(matches!(err, Error::TooManyTables { .. }), "{err:?}");
     assert!(err.to_string().contains("max_tables"), "{err}");
@@ -93,7 +96,7 @@ fn too_many_maps_is_a_typed_error_naming_the_setting() {
 
 #[test]
 fn maps_work_inside_transactions_of_their_own_store_only() {
-    let (store, other) = (Store::temporary().unwrap(), Store::temporary().unwrap());
+    let (store, other) = (engine::temporary().unwrap(), engine::temporary().unwrap());
     let counts = store.map::<String, u64>("counts").unwrap();
     store
         .write(|tx| {
@@ -111,8 +114,8 @@ fn maps_work_inside_transactions_of_their_own_store_only() {
 #[test]
 fn map_room_sets_how_many_maps_a_store_can_open() {
     let maps_opened = |store: &Store| (0..1000).take_while(|i| store.map::<u32, u32>(&format!("m{i}")).is_ok()).count();
-    let roomy = maps_opened(&Store::temporary().unwrap());
-    let tight = maps_opened(&Store::options().map_room(2).open_temporary().unwrap());
+    let roomy = maps_opened(&engine::temporary().unwrap());
+    let tight = maps_opened(&engine::options().map_room(2).open_temporary().unwrap());
     assert!(tight >= 2, "room for 2 maps opens 2: {tight}");
     assert_eq!(roomy - tight, skyshelve::MAP_ROOM as usize - 2, "the default has room for MAP_ROOM");
 }
@@ -125,12 +128,12 @@ fn map_room_sets_how_many_maps_a_store_can_open() {
 fn a_map_opened_with_other_types_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = engine::open(dir.path()).unwrap();
         store.map::<String, u64>("m").unwrap().insert(&"a".into(), &7).unwrap();
         let other_value = store.map::<String, String>("m");
         assert!(matches!(other_value, Err(Error::MapTypeMismatch { .. })), "{other_value:?}");
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     let Err(Error::MapTypeMismatch { name, differences }) = store.map::<String, String>("m") else {
         panic!("a reopened store still knows the map's types")
     };

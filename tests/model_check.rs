@@ -12,6 +12,9 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
 
+#[path = "common/engine.rs"]
+mod engine;
+
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[persistent(index(name = "team_email", fields(team, email)), history = 2)]
 struct Rec {
@@ -277,7 +280,7 @@ proptest! {
 
     #[test]
     fn store_matches_a_btreemap_model(ops in proptest::collection::vec(op(), 1..40)) {
-        let store = Store::temporary().unwrap();
+        let store = engine::temporary().unwrap();
         let mut model = BTreeMap::new();
         for op in &ops {
             apply(&store, &mut model, op);

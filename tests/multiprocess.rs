@@ -43,7 +43,7 @@ struct Chunk {
 }
 
 fn relaxed(path: &Path) -> Store {
-    Store::options().durability(Durability::MayCorruptOnPowerLoss).open(path).unwrap()
+    engine::options().durability(Durability::MayCorruptOnPowerLoss).open(path).unwrap()
 }
 
 fn count_by_processes(test: &str, processes: u32, increments: u32) {
@@ -57,7 +57,7 @@ fn count_by_processes(test: &str, processes: u32, increments: u32) {
     let dir = tempfile::tempdir().unwrap();
     let children: Vec<_> = (0..processes).map(|i| spawn_child(test, "counter", dir.path(), i, increments)).collect();
     children.into_iter().for_each(|child| drop(finish(child)));
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     let expected = u64::from(processes * increments);
     assert_eq!(Counter::load(&store, "hits").unwrap().unwrap().value, expected);
     let entries = Counter::range_index(&store, Counter::VALUE, ..).unwrap();
@@ -86,7 +86,7 @@ fn unique_insert_race_among_eight_processes_has_one_winner() {
     }
     const TEST: &str = "unique_insert_race_among_eight_processes_has_one_winner";
     if role().is_some() {
-        let store = Store::open(env_path()).unwrap();
+        let store = engine::open(env_path()).unwrap();
         let go = env_path().join("go");
         while !go.exists() {
             std::thread::sleep(Duration::from_millis(1));
@@ -100,13 +100,13 @@ fn unique_insert_race_among_eight_processes_has_one_winner() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    drop(Store::open(dir.path()).unwrap()); // create the environment before the race
+    drop(engine::open(dir.path()).unwrap()); // create the environment before the race
     let children: Vec<_> = (0..8).map(|i| spawn_child(TEST, "racer", dir.path(), i, 0)).collect();
     std::fs::write(dir.path().join("go"), b"").unwrap();
     let outcomes: Vec<String> = children.into_iter().flat_map(finish).collect();
     assert_eq!(outcomes.iter().filter(|o| *o == "won").count(), 1, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| *o == "lost").count(), 7, "{outcomes:?}");
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     assert_eq!(Member::count(&store).unwrap(), 1);
     assert_eq!(Member::range_index(&store, Member::EMAIL, ..).unwrap().len(), 1);
 }
@@ -149,7 +149,7 @@ fn a_lock_dies_with_its_process() {
     }
     const TEST: &str = "a_lock_dies_with_its_process";
     if role().is_some() {
-        let store = Store::open(env_path()).unwrap();
+        let store = engine::open(env_path()).unwrap();
         let _guard = Counter::lock(&store, "held").unwrap();
         say("locked");
         std::thread::sleep(Duration::from_secs(60));
@@ -158,7 +158,7 @@ fn a_lock_dies_with_its_process() {
     let dir = tempfile::tempdir().unwrap();
     let mut holder = spawn_child(TEST, "holder", dir.path(), 0, 0);
     wait_for_line(&mut holder, "locked");
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     assert!(matches!(Counter::try_lock(&store, "held"), Err(Error::Locked { .. })));
     holder.kill().unwrap();
     holder.wait().unwrap();
@@ -193,7 +193,7 @@ fn map_grows_from_1_mib_to_1_gib_under_four_writers_and_a_reader() {
     };
     match role().as_deref() {
         Some("writer") => {
-            let store = Store::options()
+            let store = engine::options()
                 .map_size(1 << 20)
                 .durability(Durability::MayCorruptOnPowerLoss)
                 .open(env_path())
@@ -207,7 +207,7 @@ fn map_grows_from_1_mib_to_1_gib_under_four_writers_and_a_reader() {
             return;
         }
         Some("reader") => {
-            let store = Store::options().map_size(1 << 20).open(env_path()).unwrap();
+            let store = engine::options().map_size(1 << 20).open(env_path()).unwrap();
             while Chunk::count(&store).unwrap() < u64::from(WRITERS * CHUNKS) {
                 let mine = Chunk::scan_index(&store, Chunk::WRITER, &0).unwrap();
                 assert!(mine.iter().all(|c| c.writer == 0));
@@ -219,13 +219,13 @@ fn map_grows_from_1_mib_to_1_gib_under_four_writers_and_a_reader() {
         _ => {}
     }
     let dir = tempfile::tempdir().unwrap();
-    drop(Store::options().map_size(1 << 20).open(dir.path()).unwrap());
+    drop(engine::options().map_size(1 << 20).open(dir.path()).unwrap());
     let mut children: Vec<_> = (0..WRITERS).map(|i| spawn_child(TEST, "writer", dir.path(), i, 0)).collect();
     children.push(spawn_child(TEST, "reader", dir.path(), 0, 0));
     let reports: Vec<String> = children.into_iter().flat_map(finish).collect();
     let reader_map: usize = reports[0].parse().unwrap();
     assert!(reader_map >= 1 << 30, "the reader adopted a map of {reader_map} bytes");
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     assert!(store.map_size() >= 1 << 30, "map is {} bytes", store.map_size());
     verify_all(&store);
 }
@@ -240,7 +240,7 @@ fn killed_readers_leave_no_reader_slots_taken() {
     const SLOTS: u32 = 140;
     match role().as_deref() {
         Some("reader") => {
-            let store = Store::options().max_readers(SLOTS).open(env_path()).unwrap();
+            let store = engine::options().max_readers(SLOTS).open(env_path()).unwrap();
             store
                 .read(|tx| {
                     say("reading");
@@ -253,7 +253,7 @@ fn killed_readers_leave_no_reader_slots_taken() {
         }
         Some("after") => {
             // Only 10 slots are left unless the 130 stale ones were reclaimed.
-            let store = Store::options().max_readers(SLOTS).open(env_path()).unwrap();
+            let store = engine::options().max_readers(SLOTS).open(env_path()).unwrap();
             let threads: Vec<_> = (0..40)
                 .map(|_| {
                     let store = store.clone();
@@ -274,7 +274,7 @@ fn killed_readers_leave_no_reader_slots_taken() {
         _ => {}
     }
     let dir = tempfile::tempdir().unwrap();
-    drop(Store::options().max_readers(SLOTS).open(dir.path()).unwrap());
+    drop(engine::options().max_readers(SLOTS).open(dir.path()).unwrap());
     let mut readers: Vec<_> = (0..READERS).map(|i| spawn_child(TEST, "reader", dir.path(), i, 0)).collect();
     for reader in &mut readers {
         wait_for_line(reader, "reading");
@@ -286,7 +286,7 @@ fn killed_readers_leave_no_reader_slots_taken() {
     let start = Instant::now();
     finish(spawn_child(TEST, "after", dir.path(), 0, 0));
     assert!(start.elapsed() < Duration::from_secs(20));
-    assert!(Counter::exists(&Store::open(dir.path()).unwrap(), "after").unwrap());
+    assert!(Counter::exists(&engine::open(dir.path()).unwrap(), "after").unwrap());
 }
 
 #[test]
@@ -297,7 +297,7 @@ fn a_writer_killed_inside_its_transaction_does_not_block_the_next() {
     const TEST: &str = "a_writer_killed_inside_its_transaction_does_not_block_the_next";
     match role().as_deref() {
         Some("stuck") => {
-            let store = Store::open(env_path()).unwrap();
+            let store = engine::open(env_path()).unwrap();
             store
                 .write(|tx| {
                     tx.save(&Counter { name: "uncommitted".into(), value: 1 })?;
@@ -309,7 +309,7 @@ fn a_writer_killed_inside_its_transaction_does_not_block_the_next() {
             return;
         }
         Some("next") => {
-            let store = Store::open(env_path()).unwrap();
+            let store = engine::open(env_path()).unwrap();
             say("waiting");
             Counter { name: "next".into(), value: 2 }.save(&store).unwrap();
             return;
@@ -317,7 +317,7 @@ fn a_writer_killed_inside_its_transaction_does_not_block_the_next() {
         _ => {}
     }
     let dir = tempfile::tempdir().unwrap();
-    drop(Store::open(dir.path()).unwrap());
+    drop(engine::open(dir.path()).unwrap());
     let mut stuck = spawn_child(TEST, "stuck", dir.path(), 0, 0);
     wait_for_line(&mut stuck, "in-transaction");
     let mut next = spawn_child(TEST, "next", dir.path(), 0, 0);
@@ -332,7 +332,7 @@ fn a_writer_killed_inside_its_transaction_does_not_block_the_next() {
         std::thread::sleep(Duration::from_millis(10));
     }
     finish(next);
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     assert!(Counter::exists(&store, "next").unwrap());
     assert!(!Counter::exists(&store, "uncommitted").unwrap(), "the killed transaction left nothing");
 }
@@ -342,7 +342,7 @@ fn a_store_used_after_fork_is_refused() {
     if engine::not_on_slatedb("one writer process per store: a second process that writes fences the first") {
         return;
     }
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     Counter { name: "before".into(), value: 1 }.save(&store).unwrap();
     // SAFETY: the child only calls skyshelve (which checks the process id
     // before touching LMDB) and then `_exit`s without unwinding.
@@ -373,7 +373,7 @@ fn lock_owner_files_go_with_their_last_guard_or_their_dead_process() {
     }
     const TEST: &str = "lock_owner_files_go_with_their_last_guard_or_their_dead_process";
     if let Some(role) = role() {
-        let store = Store::open(env_path()).unwrap();
+        let store = engine::open(env_path()).unwrap();
         let guard = Counter::lock(&store, &format!("c{}", env_number(INDEX))).unwrap();
         say("locked");
         if role == "holder" {
@@ -392,7 +392,7 @@ fn lock_owner_files_go_with_their_last_guard_or_their_dead_process() {
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert_eq!(owner_files(dir.path()).len(), 1, "the killed holder's file is still there");
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     let guard = Counter::lock(&store, "mine").unwrap();
     assert_eq!(owner_files(dir.path()).len(), 1, "the dead holder's file was swept; this process has its own");
     drop(guard);
@@ -423,7 +423,7 @@ fn map_upserts_from_four_processes_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let children: Vec<_> = (0..4).map(|i| spawn_child(TEST, "counter", dir.path(), i, 200)).collect();
     let claimed: Vec<String> = children.into_iter().flat_map(finish).collect();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     assert_eq!(store.map::<String, u64>("hits").unwrap().get("home").unwrap(), Some(800));
     assert_eq!(claimed.len(), 10, "each job claimed exactly once: {claimed:?}");
     assert_eq!(store.map::<u32, u32>("claims").unwrap().len().unwrap(), 10);
@@ -477,7 +477,7 @@ fn a_child_saved_while_another_process_deletes_its_parent_never_dangles() {
         assert_eq!(finish(deleter), ["deleted"]);
         let said = finish(saver);
         assert!(said.iter().any(|l| l.starts_with("refused after ")), "{said:?}");
-        let store = Store::open(dir.path()).unwrap();
+        let store = engine::open(dir.path()).unwrap();
         assert_eq!(Player::count(&store).unwrap(), 0, "saved before the delete: cascaded; after: refused");
         assert!(store.verify().unwrap().is_clean());
     }

@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use skyshelve::{Persistent, Store};
 
+#[path = "common/engine.rs"]
+mod engine;
+
 #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
 struct Event {
     #[persistent(key)]
@@ -21,7 +24,7 @@ fn event(source: &str, at: i64) -> Event {
 }
 
 fn seeded() -> Store {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for (source, at) in [("disk", 5), ("net", -3), ("disk", -10), ("net", 7), ("cpu", 0)] {
         event(source, at).save(&store).unwrap();
     }
@@ -60,7 +63,7 @@ fn tuple_prefix_selects_one_source() {
 
 #[test]
 fn string_prefix_selects_extensions_only() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for path in ["a", "a/b", "a/c", "ab", "b", "a\0z"] {
         File { path: path.into() }.save(&store).unwrap();
     }
@@ -80,7 +83,7 @@ fn count_and_streaming_iteration_agree() {
 
 #[test]
 fn streaming_key_range_inside_a_read_transaction() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     #[derive(Persistent, Serialize, Deserialize)]
     struct Tick {
         #[persistent(key)]
@@ -101,7 +104,7 @@ struct Visit {
 
 #[test]
 fn tuple_key_prefixes_take_borrowed_first_elements() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for (page, n) in [("home", 1), ("home", 2), ("about", 1)] {
         Visit { id: (page.into(), n) }.save(&store).unwrap();
     }
@@ -120,7 +123,7 @@ struct Member {
 
 #[test]
 fn ranges_take_borrowed_bounds() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for name in ["ada", "bob", "max", "zoe"] {
         Member { name: name.into(), email: format!("{name}@x.org") }.save(&store).unwrap();
     }

@@ -1,7 +1,10 @@
 //! Save, insert, load, exists, delete, update and upsert of single records.
 
 use serde::{Deserialize, Serialize};
-use skyshelve::{Error, Persistent, Store};
+use skyshelve::{Error, Persistent};
+
+#[path = "common/engine.rs"]
+mod engine;
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Account {
@@ -17,7 +20,7 @@ fn account(id: u64, balance: i64) -> Account {
 
 #[test]
 fn save_then_load_returns_the_record() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     account(1, 10).save(&store).unwrap();
     assert_eq!(Account::load(&store, &1).unwrap(), Some(account(1, 10)));
     assert_eq!(Account::load(&store, &2).unwrap(), None);
@@ -25,7 +28,7 @@ fn save_then_load_returns_the_record() {
 
 #[test]
 fn save_replaces_a_record_with_the_same_key() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     account(1, 10).save(&store).unwrap();
     account(1, 20).save(&store).unwrap();
     assert_eq!(Account::load(&store, &1).unwrap().unwrap().balance, 20);
@@ -34,7 +37,7 @@ fn save_replaces_a_record_with_the_same_key() {
 
 #[test]
 fn insert_refuses_an_existing_key_and_keeps_the_old_record() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     account(1, 10).insert(&store).unwrap();
     let err = account(1, 99).insert(&store).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { model: "account", .. }), "{err}");
@@ -43,7 +46,7 @@ fn insert_refuses_an_existing_key_and_keeps_the_old_record() {
 
 #[test]
 fn exists_and_delete() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     account(5, 0).save(&store).unwrap();
     assert!(Account::exists(&store, &5).unwrap());
     assert!(Account::delete(&store, &5).unwrap());
@@ -53,7 +56,7 @@ fn exists_and_delete() {
 
 #[test]
 fn update_applies_the_change_and_returns_the_saved_record() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     account(1, 10).save(&store).unwrap();
     let updated = Account::update(&store, &1, |a| a.balance *= 3).unwrap();
     assert_eq!(updated.balance, 30);
@@ -62,7 +65,7 @@ fn update_applies_the_change_and_returns_the_saved_record() {
 
 #[test]
 fn update_of_a_missing_record_is_not_found_and_writes_nothing() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let err = Account::update(&store, &9, |a| a.balance += 1).unwrap_err();
     assert!(matches!(err, Error::NotFound { model: "account", .. }), "{err}");
     assert_eq!(Account::count(&store).unwrap(), 0);
@@ -70,7 +73,7 @@ fn update_of_a_missing_record_is_not_found_and_writes_nothing() {
 
 #[test]
 fn update_that_changes_the_key_moves_the_record() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     account(1, 10).save(&store).unwrap();
     Account::update(&store, &1, |a| a.id = 2).unwrap();
     assert!(Account::load(&store, &1).unwrap().is_none());
@@ -79,7 +82,7 @@ fn update_that_changes_the_key_moves_the_record() {
 
 #[test]
 fn update_that_moves_onto_an_existing_key_fails_and_writes_nothing() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     account(1, 10).save(&store).unwrap();
     account(2, 20).save(&store).unwrap();
     let err = Account::update(&store, &1, |a| a.id = 2).unwrap_err();
@@ -90,7 +93,7 @@ fn update_that_moves_onto_an_existing_key_fails_and_writes_nothing() {
 
 #[test]
 fn upsert_starts_from_the_default_then_from_the_stored_record() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     for _ in 0..3 {
         Account::upsert(&store, || account(7, 100), |a| a.balance += 1).unwrap();
     }
@@ -104,7 +107,7 @@ fn string_keys_can_be_queried_by_str() {
         #[persistent(key)]
         path: String,
     }
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     Page { path: "/a".into() }.save(&store).unwrap();
     assert!(Page::load(&store, "/a").unwrap().is_some());
     assert!(Page::exists(&store, &"/a".to_string()).unwrap());
@@ -114,9 +117,9 @@ fn string_keys_can_be_queried_by_str() {
 fn records_survive_reopening_the_folder() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = engine::open(dir.path()).unwrap();
         account(1, 42).save(&store).unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     assert_eq!(Account::load(&store, &1).unwrap().unwrap().balance, 42);
 }

@@ -8,6 +8,9 @@
 use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Problem, Store};
 
+#[path = "common/engine.rs"]
+mod engine;
+
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Author {
     #[persistent(key)]
@@ -54,7 +57,7 @@ struct Bookmark {
 /// which shares the post model's name).
 fn store() -> Store {
     let models = [Author::INFO, Post::INFO, Comment::INFO, Like::INFO, Bookmark::INFO];
-    Store::options().models(models).open_temporary().unwrap()
+    engine::options().models(models).open_temporary().unwrap()
 }
 
 fn author(name: &str) -> Author {
@@ -142,10 +145,10 @@ mod loose {
 fn verify_reports_children_whose_parent_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::options().models([Author::INFO, loose::Post::INFO]).open(dir.path()).unwrap();
+        let store = engine::options().models([Author::INFO, loose::Post::INFO]).open(dir.path()).unwrap();
         loose::Post { id: 1, author: "ghost".into() }.save(&store).unwrap();
     }
-    let store = Store::options().models([Author::INFO, Post::INFO]).open(dir.path()).unwrap();
+    let store = engine::options().models([Author::INFO, Post::INFO]).open(dir.path()).unwrap();
     let report = Post::verify(&store).unwrap();
     assert!(report.problems.iter().any(|p| matches!(p, Problem::DanglingChild { index: "author", .. })), "{report}");
 }

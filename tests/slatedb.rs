@@ -2,7 +2,8 @@
 //! second one fences, readers in other processes that follow the writer,
 //! a writer killed with SIGKILL, an S3 server killed mid-write and
 //! restarted, and a store used inside a tokio program.
-//! The rest of the suite runs on SlateDB too (`SKYSHELVE_ENGINE=slatedb`).
+//! The rest of the suite runs on SlateDB too (`SKYSHELVE_ENGINE=slatedb`,
+//! read by the suite's own `tests/common/engine.rs`, never by the library).
 //!
 //! Objects go to `SKYSHELVE_SLATEDB_URL` (CI points it at an S3 server on
 //! loopback) under a fresh name per test, or to a temporary folder.
@@ -61,6 +62,22 @@ fn spawn_with_url(test: &str, role: &str, url: &str, local: &std::path::Path, co
     // SAFETY: set before the child starts, read only by the child.
     unsafe { std::env::set_var(URL, url) };
     spawn_child(test, role, local, 0, count)
+}
+
+#[test]
+fn the_environment_never_changes_the_engine_a_program_opens() {
+    if role().as_deref() == Some("opener") {
+        let store = Store::open(env_path()).unwrap();
+        say(&format!("engine {}", store.engine()));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child =
+        child_command("the_environment_never_changes_the_engine_a_program_opens", "opener", dir.path(), 0, 1);
+    child.env("SKYSHELVE_ENGINE", "slatedb");
+    let lines = finish(child.spawn().unwrap());
+    assert_eq!(lines, ["engine LMDB"], "a program that names no engine gets LMDB, whatever its environment says");
+    assert!(!dir.path().join("objects").exists());
 }
 
 #[test]

@@ -23,6 +23,12 @@ fn blob(id: u32, size: usize) -> Blob {
 }
 
 #[test]
+fn the_suite_runs_on_the_engine_it_was_asked_for() {
+    let expected = if cfg!(feature = "slatedb") && engine::on_slatedb() { "SlateDB" } else { "LMDB" };
+    assert_eq!(engine::temporary().unwrap().engine(), expected);
+}
+
+#[test]
 fn store_is_clone_send_sync() {
     fn assert_traits<T: Clone + Send + Sync + 'static>() {}
     assert_traits::<Store>();
@@ -31,9 +37,9 @@ fn store_is_clone_send_sync() {
 #[test]
 fn opening_a_folder_twice_shares_one_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Store::open(dir.path()).unwrap();
-    let second = Store::open(dir.path()).unwrap();
-    let respelled = Store::open(dir.path().join(".").join("")).unwrap();
+    let first = engine::open(dir.path()).unwrap();
+    let second = engine::open(dir.path()).unwrap();
+    let respelled = engine::open(dir.path().join(".").join("")).unwrap();
     assert!(first.same_environment(&second));
     assert!(first.same_environment(&respelled));
     blob(1, 1).save(&first).unwrap();
@@ -45,25 +51,25 @@ fn a_symlink_to_the_folder_shares_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let real = dir.path().join("real");
     let link = dir.path().join("link");
-    let store = Store::open(&real).unwrap();
+    let store = engine::open(&real).unwrap();
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let through_link = Store::open(&link).unwrap();
+    let through_link = engine::open(&link).unwrap();
     assert!(store.same_environment(&through_link));
 }
 
 #[test]
 fn a_folder_can_be_reopened_after_every_handle_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     blob(1, 1).save(&store).unwrap();
     drop(store);
-    let store = Store::options().durability(Durability::MayLoseLastCommits).open(dir.path()).unwrap();
+    let store = engine::options().durability(Durability::MayLoseLastCommits).open(dir.path()).unwrap();
     assert!(Blob::exists(&store, &1).unwrap());
 }
 
 #[test]
 fn temporary_store_is_removed_when_the_last_clone_drops() {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     let clone = store.clone();
     let path = store.path().to_owned();
     drop(store);
@@ -77,7 +83,7 @@ fn store_folders_are_private_to_the_owner() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("private");
-    let _store = Store::open(&path).unwrap();
+    let _store = engine::open(&path).unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
 }
@@ -87,7 +93,7 @@ fn a_path_that_is_a_file_is_an_io_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");
     std::fs::write(&file, b"not a store").unwrap();
-    let err = Store::open(&file).unwrap_err();
+    let err = engine::open(&file).unwrap_err();
     assert!(matches!(err, Error::Io(_)));
     let message = err.to_string();
     assert!(
@@ -102,7 +108,7 @@ fn the_map_grows_by_itself() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::options().map_size(1 << 20).open(dir.path()).unwrap();
+    let store = engine::options().map_size(1 << 20).open(dir.path()).unwrap();
     let before = store.map_size();
     // 64 records of 64 KiB each: 4 MiB in a map of 1 MiB.
     for id in 0..64 {
@@ -121,7 +127,7 @@ fn growth_stops_at_the_ceiling_with_a_typed_error_and_keeps_earlier_data() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::options().map_size(1 << 20).max_map_size(2 << 20).open(dir.path()).unwrap();
+    let store = engine::options().map_size(1 << 20).max_map_size(2 << 20).open(dir.path()).unwrap();
     let mut saved = 0;
     let err = loop {
         match blob(saved, 128 << 10).save(&store) {
@@ -148,7 +154,7 @@ fn threads_updating_one_record_lose_nothing() {
         #[persistent(index)]
         value: u64,
     }
-    let store = Arc::new(Store::temporary().unwrap());
+    let store = Arc::new(engine::temporary().unwrap());
     Counter { name: "hits".into(), value: 0 }.save(&store).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -172,7 +178,7 @@ fn the_map_grows_while_other_threads_hold_read_transactions() {
     if engine::not_on_slatedb("LMDB's memory map and its growth") {
         return;
     }
-    let store = Store::options().map_size(1 << 20).open_temporary().unwrap();
+    let store = engine::options().map_size(1 << 20).open_temporary().unwrap();
     blob(0, 10).save(&store).unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..4)
@@ -210,8 +216,11 @@ fn a_reader_that_outlasts_the_resize_wait_gives_a_typed_error_then_growth_succee
     if engine::not_on_slatedb("LMDB's memory map and its growth") {
         return;
     }
-    let store =
-        Store::options().map_size(1 << 20).resize_wait(std::time::Duration::from_millis(100)).open_temporary().unwrap();
+    let store = engine::options()
+        .map_size(1 << 20)
+        .resize_wait(std::time::Duration::from_millis(100))
+        .open_temporary()
+        .unwrap();
     let (holding, held) = std::sync::mpsc::channel();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let reader = {
@@ -238,7 +247,7 @@ fn backups_run_while_another_thread_grows_the_map() {
     if engine::not_on_slatedb("LMDB's memory map and its growth") {
         return;
     }
-    let store = Store::options().map_size(1 << 20).open_temporary().unwrap();
+    let store = engine::options().map_size(1 << 20).open_temporary().unwrap();
     store.write(|tx| (0..20).try_for_each(|id| tx.save(&blob(id, 40 << 10)))).unwrap();
     let work = tempfile::tempdir().unwrap();
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -260,7 +269,7 @@ fn backups_run_while_another_thread_grows_the_map() {
     });
     assert!(store.map_size() > 16 << 20, "the map grew several times");
     assert!(backups > 0);
-    let last = Store::open(work.path().join(format!("b{}", backups - 1))).unwrap();
+    let last = engine::open(work.path().join(format!("b{}", backups - 1))).unwrap();
     assert!(last.verify().unwrap().is_clean());
     assert!(Blob::count(&last).unwrap() >= 20);
 }
@@ -271,7 +280,7 @@ fn map_size_and_stats_are_safe_while_the_map_grows() {
         return;
     }
     for _ in 0..5 {
-        let store = Store::options().map_size(64 << 10).open_temporary().unwrap();
+        let store = engine::options().map_size(64 << 10).open_temporary().unwrap();
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
             let watcher = scope.spawn(|| {
@@ -299,12 +308,12 @@ fn opening_never_fails_because_another_thread_just_dropped_its_handle() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    Store::open(dir.path()).unwrap();
+    engine::open(dir.path()).unwrap();
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
                 for _ in 0..20_000 {
-                    let store = Store::open(dir.path()).unwrap();
+                    let store = engine::open(dir.path()).unwrap();
                     drop(store);
                 }
             });
@@ -318,7 +327,7 @@ fn opening_never_fails_because_another_thread_just_dropped_its_handle() {
 #[test]
 fn truncating_the_watch_file_crashes_no_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     blob(1, 8).save(&store).unwrap();
     let watch_file = dir.path().join("watch.shm");
     let truncate = || {
@@ -341,10 +350,10 @@ fn truncating_the_watch_file_crashes_no_writer() {
 #[test]
 fn a_read_only_handle_refuses_writes_beside_a_writable_one() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = Store::open(dir.path()).unwrap();
+    let writer = engine::open(dir.path()).unwrap();
     blob(1, 4).save(&writer).unwrap();
     writer.map::<u32, u32>("counts").unwrap().insert(&1, &1).unwrap();
-    let reader = Store::options().read_only().open(dir.path()).unwrap();
+    let reader = engine::options().read_only().open(dir.path()).unwrap();
     assert!(reader.same_environment(&writer));
     assert_eq!(Blob::load(&reader, &1).unwrap(), Some(blob(1, 4)), "it reads");
     assert!(matches!(blob(2, 4).save(&reader), Err(Error::ReadOnly)));
@@ -364,20 +373,20 @@ fn a_read_only_handle_refuses_writes_beside_a_writable_one() {
 fn an_open_that_cannot_be_honoured_next_to_the_open_environment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let reader_first = {
-        drop(Store::open(dir.path()).unwrap());
-        Store::options().read_only().open(dir.path()).unwrap()
+        drop(engine::open(dir.path()).unwrap());
+        engine::options().read_only().open(dir.path()).unwrap()
     };
-    let writable = Store::open(dir.path());
+    let writable = engine::open(dir.path());
     assert!(matches!(writable, Err(Error::OptionConflict { option: "read_only", .. })), "{writable:?}");
     drop(reader_first);
 
     let store =
-        Store::options().durability(Durability::MayLoseLastCommits).map_size(32 << 20).open(dir.path()).unwrap();
-    let full = Store::open(dir.path());
+        engine::options().durability(Durability::MayLoseLastCommits).map_size(32 << 20).open(dir.path()).unwrap();
+    let full = engine::open(dir.path());
     assert!(matches!(&full, Err(Error::OptionConflict { option: "durability", .. })), "{full:?}");
     let message = full.unwrap_err().to_string();
     assert!(message.contains("durability") && message.contains("MayLoseLastCommits"), "{message}");
-    let same = Store::options().durability(Durability::MayLoseLastCommits);
+    let same = engine::options().durability(Durability::MayLoseLastCommits);
     assert!(same.clone().open(dir.path()).unwrap().same_environment(&store), "unset options take the environment's");
     let bigger = same.clone().map_size(64 << 20).open(dir.path());
     assert!(matches!(bigger, Err(Error::OptionConflict { option: "map_size", .. })));

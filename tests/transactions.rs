@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use skyshelve::{Error, Persistent, Store};
 
+#[path = "common/engine.rs"]
+mod engine;
+
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Wallet {
     #[persistent(key)]
@@ -26,7 +29,7 @@ fn wallet(owner: &str, coins: i64) -> Wallet {
 }
 
 fn seeded() -> Store {
-    let store = Store::temporary().unwrap();
+    let store = engine::temporary().unwrap();
     wallet("ada", 100).save(&store).unwrap();
     wallet("bob", 0).save(&store).unwrap();
     store

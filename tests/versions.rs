@@ -7,7 +7,7 @@ use std::path::Path;
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvOpenOptions};
-use skyshelve::{Error, Persistent, Store};
+use skyshelve::{Error, Persistent};
 
 #[path = "common/golden_users.rs"]
 mod golden_users;
@@ -35,7 +35,7 @@ fn a_store_from_before_the_catalog_gets_its_indexes_rebuilt_on_open() {
         return;
     }
     let dir = copy_of("users_v1_before_catalog");
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     // Built from the upgraded records: lower-case teams, the new index filled.
     assert!(User::verify(&store).unwrap().is_clean(), "{}", User::verify(&store).unwrap());
     assert_eq!(User::scan_index(&store, User::TEAM, "red").unwrap(), [user(1, "red"), user(3, "red")]);
@@ -53,7 +53,7 @@ fn older_records_are_upgraded_on_read() {
         return;
     }
     let dir = golden_copy();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     assert_eq!(User::load(&store, &1).unwrap().unwrap(), user(1, "red"));
     assert_eq!(User::all(&store).unwrap(), [user(1, "red"), user(2, "blue"), user(3, "red")]);
     assert_eq!(User::load_by(&store, User::EMAIL, "u2@example.com").unwrap().unwrap(), user(2, "blue"));
@@ -65,7 +65,7 @@ fn migrate_rewrites_older_records_and_rebuilds_their_index_entries() {
         return;
     }
     let dir = golden_copy();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     assert!(!User::verify(&store).unwrap().is_clean(), "entries written by version 1 differ");
     let mut reports = Vec::new();
     assert_eq!(User::migrate(&store, &mut |p| reports.push(p)).unwrap(), 3);
@@ -83,7 +83,7 @@ fn writing_over_an_older_record_rebuilds_its_entries() {
         return;
     }
     let dir = golden_copy();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     User::update(&store, &1, |u| u.team = "green".into()).unwrap();
     user(2, "blue").save(&store).unwrap();
     assert!(User::delete(&store, &3).unwrap());
@@ -117,7 +117,7 @@ fn records_of_a_newer_version_are_refused_and_never_overwritten() {
     }
     let dir = golden_copy();
     stamp_version(dir.path(), 2, 3);
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     let newer = |result: Result<(), Error>| matches!(result, Err(Error::NewerVersion { stored: 3, known: 2, .. }));
     assert!(newer(User::load(&store, &2).map(drop)));
     assert!(newer(user(2, "blue").save(&store)));
@@ -135,7 +135,7 @@ fn a_refused_save_of_an_older_record_keeps_its_index_entries() {
         return;
     }
     let dir = golden_copy();
-    let store = Store::open(dir.path()).unwrap();
+    let store = engine::open(dir.path()).unwrap();
     store
         .write(|tx| {
             let clash = User { email: "u2@example.com".into(), ..user(1, "red") };

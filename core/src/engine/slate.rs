@@ -53,31 +53,37 @@ pub(crate) struct SlateConfig {
     pub flush_interval: Duration,
     /// How often a read-only store looks for the writer's new commits.
     pub poll_interval: Duration,
+    /// Set by `StoreOptions::slatedb_under`: the objects go under this
+    /// base, at the store folder's path (`url` is then made at open).
+    pub under: Option<String>,
 }
 
 impl SlateConfig {
     pub(crate) fn new(url: String) -> SlateConfig {
-        SlateConfig { url, flush_interval: Duration::from_millis(100), poll_interval: Duration::from_millis(100) }
+        let every = Duration::from_millis(100);
+        SlateConfig { url, flush_interval: every, poll_interval: every, under: None }
     }
 
-    /// The configuration a store in `dir` opens with: the program's, or,
-    /// when the program named no engine, the one `SKYSHELVE_ENGINE=slatedb`
-    /// asks for (how the test suite runs on both engines): objects in
-    /// `SKYSHELVE_SLATEDB_URL` under the folder's path, or in the folder
-    /// `objects` inside it. An interval set without a URL keeps LMDB.
+    /// The configuration a store in `dir` opens with, as the program chose
+    /// it: a URL, or a base under which the folder's path is the URL (an
+    /// empty base: the folder `objects` inside the store's folder). An
+    /// interval set without either keeps LMDB. Nothing outside the
+    /// program (no environment variable) changes the engine.
     pub(crate) fn resolve(config: &mut Option<SlateConfig>, dir: &Path) {
-        if config.as_ref().is_some_and(|config| !config.url.is_empty()) {
+        let Some(slate) = config.as_mut() else { return };
+        if !slate.url.is_empty() {
             return;
         }
-        if std::env::var("SKYSHELVE_ENGINE").as_deref() != Ok("slatedb") {
-            *config = None;
-            return;
-        }
-        let url = match std::env::var("SKYSHELVE_SLATEDB_URL") {
-            Ok(base) => format!("{}/{}", base.trim_end_matches('/'), dir.display().to_string().trim_start_matches('/')),
-            Err(_) => format!("file://{}", dir.join("objects").display()),
+        slate.url = match slate.under.as_deref() {
+            None => {
+                *config = None;
+                return;
+            }
+            Some("") => format!("file://{}", dir.join("objects").display()),
+            Some(base) => {
+                format!("{}/{}", base.trim_end_matches('/'), dir.display().to_string().trim_start_matches('/'))
+            }
         };
-        config.get_or_insert_with(|| SlateConfig::new(String::new())).url = url;
     }
 }
 

@@ -183,10 +183,8 @@ impl StoreOptions {
     /// Models, indexes, queries, transactions, maps, history and watches
     /// work as on LMDB; the README's guarantees table says what differs.
     ///
-    /// With the feature, the environment variable `SKYSHELVE_ENGINE=slatedb`
-    /// puts every store whose program names no engine on SlateDB, in the
-    /// folder `objects` inside the store's folder (or under
-    /// `SKYSHELVE_SLATEDB_URL`): how the test suite runs on both engines.
+    /// The engine is the program's choice alone: no environment variable
+    /// changes it.
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -206,6 +204,34 @@ impl StoreOptions {
     #[must_use]
     pub fn slatedb(mut self, url: impl Into<String>) -> Self {
         self.config.slatedb = Some(crate::engine::SlateConfig::new(url.into()));
+        self.chose("slatedb")
+    }
+
+    /// Keeps the store on SlateDB with its objects under `base`, at the
+    /// store folder's path: `s3://bucket` and the folder `/srv/app/store`
+    /// give `s3://bucket/srv/app/store`. An empty `base` keeps the objects
+    /// in the folder `objects` inside the store's folder. For a program
+    /// that opens many stores and names its object store once (the test
+    /// suite runs every test file on SlateDB this way).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::{Persistent, Store};
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_store_slatedb_under")]
+    /// # struct Item { #[persistent(key)] id: u32 }
+    /// let local = tempfile::tempdir()?;
+    /// let store = Store::options().slatedb_under("").open(local.path())?;
+    /// Item { id: 1 }.save(&store)?;
+    /// assert!(local.path().join("objects").is_dir());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "slatedb")]
+    #[must_use]
+    pub fn slatedb_under(mut self, base: impl Into<String>) -> Self {
+        let mut slatedb = crate::engine::SlateConfig::new(String::new());
+        slatedb.under = Some(base.into());
+        self.config.slatedb = Some(slatedb);
         self.chose("slatedb")
     }
 
