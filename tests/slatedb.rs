@@ -118,11 +118,60 @@ fn a_second_writer_fences_the_first_with_a_typed_error() {
     let lines = finish(spawn_with_url(TEST, "second writer", &objects.url, there.path(), 0));
     assert_eq!(lines, ["written"]);
     let refused = note(3, "first").save(&first);
-    assert!(matches!(refused, Err(Error::Fenced)), "the fenced writer's next write is refused: {refused:?}");
+    assert!(
+        matches!(refused, Err(Error::Fenced { lost: 0 })),
+        "the fenced writer's next write is refused: {refused:?}"
+    );
     drop(first);
     let store = open(&objects.url, here.path());
     let ids: Vec<u64> = Note::all(&store).unwrap().into_iter().map(|n| n.id).collect();
     assert_eq!(ids, [1, 2], "both acknowledged writes are kept; the refused one is not");
+}
+
+#[test]
+fn a_fenced_writer_that_acknowledged_before_flushing_says_how_many_commits_it_lost() {
+    const TEST: &str = "a_fenced_writer_that_acknowledged_before_flushing_says_how_many_commits_it_lost";
+    if role().is_some() {
+        let url = std::env::var(URL).unwrap();
+        let store = open(&url, &env_path());
+        note(1_000_000, "second").save(&store).unwrap();
+        say("written");
+        return;
+    }
+    let objects = objects();
+    let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = Store::options()
+        .slatedb(&objects.url)
+        .durability(Durability::MayLoseLastCommits)
+        .slatedb_poll_interval(Duration::from_millis(200))
+        .open(here.path())
+        .unwrap();
+    note(0, "first").save(&first).unwrap();
+    // Saves acknowledged before they are flushed; the first ten flushed by
+    // hand, then the second writer fences the first among the others.
+    let (mut acknowledged, started) = (0_u64, Instant::now());
+    let mut second = None;
+    let fenced = loop {
+        match note(acknowledged + 1, "first").save(&first) {
+            Ok(()) => acknowledged += 1,
+            Err(err) => break err,
+        }
+        if acknowledged == 10 {
+            first.sync().unwrap();
+            second = Some(spawn_with_url(TEST, "second writer", &objects.url, there.path(), 0));
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the fence was never noticed");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(finish(second.expect("fenced after the second writer started")), ["written"]);
+    let Error::Fenced { lost } = fenced else { panic!("expected Error::Fenced, got {fenced:?}") };
+    drop(first);
+    let store = open(&objects.url, here.path());
+    let firsts: Vec<Note> = Note::scan_index(&store, Note::AUTHOR, "first").unwrap();
+    let kept = firsts.len() as u64 - 1;
+    println!("acknowledged {acknowledged}, kept {kept}, lost {lost}");
+    assert_eq!(lost, acknowledged - kept, "Error::Fenced counts the acknowledged commits that are gone");
+    assert!(Note::load(&store, &1_000_000).unwrap().is_some(), "the new writer's commit is kept");
 }
 
 #[test]

@@ -70,7 +70,7 @@ impl Severity {
             | Error::StorageFull { .. }
             | Error::DamagedStore { .. }
             | Error::Io(_)
-            | Error::Fenced
+            | Error::Fenced { .. }
             | Error::Storage(_) => Severity::Fault,
             _ => Severity::Mistake,
         }

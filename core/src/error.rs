@@ -288,8 +288,22 @@ pub enum Error {
     /// handle is done: drop it, and open the store again to become the
     /// writer once more (fencing the other in turn). One writer process per
     /// store: see the README's SlateDB section.
-    #[error("another process opened this SlateDB store as its writer and fenced this one out; reopen to write again")]
-    Fenced,
+    ///
+    /// With [`Durability::Full`](crate::Durability) every acknowledged
+    /// commit was in object storage before it was acknowledged, and `lost`
+    /// is 0. With another durability a commit is acknowledged before
+    /// SlateDB's next flush; those this writer acknowledged and object
+    /// storage never got are lost, and `lost` counts them (at most that
+    /// many: a flush that landed just before the fence may have kept some).
+    #[error(
+        "another process opened this SlateDB store as its writer and fenced this one out; reopen to write again{}",
+        lost_commits(*lost)
+    )]
+    Fenced {
+        /// Commits this handle acknowledged that object storage does not
+        /// hold: lost with the fence.
+        lost: u64,
+    },
 
     /// The engine the store runs on does not offer this operation.
     #[error("{what} is not offered on {engine}; {instead}")]
@@ -436,7 +450,7 @@ impl Error {
             Error::NestedWrite => Error::NestedWrite,
             Error::OwnTransactionOpen => Error::OwnTransactionOpen,
             Error::ReadOnly => Error::ReadOnly,
-            Error::Fenced => Error::Fenced,
+            Error::Fenced { lost } => Error::Fenced { lost: *lost },
             Error::TooManyTables { max_tables } => Error::TooManyTables { max_tables: *max_tables },
             Error::StoreRemoved { path, reason } => Error::StoreRemoved { path: path.clone(), reason: reason.clone() },
             Error::LayoutMismatch { model, version, differences } => {
@@ -450,6 +464,14 @@ impl Error {
 
 /// The result type of skyshelve operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The end of `Error::Fenced`'s message.
+fn lost_commits(lost: u64) -> String {
+    match lost {
+        0 => String::new(),
+        lost => format!(" ({lost} acknowledged commits had not reached object storage and are lost)"),
+    }
+}
 
 #[cfg(test)]
 mod tests {

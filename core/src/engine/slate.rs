@@ -179,6 +179,13 @@ pub(crate) struct Engine {
     writing: Mutex<()>,
     /// The commit count as of this process's last commit.
     commits: AtomicU64,
+    /// The sequence numbers of the commits acknowledged before they were
+    /// durable (a durability other than `Full`) and not yet known to be:
+    /// what a writer fenced now loses, counted in `Error::Fenced`.
+    unflushed: Mutex<VecDeque<u64>>,
+    /// The writer's status, whose `durable_seq` says how far object
+    /// storage holds its commits (`None` on a reader).
+    status: Option<tokio::sync::watch::Receiver<slatedb::DbStatus>>,
     notifier: Option<Arc<Notifier>>,
     /// A read-only store's follower thread, stopped when the store closes.
     follower: Option<Follower>,
@@ -242,12 +249,18 @@ impl Engine {
             Handle::Writer(db)
         };
         let notifier = Notifier::open(dir, true).ok().map(Arc::new);
+        let status = match &handle {
+            Handle::Writer(db) => Some(db.subscribe()),
+            Handle::Reader(_) => None,
+        };
         let mut engine = Engine {
             handle,
             config,
             dir: dir.to_owned(),
             writing: Mutex::new(()),
             commits: AtomicU64::new(0),
+            unflushed: Mutex::new(VecDeque::new()),
+            status,
             notifier,
             follower: None,
             counters: Counters::default(),
@@ -292,7 +305,7 @@ impl Engine {
                 Handle::Reader(reader) => reader.get(key).await,
             }
         })
-        .map_err(slate_error)
+        .map_err(|err| self.failure(err))
     }
 
     /// A read-only store's follower: a thread that checks the writer's
@@ -412,7 +425,7 @@ impl Engine {
         let db = self.writer()?;
         let _writing = WritingHere::enter(self)?;
         let _one_at_a_time = crate::sync::lock(&self.writing);
-        let base = db.snapshot().map_err(slate_error)?;
+        let base = db.snapshot().map_err(|err| self.failure(err))?;
         let mut draft = Draft::new(self, base);
         let outcome = f(&mut draft);
         if draft.doomed {
@@ -444,13 +457,47 @@ impl Engine {
         batch.put(COMMITS_KEY, commits.to_be_bytes());
         let db = db.clone();
         let durable = self.config.durability == Durability::Full;
-        self.run(async move {
-            db.write(batch).await?;
-            if durable { db.flush().await } else { Ok(()) }
-        })
-        .map_err(slate_error)?;
+        let written = self
+            .run(async move {
+                let written = db.write(batch).await?;
+                if durable { db.flush().await.map(|()| None) } else { Ok(Some(written.seqnum())) }
+            })
+            .map_err(|err| self.failure(err))?;
+        if let Some(seqnum) = written {
+            self.note_unflushed(seqnum);
+        }
         self.commits.store(commits, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// How far object storage holds this writer's commits.
+    fn durable_seq(&self) -> u64 {
+        self.status.as_ref().map_or(0, |status| status.borrow().durable_seq)
+    }
+
+    /// Keeps `seqnum`, a commit acknowledged before it was durable, until
+    /// object storage holds it.
+    fn note_unflushed(&self, seqnum: u64) {
+        let durable = self.durable_seq();
+        let mut unflushed = self.unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while unflushed.front().is_some_and(|&oldest| oldest <= durable) {
+            unflushed.pop_front();
+        }
+        unflushed.push_back(seqnum);
+    }
+
+    /// SlateDB's error as ours; when this writer was fenced, with the
+    /// acknowledged commits that object storage never got.
+    fn failure(&self, err: slatedb::Error) -> Error {
+        match slate_error(err) {
+            Error::Fenced { .. } => {
+                let durable = self.durable_seq();
+                let unflushed = self.unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let lost = unflushed.iter().filter(|&&seqnum| seqnum > durable).count();
+                Error::Fenced { lost: u64::try_from(lost).unwrap_or(u64::MAX) }
+            }
+            other => other,
+        }
     }
 
     /// Group commit: every job in one draft and one commit (one flush to
@@ -478,7 +525,7 @@ impl Engine {
 
     pub fn read_txn(&self) -> Result<Snapshot<'_>> {
         let view = match &self.handle {
-            Handle::Writer(db) => View::Snapshot(db.snapshot().map_err(slate_error)?),
+            Handle::Writer(db) => View::Snapshot(db.snapshot().map_err(|err| self.failure(err))?),
             Handle::Reader(reader) => View::Reader(Arc::clone(reader)),
         };
         Ok(Snapshot { engine: self, view, kept: Arena::new() })
@@ -497,7 +544,7 @@ impl Engine {
     /// Flushes SlateDB's write-ahead log to object storage.
     pub fn sync(&self) -> Result<()> {
         let db = self.writer()?.clone();
-        self.run(async move { db.flush().await }).map_err(slate_error)
+        self.run(async move { db.flush().await }).map_err(|err| self.failure(err))
     }
 }
 
@@ -600,7 +647,7 @@ fn leak(reason: String) -> &'static str {
 /// newer writer.
 fn slate_error(err: slatedb::Error) -> Error {
     match err.kind() {
-        ErrorKind::Closed(CloseReason::Fenced) => Error::Fenced,
+        ErrorKind::Closed(CloseReason::Fenced) => Error::Fenced { lost: 0 },
         ErrorKind::Unavailable => Error::Io(std::io::Error::other(err.to_string())),
         _ => Error::Storage(err.to_string()),
     }
@@ -666,7 +713,7 @@ impl Snapshot<'_> {
                     View::Reader(reader) => reader.get(key).await,
                 }
             })
-            .map_err(slate_error)?;
+            .map_err(|err| self.engine.failure(err))?;
         Ok(value.map(|value| &**self.kept.alloc(value)))
     }
 
@@ -869,7 +916,7 @@ impl<'t> Stored<'t> {
                 }
                 Ok::<_, slatedb::Error>((iter, chunk))
             })
-            .map_err(slate_error)?;
+            .map_err(|err| self.snapshot.engine.failure(err))?;
         self.done = chunk.len() < SCAN_CHUNK;
         self.iter = Some(iter);
         self.buffered.extend(chunk);
