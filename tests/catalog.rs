@@ -579,3 +579,25 @@ fn a_read_only_open_writes_nothing() {
     assert_eq!(files_after, files_before, "no file was created");
     assert!(options_as::<UserV2>().read_only().open(dir.path().join("absent")).is_err(), "read-only never creates");
 }
+
+#[test]
+fn a_read_only_handle_reads_the_records_of_a_model_whose_new_index_is_not_built_and_refuses_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    store_v1_records(dir.path(), 0..20);
+    let store = options_as::<UserV2>().read_only().open(dir.path()).unwrap();
+    assert_eq!(UserV2::count(&store).unwrap(), 20, "the records are there to read");
+    assert_eq!(UserV2::load_by(&store, UserV2::EMAIL, &email(7)).unwrap().map(|u| u.id), Some(7));
+    // The catalog says the store has no such index (and, beneath it, the
+    // missing table answers Error::IndexNotBuilt to any read that gets
+    // that far): never an empty answer.
+    let unbuilt = UserV2::scan_index(&store, UserV2::TEAM, &team(7));
+    assert!(matches!(unbuilt, Err(Error::SchemaMismatch { .. })), "read as an empty index: {unbuilt:?}");
+    let report = store.verify().unwrap();
+    assert!(report.models[0].problems.contains(&skyshelve::Problem::IndexNotBuilt { index: "team" }), "{report}");
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.models[0].unbuilt_indexes, ["team"]);
+    drop(store);
+    // A writable open builds it.
+    let store = open_as::<UserV2>(dir.path());
+    assert_eq!(UserV2::scan_index(&store, UserV2::TEAM, &team(7)).unwrap().len(), 10);
+}

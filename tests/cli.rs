@@ -22,6 +22,16 @@ const AS_CLI: &str = "SKYSHELVE_TEST_AS_CLI";
 
 skyshelve::map_type!("settings", String, u32);
 
+/// A second model of this program, which the golden store never held.
+#[derive(skyshelve::Persistent, serde::Serialize, serde::Deserialize)]
+#[persistent(name = "cli_event")]
+struct Event {
+    #[persistent(key)]
+    id: u64,
+    #[persistent(index)]
+    kind: String,
+}
+
 fn main() -> ExitCode {
     if std::env::var_os(AS_CLI).is_some() {
         return skyshelve::cli::main();
@@ -29,7 +39,8 @@ fn main() -> ExitCode {
     if engine::not_on_slatedb("the CLI checks work on a golden store written by LMDB") {
         return ExitCode::SUCCESS;
     }
-    let checks: [(&str, fn()); 9] = [
+    let checks: [(&str, fn()); 10] = [
+        ("read_commands_change_nothing_in_the_store", read_commands_change_nothing_in_the_store),
         ("models_and_stats_list_the_program_models_and_their_counts", models_and_stats_list_the_program_models),
         ("verify_fails_until_migrate_rewrites_the_older_records", verify_fails_until_migrate_rewrites),
         ("export_and_import_round_trip_through_json_lines", export_and_import_round_trip),
@@ -83,14 +94,46 @@ fn golden_store(folder: &Path) -> String {
 fn models_and_stats_list_the_program_models() {
     let dir = tempfile::tempdir().unwrap();
     let store = golden_store(dir.path());
+    // Version 1 had no `active` index: the read commands say so and leave
+    // it unbuilt; a writable open (here `reindex`) builds it.
     let models = expect(&["models", &store], 0);
     assert!(models.starts_with("golden_users  version 2  key u32  3 records\n"), "{models}");
-    for index in ["field unique email: String", "field team: String", "field active: bool"] {
+    for index in ["field unique email: String", "field team: String", "field active: bool  (not built yet)"] {
         assert!(models.contains(&format!("\n  {index}\n")), "{index} missing from:\n{models}");
     }
     let stats = expect(&["stats", &store], 0);
-    assert!(stats.contains("golden_users: 3 records; index entries: email 3, team 3, active 3\n"), "{stats}");
+    let counts = "golden_users: 3 records; index entries: email 3, team 3, active not built yet\n";
+    assert!(stats.contains(counts), "{stats}");
     assert!(stats.contains("readers  "), "{stats}");
+    expect(&["reindex", &store], 0);
+    let stats = expect(&["stats", &store], 0);
+    assert!(stats.contains("golden_users: 3 records; index entries: email 3, team 3, active 3\n"), "{stats}");
+}
+
+/// `models`, `stats`, `verify` and `export` open the store read-only: the
+/// data file is the same bytes afterwards, a model this program declares
+/// and the store never held is neither listed nor registered, and an index
+/// no writer has built stays unbuilt (reported by `verify`).
+fn read_commands_change_nothing_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = golden_store(dir.path());
+    let data = Path::new(&store).join("data.mdb");
+    let before = std::fs::read(&data).unwrap();
+    let models = expect(&["models", &store], 0);
+    let stats = expect(&["stats", &store], 0);
+    let report = expect(&["verify", &store], 1);
+    assert!(report.contains("active: not built yet"), "{report}");
+    expect(&["export", &store, "golden_users"], 0);
+    let dump = dir.path().join("dump");
+    expect(&["export", &store, "--all", "-o", dump.to_str().unwrap()], 0);
+    assert!(std::fs::read(&data).unwrap() == before, "a read command changed data.mdb");
+    for listing in [&models, &stats] {
+        assert!(!listing.contains("cli_event"), "a model the store never held is listed:\n{listing}");
+    }
+    assert!(!dump.join("cli_event.jsonl").exists());
+    // The store still does not know the model: a writable open registers it.
+    expect(&["reindex", &store], 0);
+    assert!(expect(&["models", &store], 0).contains("cli_event  version 1  key u64  0 records"));
 }
 
 fn verify_fails_until_migrate_rewrites() {
@@ -100,7 +143,8 @@ fn verify_fails_until_migrate_rewrites() {
     let report = expect(&["verify", &store], 1);
     assert!(report.contains("golden_users: 3 records"), "{report}");
     assert!(report.lines().last().unwrap().ends_with(" problems"), "{report}");
-    assert_eq!(expect(&["migrate", &store], 0), "golden_users: 3 records rewritten\n");
+    let migrated = expect(&["migrate", &store], 0);
+    assert_eq!(migrated, "cli_event: 0 records rewritten\ngolden_users: 3 records rewritten\n");
     assert!(expect(&["verify", &store], 0).ends_with("0 problems\nclean\n"));
     assert_eq!(expect(&["migrate", &store, "golden_users"], 0), "golden_users: 0 records rewritten\n");
 }
@@ -176,7 +220,7 @@ fn reindex_makes_the_program_definitions_the_stores() {
     let reindexed = cli(&["-v", "reindex", &store]);
     assert_eq!(reindexed.status.code(), Some(0), "{}", stderr(&reindexed));
     let models = stdout(&reindexed);
-    assert!(models.starts_with("golden_users  version 2  key u32  3 records\n"), "{models}");
+    assert!(models.contains("\ngolden_users  version 2  key u32  3 records\n"), "{models}");
     let said = stderr(&reindexed);
     assert!(
         said.contains("index build started") && said.contains("index build finished"),
@@ -256,6 +300,10 @@ fn export_all_carries_maps_and_salvage_skips_damaged_records() {
     damage_one_record(Path::new(&store));
     let plain = cli(&["export", &store, "golden_users"]);
     assert_eq!(plain.status.code(), Some(2), "{}", stderr(&plain));
+    // Said once, as plain text: standard error is a pipe here.
+    let said = stderr(&plain);
+    assert_eq!(said.lines().count(), 1, "the error once: {said}");
+    assert!(said.starts_with("error: ") && !said.contains('\x1b'), "no colour codes: {said:?}");
     let salvaged = cli(&["export", &store, "golden_users", "--skip-damaged"]);
     assert_eq!(salvaged.status.code(), Some(1));
     assert_eq!(stdout(&salvaged).lines().count(), 2, "the two readable records: {}", stdout(&salvaged));

@@ -59,8 +59,12 @@ pub struct ModelStats {
     pub name: &'static str,
     /// Records stored.
     pub records: u64,
-    /// Entries in each index, in the model's index order.
+    /// Entries in each index, in the model's index order (0 for one not
+    /// built).
     pub index_entries: Vec<u64>,
+    /// The indexes the program declares that the store has not built yet
+    /// (seen by a read-only handle; a writable open builds them).
+    pub unbuilt_indexes: Vec<&'static str>,
 }
 
 /// How many JSON lines an import reports progress after.
@@ -93,10 +97,23 @@ impl Store {
             self.shared()
                 .all_tables()
                 .map(|tables| {
+                    let built = |table: &crate::engine::Table| table.exists();
                     Ok(ModelStats {
                         name: tables.info.name,
                         records: reader.len(tables.main)?,
-                        index_entries: tables.indexes.iter().map(|&t| reader.len(t)).collect::<Result<_>>()?,
+                        index_entries: tables
+                            .indexes
+                            .iter()
+                            .map(|&table| if built(&table) { reader.len(table) } else { Ok(0) })
+                            .collect::<Result<_>>()?,
+                        unbuilt_indexes: tables
+                            .info
+                            .indexes
+                            .iter()
+                            .zip(&tables.indexes)
+                            .filter(|(_, table)| !built(table))
+                            .map(|(index, _)| index.name)
+                            .collect(),
                     })
                 })
                 .collect::<Result<Vec<_>>>()

@@ -165,9 +165,15 @@ impl Verbosity {
             (false, 2) => "debug",
             (false, _) => "trace",
         };
+        // The command prints the error it ends with itself: the library's
+        // event for the same error (target skyshelve::error) would say it twice.
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-        let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).finish();
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},skyshelve::error=off")));
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish();
         let _ = tracing::subscriber::set_global_default(subscriber);
     }
 }
@@ -194,11 +200,11 @@ impl Command {
     pub fn run(&self) -> Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         match self {
-            Command::Models { store } => list_models(&open_existing(store, Store::options())?, &mut out),
-            Command::Stats { store } => stats(&open_existing(store, Store::options())?, &mut out),
-            Command::Verify { store } => return verify(&open_existing(store, Store::options())?, &mut out),
+            Command::Models { store } => list_models(&open_to_read(store)?, &mut out),
+            Command::Stats { store } => stats(&open_to_read(store)?, &mut out),
+            Command::Verify { store } => return verify(&open_to_read(store)?, &mut out),
             Command::Export { store, model, output, skip_damaged, .. } => {
-                let store = open_existing(store, Store::options())?;
+                let store = open_to_read(store)?;
                 let whole = export(&store, model.as_deref(), output.as_deref(), *skip_damaged, &mut out)?;
                 return Ok(if whole { ExitCode::SUCCESS } else { ExitCode::from(1) });
             }
@@ -270,6 +276,14 @@ fn open_existing(dir: &Path, options: crate::StoreOptions) -> Result<Store> {
     open_with(dir, options)
 }
 
+/// Opens the store in `dir` read-only, for the commands that only look:
+/// they write nothing, not even the catalog entry of a model this program
+/// declares and the store never held (such a model is not listed), and
+/// they do not build an index no writer has built yet (it is reported).
+fn open_to_read(dir: &Path) -> Result<Store> {
+    open_existing(dir, Store::options().read_only())
+}
+
 /// A progress bar for work on `what`, drawn on standard error if it is a terminal.
 fn progress_bar(what: String) -> ProgressBar {
     let style = ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {eta}")
@@ -300,15 +314,27 @@ fn model_named(name: &str) -> Result<&'static ModelInfo> {
     models().into_iter().find(|model| model.name == name).ok_or_else(|| Error::UnknownModel { name: name.to_owned() })
 }
 
+/// What a model's index holds, for the listings: its entries, or that it
+/// is not built yet.
+fn index_state(model: &crate::ModelStats, position: usize, index: &crate::IndexInfo) -> String {
+    if model.unbuilt_indexes.contains(&index.name) {
+        "not built yet".to_owned()
+    } else {
+        model.index_entries.get(position).copied().unwrap_or_default().to_string()
+    }
+}
+
 fn list_models(store: &Store, out: &mut dyn Write) -> Result<()> {
-    for model in models() {
-        let records = model.count_in(store)?;
-        writeln!(out, "{}  version {}  key {}  {records} records", model.name, model.version, model.key_type)?;
-        for index in model.indexes {
-            writeln!(out, "  {}", index.fingerprint())?;
+    let stats = store.stats()?;
+    for model in &stats.models {
+        let info = model_named(model.name)?;
+        writeln!(out, "{}  version {}  key {}  {} records", info.name, info.version, info.key_type, model.records)?;
+        for index in info.indexes {
+            let unbuilt = if model.unbuilt_indexes.contains(&index.name) { "  (not built yet)" } else { "" };
+            writeln!(out, "  {}{unbuilt}", index.fingerprint())?;
         }
     }
-    for map in store.stats()?.maps {
+    for map in stats.maps {
         writeln!(out, "map {}  {} entries", map.name, map.entries)?;
     }
     Ok(())
@@ -321,9 +347,12 @@ fn stats(store: &Store, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "map      {}, {} used", HumanBytes(size), HumanBytes(used))?;
     writeln!(out, "readers  {} of {} in use", stats.readers, stats.max_readers)?;
     for model in &stats.models {
-        let names = model_named(model.name).map(|info| info.indexes).unwrap_or_default();
-        let entries: Vec<String> =
-            names.iter().zip(&model.index_entries).map(|(index, count)| format!("{} {count}", index.name)).collect();
+        let indexes = model_named(model.name).map(|info| info.indexes).unwrap_or_default();
+        let entries: Vec<String> = indexes
+            .iter()
+            .enumerate()
+            .map(|(position, index)| format!("{} {}", index.name, index_state(model, position, index)))
+            .collect();
         writeln!(out, "{}: {} records; index entries: {}", model.name, model.records, entries.join(", "))?;
     }
     for map in &stats.maps {
@@ -373,7 +402,8 @@ fn export(
         // --all: clap makes sure an output folder was given.
         let folder = output.unwrap_or(Path::new("."));
         crate::fs::create_private_dir(folder)?;
-        for info in models() {
+        // The models the store holds (a read-only open leaves out the others).
+        for info in store.stats()?.models.iter().map(|model| model_named(model.name)).collect::<Result<Vec<_>>>()? {
             let path = folder.join(format!("{}.jsonl", info.name));
             let exported = export_one(store, info.name, &mut create_file(&path)?, &mut skipped)?;
             writeln!(out, "exported {exported} {} records to {}", info.name, path.display())?;
@@ -453,7 +483,8 @@ fn import(store: &Store, model: Option<&str>, input: Option<&Path>, out: &mut dy
     let Some(model) = model else {
         // --all: clap makes sure an input folder was given.
         let folder = input.unwrap_or(Path::new("."));
-        for info in models() {
+        // The models the store holds (a read-only open leaves out the others).
+        for info in store.stats()?.models.iter().map(|model| model_named(model.name)).collect::<Result<Vec<_>>>()? {
             let path = folder.join(format!("{}.jsonl", info.name));
             if path.is_file() {
                 let imported = import_one(store, info.name, &mut std::io::BufReader::new(std::fs::File::open(&path)?))?;

@@ -305,6 +305,21 @@ pub enum Error {
         lost: u64,
     },
 
+    /// A read-only handle was asked to read an index that has no table in
+    /// the store yet: the program declares it, but no writer has opened
+    /// the store since it was added, so it was never built. A writable
+    /// open builds it (the program itself, or `admin reindex`).
+    #[error(
+        "index {index} of model {model} is not built in this store yet; a read-only handle cannot build it: open the \
+         store writable once (the program, or the admin CLI's reindex)"
+    )]
+    IndexNotBuilt {
+        /// The model.
+        model: &'static str,
+        /// The index.
+        index: &'static str,
+    },
+
     /// The engine the store runs on does not offer this operation.
     #[error("{what} is not offered on {engine}; {instead}")]
     Unsupported {
@@ -451,6 +466,7 @@ impl Error {
             Error::OwnTransactionOpen => Error::OwnTransactionOpen,
             Error::ReadOnly => Error::ReadOnly,
             Error::Fenced { lost } => Error::Fenced { lost: *lost },
+            Error::IndexNotBuilt { model, index } => Error::IndexNotBuilt { model, index },
             Error::TooManyTables { max_tables } => Error::TooManyTables { max_tables: *max_tables },
             Error::StoreRemoved { path, reason } => Error::StoreRemoved { path: path.clone(), reason: reason.clone() },
             Error::LayoutMismatch { model, version, differences } => {

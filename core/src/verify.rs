@@ -156,6 +156,13 @@ pub enum Problem {
         /// An encoding that starts with it.
         longer: Vec<u8>,
     },
+    /// An index the program declares has no table in the store: no writer
+    /// has opened the store since the index was added (a read-only handle
+    /// cannot build it). Its entries are not checked.
+    IndexNotBuilt {
+        /// The index.
+        index: &'static str,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -172,6 +179,9 @@ impl fmt::Display for Problem {
             Problem::BadHistory { key, reason } => {
                 write!(f, "a kept version of record {key:?} does not decode: {reason}")
             }
+            Problem::IndexNotBuilt { index } => {
+                write!(f, "{index}: not built yet (no writer has opened the store since it was added)")
+            }
             Problem::NotSelfDelimiting { index, value, longer } => write!(
                 f,
                 "{index}: the encoding {value:?} is a prefix of {longer:?}; the type's key encoding must be \
@@ -185,7 +195,14 @@ impl fmt::Display for Problem {
 pub(crate) fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport> {
     let (tables, reader) = tx.parts::<M>()?;
     let mut report = ModelReport { model: M::INFO.name, ..ModelReport::default() };
-    report.index_entries = tables.indexes.iter().map(|&table| reader.len(table)).collect::<Result<_>>()?;
+    report.index_entries = tables
+        .indexes
+        .iter()
+        .map(|&table| if table.exists() { reader.len(table) } else { Ok(0) })
+        .collect::<Result<_>>()?;
+    for (position, _) in tables.indexes.iter().enumerate().filter(|(_, table)| !table.exists()) {
+        report.found(Problem::IndexNotBuilt { index: M::INFO.indexes[position].name });
+    }
     let found = check_records::<M>(reader, tables, &mut report)?;
     for (position, (&stored, found)) in report.index_entries.clone().iter().zip(found).enumerate() {
         // Every entry found through a record is wanted; any others are extra.
@@ -200,7 +217,7 @@ pub(crate) fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport
         }
     }
     check_self_delimiting(reader, tables.main, "key", &mut report, |key, _| key)?;
-    for (position, &table) in tables.indexes.iter().enumerate() {
+    for (position, &table) in tables.indexes.iter().enumerate().filter(|(_, table)| table.exists()) {
         let name = M::INFO.indexes[position].name;
         check_self_delimiting(reader, table, name, &mut report, |entry_key, primary| {
             index_value(M::INFO, position, entry_key, primary)
@@ -215,7 +232,7 @@ fn check_parents<M: Persistent>(tx: &ReadTx<'_>, report: &mut ModelReport) -> Re
     let (tables, reader) = tx.parts::<M>()?;
     for (position, index) in M::INFO.indexes.iter().enumerate() {
         let Some(parent) = index.parent() else { continue };
-        if !index.must_exist && index.on_delete == crate::OnDelete::Leave {
+        if !index.must_exist && index.on_delete == crate::OnDelete::Leave || !tables.indexes[position].exists() {
             continue;
         }
         let parents = tx.tables_of(parent)?.main;
@@ -276,6 +293,9 @@ fn check_records<M: Persistent>(
             }
         };
         for (position, value) in entries_of(&record).entries() {
+            if !tables.indexes[position].exists() {
+                continue;
+            }
             let index_key = index_key(M::INFO, position, value, key);
             if reader.get(tables.indexes[position], &index_key)? == Some(key) {
                 found[position] += 1;

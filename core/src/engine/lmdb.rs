@@ -38,8 +38,7 @@ impl Table {
     fn of(table: super::Table) -> Result<heed::Database<'static, Bytes, Bytes>> {
         match table {
             super::Table::Lmdb(table) => Ok(table.0),
-            #[cfg(feature = "slatedb")]
-            super::Table::Slate(_) => Err(super::foreign_table()),
+            other => Err(other.not_usable()),
         }
     }
 }

@@ -123,6 +123,32 @@ pub(crate) enum Table {
     Lmdb(lmdb::Table),
     #[cfg(feature = "slatedb")]
     Slate(slate::Table),
+    /// An index table a read-only handle found missing (a writer builds it
+    /// at its next open): every use of it is `Error::IndexNotBuilt`, so
+    /// that nothing reads an unbuilt index as an empty one.
+    Missing {
+        /// The model.
+        model: &'static str,
+        /// The index.
+        index: &'static str,
+    },
+}
+
+impl Table {
+    /// Whether the table exists in the store (see [`Table::Missing`]).
+    pub(crate) fn exists(self) -> bool {
+        !matches!(self, Table::Missing { .. })
+    }
+
+    /// The error for a use of a table that is not the engine's own: an
+    /// index not built, or (a bug in skyshelve, reported rather than
+    /// panicking) a handle of another engine.
+    fn not_usable(self) -> Error {
+        match self {
+            Table::Missing { model, index } => Error::IndexNotBuilt { model, index },
+            _ => Error::Storage("a table handle of another engine".into()),
+        }
+    }
 }
 
 /// Read access shared by both transaction kinds.
@@ -169,13 +195,6 @@ pub(crate) trait Writer: Reader {
 
     /// Adds watch topics (a bit per topic) for the commit to publish.
     fn touch(&mut self, topics: u64);
-}
-
-/// A table handle of another engine than the one asked: a bug in
-/// skyshelve, reported rather than panicking.
-#[cfg(feature = "slatedb")]
-fn foreign_table() -> Error {
-    Error::Storage("a table handle of another engine".into())
 }
 
 /// An open store's engine: LMDB, or SlateDB with the `slatedb` feature.

@@ -121,7 +121,7 @@ impl Table {
     fn of(table: super::Table) -> Result<Table> {
         match table {
             super::Table::Slate(table) => Ok(table),
-            super::Table::Lmdb(_) => Err(super::foreign_table()),
+            other => Err(other.not_usable()),
         }
     }
 

@@ -253,8 +253,11 @@ impl StoreOptions {
     /// index catalog, and every write fails with [`Error::ReadOnly`]. The
     /// folder must hold a store already. Models whose tables the store does
     /// not have (never opened by a writer) are left out, and so are their
-    /// methods on this store. For reports and tools that must never disturb
-    /// the programs that write.
+    /// methods on this store. An index the program declares that no writer
+    /// has built yet is not read as empty: its queries fail with
+    /// [`Error::IndexNotBuilt`], `verify` reports it and
+    /// [`stats`](crate::Store::stats) lists it. For reports and tools that
+    /// must never disturb the programs that write.
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -639,11 +642,18 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
     let mut models: Vec<Option<ModelTables>> = Vec::new();
     let opened: Vec<&'static ModelInfo> = registered.clone();
     for info in registered {
-        // Read-only, a model whose tables the store lacks is left out.
+        // Read-only, a model the store lacks is left out, and an index not
+        // built yet is one whose every use says so.
         let Some(main) = tables.remove(info.name) else { continue };
-        let indexes =
-            info.indexes.iter().map(|index| tables.remove(&crate::tables::index_table(info, index.name))).collect();
-        let Some(indexes) = indexes else { continue };
+        let indexes = info
+            .indexes
+            .iter()
+            .map(|index| {
+                tables
+                    .remove(&crate::tables::index_table(info, index.name))
+                    .unwrap_or(crate::engine::Table::Missing { model: info.name, index: index.name })
+            })
+            .collect();
         // Read-only, a store written before the model kept history has none to read.
         let history = tables.remove(&crate::tables::history_table(info));
         let slot = info.slot.index();
