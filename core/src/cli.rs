@@ -483,8 +483,7 @@ fn import(store: &Store, model: Option<&str>, input: Option<&Path>, out: &mut dy
     let Some(model) = model else {
         // --all: clap makes sure an input folder was given.
         let folder = input.unwrap_or(Path::new("."));
-        // The models the store holds (a read-only open leaves out the others).
-        for info in store.stats()?.models.iter().map(|model| model_named(model.name)).collect::<Result<Vec<_>>>()? {
+        for info in models() {
             let path = folder.join(format!("{}.jsonl", info.name));
             if path.is_file() {
                 let imported = import_one(store, info.name, &mut std::io::BufReader::new(std::fs::File::open(&path)?))?;
