@@ -183,8 +183,12 @@ impl Store {
     #[cfg(feature = "json")]
     /// [`export_json_lines`](Store::export_json_lines) for salvage: a
     /// record that does not decode is left out and handed to `skipped`
-    /// (its key, described, and why), and the export goes on. Returns how
-    /// many records were written.
+    /// (`record <its key>`, and why), and the export goes on. On LMDB the
+    /// model's pages are checked first (LMDB keeps no checksums, and
+    /// following a damaged page could crash the process): if any is
+    /// damaged, the records are read from the intact pages instead, and
+    /// each damaged page, with whatever it held, is handed to `skipped` as
+    /// `page <number>`. Returns how many records were written.
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -220,6 +224,11 @@ impl Store {
         mut skipped: Option<&mut (dyn FnMut(String, Error) + Send)>,
     ) -> Result<u64> {
         let tables = self.shared().tables_named(model)?;
+        if let Some(skip) = skipped.as_deref_mut()
+            && !self.shared().engine.damaged_pages(&[tables.info.name])?.is_empty()
+        {
+            return self.export_intact_pages(tables, out, progress, skip);
+        }
         self.read(|tx| {
             let reader = tx.reads();
             let total = reader.len(tables.main)?;
@@ -231,7 +240,7 @@ impl Store {
                     (Ok(Some(json)), _) => json,
                     (Ok(None), _) => continue,
                     (Err(err), Some(skip)) => {
-                        skip((tables.info.ops.describe_key)(key), err);
+                        skip(format!("record {}", (tables.info.ops.describe_key)(key)), err);
                         continue;
                     }
                     (Err(err), None) => return Err(err),
@@ -246,6 +255,40 @@ impl Store {
             out.flush()?;
             Ok(done)
         })
+    }
+
+    /// The salvage export of a model whose table has damaged pages: the
+    /// records of its intact pages, read from the file around the damage.
+    #[cfg(feature = "json")]
+    fn export_intact_pages(
+        &self,
+        tables: &crate::store::ModelTables,
+        out: &mut dyn Write,
+        progress: &mut (dyn FnMut(Progress) + Send),
+        skipped: &mut (dyn FnMut(String, Error) + Send),
+    ) -> Result<u64> {
+        let (mut done, mut failed) = (0, None);
+        let damage = self.shared().engine.salvage(
+            tables.info.name,
+            &mut |key, bytes| match (tables.info.ops.to_json)(bytes) {
+                Ok(Some(json)) if failed.is_none() => match out.write_all(format!("{json}\n").as_bytes()) {
+                    Ok(()) => done += 1,
+                    Err(err) => failed = Some(err),
+                },
+                Ok(_) => {}
+                Err(err) => skipped(format!("record {}", (tables.info.ops.describe_key)(key)), err),
+            },
+        )?;
+        if let Some(err) = failed {
+            return Err(err.into());
+        }
+        for page in damage {
+            let reason = format!("{page}, with whatever it held");
+            skipped(format!("page {}", page.page), Error::DamagedStore { path: self.path().to_owned(), reason });
+        }
+        out.flush()?;
+        progress(Progress { done, total: None });
+        Ok(done)
     }
 
     #[cfg(feature = "json")]

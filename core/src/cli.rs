@@ -469,7 +469,7 @@ fn export_one(store: &Store, model: &str, to: &mut dyn Write, skipped: &mut Skip
         let count = &mut skipped.count;
         let mut skip = |key: String, why: Error| {
             *count += 1;
-            eprintln!("skipped {model} record {key}: {why}");
+            eprintln!("skipped {model} {key}: {why}");
         };
         store.export_json_lines_skipping_damaged(model, &mut writer, &mut progress, &mut skip)
     } else {

@@ -156,6 +156,19 @@ pub enum Problem {
         /// An encoding that starts with it.
         longer: Vec<u8>,
     },
+    /// A page of one of the model's tables is damaged (LMDB keeps no
+    /// checksums; the pages are checked before anything reads them). The
+    /// model's records and indexes are not checked further: reading them
+    /// through the damage could crash the process. `export --skip-damaged`
+    /// (`Store::export_json_lines_skipping_damaged`) reads around it.
+    DamagedPage {
+        /// The table (the model's name, or an index's or history's table).
+        table: String,
+        /// The page number in the data file.
+        page: u64,
+        /// What is wrong with it.
+        what: String,
+    },
     /// An index the program declares has no table in the store: no writer
     /// has opened the store since the index was added (a read-only handle
     /// cannot build it). Its entries are not checked.
@@ -179,6 +192,7 @@ impl fmt::Display for Problem {
             Problem::BadHistory { key, reason } => {
                 write!(f, "a kept version of record {key:?} does not decode: {reason}")
             }
+            Problem::DamagedPage { table, page, what } => write!(f, "table {table}, page {page} is damaged: {what}"),
             Problem::IndexNotBuilt { index } => {
                 write!(f, "{index}: not built yet (no writer has opened the store since it was added)")
             }
@@ -195,6 +209,13 @@ impl fmt::Display for Problem {
 pub(crate) fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport> {
     let (tables, reader) = tx.parts::<M>()?;
     let mut report = ModelReport { model: M::INFO.name, ..ModelReport::default() };
+    let damaged = tx.damaged_pages_of::<M>()?;
+    if !damaged.is_empty() {
+        for (table, damage) in damaged {
+            report.found(Problem::DamagedPage { table, page: damage.page, what: damage.what });
+        }
+        return Ok(report);
+    }
     report.index_entries = tables
         .indexes
         .iter()

@@ -42,6 +42,13 @@ pub(super) fn check_data_file(dir: &Path) -> Result<()> {
     let read = file.read(&mut head)?;
     head.truncate(read);
     let len = file.metadata()?.len();
+    if let Some(page) = meta::damaged(&head) {
+        let reason = format!(
+            "meta page {page} of the data file is damaged (LMDB opens no file with a damaged meta page); restore a \
+             backup"
+        );
+        return Err(Error::DamagedStore { path: dir.to_owned(), reason });
+    }
     match meta::required_len(&head) {
         Some(required) if len < required => Err(Error::DamagedStore {
             path: dir.to_owned(),
@@ -85,6 +92,14 @@ mod meta {
         let roots = ROOTS_AT.map(|at| u64_at(page, at).unwrap_or(NO_PAGE));
         let highest = roots.into_iter().filter(|&root| root != NO_PAGE).max().unwrap_or(0);
         Some((u64_at(page, TXNID_AT)?, highest, u64::from(u32_at(page, PAGE_SIZE_AT)?)))
+    }
+
+    /// The meta page that is damaged while the other is intact (LMDB
+    /// would only say the file is not its own).
+    pub fn damaged(head: &[u8]) -> Option<u64> {
+        let page_size = usize::try_from(read(head)?.2).ok()?;
+        let second = head.get(page_size..(2 * page_size).min(head.len()))?;
+        (second.len() == page_size && read(second).is_none()).then_some(1)
     }
 
     /// The length the newest commit's roots need; `None` when the head of

@@ -42,6 +42,9 @@ mod gate;
 mod inotify;
 mod lmdb;
 mod notify;
+mod pages;
+
+pub(crate) use pages::Damage;
 mod preallocate;
 #[cfg(feature = "slatedb")]
 mod slate;
@@ -288,6 +291,31 @@ impl Engine {
     /// Opens those of the named tables that exist.
     pub fn open_tables_that_exist(&self, names: &[String]) -> Result<std::collections::HashMap<String, Table>> {
         each_engine!(self, engine => engine.open_tables_that_exist(names))
+    }
+
+    /// The damaged pages of the tables `names`, and of the tree that names
+    /// them, read from the file without LMDB (see `pages.rs`): each table
+    /// with damage, with what was found. LMDB keeps no checksums, so this
+    /// is what stands between a damaged file and a crash; SlateDB checks
+    /// its own files' checksums, and nothing is found here.
+    pub fn damaged_pages(&self, names: &[&str]) -> Result<Vec<(String, Vec<Damage>)>> {
+        match self {
+            Engine::Lmdb(engine) => engine.damaged_pages(names),
+            #[cfg(feature = "slatedb")]
+            Engine::Slate(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The entries of table `name` that lie on intact pages, in key order,
+    /// handed to `entry`; returns the damaged pages left out (nothing on
+    /// SlateDB, whose tables are read as they are).
+    #[cfg(feature = "json")]
+    pub fn salvage(&self, name: &str, entry: &mut dyn FnMut(&[u8], &[u8])) -> Result<Vec<Damage>> {
+        match self {
+            Engine::Lmdb(engine) => engine.salvage(name, entry),
+            #[cfg(feature = "slatedb")]
+            Engine::Slate(_) => Ok(Vec::new()),
+        }
     }
 
     /// The names of every table, in name order.

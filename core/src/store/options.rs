@@ -605,6 +605,22 @@ impl StoreOptions {
 /// otherwise.
 pub const MAP_ROOM: u32 = 64;
 
+/// Refuses a store whose tree of table names, catalog, sequences or lock
+/// table has a damaged page: every open reads them through LMDB, which
+/// would follow the damage wherever it points. (The models' own tables
+/// are checked by `verify` and read around by the salvage export.)
+fn refuse_damaged_pages(engine: &Engine, dir: &Path) -> Result<()> {
+    let every_open_reads = [crate::tables::CATALOG, crate::tables::SEQUENCES, crate::tables::LOCKS];
+    match engine.damaged_pages(&every_open_reads)?.into_iter().next() {
+        None => Ok(()),
+        Some((table, damage)) => {
+            let found: Vec<String> = damage.iter().map(ToString::to_string).collect();
+            let reason = format!("table {table} has damaged pages ({})", found.join("; "));
+            Err(Error::DamagedStore { path: dir.to_owned(), reason })
+        }
+    }
+}
+
 fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::TempDir>) -> Result<Shared> {
     let registered = options.models.clone().unwrap_or_else(models);
     let mut config = options.config.clone();
@@ -631,6 +647,7 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         }
     }
     let read_only = options.config.read_only;
+    refuse_damaged_pages(&engine, dir)?;
     let mut tables = if read_only { engine.open_tables_that_exist(&names)? } else { engine.open_tables(&names)? };
     let (Some(lock_table), Some(catalog)) =
         (tables.remove(crate::tables::LOCKS), tables.remove(crate::tables::CATALOG))

@@ -78,6 +78,20 @@ impl<'t> ReadTx<'t> {
         self.shared.tables_of(info)
     }
 
+    /// The damaged pages of `M`'s tables (see `Engine::damaged_pages`),
+    /// each with its table's name.
+    pub(crate) fn damaged_pages_of<M: Persistent>(&self) -> Result<Vec<(String, crate::engine::Damage)>> {
+        let info = M::INFO;
+        let mut names = vec![info.name.to_owned()];
+        names.extend(info.indexes.iter().map(|index| crate::tables::index_table(info, index.name)));
+        if self.shared.tables::<M>()?.history.is_some() {
+            names.push(crate::tables::history_table(info));
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let found = self.shared.engine.damaged_pages(&names)?;
+        Ok(found.into_iter().flat_map(|(table, damage)| damage.into_iter().map(move |d| (table.clone(), d))).collect())
+    }
+
     /// The tables of `M` and the raw reader, for checks over raw entries.
     pub(crate) fn parts<M: Persistent>(&self) -> Result<(&ModelTables, &dyn Reader)> {
         Ok((self.shared.tables::<M>()?, self.txn))
