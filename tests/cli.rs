@@ -39,7 +39,11 @@ fn main() -> ExitCode {
     if engine::not_on_slatedb("the CLI checks work on a golden store written by LMDB") {
         return ExitCode::SUCCESS;
     }
-    let checks: [(&str, fn()); 10] = [
+    let checks: [(&str, fn()); 11] = [
+        (
+            "a_damaged_page_is_named_by_verify_and_read_around_by_the_salvage",
+            a_damaged_page_is_named_by_verify_and_read_around_by_the_salvage,
+        ),
         ("read_commands_change_nothing_in_the_store", read_commands_change_nothing_in_the_store),
         ("models_and_stats_list_the_program_models_and_their_counts", models_and_stats_list_the_program_models),
         ("verify_fails_until_migrate_rewrites_the_older_records", verify_fails_until_migrate_rewrites),
@@ -309,6 +313,34 @@ fn export_all_carries_maps_and_salvage_skips_damaged_records() {
     assert_eq!(stdout(&salvaged).lines().count(), 2, "the two readable records: {}", stdout(&salvaged));
     let said = stderr(&salvaged);
     assert_eq!(said.lines().filter(|l| l.starts_with("skipped golden_users record ")).count(), 1, "{said}");
+}
+
+/// A page of the data file overwritten (LMDB keeps no checksums): `verify`
+/// names it without reading through it, exit 1; `export --skip-damaged`
+/// writes the records of the intact pages, names the damaged one, exit 1.
+fn a_damaged_page_is_named_by_verify_and_read_around_by_the_salvage() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = golden_store(dir.path());
+    let data = Path::new(&store).join("data.mdb");
+    let mut bytes = std::fs::read(&data).unwrap();
+    // Every page holding the second user's email: its record's leaf and its
+    // index entry's.
+    let needle = b"u2@example.com";
+    let pages: std::collections::BTreeSet<usize> =
+        bytes.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(at, _)| at / 4096).collect();
+    assert!(!pages.is_empty());
+    for page in &pages {
+        bytes[page * 4096..(page + 1) * 4096].fill(0xA5);
+    }
+    std::fs::write(&data, bytes).unwrap();
+    let report = expect(&["verify", &store], 1);
+    assert!(report.contains("is damaged"), "{report}");
+    let salvaged = cli(&["export", &store, "golden_users", "--skip-damaged"]);
+    assert_eq!(salvaged.status.code(), Some(1), "{}", stderr(&salvaged));
+    assert!(stderr(&salvaged).contains("skipped golden_users page "), "{}", stderr(&salvaged));
+    for line in stdout(&salvaged).lines() {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "a whole record: {line}");
+    }
 }
 
 /// Cuts the last byte off the first record's value, through LMDB directly.
