@@ -15,10 +15,10 @@ mod json;
 mod model;
 mod offset;
 mod store;
+mod types;
 
 pub use error::{Result, StreamError};
 pub use json::array as json_array;
 pub use offset::{Offset, Start};
-pub use store::{
-    Append, Appended, Create, Created, Fork, Limits, MAX_FORK_DEPTH, Meta, Producer, Read, Streams, is_json, media_type,
-};
+pub use store::{MAX_FORK_DEPTH, Streams};
+pub use types::{Append, Appended, Create, Created, Fork, Limits, Meta, Producer, Read, is_json, media_type};

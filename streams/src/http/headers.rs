@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use axum::http::{HeaderMap, HeaderName};
 
-use crate::store::Meta;
+use crate::types::Meta;
 
 pub const NEXT_OFFSET: &str = "stream-next-offset";
 pub const UP_TO_DATE: &str = "stream-up-to-date";

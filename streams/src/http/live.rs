@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use super::headers as h;
 use super::metrics::Open;
 use super::{App, blocking, start_of};
-use crate::store::{Meta, Read, StreamError};
+use crate::StreamError;
+use crate::types::{Meta, Read};
 use crate::{Offset, Start};
 
 /// The query parameters of a GET.

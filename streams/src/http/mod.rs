@@ -23,7 +23,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::Start;
-use crate::store::{Appended, Created, StreamError, Streams};
+use crate::StreamError;
+use crate::store::Streams;
+use crate::types::{Appended, Created};
 use headers as h;
 use metrics::Metrics;
 pub use serve::{MAX_HEADER_BYTES, bind_shared, serve};

@@ -7,7 +7,8 @@ use axum::http::HeaderMap;
 
 use super::headers as h;
 use crate::Offset;
-use crate::store::{Append, Create, Fork, Producer, StreamError};
+use crate::StreamError;
+use crate::types::{Append, Create, Fork, Producer};
 
 /// The largest integer the protocol accepts (JavaScript's safe integers).
 const MAX_SAFE: u64 = (1 << 53) - 1;
