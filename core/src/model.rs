@@ -301,10 +301,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Decodes a record written by an older `version` (generated from
     /// `#[persistent(from(...))]`); `None` when that version is unknown.
     #[doc(hidden)]
-    fn upgrade(version: u16, payload: &[u8]) -> Option<Result<Self>>
-    where
-        Self: Sized,
-    {
+    fn upgrade(version: u16, payload: &[u8]) -> Option<Result<Self>> {
         let _ = (version, payload);
         None
     }
@@ -323,10 +320,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// assert_eq!(Item::load(&store, &1)?.unwrap().name, "b");
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    fn save(&self, store: &Store) -> Result<()>
-    where
-        Self: Sized,
-    {
+    fn save(&self, store: &Store) -> Result<()> {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "save");
         store.write(|tx| tx.save(self))
     }
@@ -344,10 +338,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// assert!(matches!(Item { id: 1 }.insert(&store), Err(Error::AlreadyExists { .. })));
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    fn insert(&self, store: &Store) -> Result<()>
-    where
-        Self: Sized,
-    {
+    fn insert(&self, store: &Store) -> Result<()> {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "insert");
         store.write(|tx| tx.insert(self))
     }
@@ -372,10 +363,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     #[must_use]
-    fn query() -> crate::Query<Self, Self::Key>
-    where
-        Self: Sized,
-    {
+    fn query() -> crate::Query<Self, Self::Key> {
         crate::query::over_keys()
     }
 
@@ -384,7 +372,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     #[must_use]
     fn query_by<H>(index: H) -> crate::Query<Self, H::Value>
     where
-        Self: Sized,
         H: IndexHandle<Model = Self>,
     {
         crate::query::over_index(index)
@@ -394,10 +381,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// made by any thread of any process (see [`Watch`](crate::Watch)).
     /// A few models share each wake-up counter, so a wait may also end for
     /// another model's commit; never does one miss a commit of this model.
-    fn watch(store: &Store) -> Result<crate::Watch>
-    where
-        Self: Sized,
-    {
+    fn watch(store: &Store) -> Result<crate::Watch> {
         let topic = crate::engine::topic_of(Self::INFO.name);
         Ok(crate::Watch::new(store.shared().engine.notifier()?, Some(topic)))
     }
@@ -430,7 +414,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn append(&mut self, store: &Store) -> Result<Self::Key>
     where
-        Self: Sized,
         Self::Key: Clone,
     {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "append");
@@ -472,7 +455,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn history<Q>(store: &Store, key: &Q) -> Result<Vec<crate::Version<Self>>>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -512,7 +494,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn as_of<Q>(store: &Store, key: &Q, moment: impl Into<crate::AsOf>) -> Result<Option<Self>>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -541,10 +522,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// assert_eq!(Price::history(&store, "tea")?.len(), 1);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    fn trim_history(store: &Store, trim: crate::Trim) -> Result<u64>
-    where
-        Self: Sized,
-    {
+    fn trim_history(store: &Store, trim: crate::Trim) -> Result<u64> {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "trim_history");
         match crate::history::table_of::<Self>(store.shared())? {
             Some(table) => crate::history::trim_model(store.shared(), table, trim),
@@ -568,7 +546,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn load<Q>(store: &Store, key: &Q) -> Result<Option<Self>>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -591,7 +568,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn exists<Q>(store: &Store, key: &Q) -> Result<bool>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -626,7 +602,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn load_in<T, Q>(tx: &T, key: &Q) -> Result<Option<Self>>
     where
-        Self: Sized,
         T: crate::Transaction,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
@@ -638,7 +613,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// [`load_in`](Persistent::load_in).
     fn exists_in<T, Q>(tx: &T, key: &Q) -> Result<bool>
     where
-        Self: Sized,
         T: crate::Transaction,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
@@ -650,7 +624,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// [`load_in`](Persistent::load_in).
     fn delete_in<Q>(tx: &mut crate::WriteTx<'_>, key: &Q) -> Result<bool>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -661,7 +634,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// [`load_in`](Persistent::load_in).
     fn update_in<Q, F>(tx: &mut crate::WriteTx<'_>, key: &Q, change: F) -> Result<Self>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
         F: FnOnce(&mut Self),
@@ -686,7 +658,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn delete<Q>(store: &Store, key: &Q) -> Result<bool>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + Sync + ?Sized,
     {
@@ -725,7 +696,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn update<Q, F>(store: &Store, key: &Q, mut change: F) -> Result<Self>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + Sync + ?Sized,
         F: FnMut(&mut Self) + Send,
@@ -753,7 +723,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn upsert<D, F>(store: &Store, mut default: D, mut change: F) -> Result<Self>
     where
-        Self: Sized,
         D: FnMut() -> Self + Send,
         F: FnMut(&mut Self) + Send,
     {
@@ -776,7 +745,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn load_by<V, Q>(store: &Store, index: UniqueIndex<Self, V>, value: &Q) -> Result<Option<Self>>
     where
-        Self: Sized,
         V: Key + Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -801,7 +769,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn scan_index<H, Q>(store: &Store, index: H, value: &Q) -> Result<Vec<Self>>
     where
-        Self: Sized,
         H: IndexHandle<Model = Self>,
         H::Value: Borrow<Q>,
         Q: EncodeKey + ?Sized,
@@ -829,7 +796,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn children<P, Q>(store: &Store, index: ParentIndex<Self, P>, parent_key: &Q) -> Result<Vec<Self>>
     where
-        Self: Sized,
         P: Persistent,
         P::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
@@ -856,7 +822,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn range_index<H, R>(store: &Store, index: H, range: R) -> Result<Vec<Self>>
     where
-        Self: Sized,
         H: IndexHandle<Model = Self>,
         R: crate::KeyRange<H::Value>,
     {
@@ -879,10 +844,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// assert_eq!(ids, [-1, 2, 3]);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    fn all(store: &Store) -> Result<Vec<Self>>
-    where
-        Self: Sized,
-    {
+    fn all(store: &Store) -> Result<Vec<Self>> {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "all");
         store.read(|tx| tx.iter::<Self>()?.collect())
     }
@@ -902,7 +864,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn range<R>(store: &Store, range: R) -> Result<Vec<Self>>
     where
-        Self: Sized,
         R: crate::KeyRange<Self::Key>,
     {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "range");
@@ -925,7 +886,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn prefix<P>(store: &Store, prefix: &P) -> Result<Vec<Self>>
     where
-        Self: Sized,
         P: KeyPrefix<Self::Key> + ?Sized,
     {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "prefix");
@@ -954,7 +914,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn lock<Q>(store: &Store, key: &Q) -> Result<RecordLock<Self>>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -980,7 +939,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// ```
     fn try_lock<Q>(store: &Store, key: &Q) -> Result<RecordLock<Self>>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -992,7 +950,6 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// after `wait`.
     fn lock_timeout<Q>(store: &Store, key: &Q, wait: Duration) -> Result<RecordLock<Self>>
     where
-        Self: Sized,
         Self::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -1016,10 +973,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// assert_eq!((report.records, report.index_entries.as_slice()), (1, &[1][..]));
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    fn verify(store: &Store) -> Result<ModelReport>
-    where
-        Self: Sized,
-    {
+    fn verify(store: &Store) -> Result<ModelReport> {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "verify");
         store.read(|tx| crate::verify::verify_model::<Self>(tx))
     }
@@ -1044,10 +998,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// assert_eq!(rewritten, 0, "nothing older was stored");
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    fn migrate(store: &Store, progress: &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64>
-    where
-        Self: Sized,
-    {
+    fn migrate(store: &Store, progress: &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64> {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "migrate");
         let total = store.read(|tx| tx.count_older::<Self>())?;
         let batch = usize::try_from(total / MIGRATE_BATCHES).unwrap_or(usize::MAX).max(MIN_MIGRATE_BATCH);
@@ -1079,10 +1030,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// assert_eq!(Item::count(&store)?, 4);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    fn count(store: &Store) -> Result<u64>
-    where
-        Self: Sized,
-    {
+    fn count(store: &Store) -> Result<u64> {
         let _span = crate::diagnostics::operation_span(Self::INFO.name, "count");
         store.read(|tx| tx.count::<Self>())
     }
