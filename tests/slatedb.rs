@@ -101,15 +101,20 @@ fn records_indexes_and_queries_work_and_survive_reopening() {
     assert!(store.verify().unwrap().is_clean());
 }
 
+/// The child side of the fencing tests: opens the store named by the
+/// parent as its writer (fencing the parent's) and saves note `id`.
+fn write_as_second_writer(id: u64) {
+    let url = std::env::var(URL).unwrap();
+    let store = open(&url, &env_path());
+    note(id, "second").save(&store).unwrap();
+    say("written");
+}
+
 #[test]
 fn a_second_writer_fences_the_first_with_a_typed_error() {
     const TEST: &str = "a_second_writer_fences_the_first_with_a_typed_error";
     if role().is_some() {
-        let url = std::env::var(URL).unwrap();
-        let store = open(&url, &env_path());
-        note(2, "second").save(&store).unwrap();
-        say("written");
-        return;
+        return write_as_second_writer(2);
     }
     let objects = objects();
     let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -132,11 +137,7 @@ fn a_second_writer_fences_the_first_with_a_typed_error() {
 fn a_fenced_writer_that_acknowledged_before_flushing_says_how_many_commits_it_lost() {
     const TEST: &str = "a_fenced_writer_that_acknowledged_before_flushing_says_how_many_commits_it_lost";
     if role().is_some() {
-        let url = std::env::var(URL).unwrap();
-        let store = open(&url, &env_path());
-        note(1_000_000, "second").save(&store).unwrap();
-        say("written");
-        return;
+        return write_as_second_writer(1_000_000);
     }
     let objects = objects();
     let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
