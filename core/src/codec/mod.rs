@@ -5,6 +5,7 @@
 //! [`value`]'s versioned serde/bincode format. Nothing else in the crate
 //! knows either byte layout.
 
+mod borrowing;
 pub mod key;
 pub mod probe;
 pub mod value;

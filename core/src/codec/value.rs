@@ -36,9 +36,11 @@ fn config<const LIMIT: usize>() -> Config<LIMIT> {
     bincode::config::standard().with_limit::<LIMIT>()
 }
 
-/// Decodes `payload` claiming at most `LIMIT` bytes of memory.
+/// Decodes `payload` claiming at most `LIMIT` bytes of memory, its strings
+/// read borrowed (see `borrowing.rs`).
 fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(payload: &[u8]) -> Result<(T, usize), String> {
-    bincode::serde::decode_from_slice(payload, config::<LIMIT>()).map_err(|e| e.to_string())
+    let owned = super::borrowing::Owned::<T>(std::marker::PhantomData);
+    bincode::serde::seed_decode_from_slice(owned, payload, config::<LIMIT>()).map_err(|e| e.to_string())
 }
 
 /// Decodes `payload` with a claim limit that grows with its size.
@@ -139,6 +141,76 @@ mod tests {
         assert!(decode::<u32>(&bytes, "test").is_err());
         assert!(decode::<u32>(&[9, 0, 0, 5], "test").is_err());
         assert!(decode::<u32>(&[1, 0], "test").is_err());
+    }
+
+    /// Strings read borrowed (`borrowing.rs`) give the value bincode's own
+    /// owned path gives, wherever they are nested, and a visitor that
+    /// takes only owned strings still gets one.
+    #[test]
+    fn borrowed_strings_decode_as_bincode_decodes_them() {
+        use std::collections::BTreeMap;
+
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        enum Shape {
+            Unit,
+            Named(String),
+            Pair(String, Vec<u8>),
+            Fields { label: Option<String>, tags: Vec<String> },
+        }
+
+        /// A string whose visitor implements `visit_string` only.
+        #[derive(Debug, PartialEq)]
+        struct OwnedOnly(String);
+
+        impl<'de> serde::Deserialize<'de> for OwnedOnly {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                // Deliberately the misuse clippy warns of: such visitors exist
+                // in the wild, and bincode's owned path served them.
+                #[allow(clippy::serde_api_misuse)]
+                impl serde::de::Visitor<'_> for Visitor {
+                    type Value = OwnedOnly;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("an owned string")
+                    }
+                    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<OwnedOnly, E> {
+                        Ok(OwnedOnly(value))
+                    }
+                }
+                deserializer.deserialize_string(Visitor)
+            }
+        }
+
+        impl serde::Serialize for OwnedOnly {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        type Value = (Vec<Shape>, BTreeMap<String, Option<String>>, OwnedOnly, String);
+        let value: Value = (
+            vec![
+                Shape::Unit,
+                Shape::Named("é".repeat(40)),
+                Shape::Pair(String::new(), vec![1, 2, 3]),
+                Shape::Fields { label: Some("l".into()), tags: vec!["a".into(), "bc".into()] },
+            ],
+            BTreeMap::from([("k".to_owned(), Some("v".to_owned())), ("none".to_owned(), None)]),
+            OwnedOnly("owned".into()),
+            "last".into(),
+        );
+        let mut bytes = Vec::new();
+        encode_into(&(&value.0, &value.1, &value.2.0, &value.3), 1, "test", &mut bytes).unwrap();
+        let plain: Value =
+            bincode::serde::decode_from_slice(&bytes[HEADER_LEN..], bincode::config::standard()).unwrap().0;
+        let (_, borrowed): (u16, Value) = decode(&bytes, "test").unwrap();
+        assert_eq!(borrowed, plain);
+        assert_eq!(borrowed, value);
+        // A string that claims more bytes than are left is an error.
+        let mut short = Vec::new();
+        encode_into(&"abcdef", 1, "test", &mut short).unwrap();
+        short.truncate(short.len() - 2);
+        assert!(decode::<String>(&short, "test").is_err());
     }
 
     #[test]
