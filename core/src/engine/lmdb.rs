@@ -196,28 +196,21 @@ impl Engine {
         }
     }
 
-    /// Opens those of the named tables that exist, in a read transaction.
     /// See `Engine::damaged_pages`. The read transaction held meanwhile
     /// keeps every page of the commits walked from being reused.
     pub fn damaged_pages(&self, names: &[&str]) -> Result<Vec<(String, Vec<super::Damage>)>> {
         let _snapshot = self.read_txn()?;
         let file = super::pages::PageFile::open(&self.dir)?;
-        let main = file.main_tree_damage();
-        if !main.is_empty() {
-            return Ok(vec![("(LMDB's tree of table names)".to_owned(), main)]);
-        }
-        let mut found = Vec::new();
-        for &name in names {
-            let damage = match file.table_root(name) {
-                Ok(Some(root)) => file.walk(root, false, &mut |_, _, _| {}),
-                Ok(None) => Vec::new(),
-                Err(damage) => damage,
-            };
-            if !damage.is_empty() {
-                found.push((name.to_owned(), damage));
-            }
-        }
-        Ok(found)
+        let roots = match file.table_roots() {
+            Ok(roots) => roots,
+            Err(damage) => return Ok(vec![("(LMDB's tree of table names)".to_owned(), damage)]),
+        };
+        let walked = names.iter().filter_map(|&name| {
+            let root = *roots.get(name.as_bytes())?;
+            let damage = file.walk(root, false, &mut |_, _, _| {});
+            (!damage.is_empty()).then(|| (name.to_owned(), damage))
+        });
+        Ok(walked.collect())
     }
 
     /// See `Engine::salvage`.
@@ -225,13 +218,16 @@ impl Engine {
     pub fn salvage(&self, name: &str, entry: &mut dyn FnMut(&[u8], &[u8])) -> Result<Vec<super::Damage>> {
         let _snapshot = self.read_txn()?;
         let file = super::pages::PageFile::open(&self.dir)?;
-        match file.table_root(name) {
-            Ok(Some(root)) => Ok(file.walk(root, false, &mut |key, value, _| entry(key, value))),
-            Ok(None) => Ok(Vec::new()),
+        match file.table_roots() {
+            Ok(roots) => Ok(roots
+                .get(name.as_bytes())
+                .map(|&root| file.walk(root, false, &mut |key, value, _| entry(key, value)))
+                .unwrap_or_default()),
             Err(damage) => Ok(damage),
         }
     }
 
+    /// Opens those of the named tables that exist, in a read transaction.
     pub fn open_tables_that_exist(&self, names: &[String]) -> Result<HashMap<String, super::Table>> {
         let rtxn = self.read_txn()?;
         let opened = self.env.open_databases_and_commit(rtxn.txn, |opener, rtxn| {

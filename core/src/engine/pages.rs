@@ -19,7 +19,7 @@
 //! commit made meanwhile in another process is never mistaken for damage.
 
 use std::cell::Cell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -118,22 +118,18 @@ impl PageFile {
         Ok(PageFile { file, page_size, pages, main_root: newest.1 })
     }
 
-    /// The root page of the table `name`, as the main tree records it
-    /// (`None` for an empty or missing table), or the damage met on the
-    /// way to it.
-    pub fn table_root(&self, name: &str) -> std::result::Result<Option<u64>, Vec<Damage>> {
-        let mut root = None;
+    /// The root page of every table that holds entries, by name, as the
+    /// main tree records them (LMDB reads that tree to open any table), or
+    /// the damage met in it.
+    pub fn table_roots(&self) -> std::result::Result<HashMap<Vec<u8>, u64>, Vec<Damage>> {
+        let mut roots = HashMap::new();
         let damage = self.walk(self.main_root, true, &mut |key, data, flags| {
-            if flags & F_SUBDATA != 0 && key == name.as_bytes() && data.len() >= DB_LEN {
-                root = Some(u64_at(data, ROOT_IN_DB)).filter(|&page| page != NO_PAGE);
+            let root = if data.len() >= DB_LEN { u64_at(data, ROOT_IN_DB) } else { NO_PAGE };
+            if flags & F_SUBDATA != 0 && root != NO_PAGE {
+                roots.insert(key.to_vec(), root);
             }
         });
-        if damage.is_empty() { Ok(root) } else { Err(damage) }
-    }
-
-    /// The damage in the main tree, which LMDB reads to open any table.
-    pub fn main_tree_damage(&self) -> Vec<Damage> {
-        self.walk(self.main_root, true, &mut |_, _, _| {})
+        if damage.is_empty() { Ok(roots) } else { Err(damage) }
     }
 
     /// Walks the tree at `root`, handing every entry of an intact leaf to
