@@ -31,6 +31,6 @@ fn opening_a_store_with_two_models_of_one_name_fails() {
     let err = engine::temporary().unwrap_err();
     assert!(matches!(&err, Error::InvalidName { name, .. } if name == "things"), "{err}");
     // The models themselves compile and describe themselves.
-    assert_eq!(<first::Thing as Persistent>::INFO.key_type, "u32");
-    assert_eq!(<second::Thing as Persistent>::INFO.key_type, "String");
+    assert_eq!(first::Thing::INFO.key_type, "u32");
+    assert_eq!(second::Thing::INFO.key_type, "String");
 }

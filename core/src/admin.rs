@@ -8,18 +8,11 @@ use std::path::Path;
 
 use crate::engine::Reader;
 use crate::error::{Error, Result};
-use crate::model::Persistent;
+#[cfg(feature = "json")]
+use crate::progress::Progress;
 use crate::store::Store;
-use crate::txn::WriteTx;
-
-/// How far a long piece of admin work has come, for a progress bar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Items done so far.
-    pub done: u64,
-    /// Items in all, when known up front.
-    pub total: Option<u64>,
-}
+#[cfg(feature = "json")]
+use crate::tools::tools_of;
 
 /// What [`Store::stats`] reports.
 #[derive(Debug, Clone)]
@@ -146,7 +139,7 @@ impl Store {
     /// how many.
     ///
     /// `"<model>~history"` exports the model's kept versions instead (see
-    /// [`Persistent::history`]), a line each:
+    /// [`Persistent::history`](crate::Persistent::history)), a line each:
     /// `key` (the encoded key in hex), `position`, `at_micros`, `change`,
     /// `model_version` and `record` (`null` for a deletion).
     ///
@@ -236,7 +229,7 @@ impl Store {
             for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
                 let (key, bytes) = entry?;
                 // `None`: an expired record, gone for every reader.
-                let json = match ((tables.info.ops.to_json)(bytes), skipped.as_deref_mut()) {
+                let json = match ((tools_of(tables.info)?.to_json)(bytes), skipped.as_deref_mut()) {
                     (Ok(Some(json)), _) => json,
                     (Ok(None), _) => continue,
                     (Err(err), Some(skip)) => {
@@ -262,23 +255,21 @@ impl Store {
     #[cfg(feature = "json")]
     fn export_intact_pages(
         &self,
-        tables: &crate::store::ModelTables,
+        tables: &crate::tables::ModelTables,
         out: &mut dyn Write,
         progress: &mut (dyn FnMut(Progress) + Send),
         skipped: &mut (dyn FnMut(String, Error) + Send),
     ) -> Result<u64> {
         let (mut done, mut failed) = (0, None);
-        let damage = self.shared().engine.salvage(
-            tables.info.name,
-            &mut |key, bytes| match (tables.info.ops.to_json)(bytes) {
-                Ok(Some(json)) if failed.is_none() => match out.write_all(format!("{json}\n").as_bytes()) {
-                    Ok(()) => done += 1,
-                    Err(err) => failed = Some(err),
-                },
-                Ok(_) => {}
-                Err(err) => skipped(format!("record {}", (tables.info.ops.describe_key)(key)), err),
+        let to_json = tools_of(tables.info)?.to_json;
+        let damage = self.shared().engine.salvage(tables.info.name, &mut |key, bytes| match to_json(bytes) {
+            Ok(Some(json)) if failed.is_none() => match out.write_all(format!("{json}\n").as_bytes()) {
+                Ok(()) => done += 1,
+                Err(err) => failed = Some(err),
             },
-        )?;
+            Ok(_) => {}
+            Err(err) => skipped(format!("record {}", (tables.info.ops.describe_key)(key)), err),
+        })?;
         if let Some(err) = failed {
             return Err(err.into());
         }
@@ -330,7 +321,7 @@ impl Store {
         let lines = read_lines(input)?;
         if let Some(model) = model.strip_suffix(crate::history::SUFFIX) {
             let table = history_table(self, model)?;
-            let import = self.shared().tables_named(model)?.info.ops.import_history;
+            let import = tools_of(self.shared().tables_named(model)?.info)?.import_history;
             self.writable()?;
             let imported = self.shared().engine.write(|txn| import(txn, table, &lines))?;
             progress(Progress { done: imported, total: Some(imported) });
@@ -341,7 +332,7 @@ impl Store {
         self.write(|tx| {
             let mut done: u64 = 0;
             for (number, line) in lines.iter().filter(|(_, line)| !line.trim().is_empty()) {
-                (tables.info.ops.save_json)(tx, line).map_err(|err| at_line(*number, err))?;
+                (tools_of(tables.info)?.save_json)(tx, line).map_err(|err| at_line(*number, err))?;
                 done += 1;
                 if done.is_multiple_of(PROGRESS_EVERY) || done == total {
                     progress(Progress { done, total: Some(total) });
@@ -408,7 +399,7 @@ impl Store {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<u64> {
         let table = history_table(self, model)?;
-        let to_json = self.shared().tables_named(model)?.info.ops.history_to_json;
+        let to_json = tools_of(self.shared().tables_named(model)?.info)?.history_to_json;
         self.read(|tx| {
             let reader = tx.reads();
             let mut done: u64 = 0;
@@ -546,53 +537,4 @@ fn read_lines(input: &mut dyn BufRead) -> Result<Vec<(usize, String)>> {
 #[cfg(feature = "json")]
 fn at_line(number: usize, err: Error) -> Error {
     Error::Import { line: number, source: Box::new(err) }
-}
-
-/// A stored record of `M` as a JSON object; registered in `ModelInfo`.
-///
-/// JSON cannot hold every value exactly (a NaN or infinite float becomes
-/// `null`, `Some(None)` becomes `None`), and an export that import would
-/// read back differently is worse than none: each line is read back and
-/// compared, and a record that would not round-trip is refused by name.
-#[cfg(feature = "json")]
-pub(crate) fn record_to_json<M: Persistent>(bytes: &[u8]) -> Result<Option<String>> {
-    let Some(record) = crate::txn::decode_visible::<M>(bytes, crate::expiry::now_millis())? else { return Ok(None) };
-    let what = || format!("{} record {:?} as JSON", M::INFO.name, record.key());
-    let json = serde_json::to_string(&record).map_err(|e| Error::Encode { what: what(), reason: e.to_string() })?;
-    let read_back: Option<M> = serde_json::from_str(&json).ok();
-    if read_back.is_none_or(|read_back| encoded(&read_back) != encoded(&record)) {
-        let reason = "JSON cannot hold one of its values exactly (a NaN or infinite float, Some(None), ...), \
-                      so it would not import as it is"
-            .to_owned();
-        return Err(Error::Encode { what: what(), reason });
-    }
-    Ok(Some(json))
-}
-
-/// A record's stored encoding, to compare two records without `PartialEq`.
-#[cfg(feature = "json")]
-fn encoded<M: Persistent>(record: &M) -> Option<Vec<u8>> {
-    let mut bytes = Vec::new();
-    crate::codec::value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes).ok().map(|()| bytes)
-}
-
-/// Saves one JSON object as a record of `M`; registered in `ModelInfo`.
-#[cfg(feature = "json")]
-pub(crate) fn save_json<M: Persistent>(tx: &mut WriteTx<'_>, line: &str) -> Result<()> {
-    let record: M = serde_json::from_str(line)
-        .map_err(|e| Error::Decode { what: format!("{} from JSON", M::INFO.name), reason: e.to_string() })?;
-    tx.save(&record)
-}
-
-/// Without the `json` feature the derive still registers these; they are
-/// never called, since export and import do not exist then.
-#[cfg(not(feature = "json"))]
-pub(crate) fn record_to_json<M: Persistent>(_bytes: &[u8]) -> Result<Option<String>> {
-    Err(Error::Encode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
-}
-
-/// See the other `record_to_json`.
-#[cfg(not(feature = "json"))]
-pub(crate) fn save_json<M: Persistent>(_tx: &mut WriteTx<'_>, _line: &str) -> Result<()> {
-    Err(Error::Decode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
 }

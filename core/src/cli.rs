@@ -2,7 +2,7 @@
 //!
 //! Only a program knows its own models, so the admin tool is a few lines in
 //! the program's own binary: every model it compiles in is listed by
-//! [`models`](crate::models) and served by the commands below.
+//! [`skyshelve::models`](crate::models) and served by the commands below.
 //!
 //! ```no_run
 //! // src/bin/admin.rs
@@ -25,7 +25,7 @@
 //!
 //! A command opens the store as the program would: at the program's model
 //! versions its index definitions take over only where they are newer
-//! (see "Index changes" in the README); `reindex` takes them over at equal
+//! (see "Index changes" in [`guide::schema`](crate::guide::schema)); `reindex` takes them over at equal
 //! versions too.
 //!
 //! A program with a command line of its own adds the commands to it with
@@ -40,9 +40,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 
-use crate::admin::Progress;
 use crate::error::{Error, Result};
 use crate::model::{ModelInfo, models};
+use crate::progress::Progress;
 use crate::store::Store;
 
 /// The admin commands. `Command::run` carries one out.

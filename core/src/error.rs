@@ -50,7 +50,7 @@ pub enum Error {
     /// A value was refused before it was written because it would not read
     /// back: skyshelve stores values with bincode, which reads fields by
     /// position and cannot read serde's self-describing forms. See "What a
-    /// stored value may contain" in the README.
+    /// stored value may contain" in [`guide::models`](crate::guide::models).
     #[error(
         "cannot store {what}: it would not read back ({reason}); stored values cannot use skip_serializing_if, \
          flatten, untagged or internally/adjacently tagged enums, or 'any' types such as serde_json::Value"
@@ -85,7 +85,7 @@ pub enum Error {
 
     /// This program's indexes of a model are not the ones the store keeps:
     /// another program (an older or newer build) opened the store last and
-    /// set them; see "Schema versions" in the README. The program may read
+    /// set them; see [`guide::schema`](crate::guide::schema). The program may read
     /// records and query the indexes both share, but not write the model.
     #[error("model {model} does not match the store: {reason}")]
     SchemaMismatch {
@@ -287,7 +287,7 @@ pub enum Error {
     /// fenced this one out. Nothing of the failed write was kept, and this
     /// handle is done: drop it, and open the store again to become the
     /// writer once more (fencing the other in turn). One writer process per
-    /// store: see the README's SlateDB section.
+    /// store: see [`guide::slatedb`](crate::guide::slatedb).
     ///
     /// With [`Durability::Full`](crate::Durability) every acknowledged
     /// commit was in object storage before it was acknowledged, and `lost`

@@ -14,8 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::codec::key::encode_to_vec;
 use crate::engine::Reader;
 use crate::error::{Error, Result};
-use crate::model::{ModelInfo, Persistent};
-use crate::store::ModelTables;
+use crate::model::{Model, ModelInfo};
+use crate::tables::ModelTables;
 
 /// A type a `#[persistent(expires)]` field may have.
 #[diagnostic::on_unimplemented(
@@ -63,7 +63,7 @@ pub(crate) fn now_millis() -> u64 {
 }
 
 /// Refuses a record whose expiry is in a form the index cannot hold.
-pub(crate) fn check<M: Persistent>(record: &M) -> Result<()> {
+pub(crate) fn check<M: Model>(record: &M) -> Result<()> {
     match record.expires_at() {
         Some(at) => millis(M::INFO.name, at).map(drop),
         None => Ok(()),
@@ -71,7 +71,7 @@ pub(crate) fn check<M: Persistent>(record: &M) -> Result<()> {
 }
 
 /// Whether `record` has expired at `now` (milliseconds).
-pub(crate) fn is_expired<M: Persistent>(record: &M, now: u64) -> bool {
+pub(crate) fn is_expired<M: Model>(record: &M, now: u64) -> bool {
     M::EXPIRY.is_some() && record.expires_at().is_some_and(|at| millis("", at).is_ok_and(|at| at <= now))
 }
 
@@ -110,85 +110,4 @@ pub(crate) fn count_expired(
         count += 1;
     }
     Ok(count)
-}
-
-/// How many expired records one transaction of `purge_expired` removes.
-const PURGE_BATCH: usize = 1000;
-
-impl crate::Store {
-    /// Removes every expired record of every model with an expiry field,
-    /// with its index entries, in transactions of at most 1000 records (so
-    /// that other writers are not held up); returns how many. Expired
-    /// records are invisible to reads already; purging frees their space.
-    /// A record kept by `on_delete = restrict` children stays, invisible.
-    /// [`StoreOptions::purge_expired_every`](crate::StoreOptions::purge_expired_every)
-    /// runs this on a background thread.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// use std::time::{Duration, SystemTime};
-    ///
-    /// #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_expiry_session")]
-    /// struct Session {
-    ///     #[persistent(key)]
-    ///     token: String,
-    ///     #[persistent(expires)]
-    ///     expires_at: SystemTime,
-    /// }
-    ///
-    /// let store = Store::temporary()?;
-    /// Session { token: "new".into(), expires_at: SystemTime::now() + Duration::from_secs(3600) }.save(&store)?;
-    /// let past = SystemTime::now() - Duration::from_secs(1);
-    /// Session { token: "old".into(), expires_at: past }.save(&store)?;
-    /// assert!(Session::load(&store, "old")?.is_none(), "invisible before any purge");
-    /// assert_eq!(Session::count(&store)?, 1);
-    /// assert_eq!(store.purge_expired()?, 1);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    pub fn purge_expired(&self) -> Result<u64> {
-        let mut purged = 0;
-        for tables in self.shared().all_tables() {
-            let Some(position) = tables.expiry else { continue };
-            loop {
-                let (found, removed) = self.write(|tx| {
-                    let keys = expired_keys(tx.raw_writer(), tables, position, now_millis(), PURGE_BATCH)?;
-                    let mut removed = 0;
-                    for key in &keys {
-                        match tx.delete_encoded(tables, key) {
-                            Ok(true) => removed += 1,
-                            Ok(false) | Err(Error::Restricted { .. }) => {}
-                            Err(err) => return Err(err),
-                        }
-                    }
-                    Ok((keys.len(), removed))
-                })?;
-                purged += removed;
-                // A short batch was the last; a batch of kept records ends it too.
-                if found < PURGE_BATCH || removed == 0 {
-                    break;
-                }
-            }
-        }
-        Ok(purged)
-    }
-}
-
-/// Runs `Store::purge_expired` every `interval` while the store is open
-/// in this process; the thread holds no handle between rounds, so it does
-/// not keep the store open, and ends within one interval of its close.
-pub(crate) fn start_purger(shared: &std::sync::Arc<crate::store::Shared>, interval: std::time::Duration) {
-    let weak = std::sync::Arc::downgrade(shared);
-    let spawned = std::thread::Builder::new().name("skyshelve-purge".into()).spawn(move || {
-        loop {
-            std::thread::sleep(interval);
-            let Some(shared) = weak.upgrade() else { return };
-            // A failed round (a full disk, a lock held elsewhere) is tried
-            // again at the next interval.
-            let _ = crate::Store::from_shared(shared).purge_expired();
-        }
-    });
-    // Without a thread, purging is left to explicit calls.
-    drop(spawned);
 }

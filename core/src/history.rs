@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::codec::key::prefix_successor;
 use crate::engine::{Reader, Table, Writer};
 use crate::error::{Error, Result};
-use crate::model::{ModelInfo, Persistent, decode_record};
-use crate::store::{ModelTables, Shared};
+use crate::model::{Model, ModelInfo};
+use crate::tables::{ModelTables, Shared};
 
 /// What a change did to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,7 +37,7 @@ pub enum Change {
     Deleted,
 }
 
-/// One kept version of a record; see [`Persistent::history`].
+/// One kept version of a record; see [`Persistent::history`](crate::Persistent::history).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Version<M> {
     /// Where the change sits among all changes of the model's records:
@@ -55,7 +55,7 @@ pub struct Version<M> {
     pub record: Option<M>,
 }
 
-/// A moment in a model's history, for [`Persistent::as_of`]: a time (by
+/// A moment in a model's history, for [`Persistent::as_of`](crate::Persistent::as_of): a time (by
 /// the writers' clocks) or a position (see [`Version::position`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsOf {
@@ -71,7 +71,7 @@ impl From<SystemTime> for AsOf {
     }
 }
 
-/// Which versions [`Persistent::trim_history`] removes.
+/// Which versions [`Persistent::trim_history`](crate::Persistent::trim_history) removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Trim {
     keep: Option<usize>,
@@ -314,7 +314,7 @@ fn trim_batch(
 
 /// The history table of `M`: `None` when a store opened read-only has
 /// none yet. Fails if `M` keeps no history.
-pub(crate) fn table_of<M: Persistent>(shared: &Shared) -> Result<Option<Table>> {
+pub(crate) fn table_of<M: Model>(shared: &Shared) -> Result<Option<Table>> {
     if M::INFO.history == 0 {
         return Err(Error::HistoryNotKept { model: M::INFO.name });
     }
@@ -322,7 +322,7 @@ pub(crate) fn table_of<M: Persistent>(shared: &Shared) -> Result<Option<Table>> 
 }
 
 /// The record's versions, newest first, streaming inside the transaction.
-pub(crate) fn versions<'t, M: Persistent, R: Reader + ?Sized>(
+pub(crate) fn versions<'t, M: Model, R: Reader + ?Sized>(
     txn: &'t R,
     table: Option<Table>,
     key: &[u8],
@@ -340,7 +340,7 @@ pub(crate) fn versions<'t, M: Persistent, R: Reader + ?Sized>(
 /// The record under `key` as it was at `moment`: `None` if it did not
 /// exist then. Fails with [`Error::BeforeHistory`] when the kept history
 /// does not reach back to `moment`.
-pub(crate) fn as_of<M: Persistent>(
+pub(crate) fn as_of<M: Model>(
     txn: &(impl Reader + ?Sized),
     table: Option<Table>,
     key: &[u8],
@@ -364,13 +364,13 @@ pub(crate) fn as_of<M: Persistent>(
         Some(Change::Created) => Ok(None),
         // Nothing kept and nothing stored: no record ever had this key since history began.
         None if !live => Ok(None),
-        _ => Err(Error::BeforeHistory { model: M::INFO.name, key: crate::index::describe_encoded::<M::Key>(key) }),
+        _ => Err(Error::BeforeHistory { model: M::INFO.name, key: crate::codec::key::describe_encoded::<M::Key>(key) }),
     }
 }
 
-/// Checks that every entry of `table` decodes as a version of `M`;
-/// returns the problems as (record key, reason).
-pub(crate) fn check<M: Persistent>(txn: &(impl Reader + ?Sized), table: Table) -> Result<Vec<(Vec<u8>, String)>> {
+/// Checks that every entry of `table` decodes as a version of the model
+/// `info` describes; returns the problems as (record key, reason).
+pub(crate) fn check(txn: &(impl Reader + ?Sized), table: Table, info: &ModelInfo) -> Result<Vec<(Vec<u8>, String)>> {
     let last = last_position(txn, table)?;
     let mut problems = Vec::new();
     for entry in txn.range(table, Bound::Unbounded, Bound::Unbounded)? {
@@ -379,7 +379,7 @@ pub(crate) fn check<M: Persistent>(txn: &(impl Reader + ?Sized), table: Table) -
             continue;
         }
         let key = record_key(entry_key).unwrap_or(entry_key);
-        if let Some(problem) = check_version::<M>(entry_key, key, value, last) {
+        if let Some(problem) = check_version(info, entry_key, key, value, last) {
             problems.push((key.to_vec(), problem));
         }
     }
@@ -389,23 +389,41 @@ pub(crate) fn check<M: Persistent>(txn: &(impl Reader + ?Sized), table: Table) -
 /// What is wrong with one kept version: it does not decode, its record
 /// is another record than its key says, or its position is past the
 /// model's counter (new changes would be given positions below it).
-fn check_version<M: Persistent>(entry_key: &[u8], key: &[u8], value: &[u8], last: u64) -> Option<String> {
-    let version = match decode_version::<M>(entry_key, value) {
-        Ok(version) => version,
+fn check_version(info: &ModelInfo, entry_key: &[u8], key: &[u8], value: &[u8], last: u64) -> Option<String> {
+    let read = || -> Result<(u64, Option<Vec<u8>>)> {
+        let position = position_of(entry_key, info.name)?;
+        let (kind, _, body) = split_value(value)?;
+        match kind {
+            DELETED if body.len() == 2 => Ok((position, None)),
+            DELETED => Err(damaged(info.name, "bad tombstone")),
+            CREATED | UPDATED => Ok((position, Some((info.ops.read_stored)(body)?.key))),
+            _ => Err(damaged(info.name, "unknown kind of change")),
+        }
+    };
+    let (position, own) = match read() {
+        Ok(read) => read,
         Err(err) => return Some(err.to_string()),
     };
-    if version.position > last {
-        return Some(format!("position {} is past the model's last position {last}", version.position));
+    if position > last {
+        return Some(format!("position {position} is past the model's last position {last}"));
     }
-    let own = version.record.as_ref().map(|record| crate::codec::key::encode_to_vec(record.key()));
     own.filter(|own| own != key).map(|own| format!("it holds the record with key {}", crate::codec::to_hex(&own)))
 }
 
-fn decode_version<M: Persistent>(entry_key: &[u8], value: &[u8]) -> Result<Version<M>> {
-    let damaged = |reason: &str| Error::Decode { what: format!("{} history", M::INFO.name), reason: reason.to_owned() };
-    let position_bytes =
-        entry_key.len().checked_sub(8).map(|at| &entry_key[at..]).ok_or_else(|| damaged("short key"))?;
-    let position = u64::from_be_bytes(position_bytes.try_into().map_err(|_| damaged("short key"))?);
+/// The error of a history entry that is not what this module writes.
+fn damaged(model: &str, reason: &str) -> Error {
+    Error::Decode { what: format!("{model} history"), reason: reason.to_owned() }
+}
+
+/// The position a history entry's key ends with.
+fn position_of(entry_key: &[u8], model: &str) -> Result<u64> {
+    let bytes = entry_key.len().checked_sub(8).map(|at| &entry_key[at..]).ok_or_else(|| damaged(model, "short key"))?;
+    Ok(u64::from_be_bytes(bytes.try_into().map_err(|_| damaged(model, "short key"))?))
+}
+
+fn decode_version<M: Model>(entry_key: &[u8], value: &[u8]) -> Result<Version<M>> {
+    let damaged = |reason: &str| damaged(M::INFO.name, reason);
+    let position = position_of(entry_key, M::INFO.name)?;
     let (kind, at, body) = split_value(value)?;
     let at = UNIX_EPOCH + Duration::from_micros(at);
     let (change, model_version, record) = match kind {
@@ -414,7 +432,7 @@ fn decode_version<M: Persistent>(entry_key: &[u8], value: &[u8]) -> Result<Versi
             (Change::Deleted, version, None)
         }
         CREATED | UPDATED => {
-            let (version, record) = decode_record::<M>(body)?;
+            let (version, record) = crate::record::decode_record::<M>(body)?;
             (if kind == CREATED { Change::Created } else { Change::Updated }, version, Some(record))
         }
         _ => return Err(damaged("unknown kind of change")),
@@ -439,7 +457,7 @@ struct VersionLine<M> {
 
 /// A history entry as a JSON line; `None` for the position counter.
 #[cfg(feature = "json")]
-pub(crate) fn version_to_json<M: Persistent>(entry_key: &[u8], value: &[u8]) -> Result<Option<String>> {
+pub(crate) fn version_to_json<M: Model>(entry_key: &[u8], value: &[u8]) -> Result<Option<String>> {
     let Some(key) = record_key(entry_key) else { return Ok(None) };
     let version = decode_version::<M>(entry_key, value)?;
     let line = VersionLine {
@@ -451,7 +469,7 @@ pub(crate) fn version_to_json<M: Persistent>(entry_key: &[u8], value: &[u8]) -> 
         record: version.record,
     };
     let json = serde_json::to_string(&line).map_err(|e| Error::Encode {
-        what: format!("{} history of {}", M::INFO.name, crate::index::describe_encoded::<M::Key>(key)),
+        what: format!("{} history of {}", M::INFO.name, crate::codec::key::describe_encoded::<M::Key>(key)),
         reason: e.to_string(),
     })?;
     Ok(Some(json))
@@ -460,13 +478,13 @@ pub(crate) fn version_to_json<M: Persistent>(entry_key: &[u8], value: &[u8]) -> 
 /// Without the `json` feature the derive still registers these; they are
 /// never called, since export and import do not exist then.
 #[cfg(not(feature = "json"))]
-pub(crate) fn version_to_json<M: Persistent>(_entry_key: &[u8], _value: &[u8]) -> Result<Option<String>> {
+pub(crate) fn version_to_json<M: Model>(_entry_key: &[u8], _value: &[u8]) -> Result<Option<String>> {
     Err(Error::Encode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
 }
 
 /// See the other `version_to_json`.
 #[cfg(not(feature = "json"))]
-pub(crate) fn import_json<M: Persistent>(_: &mut dyn Writer, _: Table, _: &[(usize, String)]) -> Result<u64> {
+pub(crate) fn import_json<M: Model>(_: &mut dyn Writer, _: Table, _: &[(usize, String)]) -> Result<u64> {
     Err(Error::Decode { what: M::INFO.name.to_owned(), reason: "built without the json feature".into() })
 }
 
@@ -484,7 +502,7 @@ const MAX_IMPORTED_POSITION: u64 = u64::MAX / 2;
 /// position of 0, one already used, or one that leaves no room for the
 /// changes after it.
 #[cfg(feature = "json")]
-pub(crate) fn import_json<M: Persistent>(txn: &mut dyn Writer, table: Table, lines: &[(usize, String)]) -> Result<u64> {
+pub(crate) fn import_json<M: Model>(txn: &mut dyn Writer, table: Table, lines: &[(usize, String)]) -> Result<u64> {
     let mut replaced = std::collections::HashSet::new();
     let mut positions = std::collections::HashSet::new();
     let (mut highest, mut written) = (last_position(txn, table)?, 0);
@@ -496,7 +514,7 @@ pub(crate) fn import_json<M: Persistent>(txn: &mut dyn Writer, table: Table, lin
             crate::codec::from_hex(&parsed.key).ok_or_else(|| decode(format!("key {:?} is not hex", parsed.key)))?;
         check_imported::<M>(&parsed, &key, &mut positions).map_err(decode)?;
         let entry = entry_key(&key, parsed.position);
-        crate::model::check_key_len(|| format!("{} history key", M::INFO.name), entry.len()).map_err(at_line)?;
+        crate::engine::check_key_len(|| format!("{} history key", M::INFO.name), entry.len()).map_err(at_line)?;
         if replaced.insert(key.clone()) {
             for (entry_key, ..) in entries_of_record(txn, table, &key)? {
                 txn.delete(table, &entry_key)?;
@@ -521,7 +539,7 @@ pub(crate) fn import_json<M: Persistent>(txn: &mut dyn Writer, table: Table, lin
 
 /// What makes one imported version inconsistent, if anything.
 #[cfg(feature = "json")]
-fn check_imported<M: Persistent>(
+fn check_imported<M: Model>(
     line: &VersionLine<M>,
     key: &[u8],
     positions: &mut std::collections::HashSet<u64>,
@@ -533,7 +551,7 @@ fn check_imported<M: Persistent>(
         return Err(format!("position {} is given to two versions", line.position));
     }
     if let Some(record) = &line.record {
-        let own = crate::codec::key::encode_to_vec(record.key());
+        let own = crate::codec::key::encode_to_vec(record.record_key());
         if own != key {
             return Err(format!("the record's key is {}, not the line's {}", crate::codec::to_hex(&own), line.key));
         }

@@ -14,15 +14,16 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 
+use crate::engine::check_key_len;
 use crate::engine::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::index::IndexEntries;
-use crate::model::{ModelInfo, Persistent, check_key_len};
-use crate::store::ModelTables;
+use crate::model::IndexEntries;
+use crate::model::{Model, ModelInfo};
+use crate::tables::ModelTables;
 
 /// The index values of `record`, as its model's derive computes them.
 #[inline]
-pub(crate) fn entries_of<M: Persistent>(record: &M) -> IndexEntries {
+pub(crate) fn entries_of<M: Model>(record: &M) -> IndexEntries {
     let mut entries = IndexEntries::with_capacity(M::INFO.indexes.len());
     record.index_entries(&mut entries);
     entries

@@ -51,7 +51,8 @@
 //! # Ok::<(), skyshelve::Error>(())
 //! ```
 //!
-//! See the README for the multi-process guarantees.
+//! The [`guide`] is the manual: models and indexes, logs, history, schema
+//! changes, many processes and the guarantees, admin work, SlateDB.
 //!
 //! Features: `json` (default) adds JSON-lines export and import of any
 //! model; `cli` adds `skyshelve::cli`, a ready admin command line.
@@ -67,32 +68,40 @@ mod error;
 mod expiry;
 mod fs;
 mod group;
+pub mod guide;
 mod history;
 mod index;
 mod indexing;
 mod layout;
 mod lock;
+mod locks;
 mod map;
 mod model;
+mod persistent;
+mod progress;
 mod query;
+mod record;
 mod sequence;
 mod store;
 mod sync;
 mod tables;
+mod tools;
 mod txn;
 mod verify;
 mod watch;
 
-pub use admin::{MapStats, ModelStats, Progress, StoreStats};
+pub use admin::{MapStats, ModelStats, StoreStats};
 pub use codec::key::{EncodeKey, Key, KeyBound, KeyPrefix, KeyRange, KeyRuleBroken, check_key_encoding};
 pub use engine::{Activity, Durability};
 pub use error::{Error, Result};
 pub use expiry::ExpiryField;
 pub use history::{AsOf, Change, Trim, Version};
-pub use index::{Index, IndexHandle, IndexInfo, IndexKind, OnDelete, ParentIndex, UniqueIndex};
+pub use index::{Index, IndexHandle, ParentIndex, UniqueIndex};
 pub use lock::RecordLock;
 pub use map::{Map, MapInfo, maps};
-pub use model::{ModelInfo, Persistent, models};
+pub use model::{IndexInfo, IndexKind, Model, ModelInfo, OnDelete, models};
+pub use persistent::Persistent;
+pub use progress::Progress;
 pub use query::{Cursor, Page, Query};
 pub use skyshelve_macros::Key;
 /// Makes a serde struct a skyshelve model: `#[derive(Persistent)]` beside
@@ -214,10 +223,12 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::admin::{export_map, import_map};
+    pub use crate::codec::key::describe_encoded;
     pub use crate::expiry::index_value as expiry_index_value;
-    pub use crate::index::{IndexEntries, describe_encoded, info_of};
+    pub use crate::index::info_of;
     pub use crate::map::MapRegistration;
-    pub use crate::model::{ModelOps, ModelSlot, Registration};
+    pub use crate::model::{IndexEntries, ModelOps, ModelSlot, Registration};
+    pub use crate::tools::ModelTools;
     pub use inventory;
 
     /// Decodes the body of a record written by an older model version.
@@ -231,7 +242,7 @@ pub mod __private {
     }
 
     /// Checks at compile time that a parent field has the parent's key type.
-    pub const fn assert_parent_key<P: crate::Persistent<Key = K>, K>() {}
+    pub const fn assert_parent_key<P: crate::Model<Key = K>, K>() {}
 
     /// The error of a derived `Key` meeting a variant number it does not have.
     #[must_use]

@@ -12,25 +12,11 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::key::{EncodeKey, Key, KeyPrefix, decode_exact, encode_to_vec, prefix_successor};
 use crate::codec::value;
+use crate::engine::check_key_len;
 use crate::engine::{Reader, Table, Writer};
 use crate::error::{Error, Result};
-use crate::model::check_key_len;
 use crate::store::Store;
-use crate::txn::WriteTx;
-
-/// The Rust names of a map's key and value types, as this process
-/// checked them: a second open with the same names needs no new check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Types {
-    key: &'static str,
-    value: &'static str,
-}
-
-impl Types {
-    pub(crate) fn of<K, V>() -> Types {
-        Types { key: std::any::type_name::<K>(), value: std::any::type_name::<V>() }
-    }
-}
+use crate::txn::{Transaction, WriteTx};
 
 /// What the catalog records of a map, under its table's name: the key
 /// type's Rust name (keys go through the key encoding, not serde, so their
@@ -265,16 +251,16 @@ where
         K: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
-        tx.map_value(self, &encode_to_vec(key))
+        let reading = tx.reading();
+        if !reading.is_on(self.store.shared()) {
+            return Err(self.other_store());
+        }
+        self.value_in(reading.reads, &encode_to_vec(key))
     }
 
     /// The value under an encoded key, read through `txn`.
     pub(crate) fn value_in(&self, txn: &(impl Reader + ?Sized), key: &[u8]) -> Result<Option<V>> {
         txn.get(self.table, key)?.map(|bytes| self.decode_value(bytes)).transpose()
-    }
-
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
     }
 
     /// [`insert`](Map::insert) inside a write transaction; see
@@ -335,7 +321,11 @@ where
 
     /// The transaction's writer, if the transaction is on this map's store.
     fn raw_writer<'t>(&self, tx: &'t mut WriteTx<'_>) -> Result<&'t mut dyn Writer> {
-        if tx.is_on(&self.store) { Ok(tx.raw_writer()) } else { Err(self.other_store()) }
+        if Transaction::reading(&*tx).is_on(self.store.shared()) {
+            Ok(tx.raw_writer())
+        } else {
+            Err(self.other_store())
+        }
     }
 
     pub(crate) fn other_store(&self) -> Error {
@@ -511,7 +501,7 @@ where
         }
         let mut out = Vec::new();
         value::encode_into(value, 0, &self.name, &mut out)?;
-        crate::model::check_value_len(|| format!("value of map {}", self.name), out.len())?;
+        crate::engine::check_value_len(|| format!("value of map {}", self.name), out.len())?;
         value::check_reads_back(value, &out, &format!("value of map {}", self.name))?;
         Ok(out)
     }
@@ -614,4 +604,58 @@ macro_rules! map_type {
             })
         }
     };
+}
+
+impl crate::Store {
+    /// A typed key-value map named `name`, for data without a model.
+    ///
+    /// The store records the map's key type (by its Rust name) and its
+    /// value's layout (its serde shape, as for models) when the map is
+    /// first opened to write; opening it again, in any program, with other
+    /// types fails with [`Error::MapTypeMismatch`], so that no value is
+    /// read as another type and no key of another type goes in.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let settings = store.map::<String, u32>("settings")?;
+    /// settings.insert(&"retries".to_string(), &3)?;
+    /// assert_eq!(settings.get("retries")?, Some(3));
+    /// assert!(matches!(store.map::<String, String>("settings"), Err(skyshelve::Error::MapTypeMismatch { .. })));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn map<K, V>(&self, name: &str) -> Result<Map<K, V>>
+    where
+        K: crate::Key,
+        V: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        crate::tables::validate_name(name)?;
+        // `~` cannot start a model name (the derive allows identifier
+        // characters only), so maps never meet model tables.
+        let table_name = crate::tables::map_table(name);
+        let types = crate::tables::MapTypes::of::<K, V>();
+        let mut maps = crate::sync::lock(&self.shared().maps);
+        let table = match maps.get(&table_name) {
+            Some((table, checked)) if *checked == types => *table,
+            Some((table, _)) => {
+                let table = *table;
+                check_types::<K, V>(self, &table_name, name)?;
+                table
+            }
+            None => {
+                let names = std::slice::from_ref(&table_name);
+                // A read-only handle makes no table: a map never written
+                // cannot be read through it.
+                let created = if self.is_read_only() {
+                    self.shared().engine.open_tables_that_exist(names)?
+                } else {
+                    self.shared().engine.open_tables(names)?
+                };
+                let table = *created.get(&table_name).ok_or(Error::ReadOnly)?;
+                check_types::<K, V>(self, &table_name, name)?;
+                maps.insert(table_name, (table, types));
+                table
+            }
+        };
+        Ok(Map::new(self.clone(), name.to_owned(), table))
+    }
 }

@@ -1,21 +1,18 @@
-//! The `Persistent` trait that `#[derive(Persistent)]` implements, and the
-//! model registry.
+//! The schema: what `#[derive(Persistent)]` knows about a model and gives
+//! the runtime. The `Model` trait (the derive's contract), the static
+//! descriptions of models and their indexes (`ModelInfo`, `IndexInfo`),
+//! the index values of one record (`IndexEntries`), the low operations
+//! (`ModelOps`) and the registry of every model in the program. What users
+//! call on a model is `persistent.rs`.
 
-use std::borrow::Borrow;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-use crate::codec::key::{EncodeKey, Key, KeyPrefix, encode_to_vec};
-use crate::error::{Error, Result};
-use crate::index::{IndexEntries, IndexHandle, IndexInfo, ParentIndex, UniqueIndex};
-use crate::lock::RecordLock;
-use crate::store::Store;
-use crate::txn::ReadTx;
-use crate::verify::ModelReport;
+use crate::codec::key::{EncodeKey, Key};
+use crate::error::Result;
 
 /// What the derive knows about a model.
 #[derive(Debug)]
@@ -35,130 +32,231 @@ pub struct ModelInfo {
     /// Where the model's tables sit in every store of this process.
     #[doc(hidden)]
     pub slot: &'static ModelSlot,
-    /// The model's operations for code that knows it only by this
-    /// description (admin work, index builds, cascades).
+    /// The model's operations for the layers that know it only by this
+    /// description: the write path below the typed edge, index builds,
+    /// checks. (Whole-store work registers its own: `tools.rs`.)
     #[doc(hidden)]
     pub ops: ModelOps,
 }
 
-/// The type-erased operations of one model, built once by the derive with
-/// [`ModelOps::of`]: the one place the derive and the runtime meet. Its
-/// fields are the runtime's own.
+/// The type-erased operations of one model that the layers below the
+/// typed edge need, built once by the derive with `ModelOps::of` (in
+/// `record.rs`). Their fields are the runtime's own.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct ModelOps {
-    /// Checks the model's records and indexes; see [`Store::verify`].
-    pub(crate) verify: fn(&ReadTx<'_>) -> Result<ModelReport>,
-    /// A stored record as JSON, for export; `None` once it has expired.
-    /// (Export and import need the `json` feature.)
-    #[cfg_attr(not(feature = "json"), allow(dead_code))]
-    pub(crate) to_json: fn(&[u8]) -> Result<Option<String>>,
-    /// Saves a record given as JSON, for import.
-    #[cfg_attr(not(feature = "json"), allow(dead_code))]
-    pub(crate) save_json: fn(&mut crate::txn::WriteTx<'_>, &str) -> Result<()>,
-    /// Adds entries of the given indexes for one batch of records; see
-    /// `catalog`.
-    pub(crate) backfill: BackfillFn,
     /// The serde shape of the model's records, recorded in the catalog so
     /// that a program with another shape under the same name is refused.
     pub(crate) layout: fn() -> crate::layout::Layout,
-    /// [`Persistent::migrate`], for admin tools that know the model by name.
-    pub(crate) migrate: MigrateFn,
     /// A key, encoded, as errors name it.
     pub(crate) describe_key: fn(&[u8]) -> String,
     /// The index values of a stored record, for the write path below the
     /// typed edge; `None` when an older model version wrote it (its entries
     /// came from older code).
     pub(crate) entries_of_stored: fn(&[u8]) -> Result<Option<IndexEntries>>,
-    /// A kept version (entry key, value) as JSON, for exporting history.
-    #[cfg_attr(not(feature = "json"), allow(dead_code))]
-    pub(crate) history_to_json: fn(&[u8], &[u8]) -> Result<Option<String>>,
-    /// Puts back exported history; see `history::import_json`.
-    #[cfg_attr(not(feature = "json"), allow(dead_code))]
-    pub(crate) import_history: ImportHistoryFn,
+    /// A stored record of any version, read as far as index builds and
+    /// checks need it.
+    pub(crate) read_stored: fn(&[u8]) -> Result<StoredRecord>,
 }
 
-/// Puts back the JSON lines (numbered) of exported history into the
-/// model's history table; returns how many versions were written.
-pub(crate) type ImportHistoryFn =
-    fn(&mut dyn crate::engine::Writer, crate::engine::Table, &[(usize, String)]) -> Result<u64>;
-
-impl ModelOps {
-    /// The operations of model `M`.
-    #[must_use]
-    pub const fn of<M: Persistent>() -> ModelOps {
-        ModelOps {
-            verify: crate::verify::verify_model::<M>,
-            to_json: crate::admin::record_to_json::<M>,
-            save_json: crate::admin::save_json::<M>,
-            backfill: crate::catalog::backfill_batch::<M>,
-            migrate: migrate_erased::<M>,
-            describe_key: crate::index::describe_encoded::<M::Key>,
-            entries_of_stored: entries_of_stored::<M>,
-            history_to_json: crate::history::version_to_json::<M>,
-            import_history: crate::history::import_json::<M>,
-            layout: crate::layout::of::<M>,
-        }
-    }
+/// What index builds and checks need of a stored record.
+pub(crate) struct StoredRecord {
+    /// Its key, encoded.
+    pub key: Vec<u8>,
+    /// Its index values, as this program computes them.
+    pub entries: IndexEntries,
 }
 
-/// Adds entries of the indexes at `positions` for up to `limit` records
-/// after key `after`; returns the last key done, `None` once no records
-/// remain.
-pub(crate) type BackfillFn = fn(
-    &crate::store::Shared,
-    &mut dyn crate::engine::Writer,
-    &[usize],
-    Option<&[u8]>,
-    usize,
-) -> Result<Option<Vec<u8>>>;
-
-/// The index values of a stored record of `M`; see `ModelOps`.
-fn entries_of_stored<M: Persistent>(bytes: &[u8]) -> Result<Option<IndexEntries>> {
-    let (version, record) = decode_record::<M>(bytes)?;
-    Ok((version == M::INFO.version).then(|| crate::indexing::entries_of(&record)))
+/// How an index gets its values from a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexKind {
+    /// The value of a field.
+    Field,
+    /// The value inside an `Option` field; `None` is not indexed.
+    Optional,
+    /// Values returned by a function of the record (zero or more).
+    Computed,
+    /// A field holding the key of a record of another model (see
+    /// [`IndexInfo::parent`]).
+    Parent,
+    /// The tuple of several fields (`#[persistent(index(fields(a, b)))]`
+    /// on the struct), queried by any leading part of the tuple.
+    Composite,
+    /// The record's expiry time (`#[persistent(expires)]`), in
+    /// milliseconds since the Unix epoch.
+    Expiry,
 }
 
-/// A type-erased [`Persistent::migrate`].
-pub(crate) type MigrateFn = fn(&Store, &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64>;
+/// What deleting a parent record does to the records whose parent index
+/// points at it (`#[persistent(parent = Model, on_delete = ...)]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnDelete {
+    /// Nothing: the children keep pointing at a key that no longer exists.
+    #[default]
+    Leave,
+    /// The delete fails with [`Error::Restricted`](crate::Error::Restricted)
+    /// while any child points at the parent.
+    Restrict,
+    /// The children are deleted in the same transaction (and theirs, by
+    /// their own rules).
+    Cascade,
+}
 
-impl ModelInfo {
-    /// The number of records of this model in `store`.
+/// What the derive knows about one index of a model.
+#[derive(Clone, Copy)]
+pub struct IndexInfo {
+    /// The index's name (the field name).
+    pub name: &'static str,
+    /// Where its values come from.
+    pub kind: IndexKind,
+    /// At most one record per value.
+    pub unique: bool,
+    /// The Rust type of the index values.
+    pub value_type: &'static str,
+    /// Where computed values come from: the `with` function of a computed
+    /// index, the parent model of a parent index, the fields of a
+    /// composite index (`"aggregate, version"`), empty otherwise.
+    pub source: &'static str,
+    /// Renders an encoded value for error messages.
+    #[doc(hidden)]
+    pub describe: fn(&[u8]) -> String,
+    /// The parent model of a parent index. A function, so that a model can
+    /// be its own parent without a cycle between constants.
+    #[doc(hidden)]
+    pub parent_info: Option<fn() -> &'static ModelInfo>,
+    /// A parent index whose values must be keys of stored parents
+    /// (`must_exist`): a write naming a missing parent fails with
+    /// [`Error::ParentMissing`](crate::Error::ParentMissing).
+    pub must_exist: bool,
+    /// What deleting a parent does to the records pointing at it.
+    pub on_delete: OnDelete,
+}
+
+impl IndexInfo {
+    /// The model whose keys a parent index holds.
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
+    /// # use skyshelve::Persistent;
+    /// # #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_index_parent_user")]
+    /// # struct User { #[persistent(key)] name: String }
     /// #[derive(Persistent, Serialize, Deserialize)]
-    /// #[persistent(name = "doc_model_info_count")]
-    /// struct Note { #[persistent(key)] id: u32 }
+    /// # #[persistent(name = "doc_index_parent_post")]
+    /// struct Post { #[persistent(key)] id: u64, #[persistent(parent = User)] author: String }
     ///
-    /// let store = Store::temporary()?;
-    /// Note { id: 1 }.save(&store)?;
-    /// for model in skyshelve::models() {
-    ///     if model.name == "doc_model_info_count" {
-    ///         assert_eq!(model.count_in(&store)?, 1);
-    ///     }
-    /// }
-    /// # Ok::<(), skyshelve::Error>(())
+    /// let author = &Post::INFO.indexes[0];
+    /// assert_eq!(author.parent().unwrap().name, User::INFO.name);
     /// ```
-    pub fn count_in(&self, store: &Store) -> Result<u64> {
-        let tables = store.shared().tables_of(self)?;
-        store.read(|tx| crate::engine::Reader::len(tx.reads(), tables.main))
+    #[must_use]
+    pub fn parent(&self) -> Option<&'static ModelInfo> {
+        self.parent_info.map(|info| info())
     }
 
-    /// [`Persistent::migrate`] for this model, for admin work that goes
-    /// through [`models`] rather than a type.
+    /// How the index is computed, as the store's catalog records it: an
+    /// index whose fingerprint changes is rebuilt when the store opens.
+    /// A change inside a `with` function does not show here; rename the
+    /// function to have the index rebuilt.
     ///
     /// ```
-    /// # let store = skyshelve::Store::temporary()?;
-    /// for model in skyshelve::models() {
-    ///     let rewritten = model.migrate_in(&store, &mut |_| {})?;
-    ///     assert_eq!(rewritten, 0, "{} has no older records", model.name);
+    /// # use serde::{Deserialize, Serialize};
+    /// # use skyshelve::Persistent;
+    /// #[derive(Persistent, Serialize, Deserialize)]
+    /// # #[persistent(name = "doc_index_fingerprint")]
+    /// struct User {
+    ///     #[persistent(key)]
+    ///     id: u64,
+    ///     #[persistent(index, unique)]
+    ///     email: String,
+    ///     #[persistent(index(with = lowercase_tags, value = String))]
+    ///     tags: Vec<String>,
     /// }
-    /// # Ok::<(), skyshelve::Error>(())
+    /// fn lowercase_tags(user: &User) -> Vec<String> {
+    ///     user.tags.iter().map(|t| t.to_lowercase()).collect()
+    /// }
+    ///
+    /// assert_eq!(User::INFO.indexes[0].fingerprint(), "field unique email: String");
+    /// assert_eq!(User::INFO.indexes[1].fingerprint(), "computed tags: String with lowercase_tags");
     /// ```
-    pub fn migrate_in(&self, store: &Store, progress: &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64> {
-        (self.ops.migrate)(store, progress)
+    #[must_use]
+    pub fn fingerprint(&self) -> String {
+        let kind = match self.kind {
+            IndexKind::Field => "field",
+            IndexKind::Optional => "optional",
+            IndexKind::Computed => "computed",
+            IndexKind::Parent => "parent",
+            IndexKind::Composite => "composite",
+            IndexKind::Expiry => "expiry",
+        };
+        let unique = if self.unique { " unique" } else { "" };
+        let source = match self.kind {
+            IndexKind::Computed => format!(" with {}", self.source),
+            IndexKind::Parent => format!(" of {}", self.source),
+            IndexKind::Composite => format!(" of ({})", self.source),
+            IndexKind::Field | IndexKind::Optional | IndexKind::Expiry => String::new(),
+        };
+        format!("{kind}{unique} {}: {}{source}", self.name, self.value_type)
+    }
+}
+
+impl fmt::Debug for IndexInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexInfo")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("unique", &self.unique)
+            .field("value_type", &self.value_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The encoded index values of one record, collected by the derive's
+/// generated `index_entries` into one buffer to avoid an allocation per
+/// value.
+#[derive(Debug, Default)]
+pub struct IndexEntries {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl IndexEntries {
+    /// Room for `indexes` values of a usual size, so that collecting them
+    /// reallocates neither buffer (an update collects them twice: growing
+    /// the buffers cost about 1,000 of the 5,000 instructions it spent
+    /// beyond raw LMDB).
+    pub(crate) fn with_capacity(indexes: usize) -> Self {
+        IndexEntries { bytes: Vec::with_capacity(indexes * 32), spans: Vec::with_capacity(indexes) }
+    }
+
+    /// Records `value` as a value of the index at `position`.
+    pub fn add<V: EncodeKey + ?Sized>(&mut self, position: usize, value: &V) {
+        let start = self.bytes.len();
+        value.encode_key(&mut self.bytes);
+        self.spans.push((position, start, self.bytes.len()));
+    }
+
+    /// Records an already encoded value of the index at `position`.
+    pub(crate) fn add_encoded(&mut self, position: usize, value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.spans.push((position, start, self.bytes.len()));
+    }
+
+    /// Whether both hold the same values, added in the same order (as the
+    /// generated `index_entries` of one model always adds them).
+    pub(crate) fn same_as(&self, other: &IndexEntries) -> bool {
+        self.bytes == other.bytes && self.spans == other.spans
+    }
+
+    /// Every (index position, encoded value) pair, duplicates removed.
+    pub(crate) fn entries(&self) -> Vec<(usize, &[u8])> {
+        let mut entries: Vec<(usize, &[u8])> =
+            self.spans.iter().map(|&(pos, start, end)| (pos, &self.bytes[start..end])).collect();
+        entries.sort_unstable();
+        entries.dedup();
+        entries
     }
 }
 
@@ -205,7 +303,7 @@ pub struct Registration(pub &'static ModelInfo);
 inventory::collect!(Registration);
 
 /// Every model compiled into this program, sorted by name. Two models may
-/// not share a name: [`Store::open`] refuses such a program.
+/// not share a name: [`Store::open`](crate::Store::open) refuses such a program.
 ///
 /// ```
 /// # use serde::{Deserialize, Serialize};
@@ -224,16 +322,18 @@ pub fn models() -> Vec<&'static ModelInfo> {
     all
 }
 
-/// A record type stored by skyshelve. Implement it with
-/// `#[derive(Persistent)]`; the methods below each run in a transaction of
-/// their own (use [`Store::read`] / [`Store::write`] to group several).
+/// The contract between `#[derive(Persistent)]` and the runtime: what the
+/// derive knows about a model (its key, its description, its index values
+/// and the other hidden items). Every type with the derive implements it;
+/// the methods users call are [`Persistent`](crate::Persistent)'s,
+/// implemented for every `Model`.
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
-/// use skyshelve::{Persistent, Store};
+/// use skyshelve::{Model, Persistent};
 ///
 /// #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
-/// # #[persistent(name = "doc_model_2")]
+/// # #[persistent(name = "doc_model_contract")]
 /// struct User {
 ///     #[persistent(key)]
 ///     name: String,
@@ -241,21 +341,23 @@ pub fn models() -> Vec<&'static ModelInfo> {
 ///     email: String,
 /// }
 ///
-/// let store = Store::temporary()?;
-/// User { name: "ada".into(), email: "ada@example.com".into() }.save(&store)?;
-/// let ada = User::load_by(&store, User::EMAIL, "ada@example.com")?.unwrap();
-/// assert_eq!(ada.name, "ada");
+/// fn describe<M: Model>() -> String {
+///     format!("{} ({} indexes)", M::INFO.name, M::INFO.indexes.len())
+/// }
+/// assert_eq!(describe::<User>(), "doc_model_contract (1 indexes)");
+/// assert_eq!(User::INFO.name, "doc_model_contract");
 /// # Ok::<(), skyshelve::Error>(())
 /// ```
-pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Model: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The type of the key field.
     type Key: Key;
 
-    /// The model's static description.
+    /// The model's static description (the derive also gives the type an
+    /// inherent `INFO`, so that `User::INFO` needs no import of this trait).
     const INFO: &'static ModelInfo;
 
-    /// The record's key.
-    fn key(&self) -> &Self::Key;
+    /// The record's key ([`Persistent::key`](crate::Persistent::key) for users).
+    fn record_key(&self) -> &Self::Key;
 
     /// Adds the record's encoded index values to `entries`.
     #[doc(hidden)]
@@ -280,7 +382,7 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 
     /// The sequences the record's `#[persistent(sequence)]` fields draw
-    /// from, in field order (see [`Persistent::append`]).
+    /// from, in field order (see [`Persistent::append`](crate::Persistent::append)).
     #[doc(hidden)]
     const SEQUENCES: &'static [&'static str] = &[];
 
@@ -304,809 +406,5 @@ pub trait Persistent: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn upgrade(version: u16, payload: &[u8]) -> Option<Result<Self>> {
         let _ = (version, payload);
         None
-    }
-
-    /// Inserts the record or replaces the one with the same key.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_3")]
-    /// # struct Item { #[persistent(key)] id: u32, name: String }
-    /// # let store = Store::temporary()?;
-    /// Item { id: 1, name: "a".into() }.save(&store)?;
-    /// Item { id: 1, name: "b".into() }.save(&store)?;
-    /// assert_eq!(Item::load(&store, &1)?.unwrap().name, "b");
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn save(&self, store: &Store) -> Result<()> {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "save");
-        store.write(|tx| tx.save(self))
-    }
-
-    /// Inserts the record; fails with [`Error::AlreadyExists`] if its key is taken.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Error, Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_4")]
-    /// # struct Item { #[persistent(key)] id: u32 }
-    /// # let store = Store::temporary()?;
-    /// Item { id: 1 }.insert(&store)?;
-    /// assert!(matches!(Item { id: 1 }.insert(&store), Err(Error::AlreadyExists { .. })));
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn insert(&self, store: &Store) -> Result<()> {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "insert");
-        store.write(|tx| tx.insert(self))
-    }
-
-    /// A paged query over the model's keys, in key order: add a prefix, a
-    /// range, `reverse`, a `limit`, and resume `after` a page's cursor
-    /// (see [`Query`](crate::Query)).
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_query")]
-    /// struct Message { #[persistent(key)] at: (String, u64), text: String }
-    ///
-    /// let store = Store::temporary()?;
-    /// for offset in 0..10 {
-    ///     Message { at: ("chat".into(), offset), text: format!("m{offset}") }.save(&store)?;
-    /// }
-    /// let page = Message::query().prefix(&("chat",)).range(("chat".to_string(), 4)..).limit(3).fetch(&store)?;
-    /// assert_eq!(page.records.iter().map(|m| m.at.1).collect::<Vec<_>>(), [4, 5, 6]);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    #[must_use]
-    fn query() -> crate::Query<Self, Self::Key> {
-        crate::query::over_keys()
-    }
-
-    /// A paged query over the values of one index, in value order (records
-    /// with equal values by key); see [`Query`](crate::Query).
-    #[must_use]
-    fn query_by<H>(index: H) -> crate::Query<Self, H::Value>
-    where
-        H: IndexHandle<Model = Self>,
-    {
-        crate::query::over_index(index)
-    }
-
-    /// A handle that waits for commits that wrote records of this model,
-    /// made by any thread of any process (see [`Watch`](crate::Watch)).
-    /// A few models share each wake-up counter, so a wait may also end for
-    /// another model's commit; never does one miss a commit of this model.
-    fn watch(store: &Store) -> Result<crate::Watch> {
-        let topic = crate::engine::topic_of(Self::INFO.name);
-        Ok(crate::Watch::new(store.shared().engine.notifier()?, Some(topic)))
-    }
-
-    /// Inserts the record after giving each of its `#[persistent(sequence)]`
-    /// fields the next number of its sequence, and returns the key (the
-    /// record keeps the numbers too). Numbers come from the store, in the
-    /// same transaction as the insert: strictly increasing across every
-    /// thread and process, never issued twice, not even after a delete or
-    /// a crash. A model with no sequence field is simply inserted.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_append")]
-    /// struct Event {
-    ///     #[persistent(key, sequence)]
-    ///     id: u64,
-    ///     body: String,
-    /// }
-    ///
-    /// let store = Store::temporary()?;
-    /// let first = Event { id: 0, body: "created".into() }.append(&store)?;
-    /// let mut second = Event { id: 0, body: "renamed".into() };
-    /// assert_eq!((first, second.append(&store)?, second.id), (1, 2, 2));
-    /// Event::delete(&store, &2)?;
-    /// assert_eq!(Event { id: 0, body: "again".into() }.append(&store)?, 3);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn append(&mut self, store: &Store) -> Result<Self::Key>
-    where
-        Self::Key: Clone,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "append");
-        store.write(|tx| tx.append(&mut *self).map(drop))?;
-        Ok(self.key().clone())
-    }
-
-    /// The kept versions of the record with this key, newest first, for a
-    /// model declared with `#[persistent(history = N)]`: the current
-    /// version (or the tombstone of a deletion) and up to N before it,
-    /// each with its position, its time and the change that wrote it.
-    /// Empty for a key no kept change touched; fails with
-    /// [`Error::HistoryNotKept`] for a model without history. Inside a
-    /// transaction, [`ReadTx::history`](crate::ReadTx::history) streams.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// use skyshelve::{Change, Persistent, Store};
-    ///
-    /// #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
-    /// #[persistent(history = 10)]
-    /// # #[persistent(name = "doc_model_history")]
-    /// struct Price {
-    ///     #[persistent(key)]
-    ///     item: String,
-    ///     cents: u32,
-    /// }
-    ///
-    /// let store = Store::temporary()?;
-    /// Price { item: "tea".into(), cents: 300 }.save(&store)?;
-    /// Price::update(&store, "tea", |p| p.cents = 350)?;
-    /// Price::delete(&store, "tea")?;
-    ///
-    /// let history = Price::history(&store, "tea")?;
-    /// let changes: Vec<Change> = history.iter().map(|v| v.change).collect();
-    /// assert_eq!(changes, [Change::Deleted, Change::Updated, Change::Created]);
-    /// assert_eq!(history[1].record.as_ref().map(|p| p.cents), Some(350));
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn history<Q>(store: &Store, key: &Q) -> Result<Vec<crate::Version<Self>>>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "history");
-        store.read(|tx| tx.history::<Self, Q>(key)?.collect())
-    }
-
-    /// The record with this key as it was at `moment` — a time
-    /// (`SystemTime`, by the writers' clocks) or an
-    /// [`AsOf::Position`](crate::AsOf) — from the kept history: `None`
-    /// if it did not exist then. Fails with [`Error::BeforeHistory`] when
-    /// the kept versions do not reach back to `moment`.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # use std::time::{Duration, SystemTime};
-    /// #[derive(Persistent, Serialize, Deserialize)]
-    /// #[persistent(history = 10)]
-    /// # #[persistent(name = "doc_model_as_of")]
-    /// struct Price {
-    ///     #[persistent(key)]
-    ///     item: String,
-    ///     cents: u32,
-    /// }
-    ///
-    /// let store = Store::temporary()?;
-    /// let before = SystemTime::now() - Duration::from_secs(1);
-    /// Price { item: "tea".into(), cents: 300 }.save(&store)?;
-    /// let first = Price::history(&store, "tea")?[0].position;
-    /// Price::update(&store, "tea", |p| p.cents = 350)?;
-    ///
-    /// assert!(Price::as_of(&store, "tea", before)?.is_none());
-    /// let then = Price::as_of(&store, "tea", skyshelve::AsOf::Position(first))?;
-    /// assert_eq!(then.map(|p| p.cents), Some(300));
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn as_of<Q>(store: &Store, key: &Q, moment: impl Into<crate::AsOf>) -> Result<Option<Self>>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "as_of");
-        let moment = moment.into();
-        store.read(|tx| tx.as_of::<Self, Q>(key, moment))
-    }
-
-    /// Removes the versions `trim` names from every record's history —
-    /// beyond a count, older than a moment, or both — in transactions of
-    /// about a thousand versions, so other writers are never held up for
-    /// long. A live record's current version always stays. Returns how
-    /// many versions were removed.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store, Trim};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_trim_history", history = 10)]
-    /// # struct Price { #[persistent(key)] item: String, cents: u32 }
-    /// let store = Store::temporary()?;
-    /// for cents in [300, 320, 350] {
-    ///     Price { item: "tea".into(), cents }.save(&store)?;
-    /// }
-    /// assert_eq!(Price::trim_history(&store, Trim::default().keep(1))?, 2);
-    /// assert_eq!(Price::history(&store, "tea")?.len(), 1);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn trim_history(store: &Store, trim: crate::Trim) -> Result<u64> {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "trim_history");
-        match crate::history::table_of::<Self>(store.shared())? {
-            Some(table) => crate::history::trim_model(store.shared(), table, trim),
-            None => Ok(0),
-        }
-    }
-
-    /// The record with this key, if any.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_5")]
-    /// # struct Item { #[persistent(key)] name: String }
-    /// # let store = Store::temporary()?;
-    /// Item { name: "a".into() }.save(&store)?;
-    /// assert!(Item::load(&store, "a")?.is_some());
-    /// assert!(Item::load(&store, "b")?.is_none());
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn load<Q>(store: &Store, key: &Q) -> Result<Option<Self>>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "load");
-        store.read(|tx| tx.load::<Self, Q>(key))
-    }
-
-    /// Whether a record with this key exists (without decoding it).
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_6")]
-    /// # struct Item { #[persistent(key)] id: u64 }
-    /// # let store = Store::temporary()?;
-    /// Item { id: 3 }.save(&store)?;
-    /// assert!(Item::exists(&store, &3)?);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn exists<Q>(store: &Store, key: &Q) -> Result<bool>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "exists");
-        store.read(|tx| tx.exists::<Self, Q>(key))
-    }
-
-    /// [`load`](Persistent::load) inside a transaction, read or write: a
-    /// write transaction sees its own writes. With `exists_in`,
-    /// `update_in` and `delete_in`, the forms of the model methods that
-    /// name the model, so a transaction needs no type annotation.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize, Debug)]
-    /// # #[persistent(name = "doc_model_in")]
-    /// # struct User { #[persistent(key)] name: String, logins: u32 }
-    /// # let store = Store::temporary()?;
-    /// # User { name: "ada".into(), logins: 0 }.save(&store)?;
-    /// # User { name: "bob".into(), logins: 0 }.save(&store)?;
-    /// store.write(|tx| {
-    ///     User::update_in(tx, "ada", |u| u.logins += 1)?;
-    ///     User::delete_in(tx, "bob")?;
-    ///     assert!(!User::exists_in(tx, "bob")?);
-    ///     assert_eq!(User::load_in(tx, "ada")?.unwrap().logins, 1);
-    ///     Ok(())
-    /// })?;
-    /// let ada = store.read(|tx| User::load_in(tx, "ada"))?;
-    /// assert_eq!(ada.unwrap().logins, 1);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn load_in<T, Q>(tx: &T, key: &Q) -> Result<Option<Self>>
-    where
-        T: crate::Transaction,
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        tx.load_record::<Self, Q>(key)
-    }
-
-    /// [`exists`](Persistent::exists) inside a transaction; see
-    /// [`load_in`](Persistent::load_in).
-    fn exists_in<T, Q>(tx: &T, key: &Q) -> Result<bool>
-    where
-        T: crate::Transaction,
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        tx.record_exists::<Self, Q>(key)
-    }
-
-    /// [`delete`](Persistent::delete) inside a write transaction; see
-    /// [`load_in`](Persistent::load_in).
-    fn delete_in<Q>(tx: &mut crate::WriteTx<'_>, key: &Q) -> Result<bool>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        tx.delete::<Self, Q>(key)
-    }
-
-    /// [`update`](Persistent::update) inside a write transaction; see
-    /// [`load_in`](Persistent::load_in).
-    fn update_in<Q, F>(tx: &mut crate::WriteTx<'_>, key: &Q, change: F) -> Result<Self>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-        F: FnOnce(&mut Self),
-    {
-        tx.update::<Self, Q, F>(key, change)
-    }
-
-    /// Deletes the record with this key and its index entries; returns
-    /// whether it existed.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_7")]
-    /// # struct Item { #[persistent(key)] id: u64 }
-    /// # let store = Store::temporary()?;
-    /// Item { id: 3 }.save(&store)?;
-    /// assert!(Item::delete(&store, &3)?);
-    /// assert!(!Item::delete(&store, &3)?);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn delete<Q>(store: &Store, key: &Q) -> Result<bool>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + Sync + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "delete");
-        store.write(|tx| tx.delete::<Self, Q>(key))
-    }
-
-    /// Atomically reads the record, lets `change` modify it and saves it,
-    /// all in one write transaction; fails with [`Error::NotFound`] if
-    /// there is no such record. Returns the saved record.
-    ///
-    /// `change` may run more than once if the transaction has to be
-    /// retried (map growth); each run starts from the stored record.
-    ///
-    /// If `change` changes the key field, the record moves to the new key:
-    /// the old key is left empty, or, when the new key is taken, nothing
-    /// changes and the update fails with [`Error::AlreadyExists`].
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Error, Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_8")]
-    /// # struct Counter { #[persistent(key)] name: String, hits: u64 }
-    /// # let store = Store::temporary()?;
-    /// Counter { name: "home".into(), hits: 0 }.save(&store)?;
-    /// let after = Counter::update(&store, "home", |c| c.hits += 1)?;
-    /// assert_eq!(after.hits, 1);
-    ///
-    /// Counter::update(&store, "home", |c| c.name = "start".into())?; // moves the record
-    /// assert!(!Counter::exists(&store, "home")? && Counter::exists(&store, "start")?);
-    /// Counter { name: "about".into(), hits: 0 }.save(&store)?;
-    /// let taken = Counter::update(&store, "start", |c| c.name = "about".into());
-    /// assert!(matches!(taken, Err(Error::AlreadyExists { .. })));
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn update<Q, F>(store: &Store, key: &Q, mut change: F) -> Result<Self>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + Sync + ?Sized,
-        F: FnMut(&mut Self) + Send,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "update");
-        store.write(|tx| tx.update::<Self, Q, _>(key, &mut change))
-    }
-
-    /// Like [`update`](Persistent::update), but starts from `default()`
-    /// when no record has the default's key: the way to count things that
-    /// may not exist yet.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_9")]
-    /// # struct Counter { #[persistent(key)] name: String, hits: u64 }
-    /// # let store = Store::temporary()?;
-    /// let new = || Counter { name: "home".into(), hits: 0 };
-    /// Counter::upsert(&store, new, |c| c.hits += 1)?;
-    /// let after = Counter::upsert(&store, new, |c| c.hits += 1)?;
-    /// assert_eq!(after.hits, 2);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn upsert<D, F>(store: &Store, mut default: D, mut change: F) -> Result<Self>
-    where
-        D: FnMut() -> Self + Send,
-        F: FnMut(&mut Self) + Send,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "upsert");
-        store.write(|tx| tx.upsert(&mut default, &mut change))
-    }
-
-    /// The record whose unique index `index` holds `value`, if any.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_10")]
-    /// # struct User { #[persistent(key)] id: u32, #[persistent(index, unique)] email: String }
-    /// # let store = Store::temporary()?;
-    /// User { id: 1, email: "a@x".into() }.save(&store)?;
-    /// assert_eq!(User::load_by(&store, User::EMAIL, "a@x")?.map(|u| u.id), Some(1));
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn load_by<V, Q>(store: &Store, index: UniqueIndex<Self, V>, value: &Q) -> Result<Option<Self>>
-    where
-        V: Key + Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "load_by");
-        store.read(|tx| tx.load_by(index, value))
-    }
-
-    /// Every record whose index `index` holds `value`, in key order.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_11")]
-    /// # struct User { #[persistent(key)] id: u32, #[persistent(index)] team: Option<String> }
-    /// # let store = Store::temporary()?;
-    /// User { id: 1, team: Some("red".into()) }.save(&store)?;
-    /// User { id: 2, team: None }.save(&store)?;
-    /// let red = User::scan_index(&store, User::TEAM, "red")?;
-    /// assert_eq!(red.iter().map(|u| u.id).collect::<Vec<_>>(), [1]);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn scan_index<H, Q>(store: &Store, index: H, value: &Q) -> Result<Vec<Self>>
-    where
-        H: IndexHandle<Model = Self>,
-        H::Value: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "scan_index");
-        store.read(|tx| tx.scan_index(index, value)?.collect())
-    }
-
-    /// Every record whose parent index `index` points at `parent_key`.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_12")]
-    /// # struct User { #[persistent(key)] name: String }
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_13")]
-    /// # struct Post { #[persistent(key)] id: u64, #[persistent(parent = User)] author: String }
-    /// # let store = Store::temporary()?;
-    /// Post { id: 1, author: "ada".into() }.save(&store)?;
-    /// Post { id: 2, author: "bob".into() }.save(&store)?;
-    /// assert_eq!(Post::children(&store, Post::AUTHOR, "ada")?.len(), 1);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn children<P, Q>(store: &Store, index: ParentIndex<Self, P>, parent_key: &Q) -> Result<Vec<Self>>
-    where
-        P: Persistent,
-        P::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "children");
-        store.read(|tx| tx.scan_index(index, parent_key)?.collect())
-    }
-
-    /// Records whose index values fall in `range`, in index order.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_14")]
-    /// # struct Reading { #[persistent(key)] id: u32, #[persistent(index)] celsius: i16 }
-    /// # let store = Store::temporary()?;
-    /// for (id, celsius) in [(1, -5), (2, 3), (3, 12)] {
-    ///     Reading { id, celsius }.save(&store)?;
-    /// }
-    /// let mild = Reading::range_index(&store, Reading::CELSIUS, -1..=10)?;
-    /// assert_eq!(mild.iter().map(|r| r.id).collect::<Vec<_>>(), [2]);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn range_index<H, R>(store: &Store, index: H, range: R) -> Result<Vec<Self>>
-    where
-        H: IndexHandle<Model = Self>,
-        R: crate::KeyRange<H::Value>,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "range_index");
-        store.read(|tx| tx.range_index(index, range)?.collect())
-    }
-
-    /// Every record, in key order. Use [`ReadTx::iter`](crate::ReadTx::iter)
-    /// to stream instead of collecting.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_15")]
-    /// # struct Item { #[persistent(key)] id: i32 }
-    /// # let store = Store::temporary()?;
-    /// for id in [3, -1, 2] { Item { id }.save(&store)?; }
-    /// let ids: Vec<i32> = Item::all(&store)?.iter().map(|i| i.id).collect();
-    /// assert_eq!(ids, [-1, 2, 3]);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn all(store: &Store) -> Result<Vec<Self>> {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "all");
-        store.read(|tx| tx.iter::<Self>()?.collect())
-    }
-
-    /// Records whose keys fall in `range`, in key order.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_16")]
-    /// # struct Item { #[persistent(key)] id: u64 }
-    /// # let store = Store::temporary()?;
-    /// for id in 0..10 { Item { id }.save(&store)?; }
-    /// assert_eq!(Item::range(&store, 3..6)?.len(), 3);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn range<R>(store: &Store, range: R) -> Result<Vec<Self>>
-    where
-        R: crate::KeyRange<Self::Key>,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "range");
-        store.read(|tx| tx.range::<Self, R>(range)?.collect())
-    }
-
-    /// Records whose keys start with `prefix` (a string prefix of a
-    /// `String` key, or the leading elements of a tuple key).
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_17")]
-    /// # struct Item { #[persistent(key)] path: String }
-    /// # let store = Store::temporary()?;
-    /// for path in ["a/1", "a/2", "b/1"] { Item { path: path.into() }.save(&store)?; }
-    /// assert_eq!(Item::prefix(&store, "a/")?.len(), 2);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn prefix<P>(store: &Store, prefix: &P) -> Result<Vec<Self>>
-    where
-        P: KeyPrefix<Self::Key> + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "prefix");
-        store.read(|tx| tx.prefix::<Self, P>(prefix)?.collect())
-    }
-
-    /// Locks the record with this key for a longer piece of work, waiting
-    /// as long as another thread or process holds it. The guard holds the
-    /// record (or `None` if it does not exist yet); see [`RecordLock`].
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_lock")]
-    /// # struct Stock { #[persistent(key)] sku: String, count: u32 }
-    /// # let store = Store::temporary()?;
-    /// let mut stock = Stock::lock(&store, "apple")?;
-    /// if stock.get().is_none() {
-    ///     stock.set(Stock { sku: "apple".into(), count: 0 });
-    /// }
-    /// stock.update(|s| s.count += 10)?;
-    /// drop(stock);
-    /// assert_eq!(Stock::load(&store, "apple")?.unwrap().count, 10);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn lock<Q>(store: &Store, key: &Q) -> Result<RecordLock<Self>>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "lock");
-        RecordLock::acquire(store, encode_to_vec(key), None)
-    }
-
-    /// Like [`lock`](Persistent::lock), but fails at once with
-    /// [`Error::Locked`] if someone else holds the lock.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Error, Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_try_lock")]
-    /// # struct Stock { #[persistent(key)] sku: String }
-    /// # let store = Store::temporary()?;
-    /// let held = Stock::lock(&store, "apple")?;
-    /// assert!(matches!(Stock::try_lock(&store, "apple"), Err(Error::Locked { .. })));
-    /// drop(held);
-    /// assert!(Stock::try_lock(&store, "apple").is_ok());
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn try_lock<Q>(store: &Store, key: &Q) -> Result<RecordLock<Self>>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "try_lock");
-        RecordLock::acquire(store, encode_to_vec(key), Some(Duration::ZERO))
-    }
-
-    /// Like [`lock`](Persistent::lock), but gives up with [`Error::Locked`]
-    /// after `wait`.
-    fn lock_timeout<Q>(store: &Store, key: &Q, wait: Duration) -> Result<RecordLock<Self>>
-    where
-        Self::Key: Borrow<Q>,
-        Q: EncodeKey + ?Sized,
-    {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "lock_timeout");
-        RecordLock::acquire(store, encode_to_vec(key), Some(wait))
-    }
-
-    /// Checks that every record of this model decodes and that its indexes
-    /// hold exactly the entries the records call for; see [`Store::verify`].
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_verify")]
-    /// # struct User { #[persistent(key)] id: u32, #[persistent(index)] team: u8 }
-    /// # let store = Store::temporary()?;
-    /// User { id: 1, team: 7 }.save(&store)?;
-    /// let report = User::verify(&store)?;
-    /// assert!(report.is_clean());
-    /// assert_eq!((report.records, report.index_entries.as_slice()), (1, &[1][..]));
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn verify(store: &Store) -> Result<ModelReport> {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "verify");
-        store.read(|tx| crate::verify::verify_model::<Self>(tx))
-    }
-
-    /// Rewrites every record written by an older version of this model
-    /// (see `#[persistent(version = N, from(...))]`) in the current format,
-    /// with index entries rebuilt; returns how many. The work is done in
-    /// batches, each a transaction of its own (at least 1,000 records, and
-    /// at most 16 batches), so that other writers get their turn;
-    /// `progress` hears after each. Reading does not need it — older
-    /// records are upgraded as they are read — but it makes them cheap to
-    /// read and to write again.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_migrate")]
-    /// # struct Item { #[persistent(key)] id: u32 }
-    /// # let store = Store::temporary()?;
-    /// let rewritten = Item::migrate(&store, &mut |progress| println!("{progress:?}"))?;
-    /// assert_eq!(rewritten, 0, "nothing older was stored");
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn migrate(store: &Store, progress: &mut (dyn FnMut(crate::Progress) + Send)) -> Result<u64> {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "migrate");
-        let total = store.read(|tx| tx.count_older::<Self>())?;
-        let batch = usize::try_from(total / MIGRATE_BATCHES).unwrap_or(usize::MAX).max(MIN_MIGRATE_BATCH);
-        let (mut done, mut after) = (0, None);
-        loop {
-            let (rewritten, last) = store.write(|tx| tx.migrate_batch::<Self>(after.as_deref(), batch))?;
-            done += rewritten;
-            progress(crate::Progress { done, total: Some(total.max(done)) });
-            match last {
-                Some(key) => after = Some(key),
-                None => {
-                    tracing::info!(target: "skyshelve::migrate", model = Self::INFO.name, rewritten = done, "migration finished");
-                    return Ok(done);
-                }
-            }
-        }
-    }
-
-    /// The number of records.
-    ///
-    /// ```
-    /// # use serde::{Deserialize, Serialize};
-    /// # use skyshelve::{Persistent, Store};
-    /// # #[derive(Persistent, Serialize, Deserialize)]
-    /// # #[persistent(name = "doc_model_18")]
-    /// # struct Item { #[persistent(key)] id: u64 }
-    /// # let store = Store::temporary()?;
-    /// for id in 0..4 { Item { id }.save(&store)?; }
-    /// assert_eq!(Item::count(&store)?, 4);
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    fn count(store: &Store) -> Result<u64> {
-        let _span = crate::diagnostics::operation_span(Self::INFO.name, "count");
-        store.read(|tx| tx.count::<Self>())
-    }
-}
-
-/// At most this many batches for a migration: each batch scans the
-/// model's indexes once for the entries older code wrote.
-const MIGRATE_BATCHES: u64 = 16;
-
-/// The smallest batch `migrate` rewrites per transaction: below it, the
-/// per-transaction cost outweighs letting other writers in sooner.
-const MIN_MIGRATE_BATCH: usize = 1000;
-
-/// [`Persistent::migrate`] behind a function pointer, for [`ModelInfo`].
-pub(crate) fn migrate_erased<M: Persistent>(
-    store: &Store,
-    progress: &mut (dyn FnMut(crate::Progress) + Send),
-) -> Result<u64> {
-    M::migrate(store, progress)
-}
-
-/// Decodes a stored record of `M`, upgrading one written by an older
-/// version; returns the version that wrote it too.
-pub(crate) fn decode_record<M: Persistent>(bytes: &[u8]) -> Result<(u16, M)> {
-    let name = M::INFO.name;
-    let known = M::INFO.version;
-    let stored = crate::codec::value::version_of(bytes, name)?;
-    let payload = &bytes[crate::codec::value::HEADER_LEN..];
-    let record = match stored {
-        v if v == known => crate::codec::value::decode_body(payload, name)?,
-        v if v > known => return Err(Error::NewerVersion { model: name, stored: v, known }),
-        v => match M::upgrade(v, payload) {
-            Some(upgraded) => upgraded?,
-            None => {
-                let reason = format!("no upgrade from version {v} (list it in #[persistent(from(...))])");
-                return Err(Error::Decode { what: name.to_owned(), reason });
-            }
-        },
-    };
-    Ok((stored, record))
-}
-
-/// The name under which errors report a key.
-pub(crate) fn describe_key<K: EncodeKey + ?Sized>(key: &K) -> String {
-    format!("{key:?}")
-}
-
-/// Fails if a value is larger than the engine stores: refused up front, before
-/// the engine spends time copying it.
-pub(crate) fn check_value_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
-    if len > crate::engine::MAX_VALUE_LEN {
-        Err(Error::ValueTooLarge { what: what(), len, max: crate::engine::MAX_VALUE_LEN })
-    } else {
-        Ok(())
-    }
-}
-
-/// Makes sure an encoded key fits the engine's limit.
-pub(crate) fn check_key_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
-    if len > crate::engine::MAX_KEY_LEN {
-        Err(Error::KeyTooLong { what: what(), len, max: crate::engine::MAX_KEY_LEN })
-    } else {
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_value_over_the_engine_limit_is_refused_by_name_before_any_write() {
-        let max = crate::engine::MAX_VALUE_LEN;
-        assert!(check_value_len(|| unreachable!("not asked for a fitting value"), max).is_ok());
-        let err = check_value_len(|| "users record 7".into(), max + 1).unwrap_err();
-        assert!(matches!(&err, Error::ValueTooLarge { len, .. } if *len == max + 1), "{err}");
-        assert!(err.to_string().starts_with("users record 7 is 4294967296 bytes"), "{err}");
     }
 }

@@ -10,11 +10,11 @@ use crate::codec::key::{KeyPrefix, KeyRange, prefix_successor};
 use crate::engine::Reader;
 use crate::error::{Error, Result};
 use crate::index::IndexHandle;
-use crate::model::Persistent;
-use crate::store::Shared;
+use crate::model::Model;
+use crate::tables::Shared;
 
-/// A query over the keys of model `M` (from [`Persistent::query`]) or over
-/// the values `V` of one of its indexes (from [`Persistent::query_by`]):
+/// A query over the keys of model `M` (from [`Persistent::query`](crate::Persistent::query)) or over
+/// the values `V` of one of its indexes (from [`Persistent::query_by`](crate::Persistent::query_by)):
 /// a prefix and/or a range, a direction, a page size, and where the last
 /// page ended. Run it with [`fetch`](Query::fetch) (its own read
 /// transaction) or [`fetch_in`](Query::fetch_in) (inside yours).
@@ -94,7 +94,7 @@ pub struct Page<M> {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Cursor(Vec<u8>);
 
-impl<M: Persistent, V> Query<M, V> {
+impl<M: Model, V> Query<M, V> {
     pub(crate) fn new(index: Option<usize>) -> Self {
         Query {
             index,
@@ -158,7 +158,8 @@ impl<M: Persistent, V> Query<M, V> {
 
     /// Runs the query inside a read or write transaction.
     pub fn fetch_in<T: crate::Transaction>(&self, tx: &T) -> Result<Page<M>> {
-        tx.fetch_page(self)
+        let reading = tx.reading();
+        self.run(reading.shared, reading.reads)
     }
 
     /// The page, read through `txn`.
@@ -239,7 +240,7 @@ impl<M, V> Clone for Query<M, V> {
     }
 }
 
-impl<M: Persistent, V> fmt::Debug for Query<M, V> {
+impl<M: Model, V> fmt::Debug for Query<M, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let over = self.index.map_or("key", |position| M::INFO.indexes[position].name);
         f.debug_struct("Query")
@@ -251,7 +252,7 @@ impl<M: Persistent, V> fmt::Debug for Query<M, V> {
     }
 }
 
-fn missing_record<M: Persistent>() -> Error {
+fn missing_record<M: Model>() -> Error {
     Error::Decode {
         what: format!("index of {}", M::INFO.name),
         reason: "index entry points at a missing record".into(),
@@ -323,7 +324,7 @@ impl std::str::FromStr for Cursor {
 }
 
 /// The query constructors on [`Persistent`].
-pub(crate) fn over_keys<M: Persistent>() -> Query<M, M::Key> {
+pub(crate) fn over_keys<M: Model>() -> Query<M, M::Key> {
     Query::new(None)
 }
 

@@ -5,9 +5,8 @@ use std::fmt;
 
 use crate::engine::{Reader, Table};
 use crate::error::Result;
-use crate::indexing::{entries_of, index_key, index_value};
-use crate::model::Persistent;
-use crate::store::ModelTables;
+use crate::indexing::{index_key, index_value};
+use crate::tables::ModelTables;
 use crate::txn::ReadTx;
 
 /// How many problems a report lists per model; all of them are counted.
@@ -136,7 +135,7 @@ pub enum Problem {
         /// The encoded key of the missing parent.
         parent: Vec<u8>,
     },
-    /// A kept version of a record (see [`Persistent::history`]) cannot be
+    /// A kept version of a record (see [`Persistent::history`](crate::Persistent::history)) cannot be
     /// decoded.
     BadHistory {
         /// The record's encoded key.
@@ -205,11 +204,11 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Checks model `M` inside `tx`; registered in `ModelInfo::verify`.
-pub(crate) fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport> {
-    let (tables, reader) = tx.parts::<M>()?;
-    let mut report = ModelReport { model: M::INFO.name, ..ModelReport::default() };
-    let damaged = tx.damaged_pages_of::<M>()?;
+/// Checks the model whose tables are `tables` inside `tx`.
+pub(crate) fn verify_model(tx: &ReadTx<'_>, tables: &ModelTables) -> Result<ModelReport> {
+    let (info, reader) = (tables.info, tx.raw_reader());
+    let mut report = ModelReport { model: info.name, ..ModelReport::default() };
+    let damaged = tx.damaged_pages_of(tables)?;
     if !damaged.is_empty() {
         for (table, damage) in damaged {
             report.found(Problem::DamagedPage { table, page: damage.page, what: damage.what });
@@ -222,26 +221,26 @@ pub(crate) fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport
         .map(|&table| if table.exists() { reader.len(table) } else { Ok(0) })
         .collect::<Result<_>>()?;
     for (position, _) in tables.indexes.iter().enumerate().filter(|(_, table)| !table.exists()) {
-        report.found(Problem::IndexNotBuilt { index: M::INFO.indexes[position].name });
+        report.found(Problem::IndexNotBuilt { index: info.indexes[position].name });
     }
-    let found = check_records::<M>(reader, tables, &mut report)?;
+    let found = check_records(reader, tables, &mut report)?;
     for (position, (&stored, found)) in report.index_entries.clone().iter().zip(found).enumerate() {
         // Every entry found through a record is wanted; any others are extra.
         if stored > found {
-            find_extra_entries::<M>(reader, tables, position, &mut report)?;
+            find_extra_entries(reader, tables, position, &mut report)?;
         }
     }
-    check_parents::<M>(tx, &mut report)?;
+    check_parents(tx, tables, &mut report)?;
     if let Some(table) = tables.history {
-        for (key, reason) in crate::history::check::<M>(reader, table)? {
+        for (key, reason) in crate::history::check(reader, table, info)? {
             report.found(Problem::BadHistory { key, reason });
         }
     }
     check_self_delimiting(reader, tables.main, "key", &mut report, |key, _| key)?;
     for (position, &table) in tables.indexes.iter().enumerate().filter(|(_, table)| table.exists()) {
-        let name = M::INFO.indexes[position].name;
+        let name = info.indexes[position].name;
         check_self_delimiting(reader, table, name, &mut report, |entry_key, primary| {
-            index_value(M::INFO, position, entry_key, primary)
+            index_value(info, position, entry_key, primary)
         })?;
     }
     Ok(report)
@@ -249,9 +248,9 @@ pub(crate) fn verify_model<M: Persistent>(tx: &ReadTx<'_>) -> Result<ModelReport
 
 /// Reports records whose parent index asks for integrity but points at a
 /// parent that is not stored.
-fn check_parents<M: Persistent>(tx: &ReadTx<'_>, report: &mut ModelReport) -> Result<()> {
-    let (tables, reader) = tx.parts::<M>()?;
-    for (position, index) in M::INFO.indexes.iter().enumerate() {
+fn check_parents(tx: &ReadTx<'_>, tables: &ModelTables, report: &mut ModelReport) -> Result<()> {
+    let (info, reader) = (tables.info, tx.raw_reader());
+    for (position, index) in info.indexes.iter().enumerate() {
         let Some(parent) = index.parent() else { continue };
         if !index.must_exist && index.on_delete == crate::OnDelete::Leave || !tables.indexes[position].exists() {
             continue;
@@ -259,7 +258,7 @@ fn check_parents<M: Persistent>(tx: &ReadTx<'_>, report: &mut ModelReport) -> Re
         let parents = tx.tables_of(parent)?.main;
         for entry in reader.range(tables.indexes[position], std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
             let (entry_key, key) = entry?;
-            let value = index_value(M::INFO, position, entry_key, key);
+            let value = index_value(info, position, entry_key, key);
             if reader.get(parents, value)?.is_none() {
                 report.found(Problem::DanglingChild { index: index.name, key: key.to_vec(), parent: value.to_vec() });
             }
@@ -297,31 +296,27 @@ fn check_self_delimiting(
 
 /// Decodes every record and checks that each of its index entries is
 /// stored; returns how many entries each index should hold.
-fn check_records<M: Persistent>(
-    reader: &dyn Reader,
-    tables: &ModelTables,
-    report: &mut ModelReport,
-) -> Result<Vec<u64>> {
+fn check_records(reader: &dyn Reader, tables: &ModelTables, report: &mut ModelReport) -> Result<Vec<u64>> {
     let mut found = vec![0; tables.indexes.len()];
     for entry in reader.range(tables.main, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
         let (key, bytes) = entry?;
         report.records += 1;
-        let record = match crate::model::decode_record::<M>(bytes) {
-            Ok((_, record)) => record,
+        let record = match (tables.info.ops.read_stored)(bytes) {
+            Ok(record) => record,
             Err(err) => {
                 report.found(Problem::Undecodable { key: key.to_vec(), reason: err.to_string() });
                 continue;
             }
         };
-        for (position, value) in entries_of(&record).entries() {
+        for (position, value) in record.entries.entries() {
             if !tables.indexes[position].exists() {
                 continue;
             }
-            let index_key = index_key(M::INFO, position, value, key);
+            let index_key = index_key(tables.info, position, value, key);
             if reader.get(tables.indexes[position], &index_key)? == Some(key) {
                 found[position] += 1;
             } else {
-                report.found(Problem::MissingEntry { index: M::INFO.indexes[position].name, key: key.to_vec() });
+                report.found(Problem::MissingEntry { index: tables.info.indexes[position].name, key: key.to_vec() });
             }
         }
     }
@@ -329,7 +324,7 @@ fn check_records<M: Persistent>(
 }
 
 /// Lists the entries of one index that their record does not call for.
-fn find_extra_entries<M: Persistent>(
+fn find_extra_entries(
     reader: &dyn Reader,
     tables: &ModelTables,
     position: usize,
@@ -338,19 +333,43 @@ fn find_extra_entries<M: Persistent>(
     let table: Table = tables.indexes[position];
     for entry in reader.range(table, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)? {
         let (stored_key, primary) = entry?;
-        let wanted = match reader.get(tables.main, primary)? {
-            Some(bytes) => match crate::model::decode_record::<M>(bytes) {
-                Ok((_, record)) => entries_of(&record)
-                    .entries()
-                    .iter()
-                    .any(|&(pos, value)| pos == position && index_key(M::INFO, pos, value, primary) == stored_key),
-                Err(_) => false,
-            },
-            None => false,
-        };
+        let wanted =
+            match reader.get(tables.main, primary)? {
+                Some(bytes) => match (tables.info.ops.read_stored)(bytes) {
+                    Ok(record) => record.entries.entries().iter().any(|&(pos, value)| {
+                        pos == position && index_key(tables.info, pos, value, primary) == stored_key
+                    }),
+                    Err(_) => false,
+                },
+                None => false,
+            };
         if !wanted {
-            report.found(Problem::ExtraEntry { index: M::INFO.indexes[position].name, entry: stored_key.to_vec() });
+            report.found(Problem::ExtraEntry { index: tables.info.indexes[position].name, entry: stored_key.to_vec() });
         }
     }
     Ok(())
+}
+
+impl crate::Store {
+    /// Checks every model of this program in one snapshot: every record
+    /// decodes, every index entry points at a record that calls for it,
+    /// every record has all its index entries, and unique indexes hold one
+    /// record per value.
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let report = store.verify()?;
+    /// assert!(report.is_clean(), "{report}");
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.read(|tx| {
+            let mut report = VerifyReport::default();
+            for tables in self.shared().all_tables() {
+                report.models.push(verify_model(tx, tables)?);
+            }
+            report.models.sort_by_key(|m| m.model);
+            Ok(report)
+        })
+    }
 }

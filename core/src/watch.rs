@@ -216,6 +216,24 @@ fn wake_on_commits(notifier: &Notifier, mut seen: u32) {
     }
 }
 
+impl crate::Store {
+    /// A handle that waits for the next commit to this store by any thread
+    /// of any process (see [`Watch`](crate::Watch)); for one model's
+    /// commits, [`Persistent::watch`](crate::Persistent::watch).
+    ///
+    /// ```
+    /// let store = skyshelve::Store::temporary()?;
+    /// let mut watch = store.watch()?;
+    /// assert!(!watch.has_changed());
+    /// store.write(|tx| tx.next_sequence("ticks").map(drop))?;
+    /// assert!(watch.wait_timeout(std::time::Duration::from_secs(5)));
+    /// # Ok::<(), skyshelve::Error>(())
+    /// ```
+    pub fn watch(&self) -> crate::Result<crate::Watch> {
+        Ok(crate::Watch::new(self.shared().engine.notifier()?, None))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::task::{Context, Waker};

@@ -39,6 +39,16 @@ fn expand(model: &Model) -> TokenStream {
     let reads_back = reads_back(model);
     let sequences = sequences(model);
     let expiry = expiry(model);
+    // `User::INFO` without the `Model` trait in scope; an index handle of
+    // that name (a field `info`) keeps the name, as an inherent item would
+    // have shadowed the trait's anyway.
+    let inherent_info = (!indexes.iter().any(|index| index.name().to_uppercase() == "INFO")).then(|| {
+        let vis = &model.original.vis;
+        quote! {
+            /// The model's static description (see `skyshelve::Model::INFO`).
+            #vis const INFO: &'static ::skyshelve::ModelInfo = <Self as ::skyshelve::Model>::INFO;
+        }
+    });
     quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_qualifications)]
@@ -46,14 +56,14 @@ fn expand(model: &Model) -> TokenStream {
             static SLOT: ::skyshelve::__private::ModelSlot = ::skyshelve::__private::ModelSlot::new();
 
             #[automatically_derived]
-            impl ::skyshelve::Persistent for #ident {
+            impl ::skyshelve::Model for #ident {
                 type Key = #key_ty;
                 const INFO: &'static ::skyshelve::ModelInfo = &#info;
 
                 const READS_BACK: bool = #reads_back;
 
                 #[inline]
-                fn key(&self) -> &Self::Key {
+                fn record_key(&self) -> &Self::Key {
                     &self.#key_ident
                 }
 
@@ -70,11 +80,16 @@ fn expand(model: &Model) -> TokenStream {
 
             #[automatically_derived]
             impl #ident {
+                #inherent_info
                 #(#handles)*
             }
 
             ::skyshelve::__private::inventory::submit! {
-                ::skyshelve::__private::Registration(<#ident as ::skyshelve::Persistent>::INFO)
+                ::skyshelve::__private::Registration(<#ident as ::skyshelve::Model>::INFO)
+            }
+
+            ::skyshelve::__private::inventory::submit! {
+                ::skyshelve::__private::ModelTools::of::<#ident>()
             }
 
             #checks
@@ -346,7 +361,7 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
             static SLOT: ::skyshelve::__private::ModelSlot = ::skyshelve::__private::ModelSlot::new();
 
             #[automatically_derived]
-            impl ::skyshelve::Persistent for #ident {
+            impl ::skyshelve::Model for #ident {
                 type Key = ();
                 const INFO: &'static ::skyshelve::ModelInfo = &::skyshelve::ModelInfo {
                     name: "",
@@ -357,7 +372,7 @@ fn fallback(input: &DeriveInput, errors: &syn::Error) -> TokenStream {
                     slot: &SLOT,
                     ops: ::skyshelve::__private::ModelOps::of::<#ident>(),
                 };
-                fn key(&self) -> &Self::Key {
+                fn record_key(&self) -> &Self::Key {
                     &()
                 }
                 fn index_entries(&self, _: &mut ::skyshelve::__private::IndexEntries) {}

@@ -6,12 +6,11 @@ use std::collections::HashMap;
 use std::ops::Bound;
 
 use super::entry::{Entry, read_entry, read_entry_or_none};
-use crate::admin::Progress;
 use crate::engine::{Reader, Table, Writer};
 use crate::error::{Error, Result};
-use crate::indexing::entries_of;
-use crate::model::{ModelInfo, Persistent, decode_record};
-use crate::store::{ModelTables, Shared};
+use crate::model::ModelInfo;
+use crate::progress::Progress;
+use crate::tables::{ModelTables, Shared};
 
 /// Records per backfill transaction.
 pub(crate) const BATCH: usize = 1000;
@@ -183,7 +182,7 @@ fn build(shared: &Shared, tables: &ModelTables, progress: &mut ProgressFn<'_>) -
                 .filter(|(_, index)| entry.building.iter().any(|name| name == index.name))
                 .map(|(position, _)| position)
                 .collect();
-            let (next, step) = match (info.ops.backfill)(shared, &mut *txn, &positions, entry.built_through.as_deref(), BATCH) {
+            let (next, step) = match backfill_batch(tables, &mut *txn, &positions, entry.built_through.as_deref(), BATCH) {
                 Ok(Some(key)) => (Entry { built_through: Some(key), failed: None, ..entry }, Step::More),
                 Ok(None) => (Entry { building: Vec::new(), built_through: None, failed: None, ..entry }, Step::Done),
                 // The entries added before the failure are right, and kept:
@@ -224,21 +223,20 @@ enum Step {
 /// One batch of a build: adds the entries of the indexes at `positions`
 /// for up to `limit` records after key `after`. Returns the last key done,
 /// or `None` when the records ran out.
-pub(crate) fn backfill_batch<M: Persistent>(
-    shared: &Shared,
+fn backfill_batch(
+    tables: &ModelTables,
     txn: &mut dyn Writer,
     positions: &[usize],
     after: Option<&[u8]>,
     limit: usize,
 ) -> Result<Option<Vec<u8>>> {
-    let tables = shared.tables::<M>()?;
     let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
     let mut batch = Vec::with_capacity(limit.min(BATCH));
     for entry in txn.range(tables.main, lower, Bound::Unbounded)?.take(limit) {
         let (key, bytes) = entry?;
         // Records this code cannot read get no entries; verify reports them.
-        let entries = match decode_record::<M>(bytes) {
-            Ok((_, record)) => Some(entries_of(&record)),
+        let entries = match (tables.info.ops.read_stored)(bytes) {
+            Ok(stored) => Some(stored.entries),
             Err(Error::Decode { .. } | Error::NewerVersion { .. }) => None,
             Err(other) => return Err(other),
         };

@@ -9,10 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::codec::value;
 use crate::engine::{Reader, Table};
 use crate::error::{Error, Result};
-use crate::index::IndexInfo;
 use crate::layout::Layout;
-use crate::model::ModelInfo;
-use crate::store::ModelTables;
+use crate::model::{IndexInfo, ModelInfo};
+use crate::tables::ModelTables;
 
 /// The version of the entry format, in the entry's value header: 2 added
 /// the layout; entries of format 1 are read as having none.

@@ -33,6 +33,5 @@
 mod build;
 mod entry;
 
-pub(crate) use build::backfill_batch;
 pub(crate) use build::reconcile;
 pub(crate) use entry::{Entry, check_layouts, check_queryable, check_writable};

@@ -583,6 +583,20 @@ borrowed_tuple_prefix!(&[u8] => Vec<u8>, (B));
 borrowed_tuple_prefix!(&[u8] => Vec<u8>, (B C));
 borrowed_tuple_prefix!(&[u8] => Vec<u8>, (B C D));
 
+/// The name under which errors report a key.
+pub(crate) fn describe_key<K: EncodeKey + ?Sized>(key: &K) -> String {
+    format!("{key:?}")
+}
+
+/// Decodes an encoded index value and prints it with `Debug`.
+#[doc(hidden)]
+pub fn describe_encoded<V: Key>(bytes: &[u8]) -> String {
+    match decode_exact::<V>(bytes) {
+        Ok(value) => format!("{value:?}"),
+        Err(_) => format!("<undecodable {bytes:?}>"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -630,27 +630,22 @@ impl<T: ReadView> Reader for T {
         Table::of(table)?.get(self.ro(), key).map_err(storage_error)
     }
 
-    fn range<'t>(
+    fn scan<'t>(
         &'t self,
         table: super::Table,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
+        reverse: bool,
     ) -> Result<super::RangeIter<'t>> {
         // LMDB rejects empty keys, and every key is >= the empty one.
         let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
-        let inner = Table::of(table)?.range(self.ro(), &(lower, upper)).map_err(storage_error)?;
-        Ok(super::RangeIter::Lmdb(RangeIter { inner: Direction::Forward(inner) }))
-    }
-
-    fn rev_range<'t>(
-        &'t self,
-        table: super::Table,
-        lower: Bound<&[u8]>,
-        upper: Bound<&[u8]>,
-    ) -> Result<super::RangeIter<'t>> {
-        let lower = if lower == Bound::Included(&[][..]) { Bound::Unbounded } else { lower };
-        let inner = Table::of(table)?.rev_range(self.ro(), &(lower, upper)).map_err(storage_error)?;
-        Ok(super::RangeIter::Lmdb(RangeIter { inner: Direction::Reverse(inner) }))
+        let (table, bounds) = (Table::of(table)?, (lower, upper));
+        let inner = if reverse {
+            Direction::Reverse(table.rev_range(self.ro(), &bounds).map_err(storage_error)?)
+        } else {
+            Direction::Forward(table.range(self.ro(), &bounds).map_err(storage_error)?)
+        };
+        Ok(super::RangeIter::Lmdb(RangeIter { inner }))
     }
 
     fn len(&self, table: super::Table) -> Result<u64> {

@@ -159,11 +159,27 @@ pub(crate) trait Reader {
     /// The value stored under `key`, if any.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>>;
 
+    /// Entries with keys inside the bounds, in key order, or in reverse
+    /// key order when `reverse`.
+    fn scan<'t>(
+        &'t self,
+        table: Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<RangeIter<'t>>;
+
     /// Entries with keys inside the bounds, in key order.
-    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>>;
+    #[inline]
+    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
+        self.scan(table, lower, upper, false)
+    }
 
     /// Entries with keys inside the bounds, in reverse key order.
-    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>>;
+    #[inline]
+    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
+        self.scan(table, lower, upper, true)
+    }
 
     /// The number of entries in `table`.
     fn len(&self, table: Table) -> Result<u64>;
@@ -395,13 +411,14 @@ impl Reader for Snapshot<'_> {
     }
 
     #[inline]
-    fn range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
-        each_engine_txn!(self, txn => txn.range(table, lower, upper))
-    }
-
-    #[inline]
-    fn rev_range<'t>(&'t self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<RangeIter<'t>> {
-        each_engine_txn!(self, txn => txn.rev_range(table, lower, upper))
+    fn scan<'t>(
+        &'t self,
+        table: Table,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<RangeIter<'t>> {
+        each_engine_txn!(self, txn => txn.scan(table, lower, upper, reverse))
     }
 
     #[inline]
@@ -453,6 +470,17 @@ pub(crate) fn test_engine(dir: &Path) -> Engine {
         slatedb: None,
     };
     Engine::open(dir, config).unwrap()
+}
+
+/// Fails if a value is larger than the engine stores: refused up front, before
+/// the engine spends time copying it.
+pub(crate) fn check_value_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
+    if len > MAX_VALUE_LEN { Err(Error::ValueTooLarge { what: what(), len, max: MAX_VALUE_LEN }) } else { Ok(()) }
+}
+
+/// Makes sure an encoded key fits the engine's limit.
+pub(crate) fn check_key_len(what: impl FnOnce() -> String, len: usize) -> Result<()> {
+    if len > MAX_KEY_LEN { Err(Error::KeyTooLong { what: what(), len, max: MAX_KEY_LEN }) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -515,5 +543,14 @@ mod tests {
         // (the last one does not run); then each job nested, where the
         // middle one is rolled back alone.
         assert_eq!(group_of_three(false), ([2, 2, 1], vec![true, false, true]));
+    }
+
+    #[test]
+    fn a_value_over_the_engine_limit_is_refused_by_name_before_any_write() {
+        let max = MAX_VALUE_LEN;
+        assert!(check_value_len(|| unreachable!("not asked for a fitting value"), max).is_ok());
+        let err = check_value_len(|| "users record 7".into(), max + 1).unwrap_err();
+        assert!(matches!(&err, Error::ValueTooLarge { len, .. } if *len == max + 1), "{err}");
+        assert!(err.to_string().starts_with("users record 7 is 4294967296 bytes"), "{err}");
     }
 }

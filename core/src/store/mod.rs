@@ -3,130 +3,35 @@
 //! options, the tables, the take-over at open — is `options.rs`.
 
 mod options;
+mod purge;
 
 pub use options::{MAP_ROOM, StoreOptions};
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::Duration;
 
 use crate::engine::Writer;
-use crate::engine::{Engine, Table};
 use crate::error::{Error, Result};
 use crate::group::Group;
-use crate::lock::{Backoff, Locks, Owner};
-use crate::map::Map;
-use crate::model::{ModelInfo, Persistent};
+use crate::locks::{Backoff, Owner};
+use crate::tables::Shared;
 use crate::txn::{ReadTx, WriteTx};
-use crate::verify::VerifyReport;
 
-/// The tables of one model.
-pub(crate) struct ModelTables {
-    pub info: &'static ModelInfo,
-    pub main: Table,
-    pub indexes: Vec<Table>,
-    /// The record history, for a model that keeps one (see `history`).
-    pub history: Option<Table>,
-    /// The position of the model's expiry index, if it has one (see
-    /// `expiry`), found once at open.
-    pub expiry: Option<usize>,
-    /// The model's catalog entry when this program's indexes are complete,
-    /// encoded: checks compare stored bytes against it.
-    pub catalog_entry: Vec<u8>,
-    /// The model's layout in this program, traced once at open: the writes
-    /// that compare it with the catalog's (during an index build, say) must
-    /// not trace it each time.
-    pub layout: crate::layout::Layout,
-    /// The last read snapshot (`Reader::snapshot_id`) in which the stored
-    /// catalog entry was found equal to `catalog_entry`: queries in that
-    /// snapshot need not look again. `u64::MAX` until one was.
-    pub catalog_seen_in: AtomicU64,
-    /// The parent indexes of this store's models that point at this model
-    /// and ask for something when a record of it is deleted.
-    pub referrers: Vec<Referrer>,
-    /// The model's watch topic, as a bit (see `engine::topic_of`).
-    pub topic: u64,
-}
-
-/// A parent index pointing at a model, with an `on_delete` action.
-pub(crate) struct Referrer {
-    pub child: &'static ModelInfo,
-    pub position: usize,
-    pub on_delete: crate::OnDelete,
-}
-
-/// The parent indexes among `models` that point at `parent` and act when
-/// a record of it is deleted.
-fn referrers_of(parent: &ModelInfo, models: &[&'static ModelInfo]) -> Vec<Referrer> {
-    let mut referrers = Vec::new();
-    for &child in models {
-        for (position, index) in child.indexes.iter().enumerate() {
-            let points_here = index.parent().is_some_and(|info| info.name == parent.name);
-            if points_here && index.on_delete != crate::OnDelete::Leave {
-                referrers.push(Referrer { child, position, on_delete: index.on_delete });
-            }
-        }
-    }
-    referrers
-}
-
-/// What every clone of a `Store` shares.
-pub(crate) struct Shared {
-    // Field order is drop order: the environment closes before a temporary
-    // folder is removed.
-    pub(crate) engine: Engine,
-    /// Removes the store from `OPEN_ENVIRONMENTS` once the environment above is closed.
+/// An environment open in this process: the state the layers below share,
+/// and what the process keeps about the open. Field order is drop order:
+/// the engine closes, then the registration leaves `OPEN_ENVIRONMENTS`,
+/// then a temporary folder is removed.
+pub(crate) struct Opened {
+    shared: Shared,
+    /// Removes the store from `OPEN_ENVIRONMENTS` once the engine is closed.
     registration: Registration,
-    /// By `ModelInfo::slot` index; `None` for numbers of no model here.
-    models: Vec<Option<ModelTables>>,
-    /// The maps opened in this process: each table, with the key and
-    /// value type names its shape was checked for.
-    maps: Mutex<HashMap<String, (Table, crate::map::Types)>>,
-    pub(crate) lock_table: Table,
-    /// The index catalog; see `catalog`.
-    pub(crate) catalog: Table,
-    /// Sequence counters; see `sequence`. Absent only from a store opened
-    /// read-only that no program with sequences has written.
-    pub(crate) sequences: Option<Table>,
-    /// Set when concurrent durable writes share commits.
-    group: Option<Group>,
-    pub(crate) locks: Locks,
-    /// How long a write waits for a record lock held elsewhere.
-    pub(crate) lock_wait: Duration,
-    /// Set once the background purger runs (see `expiry`).
-    pub(crate) purger: std::sync::OnceLock<()>,
     /// The options of the open that made this environment; a later open
     /// of the folder in this process is checked against them.
     opened_with: StoreOptions,
+    /// Set once the background purger runs (see `purge.rs`).
+    purger: OnceLock<()>,
     _temporary: Option<tempfile::TempDir>,
-}
-
-impl Shared {
-    /// The tables of every model of this program.
-    pub(crate) fn all_tables(&self) -> impl Iterator<Item = &ModelTables> {
-        self.models.iter().flatten()
-    }
-
-    /// The tables of the model named `name`.
-    #[cfg(feature = "json")]
-    pub(crate) fn tables_named(&self, name: &str) -> Result<&ModelTables> {
-        self.all_tables()
-            .find(|tables| tables.info.name == name)
-            .ok_or_else(|| Error::UnknownModel { name: name.to_owned() })
-    }
-
-    /// The tables of model `M`, created when the store opened.
-    pub(crate) fn tables<M: Persistent>(&self) -> Result<&ModelTables> {
-        self.tables_of(M::INFO)
-    }
-
-    /// The tables of the model `info` describes.
-    pub(crate) fn tables_of(&self, info: &ModelInfo) -> Result<&ModelTables> {
-        self.models.get(info.slot.index()).and_then(Option::as_ref).ok_or(Error::ModelNotOpened { model: info.name })
-    }
 }
 
 /// A handle on a skyshelve store: an LMDB environment in one folder.
@@ -146,7 +51,7 @@ impl Shared {
 /// ```
 #[derive(Clone)]
 pub struct Store {
-    shared: Arc<Shared>,
+    opened: Arc<Opened>,
     /// This handle refuses writes, whatever other handles of the same
     /// environment do.
     read_only: bool,
@@ -163,12 +68,12 @@ impl fmt::Debug for Store {
 /// not be opened twice in one process. An entry stays until its environment
 /// is closed, so that an open racing the last drop of a store waits for the
 /// close instead of failing (see `Registration`).
-static OPEN_ENVIRONMENTS: Mutex<Vec<(FolderId, Weak<Shared>)>> = Mutex::new(Vec::new());
+static OPEN_ENVIRONMENTS: Mutex<Vec<(FolderId, Weak<Opened>)>> = Mutex::new(Vec::new());
 
 /// Signalled whenever an entry leaves `OPEN_ENVIRONMENTS`.
 static ENVIRONMENT_CLOSED: Condvar = Condvar::new();
 
-fn open_environments() -> MutexGuard<'static, Vec<(FolderId, Weak<Shared>)>> {
+fn open_environments() -> MutexGuard<'static, Vec<(FolderId, Weak<Opened>)>> {
     crate::sync::lock(&OPEN_ENVIRONMENTS)
 }
 
@@ -246,16 +151,15 @@ impl Store {
         StoreOptions::new().open_temporary()
     }
 
-    /// A handle on an open store's shared state.
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> Store {
-        let read_only = shared.engine.is_read_only();
-        Store { shared, read_only }
+    /// A handle on `opened`, read-only if asked (or if the environment is).
+    fn with(opened: Arc<Opened>, read_only: bool) -> Store {
+        let read_only = read_only || opened.shared.engine.is_read_only();
+        Store { opened, read_only }
     }
 
-    /// A handle on `shared`, read-only if asked (or if the environment is).
-    fn with(shared: Arc<Shared>, read_only: bool) -> Store {
-        let read_only = read_only || shared.engine.is_read_only();
-        Store { shared, read_only }
+    /// Whether this handle refuses writes.
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// `Error::ReadOnly` for a handle opened read-only.
@@ -264,7 +168,7 @@ impl Store {
     }
 
     pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
+        &self.opened.shared
     }
 
     /// The store's folder.
@@ -276,7 +180,7 @@ impl Store {
     /// ```
     #[must_use]
     pub fn path(&self) -> &Path {
-        self.shared.engine.dir()
+        self.shared().engine.dir()
     }
 
     /// The engine the store runs on: `"LMDB"`, or `"SlateDB"` when opened
@@ -290,7 +194,7 @@ impl Store {
     /// ```
     #[must_use]
     pub fn engine(&self) -> &'static str {
-        self.shared.engine.name()
+        self.shared().engine.name()
     }
 
     /// Whether two handles share one environment.
@@ -303,7 +207,7 @@ impl Store {
     /// ```
     #[must_use]
     pub fn same_environment(&self, other: &Store) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
+        Arc::ptr_eq(&self.opened, &other.opened)
     }
 
     /// The current size of the memory map in bytes. It grows by itself.
@@ -315,7 +219,7 @@ impl Store {
     /// ```
     #[must_use]
     pub fn map_size(&self) -> usize {
-        self.shared.engine.map_size()
+        self.shared().engine.map_size()
     }
 
     /// Flushes all commits to disk, whatever the durability mode.
@@ -326,7 +230,7 @@ impl Store {
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn sync(&self) -> Result<()> {
-        self.shared.engine.sync()
+        self.shared().engine.sync()
     }
 
     /// Runs `f` with a read transaction: a consistent snapshot that other
@@ -378,8 +282,8 @@ impl Store {
         F: FnOnce(&ReadTx<'_>) -> Result<R, E>,
         E: From<Error>,
     {
-        let txn = self.shared.engine.read_txn()?;
-        f(&ReadTx::new(&self.shared, &txn))
+        let txn = self.shared().engine.read_txn()?;
+        f(&ReadTx::new(self.shared(), &txn))
     }
 
     /// Runs `f` in a write transaction: everything it writes is committed
@@ -467,20 +371,20 @@ impl Store {
         E: From<Error> + Send,
     {
         self.writable()?;
-        let mut backoff = Backoff::until(Some(self.shared.lock_wait), self.shared.engine.counters());
+        let mut backoff = Backoff::until(Some(self.shared().lock_wait), self.shared().engine.counters());
         let caller = std::thread::current().id();
         loop {
             let mut blocked = None;
-            let result = match &self.shared.group {
+            let result = match &self.shared().group {
                 // A writer with a transaction of its own open on this thread
                 // writes alone: a group it led could not grow the map while
                 // that transaction stays open, and other writers would wait
                 // for it.
-                Some(group) if !self.shared.engine.in_transaction_here() => {
+                Some(group) if !self.shared().engine.in_transaction_here() => {
                     self.write_in_group(group, owner, caller, &mut f, &mut blocked)
                 }
-                _ => self.shared.engine.write(|txn| {
-                    let mut tx = WriteTx::new(&self.shared, txn, owner, caller, &mut blocked);
+                _ => self.shared().engine.write(|txn| {
+                    let mut tx = WriteTx::new(self.shared(), txn, owner, caller, &mut blocked);
                     let outcome = f(&mut tx);
                     tx.finish(outcome)
                 }),
@@ -488,47 +392,9 @@ impl Store {
             match blocked {
                 None => return result,
                 Some(locked) if !backoff.wait() => return Err(E::from(locked)),
-                Some(_) => self.shared.engine.counters().reran(),
+                Some(_) => self.shared().engine.counters().reran(),
             }
         }
-    }
-
-    /// A handle that waits for the next commit to this store by any thread
-    /// of any process (see [`Watch`](crate::Watch)); for one model's
-    /// commits, [`Persistent::watch`].
-    ///
-    /// ```
-    /// let store = skyshelve::Store::temporary()?;
-    /// let mut watch = store.watch()?;
-    /// assert!(!watch.has_changed());
-    /// store.write(|tx| tx.next_sequence("ticks").map(drop))?;
-    /// assert!(watch.wait_timeout(std::time::Duration::from_secs(5)));
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    pub fn watch(&self) -> Result<crate::Watch> {
-        Ok(crate::Watch::new(self.shared.engine.notifier()?, None))
-    }
-
-    /// Checks every model of this program in one snapshot: every record
-    /// decodes, every index entry points at a record that calls for it,
-    /// every record has all its index entries, and unique indexes hold one
-    /// record per value.
-    ///
-    /// ```
-    /// let store = skyshelve::Store::temporary()?;
-    /// let report = store.verify()?;
-    /// assert!(report.is_clean(), "{report}");
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    pub fn verify(&self) -> Result<VerifyReport> {
-        self.read(|tx| {
-            let mut report = VerifyReport::default();
-            for tables in self.shared.all_tables() {
-                report.models.push((tables.info.ops.verify)(tx)?);
-            }
-            report.models.sort_by_key(|m| m.model);
-            Ok(report)
-        })
     }
 
     /// One attempt of `write_as` through group commit: `f` runs, perhaps on
@@ -546,7 +412,7 @@ impl Store {
         R: Send,
         E: From<Error> + Send,
     {
-        let shared = &*self.shared;
+        let shared = self.shared();
         let mut result = None;
         let mut job = |txn: &mut dyn Writer| {
             let mut tx = WriteTx::new(shared, txn, owner, caller, blocked);
@@ -561,59 +427,9 @@ impl Store {
             // its closure said (unless the error says its leader panicked,
             // when the commit's fate is unknown).
             Err(err) => Err(E::from(err)),
-            Ok(()) => result.unwrap_or_else(|| Err(E::from(Error::Storage("group commit skipped a writer".into())))),
+            // A commit reported to a writer ran its job (`Group::run`): a
+            // missing result is a bug in the group, not a storage failure.
+            Ok(()) => result.expect("group commit reported a commit without running the writer's job"),
         }
-    }
-
-    /// A typed key-value map named `name`, for data without a model.
-    ///
-    /// The store records the map's key type (by its Rust name) and its
-    /// value's layout (its serde shape, as for models) when the map is
-    /// first opened to write; opening it again, in any program, with other
-    /// types fails with [`Error::MapTypeMismatch`], so that no value is
-    /// read as another type and no key of another type goes in.
-    ///
-    /// ```
-    /// let store = skyshelve::Store::temporary()?;
-    /// let settings = store.map::<String, u32>("settings")?;
-    /// settings.insert(&"retries".to_string(), &3)?;
-    /// assert_eq!(settings.get("retries")?, Some(3));
-    /// assert!(matches!(store.map::<String, String>("settings"), Err(skyshelve::Error::MapTypeMismatch { .. })));
-    /// # Ok::<(), skyshelve::Error>(())
-    /// ```
-    pub fn map<K, V>(&self, name: &str) -> Result<Map<K, V>>
-    where
-        K: crate::Key,
-        V: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    {
-        crate::tables::validate_name(name)?;
-        // `~` cannot start a model name (the derive allows identifier
-        // characters only), so maps never meet model tables.
-        let table_name = crate::tables::map_table(name);
-        let types = crate::map::Types::of::<K, V>();
-        let mut maps = crate::sync::lock(&self.shared.maps);
-        let table = match maps.get(&table_name) {
-            Some((table, checked)) if *checked == types => *table,
-            Some((table, _)) => {
-                let table = *table;
-                crate::map::check_types::<K, V>(self, &table_name, name)?;
-                table
-            }
-            None => {
-                let names = std::slice::from_ref(&table_name);
-                // A read-only handle makes no table: a map never written
-                // cannot be read through it.
-                let created = if self.read_only {
-                    self.shared.engine.open_tables_that_exist(names)?
-                } else {
-                    self.shared.engine.open_tables(names)?
-                };
-                let table = *created.get(&table_name).ok_or(Error::ReadOnly)?;
-                crate::map::check_types::<K, V>(self, &table_name, name)?;
-                maps.insert(table_name, (table, types));
-                table
-            }
-        };
-        Ok(Map::new(self.clone(), name.to_owned(), table))
     }
 }

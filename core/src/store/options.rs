@@ -10,14 +10,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{ENVIRONMENT_CLOSED, FolderId, ModelTables, Registration, Shared, Store, open_environments, referrers_of};
-use crate::admin::Progress;
+use super::{ENVIRONMENT_CLOSED, FolderId, Opened, Registration, Store, open_environments};
 use crate::engine::{Durability, Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::fs::create_private_dir;
 use crate::group::Group;
-use crate::lock::Locks;
+use crate::locks::Locks;
 use crate::model::{ModelInfo, models};
+use crate::progress::Progress;
+use crate::tables::{ModelTables, Shared, referrers_of};
 
 /// Options for opening a [`Store`]; see [`Store::options`].
 #[derive(Debug, Clone)]
@@ -181,7 +182,7 @@ impl StoreOptions {
     /// it with [`read_only`](Self::read_only) and follow the writer's
     /// commits (see [`slatedb_poll_interval`](Self::slatedb_poll_interval)).
     /// Models, indexes, queries, transactions, maps, history and watches
-    /// work as on LMDB; the README's guarantees table says what differs.
+    /// work as on LMDB; the guarantees table of [`guide::processes`](crate::guide::processes) says what differs.
     ///
     /// The engine is the program's choice alone: no environment variable
     /// changes it.
@@ -285,7 +286,7 @@ impl StoreOptions {
     /// model's indexes over only with a higher model version, so that a
     /// program that merely lacks an index (a report, an older build) never
     /// drops it or stops the writers that keep it; see "Index changes" in
-    /// the README. The admin command line's `reindex` opens with it.
+    /// [`guide::schema`](crate::guide::schema). The admin command line's `reindex` opens with it.
     ///
     /// ```
     /// let store = skyshelve::Store::options().take_over_indexes(true).open_temporary()?;
@@ -308,7 +309,7 @@ impl StoreOptions {
     /// the group's closures then run again, each in a nested transaction of
     /// its own (so a closure may run twice). A writer that finds no
     /// other waiting commits alone, in a plain transaction, so a single
-    /// writer pays nothing measurable for it (see the README's benchmark).
+    /// writer pays nothing measurable for it (see `docs/performance.md`).
     ///
     /// What it changes: a write closure may run on another writer's thread
     /// (closures are `Send` for that reason), and a panic in a closure is
@@ -504,18 +505,18 @@ impl StoreOptions {
         let mut open = open_environments();
         while let Some((_, weak)) = open.iter().find(|(known, _)| *known == id) {
             match weak.upgrade() {
-                Some(shared) => {
-                    self.check_shares(&shared)?;
-                    return Ok(self.started(Store::with(shared, self.config.read_only)));
+                Some(opened) => {
+                    self.check_shares(&opened)?;
+                    return Ok(self.started(Store::with(opened, self.config.read_only)));
                 }
                 // Its last handle is being dropped: wait until it is closed.
                 None => open = crate::sync::wait(&ENVIRONMENT_CLOSED, open),
             }
         }
-        let shared = Arc::new(open_shared(&dir.canonicalize()?, &self, None)?);
-        let _ = shared.registration.0.set(id);
-        open.push((id, Arc::downgrade(&shared)));
-        Ok(self.started(Store::with(shared, self.config.read_only)))
+        let opened = Arc::new(self.opened(open_shared(&dir.canonicalize()?, &self)?, None));
+        let _ = opened.registration.0.set(id);
+        open.push((id, Arc::downgrade(&opened)));
+        Ok(self.started(Store::with(opened, self.config.read_only)))
     }
 
     /// Whether a handle with these options can share `shared`, the
@@ -523,8 +524,8 @@ impl StoreOptions {
     /// option the caller set must be what the environment has, except
     /// `read_only`, which is the handle's own; durability, which is a
     /// promise, must match even when left at its default.
-    fn check_shares(&self, shared: &Shared) -> Result<()> {
-        let opened = &shared.opened_with;
+    fn check_shares(&self, environment: &Opened) -> Result<()> {
+        let (shared, opened) = (&environment.shared, &environment.opened_with);
         let conflict = |option: &'static str, reason: String| {
             Err(Error::OptionConflict { path: shared.engine.dir().display().to_string(), option, reason })
         };
@@ -580,7 +581,7 @@ impl StoreOptions {
             return store;
         }
         if let Some(interval) = self.purge_every {
-            store.shared.purger.get_or_init(|| crate::expiry::start_purger(&store.shared, interval));
+            store.opened.purger.get_or_init(|| super::purge::start_purger(&store.opened, interval));
         }
         store
     }
@@ -595,8 +596,19 @@ impl StoreOptions {
     pub fn open_temporary(self) -> Result<Store> {
         let temp = tempfile::Builder::new().prefix("skyshelve-").tempdir()?;
         let dir: PathBuf = temp.path().canonicalize()?;
-        let shared = Arc::new(open_shared(&dir, &self, Some(temp))?);
-        Ok(self.started(Store::with(shared, self.config.read_only)))
+        let shared = open_shared(&dir, &self)?;
+        Ok(self.started(Store::with(Arc::new(self.opened(shared, Some(temp))), self.config.read_only)))
+    }
+
+    /// The environment these options opened, as the process keeps it.
+    fn opened(&self, shared: Shared, temporary: Option<tempfile::TempDir>) -> Opened {
+        Opened {
+            shared,
+            registration: Registration::default(),
+            opened_with: self.clone(),
+            purger: std::sync::OnceLock::new(),
+            _temporary: temporary,
+        }
     }
 }
 
@@ -621,7 +633,7 @@ fn refuse_damaged_pages(engine: &Engine, dir: &Path) -> Result<()> {
     }
 }
 
-fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::TempDir>) -> Result<Shared> {
+fn open_shared(dir: &Path, options: &StoreOptions) -> Result<Shared> {
     let registered = options.models.clone().unwrap_or_else(models);
     let mut config = options.config.clone();
     if config.max_tables == 0 {
@@ -699,7 +711,6 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
     }
     let shared = Shared {
         engine,
-        registration: Registration::default(),
         models,
         maps: Mutex::new(HashMap::new()),
         lock_table,
@@ -707,12 +718,9 @@ fn open_shared(dir: &Path, options: &StoreOptions, temporary: Option<tempfile::T
         sequences,
         locks: Locks::new(dir),
         lock_wait: options.lock_wait,
-        purger: std::sync::OnceLock::new(),
         // Modes that sync at commit gain from sharing one; MayCorruptOnPowerLoss never syncs.
         group: (options.group_commit && options.config.durability != Durability::MayCorruptOnPowerLoss)
             .then(Group::default),
-        opened_with: options.clone(),
-        _temporary: temporary,
     };
     shared.engine.read(|txn| crate::catalog::check_layouts(txn, shared.catalog, shared.all_tables()))?;
     if !read_only {

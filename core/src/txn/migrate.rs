@@ -6,13 +6,13 @@ use std::ops::Bound;
 use super::write::{Encoded, OldEntries, UniqueCheck};
 use super::{WriteTx, query};
 use crate::error::Result;
-use crate::model::Persistent;
-use crate::store::ModelTables;
+use crate::model::Model;
+use crate::tables::ModelTables;
 
 impl WriteTx<'_> {
     /// Rewrites every record of `M` written by an older model version in
     /// the current format, rebuilding its index entries, in this one
-    /// transaction; see [`Persistent::migrate`] for the batched form.
+    /// transaction; see [`Persistent::migrate`](crate::Persistent::migrate) for the batched form.
     /// Returns how many were rewritten.
     ///
     /// ```
@@ -26,7 +26,7 @@ impl WriteTx<'_> {
     /// assert_eq!(rewritten, 0);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn migrate<M: Persistent>(&mut self, progress: &mut dyn FnMut(crate::Progress)) -> Result<u64> {
+    pub fn migrate<M: Model>(&mut self, progress: &mut dyn FnMut(crate::Progress)) -> Result<u64> {
         // One transaction sees every older record, so what it rewrote is the total.
         let rewritten = self.migrate_batch::<M>(None, usize::MAX)?.0;
         progress(crate::Progress { done: rewritten, total: Some(rewritten) });
@@ -36,7 +36,7 @@ impl WriteTx<'_> {
     /// Rewrites up to `limit` records of `M` written by an older version,
     /// among those after key `after`. Returns how many, and the last key
     /// looked at when the limit was reached (`None`: no records remain).
-    pub(crate) fn migrate_batch<M: Persistent>(
+    pub(crate) fn migrate_batch<M: Model>(
         &mut self,
         after: Option<&[u8]>,
         limit: usize,
@@ -63,7 +63,7 @@ impl WriteTx<'_> {
     /// index entries this code computes. The entries older code wrote go
     /// first, in one pass per index, so a failure part-way cannot be undone
     /// alone: the caller poisons the transaction.
-    fn rewrite_older<M: Persistent>(&mut self, tables: &ModelTables, keys: &[Vec<u8>]) -> Result<()> {
+    fn rewrite_older<M: Model>(&mut self, tables: &ModelTables, keys: &[Vec<u8>]) -> Result<()> {
         self.remove_entries_of(tables, &keys.iter().map(Vec::as_slice).collect())?;
         for key in keys {
             let Some((_, record)) = query::load_stored::<M>(self.reads(), tables, key)? else { continue };

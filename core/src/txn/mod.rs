@@ -14,9 +14,9 @@ use std::ops::Bound;
 use crate::codec::key::EncodeKey;
 use crate::engine::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::lock::Owner;
-use crate::model::{ModelInfo, Persistent};
-use crate::store::{ModelTables, Shared};
+use crate::locks::Owner;
+use crate::model::{Model, ModelInfo};
+use crate::tables::{ModelTables, Shared};
 
 /// A read transaction: a consistent snapshot of the whole store, given to
 /// the closure of [`Store::read`](crate::Store::read).
@@ -62,7 +62,7 @@ impl<'t> ReadTx<'t> {
     }
 
     /// How many records of `M` an older model version wrote.
-    pub(crate) fn count_older<M: Persistent>(&self) -> Result<u64> {
+    pub(crate) fn count_older<M: Model>(&self) -> Result<u64> {
         let mut older = 0;
         for entry in self.txn.range(self.shared.tables::<M>()?.main, Bound::Unbounded, Bound::Unbounded)? {
             let (_, bytes) = entry?;
@@ -80,11 +80,11 @@ impl<'t> ReadTx<'t> {
 
     /// The damaged pages of `M`'s tables (see `Engine::damaged_pages`),
     /// each with its table's name.
-    pub(crate) fn damaged_pages_of<M: Persistent>(&self) -> Result<Vec<(String, crate::engine::Damage)>> {
-        let info = M::INFO;
+    pub(crate) fn damaged_pages_of(&self, tables: &ModelTables) -> Result<Vec<(String, crate::engine::Damage)>> {
+        let info = tables.info;
         let mut names = vec![info.name.to_owned()];
         names.extend(info.indexes.iter().map(|index| crate::tables::index_table(info, index.name)));
-        if self.shared.tables::<M>()?.history.is_some() {
+        if tables.history.is_some() {
             names.push(crate::tables::history_table(info));
         }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -92,9 +92,9 @@ impl<'t> ReadTx<'t> {
         Ok(found.into_iter().flat_map(|(table, damage)| damage.into_iter().map(move |d| (table.clone(), d))).collect())
     }
 
-    /// The tables of `M` and the raw reader, for checks over raw entries.
-    pub(crate) fn parts<M: Persistent>(&self) -> Result<(&ModelTables, &dyn Reader)> {
-        Ok((self.shared.tables::<M>()?, self.txn))
+    /// The raw reader, for checks over raw entries.
+    pub(crate) fn raw_reader(&self) -> &dyn Reader {
+        self.txn
     }
 }
 
@@ -137,51 +137,56 @@ impl<'t> WriteTx<'t> {
 }
 
 /// A read or write transaction, for the model methods that work inside
-/// either ([`Persistent::load_in`], [`Persistent::exists_in`]). Sealed.
+/// either ([`Persistent::load_in`](crate::Persistent::load_in), [`Persistent::exists_in`](crate::Persistent::exists_in)). Sealed.
 pub trait Transaction: sealed::Sealed {
     #[doc(hidden)]
     fn load_record<M, Q>(&self, key: &Q) -> Result<Option<M>>
     where
-        M: Persistent,
+        M: Model,
         M::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized;
 
     #[doc(hidden)]
     fn record_exists<M, Q>(&self, key: &Q) -> Result<bool>
     where
-        M: Persistent,
+        M: Model,
         M::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized;
 
+    /// What the transaction reads through, for the queries and maps
+    /// above `txn/` that take any transaction.
     #[doc(hidden)]
-    fn fetch_page<M: Persistent, V>(&self, query: &crate::Query<M, V>) -> Result<crate::Page<M>>;
-
-    #[doc(hidden)]
-    fn map_value<K, V>(&self, map: &crate::Map<K, V>, key: &[u8]) -> Result<Option<V>>
-    where
-        K: crate::Key,
-        V: serde::Serialize + serde::de::DeserializeOwned + 'static;
+    fn reading(&self) -> sealed::Reading<'_>;
 }
 
 mod sealed {
+    use crate::engine::Reader;
+    use crate::tables::Shared;
+
     pub trait Sealed {}
     impl Sealed for super::ReadTx<'_> {}
     impl Sealed for super::WriteTx<'_> {}
+
+    /// See `Transaction::reading`.
+    pub struct Reading<'t> {
+        pub(crate) shared: &'t Shared,
+        pub(crate) reads: &'t dyn Reader,
+    }
+
+    impl Reading<'_> {
+        /// Whether the transaction belongs to the environment of `shared`.
+        pub(crate) fn is_on(&self, shared: &Shared) -> bool {
+            std::ptr::eq(self.shared, shared)
+        }
+    }
 }
 
 macro_rules! transaction {
     ($tx:ident) => {
-        impl $tx<'_> {
-            /// Whether the transaction belongs to `store`'s environment.
-            pub(crate) fn is_on(&self, store: &crate::Store) -> bool {
-                std::ptr::eq(self.shared, store.shared())
-            }
-        }
-
         impl Transaction for $tx<'_> {
             fn load_record<M, Q>(&self, key: &Q) -> Result<Option<M>>
             where
-                M: Persistent,
+                M: Model,
                 M::Key: Borrow<Q>,
                 Q: EncodeKey + ?Sized,
             {
@@ -190,26 +195,15 @@ macro_rules! transaction {
 
             fn record_exists<M, Q>(&self, key: &Q) -> Result<bool>
             where
-                M: Persistent,
+                M: Model,
                 M::Key: Borrow<Q>,
                 Q: EncodeKey + ?Sized,
             {
                 self.exists::<M, Q>(key)
             }
 
-            fn fetch_page<M: Persistent, V>(&self, query: &crate::Query<M, V>) -> Result<crate::Page<M>> {
-                query.run(self.shared, self.reads())
-            }
-
-            fn map_value<K, V>(&self, map: &crate::Map<K, V>, key: &[u8]) -> Result<Option<V>>
-            where
-                K: crate::Key,
-                V: serde::Serialize + serde::de::DeserializeOwned + 'static,
-            {
-                if !self.is_on(map.store()) {
-                    return Err(map.other_store());
-                }
-                map.value_in(self.reads(), key)
+            fn reading(&self) -> sealed::Reading<'_> {
+                sealed::Reading { shared: self.shared, reads: self.reads() }
             }
         }
     };

@@ -10,30 +10,41 @@ use crate::engine::{RangeIter, Reader};
 use crate::error::{Error, Result};
 use crate::index::{IndexHandle, ParentIndex, UniqueIndex};
 use crate::indexing::index_value;
-use crate::model::Persistent;
-use crate::store::{ModelTables, Shared};
+use crate::model::Model;
+use crate::tables::{ModelTables, Shared};
 
 /// The query methods, identical on both transaction kinds.
+/// A query method's example, on `ReadTx` only: `WriteTx` has the same
+/// methods, and running each example twice would test nothing more.
+macro_rules! example {
+    (ReadTx, $example:literal) => {
+        $example
+    };
+    (WriteTx, $example:literal) => {
+        "The same as `ReadTx`'s method of this name (see its example)."
+    };
+}
+
 macro_rules! read_methods {
     ($tx:ident) => {
         impl $tx<'_> {
             /// The record with this key, if any.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_txn_19_", stringify!($tx), "\")]")]
-            /// # struct Item { #[persistent(key)] id: u32 }
-            /// # let store = Store::temporary()?;
-            /// # Item { id: 1 }.save(&store)?;
-            /// let found = store.read(|tx| tx.load::<Item, _>(&1))?;
-            /// assert!(found.is_some());
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_txn_19_ReadTx")]
+# struct Item { #[persistent(key)] id: u32 }
+# let store = Store::temporary()?;
+# Item { id: 1 }.save(&store)?;
+let found = store.read(|tx| tx.load::<Item, _>(&1))?;
+assert!(found.is_some());
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn load<M, Q>(&self, key: &Q) -> Result<Option<M>>
             where
-                M: Persistent,
+                M: Model,
                 M::Key: Borrow<Q>,
                 Q: EncodeKey + ?Sized,
             {
@@ -42,20 +53,20 @@ macro_rules! read_methods {
 
             /// Whether a record with this key exists.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_exists_", stringify!($tx), "\")]")]
-            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
-            /// # let store = Store::temporary()?;
-            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
-            /// assert!(store.read(|tx| tx.exists::<Item, _>(&3))?);
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_exists_ReadTx")]
+# struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+# let store = Store::temporary()?;
+# for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+assert!(store.read(|tx| tx.exists::<Item, _>(&3))?);
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn exists<M, Q>(&self, key: &Q) -> Result<bool>
             where
-                M: Persistent,
+                M: Model,
                 M::Key: Borrow<Q>,
                 Q: EncodeKey + ?Sized,
             {
@@ -70,21 +81,21 @@ macro_rules! read_methods {
 
             /// The record whose unique index holds `value`, if any.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_load_by_", stringify!($tx), "\")]")]
-            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
-            /// # let store = Store::temporary()?;
-            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
-            /// let item = store.read(|tx| tx.load_by(Item::CODE, &104))?;
-            /// assert_eq!(item.map(|i| i.id), Some(4));
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_load_by_ReadTx")]
+# struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+# let store = Store::temporary()?;
+# for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+let item = store.read(|tx| tx.load_by(Item::CODE, &104))?;
+assert_eq!(item.map(|i| i.id), Some(4));
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn load_by<M, V, Q>(&self, index: UniqueIndex<M, V>, value: &Q) -> Result<Option<M>>
             where
-                M: Persistent,
+                M: Model,
                 V: crate::Key + Borrow<Q>,
                 Q: EncodeKey + ?Sized,
             {
@@ -99,25 +110,25 @@ macro_rules! read_methods {
 
             /// Streams the records whose index holds `value`, in key order.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_txn_20_", stringify!($tx), "\")]")]
-            /// # struct User { #[persistent(key)] id: u32, #[persistent(index)] team: u8 }
-            /// # let store = Store::temporary()?;
-            /// # for id in 0..10 { User { id, team: (id % 2) as u8 }.save(&store)?; }
-            /// let odd = store.read(|tx| {
-            ///     let mut n = 0;
-            ///     for user in tx.scan_index(User::TEAM, &1)? {
-            ///         assert_eq!(user?.team, 1);
-            ///         n += 1;
-            ///     }
-            ///     Ok(n)
-            /// })?;
-            /// assert_eq!(odd, 5);
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_txn_20_ReadTx")]
+# struct User { #[persistent(key)] id: u32, #[persistent(index)] team: u8 }
+# let store = Store::temporary()?;
+# for id in 0..10 { User { id, team: (id % 2) as u8 }.save(&store)?; }
+let odd = store.read(|tx| {
+    let mut n = 0;
+    for user in tx.scan_index(User::TEAM, &1)? {
+        assert_eq!(user?.team, 1);
+        n += 1;
+    }
+    Ok(n)
+})?;
+assert_eq!(odd, 5);
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn scan_index<H, Q>(&self, index: H, value: &Q) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
             where
                 H: IndexHandle,
@@ -139,29 +150,29 @@ macro_rules! read_methods {
 
             /// Streams the records whose parent index points at `parent_key`.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_children_user_", stringify!($tx), "\")]")]
-            /// # struct User { #[persistent(key)] name: String }
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_children_post_", stringify!($tx), "\")]")]
-            /// # struct Post { #[persistent(key)] id: u32, #[persistent(parent = User)] author: String }
-            /// # let store = Store::temporary()?;
-            /// # for id in 0..4 { Post { id, author: if id < 3 { "ada".into() } else { "bob".into() } }.save(&store)?; }
-            /// let by_ada = store.read(|tx| Ok(tx.children(Post::AUTHOR, "ada")?.count()))?;
-            /// assert_eq!(by_ada, 3);
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_children_user_ReadTx")]
+# struct User { #[persistent(key)] name: String }
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_children_post_ReadTx")]
+# struct Post { #[persistent(key)] id: u32, #[persistent(parent = User)] author: String }
+# let store = Store::temporary()?;
+# for id in 0..4 { Post { id, author: if id < 3 { "ada".into() } else { "bob".into() } }.save(&store)?; }
+let by_ada = store.read(|tx| Ok(tx.children(Post::AUTHOR, "ada")?.count()))?;
+assert_eq!(by_ada, 3);
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn children<M, P, Q>(
                 &self,
                 index: ParentIndex<M, P>,
                 parent_key: &Q,
             ) -> Result<impl Iterator<Item = Result<M>> + '_>
             where
-                M: Persistent,
-                P: Persistent,
+                M: Model,
+                P: Model,
                 P::Key: Borrow<Q>,
                 Q: EncodeKey + ?Sized,
             {
@@ -171,18 +182,18 @@ macro_rules! read_methods {
             /// Streams the records whose index values fall in `range`, in
             /// index order.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_range_index_", stringify!($tx), "\")]")]
-            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
-            /// # let store = Store::temporary()?;
-            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
-            /// let ids: Vec<u32> = store.read(|tx| tx.range_index(Item::CODE, 101..103)?.map(|i| i.map(|i| i.id)).collect::<Result<_, _>>())?;
-            /// assert_eq!(ids, [1, 2]);
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_range_index_ReadTx")]
+# struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+# let store = Store::temporary()?;
+# for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+let ids: Vec<u32> = store.read(|tx| tx.range_index(Item::CODE, 101..103)?.map(|i| i.map(|i| i.id)).collect::<Result<_, _>>())?;
+assert_eq!(ids, [1, 2]);
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn range_index<H, R>(&self, index: H, range: R) -> Result<impl Iterator<Item = Result<H::Model>> + '_>
             where
                 H: IndexHandle,
@@ -206,40 +217,40 @@ macro_rules! read_methods {
 
             /// Streams every record of model `M` in key order, in bounded memory.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_txn_21_", stringify!($tx), "\")]")]
-            /// # struct Item { #[persistent(key)] id: u32 }
-            /// # let store = Store::temporary()?;
-            /// # for id in 0..3 { Item { id }.save(&store)?; }
-            /// let total: u32 = store.read(|tx| tx.iter::<Item>()?.map(|i| Ok(i?.id)).sum())?;
-            /// assert_eq!(total, 3);
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
-            pub fn iter<M: Persistent>(&self) -> Result<impl Iterator<Item = Result<M>> + '_> {
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_txn_21_ReadTx")]
+# struct Item { #[persistent(key)] id: u32 }
+# let store = Store::temporary()?;
+# for id in 0..3 { Item { id }.save(&store)?; }
+let total: u32 = store.read(|tx| tx.iter::<Item>()?.map(|i| Ok(i?.id)).sum())?;
+assert_eq!(total, 3);
+# Ok::<(), skyshelve::Error>(())
+```"#)]
+            pub fn iter<M: Model>(&self) -> Result<impl Iterator<Item = Result<M>> + '_> {
                 self.range::<M, _>(..)
             }
 
             /// Streams the kept versions of the record with this key, newest
-            /// first; see [`Persistent::history`].
+            /// first; see [`Persistent::history`](crate::Persistent::history).
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_history_", stringify!($tx), "\", history = 5)]")]
-            /// # struct Item { #[persistent(key)] id: u32, n: u32 }
-            /// # let store = Store::temporary()?;
-            /// # for n in 0..3 { Item { id: 1, n }.save(&store)?; }
-            /// let newest = store.read(|tx| tx.history::<Item, _>(&1)?.next().transpose())?;
-            /// assert_eq!(newest.and_then(|version| version.record).map(|item| item.n), Some(2));
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_history_ReadTx", history = 5)]
+# struct Item { #[persistent(key)] id: u32, n: u32 }
+# let store = Store::temporary()?;
+# for n in 0..3 { Item { id: 1, n }.save(&store)?; }
+let newest = store.read(|tx| tx.history::<Item, _>(&1)?.next().transpose())?;
+assert_eq!(newest.and_then(|version| version.record).map(|item| item.n), Some(2));
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn history<M, Q>(&self, key: &Q) -> Result<impl Iterator<Item = Result<crate::Version<M>>> + '_>
             where
-                M: Persistent,
+                M: Model,
                 M::Key: Borrow<Q>,
                 Q: EncodeKey + ?Sized,
             {
@@ -248,23 +259,23 @@ macro_rules! read_methods {
             }
 
             /// The record with this key as it was at `moment`; see
-            /// [`Persistent::as_of`].
+            /// [`Persistent::as_of`](crate::Persistent::as_of).
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{AsOf, Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_as_of_", stringify!($tx), "\", history = 5)]")]
-            /// # struct Item { #[persistent(key)] id: u32, n: u32 }
-            /// # let store = Store::temporary()?;
-            /// # for n in 0..3 { Item { id: 1, n }.save(&store)?; }
-            /// let second = store.read(|tx| tx.as_of::<Item, _>(&1, AsOf::Position(2)))?;
-            /// assert_eq!(second.map(|item| item.n), Some(1));
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{AsOf, Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_as_of_ReadTx", history = 5)]
+# struct Item { #[persistent(key)] id: u32, n: u32 }
+# let store = Store::temporary()?;
+# for n in 0..3 { Item { id: 1, n }.save(&store)?; }
+let second = store.read(|tx| tx.as_of::<Item, _>(&1, AsOf::Position(2)))?;
+assert_eq!(second.map(|item| item.n), Some(1));
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn as_of<M, Q>(&self, key: &Q, moment: impl Into<crate::AsOf>) -> Result<Option<M>>
             where
-                M: Persistent,
+                M: Model,
                 M::Key: Borrow<Q>,
                 Q: EncodeKey + ?Sized,
             {
@@ -276,21 +287,21 @@ macro_rules! read_methods {
 
             /// Streams the records whose keys fall in `range`.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_range_", stringify!($tx), "\")]")]
-            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
-            /// # let store = Store::temporary()?;
-            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
-            /// let ids: Vec<u32> = store.read(|tx| tx.range::<Item, _>(2..=3)?.map(|i| i.map(|i| i.id)).collect::<Result<_, _>>())?;
-            /// assert_eq!(ids, [2, 3]);
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_range_ReadTx")]
+# struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+# let store = Store::temporary()?;
+# for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+let ids: Vec<u32> = store.read(|tx| tx.range::<Item, _>(2..=3)?.map(|i| i.map(|i| i.id)).collect::<Result<_, _>>())?;
+assert_eq!(ids, [2, 3]);
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn range<M, R>(&self, range: R) -> Result<impl Iterator<Item = Result<M>> + '_>
             where
-                M: Persistent,
+                M: Model,
                 R: KeyRange<M::Key>,
             {
                 let tables = self.shared.tables::<M>()?;
@@ -301,21 +312,21 @@ macro_rules! read_methods {
 
             /// Streams the records whose keys start with `prefix`.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_prefix_", stringify!($tx), "\")]")]
-            /// # struct File { #[persistent(key)] path: String }
-            /// # let store = Store::temporary()?;
-            /// # for path in ["a/1", "a/2", "b/1"] { File { path: path.into() }.save(&store)?; }
-            /// let in_a = store.read(|tx| Ok(tx.prefix::<File, _>("a/")?.count()))?;
-            /// assert_eq!(in_a, 2);
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_prefix_ReadTx")]
+# struct File { #[persistent(key)] path: String }
+# let store = Store::temporary()?;
+# for path in ["a/1", "a/2", "b/1"] { File { path: path.into() }.save(&store)?; }
+let in_a = store.read(|tx| Ok(tx.prefix::<File, _>("a/")?.count()))?;
+assert_eq!(in_a, 2);
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn prefix<M, P>(&self, prefix: &P) -> Result<impl Iterator<Item = Result<M>> + '_>
             where
-                M: Persistent,
+                M: Model,
                 P: KeyPrefix<M::Key> + ?Sized,
             {
                 let tables = self.shared.tables::<M>()?;
@@ -331,31 +342,31 @@ macro_rules! read_methods {
             /// [`WriteTx::next_sequence`](crate::WriteTx::next_sequence)),
             /// `None` before its first.
             ///
-            /// ```
-            /// # let store = skyshelve::Store::temporary()?;
-            #[doc = concat!(" assert_eq!(store.read(|tx| tx.last_sequence(\"doc_last_", stringify!($tx), "\"))?, None);")]
-            #[doc = concat!(" store.write(|tx| tx.next_sequence(\"doc_last_", stringify!($tx), "\"))?;")]
-            #[doc = concat!(" assert_eq!(store.read(|tx| tx.last_sequence(\"doc_last_", stringify!($tx), "\"))?, Some(1));")]
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
+            #[doc = example!($tx, r#"```
+# let store = skyshelve::Store::temporary()?;
+assert_eq!(store.read(|tx| tx.last_sequence("doc_last_ReadTx"))?, None);
+store.write(|tx| tx.next_sequence("doc_last_ReadTx"))?;
+assert_eq!(store.read(|tx| tx.last_sequence("doc_last_ReadTx"))?, Some(1));
+# Ok::<(), skyshelve::Error>(())
+```"#)]
             pub fn last_sequence(&self, name: &str) -> Result<Option<u64>> {
                 crate::sequence::last(self.reads(), self.shared.sequences, name)
             }
 
             /// The number of records of model `M`.
             ///
-            /// ```
-            /// # use serde::{Deserialize, Serialize};
-            /// # use skyshelve::{Persistent, Store};
-            /// # #[derive(Persistent, Serialize, Deserialize)]
-            #[doc = concat!(" # #[persistent(name = \"doc_q_count_", stringify!($tx), "\")]")]
-            /// # struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
-            /// # let store = Store::temporary()?;
-            /// # for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
-            /// assert_eq!(store.read(|tx| tx.count::<Item>())?, 6);
-            /// # Ok::<(), skyshelve::Error>(())
-            /// ```
-            pub fn count<M: Persistent>(&self) -> Result<u64> {
+            #[doc = example!($tx, r#"```
+# use serde::{Deserialize, Serialize};
+# use skyshelve::{Persistent, Store};
+# #[derive(Persistent, Serialize, Deserialize)]
+# #[persistent(name = "doc_q_count_ReadTx")]
+# struct Item { #[persistent(key)] id: u32, #[persistent(index, unique)] code: u32, #[persistent(index)] tag: u8 }
+# let store = Store::temporary()?;
+# for id in 0..6 { Item { id, code: 100 + id, tag: (id % 2) as u8 }.save(&store)?; }
+assert_eq!(store.read(|tx| tx.count::<Item>())?, 6);
+# Ok::<(), skyshelve::Error>(())
+```"#)]
+            pub fn count<M: Model>(&self) -> Result<u64> {
                 let tables = self.shared.tables::<M>()?;
                 let stored = self.reads().len(tables.main)?;
                 let expired = match M::EXPIRY {
@@ -379,26 +390,22 @@ fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 
 pub fn load<M, Q>(shared: &Shared, txn: &(impl Reader + ?Sized), key: &Q) -> Result<Option<M>>
 where
-    M: Persistent,
+    M: Model,
     Q: EncodeKey + ?Sized,
 {
     load_encoded(txn, shared.tables::<M>()?, &encode_to_vec(key))
 }
 
 /// The record under `key` and the model version that wrote it.
-pub fn load_stored<M: Persistent>(
+pub fn load_stored<M: Model>(
     txn: &(impl Reader + ?Sized),
     tables: &ModelTables,
     key: &[u8],
 ) -> Result<Option<(u16, M)>> {
-    txn.get(tables.main, key)?.map(crate::model::decode_record::<M>).transpose()
+    txn.get(tables.main, key)?.map(crate::record::decode_record::<M>).transpose()
 }
 
-pub fn load_encoded<M: Persistent>(
-    txn: &(impl Reader + ?Sized),
-    tables: &ModelTables,
-    key: &[u8],
-) -> Result<Option<M>> {
+pub fn load_encoded<M: Model>(txn: &(impl Reader + ?Sized), tables: &ModelTables, key: &[u8]) -> Result<Option<M>> {
     match txn.get(tables.main, key)? {
         Some(bytes) => decode_visible::<M>(bytes, crate::expiry::now_millis()),
         None => Ok(None),
@@ -406,12 +413,12 @@ pub fn load_encoded<M: Persistent>(
 }
 
 /// Decodes a stored record; `None` if it has expired at `now`.
-pub fn decode_visible<M: Persistent>(bytes: &[u8], now: u64) -> Result<Option<M>> {
-    let (_, record) = crate::model::decode_record::<M>(bytes)?;
+pub fn decode_visible<M: Model>(bytes: &[u8], now: u64) -> Result<Option<M>> {
+    let (_, record) = crate::record::decode_record::<M>(bytes)?;
     Ok(Some(record).filter(|record| !crate::expiry::is_expired(record, now)))
 }
 
-pub fn decode_records<'a, M: Persistent>(entries: RangeIter<'a>) -> impl Iterator<Item = Result<M>> + 'a {
+pub fn decode_records<'a, M: Model>(entries: RangeIter<'a>) -> impl Iterator<Item = Result<M>> + 'a {
     let now = crate::expiry::now_millis();
     entries.filter_map(move |entry| match entry {
         Ok((_, bytes)) => decode_visible::<M>(bytes, now).transpose(),
@@ -424,7 +431,7 @@ pub fn decode_records<'a, M: Persistent>(entries: RangeIter<'a>) -> impl Iterato
 /// that encoding. The byte range alone would also hold values whose
 /// encoding merely starts with it, should a custom key encoding break
 /// the prefix-free rule.
-pub fn index_records<'a, M: Persistent, T: Reader + ?Sized>(
+pub fn index_records<'a, M: Model, T: Reader + ?Sized>(
     shared: &Shared,
     txn: &'a T,
     position: usize,

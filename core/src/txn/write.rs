@@ -12,16 +12,18 @@ use std::borrow::Borrow;
 use std::ops::Bound;
 
 use super::{WriteTx, query};
+use crate::codec::key::describe_key;
 use crate::codec::key::{EncodeKey, encode_to_vec, prefix_successor};
 use crate::codec::value;
 use crate::engine::Table;
+use crate::engine::{check_key_len, check_value_len};
 use crate::error::{Error, Result};
 use crate::history::Change;
-use crate::index::IndexEntries;
 use crate::indexing::{self, entries_of};
-use crate::lock::{Owner, marker_key};
-use crate::model::{ModelInfo, Persistent, check_key_len, check_value_len, describe_key};
-use crate::store::ModelTables;
+use crate::locks::{Owner, marker_key};
+use crate::model::IndexEntries;
+use crate::model::{Model, ModelInfo};
+use crate::tables::ModelTables;
 
 impl<'t> WriteTx<'t> {
     /// Inserts `record` or replaces the record with the same key.
@@ -38,10 +40,10 @@ impl<'t> WriteTx<'t> {
     /// assert_eq!(Item::load(&store, &2)?.unwrap().n, 5);
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn save<M: Persistent>(&mut self, record: &M) -> Result<()> {
+    pub fn save<M: Model>(&mut self, record: &M) -> Result<()> {
         self.raise_sequences(record)?;
         let tables = self.tables_for_write(M::INFO)?;
-        let key = encode_primary::<M>(record.key())?;
+        let key = encode_primary::<M>(record.record_key())?;
         let new = Encoded::of(record)?;
         self.save_encoded(tables, &key, &new)
     }
@@ -79,10 +81,10 @@ impl<'t> WriteTx<'t> {
     /// assert!(matches!(again, Err(skyshelve::Error::AlreadyExists { .. })));
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn insert<M: Persistent>(&mut self, record: &M) -> Result<()> {
+    pub fn insert<M: Model>(&mut self, record: &M) -> Result<()> {
         self.raise_sequences(record)?;
         let tables = self.tables_for_write(M::INFO)?;
-        let key = encode_primary::<M>(record.key())?;
+        let key = encode_primary::<M>(record.record_key())?;
         self.insert_encoded(tables, &key, &Encoded::of(record)?)
     }
 
@@ -138,7 +140,7 @@ impl<'t> WriteTx<'t> {
     }
 
     /// Inserts `record` after giving each of its sequence fields the next
-    /// number of its sequence (see [`Persistent::append`]); returns its key.
+    /// number of its sequence (see [`Persistent::append`](crate::Persistent::append)); returns its key.
     /// If the insert fails, the sequences are as they were.
     ///
     /// ```
@@ -162,7 +164,7 @@ impl<'t> WriteTx<'t> {
     /// assert_eq!(store.read(|tx| tx.last_sequence("lines_written"))?, Some(2));
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
-    pub fn append<M: Persistent>(&mut self, record: &mut M) -> Result<M::Key>
+    pub fn append<M: Model>(&mut self, record: &mut M) -> Result<M::Key>
     where
         M::Key: Clone,
     {
@@ -173,7 +175,7 @@ impl<'t> WriteTx<'t> {
             record.set_sequence(position, number);
         }
         match self.insert(&*record) {
-            Ok(()) => Ok(record.key().clone()),
+            Ok(()) => Ok(record.record_key().clone()),
             Err(err) => {
                 // Give the numbers back, latest first, so that a caller
                 // going on past the failure leaves no gap.
@@ -206,7 +208,7 @@ impl<'t> WriteTx<'t> {
     /// Moves each sequence of `record`'s sequence fields up to the number
     /// the field holds, so that a record saved or imported with numbers of
     /// its own is never given the same number again by `append`.
-    fn raise_sequences<M: Persistent>(&mut self, record: &M) -> Result<()> {
+    fn raise_sequences<M: Model>(&mut self, record: &M) -> Result<()> {
         for (position, name) in M::SEQUENCES.iter().enumerate() {
             let number = record.sequence_number(position);
             if self.last_sequence(name)?.is_none_or(|last| last < number) {
@@ -281,7 +283,7 @@ impl<'t> WriteTx<'t> {
     /// ```
     pub fn delete<M, Q>(&mut self, key: &Q) -> Result<bool>
     where
-        M: Persistent,
+        M: Model,
         M::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
     {
@@ -376,7 +378,7 @@ impl<'t> WriteTx<'t> {
     }
 
     /// The keys of the records whose parent index `referrer` holds `parent`.
-    fn children_of(&self, referrer: &crate::store::Referrer, parent: &[u8]) -> Result<Vec<Vec<u8>>> {
+    fn children_of(&self, referrer: &crate::tables::Referrer, parent: &[u8]) -> Result<Vec<Vec<u8>>> {
         let child_tables = self.shared.tables_of(referrer.child)?;
         let table = child_tables.indexes[referrer.position];
         let upper = prefix_successor(parent);
@@ -438,7 +440,7 @@ impl<'t> WriteTx<'t> {
     }
 
     /// Reads the record, applies `change` and saves it; see
-    /// [`Persistent::update`].
+    /// [`Persistent::update`](crate::Persistent::update).
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -454,7 +456,7 @@ impl<'t> WriteTx<'t> {
     /// ```
     pub fn update<M, Q, F>(&mut self, key: &Q, change: F) -> Result<M>
     where
-        M: Persistent,
+        M: Model,
         M::Key: Borrow<Q>,
         Q: EncodeKey + ?Sized,
         F: FnOnce(&mut M),
@@ -484,13 +486,13 @@ impl<'t> WriteTx<'t> {
     /// ```
     pub fn upsert<M, D, F>(&mut self, default: D, change: F) -> Result<M>
     where
-        M: Persistent,
+        M: Model,
         D: FnOnce() -> M,
         F: FnOnce(&mut M),
     {
         let tables = self.tables_for_write(M::INFO)?;
         let fresh = default();
-        let key = encode_primary::<M>(fresh.key())?;
+        let key = encode_primary::<M>(fresh.record_key())?;
         match query::load_stored::<M>(self.reads(), tables, &key)? {
             Some((version, stored)) => self.rewrite(tables, &key, stored, Some(version), change),
             None => self.rewrite(tables, &key, fresh, None, change),
@@ -508,7 +510,7 @@ impl<'t> WriteTx<'t> {
         change: F,
     ) -> Result<M>
     where
-        M: Persistent,
+        M: Model,
         F: FnOnce(&mut M),
     {
         let old_entries = match stored_version {
@@ -518,7 +520,7 @@ impl<'t> WriteTx<'t> {
             None => None,
         };
         change(&mut record);
-        let new_key = encode_primary::<M>(record.key())?;
+        let new_key = encode_primary::<M>(record.record_key())?;
         let new = Encoded::of(&record)?;
         match old_entries {
             _ if new_key == key => {
@@ -704,14 +706,14 @@ pub(super) struct Encoded {
 }
 
 impl Encoded {
-    pub(super) fn of<M: Persistent>(record: &M) -> Result<Encoded> {
+    pub(super) fn of<M: Model>(record: &M) -> Result<Encoded> {
         if M::EXPIRY.is_some() {
             crate::expiry::check(record)?;
         }
         // Most records fit; bincode would otherwise grow the buffer several times.
         let mut bytes = Vec::with_capacity(256);
         value::encode_into(record, M::INFO.version, M::INFO.name, &mut bytes)?;
-        check_value_len(|| format!("{} record {:?}", M::INFO.name, record.key()), bytes.len())?;
+        check_value_len(|| format!("{} record {:?}", M::INFO.name, record.record_key()), bytes.len())?;
         if !M::READS_BACK {
             value::check_reads_back(record, &bytes, M::INFO.name)?;
         }
@@ -719,7 +721,7 @@ impl Encoded {
     }
 }
 
-fn encode_primary<M: Persistent>(key: &M::Key) -> Result<Vec<u8>> {
+fn encode_primary<M: Model>(key: &M::Key) -> Result<Vec<u8>> {
     let encoded = encode_to_vec(key);
     check_key_len(|| format!("{} key {key:?}", M::INFO.name), encoded.len())?;
     Ok(encoded)
