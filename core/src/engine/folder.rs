@@ -5,7 +5,8 @@
 //!
 //! Checking the file at every write transaction costs a system call or two
 //! (`fstat`, `stat`): 9-17% of a small unsynced write, measured. So a
-//! thread per open store sleeps on inotify, watching the folder (deleted or
+//! thread per open store sleeps on inotify (once the store has made some
+//! thousands of checks: see `inotify.rs`), watching the folder (deleted or
 //! moved) and the data file's name in it (deleted, moved away, replaced),
 //! and raises a flag; a write reads the flag (one atomic load) and, when it
 //! is up, checks the file itself to say what happened. The event is queued
