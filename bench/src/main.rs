@@ -11,9 +11,10 @@
 //!
 //! `--history` adds skyshelve with a model keeping ten previous versions of
 //! each record, and a table comparing it with the plain model. `--slatedb`
-//! (built with `--features slatedb`) adds skyshelve on SlateDB, objects in
-//! a local folder or in `SKYSHELVE_SLATEDB_URL`, and its table beside LMDB;
-//! multiproc_counter is left out there (one writer process).
+//! (built with `--features slatedb`) adds skyshelve on SlateDB and raw
+//! SlateDB (its own API, indexes kept by hand), objects in a local folder
+//! or in `SKYSHELVE_SLATEDB_URL`, with a table beside LMDB and one beside
+//! raw SlateDB; multiproc_counter is left out there (one writer process).
 //! `--sqlite-serial` adds SQLite with the writers of one process taking turns
 //! behind a mutex, so none of them sleeps in SQLite's busy handler, and its
 //! table beside skyshelve.
@@ -102,7 +103,7 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     let sizes = &options.sizes;
     let chosen = System::ALL.into_iter().filter(|s| options.system.is_none_or(|only| only == *s));
     let history = options.history.then_some(System::SkyshelveHistory);
-    let slatedb = options.slatedb.then_some(System::SkyshelveSlatedb);
+    let slatedb = if options.slatedb { vec![System::SkyshelveSlatedb, System::SlatedbRaw] } else { Vec::new() };
     let sqlite_serial = options.sqlite_serial.then_some(System::SqliteSerial);
     let systems: Vec<System> = chosen.chain(history).chain(slatedb).chain(sqlite_serial).collect();
     let single: [(&'static str, Workload); 6] = [
@@ -116,7 +117,7 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
     for (workload, run) in single.into_iter().filter(|(w, _)| wanted(w)) {
         for &system in &systems {
             // SlateDB has one writer process: a second one fences the first.
-            if system == System::SkyshelveSlatedb && workload == "multiproc_counter" {
+            if workload == "multiproc_counter" && matches!(system, System::SkyshelveSlatedb | System::SlatedbRaw) {
                 continue;
             }
             eprintln!("  {workload} on {}", system.name());
@@ -200,6 +201,9 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     if options.slatedb {
         table.push_str(&results.beside_skyshelve(System::SkyshelveSlatedb, "skyshelve on SlateDB"));
+        table.push_str(
+            &results.compared((System::SkyshelveSlatedb, "skyshelve on SlateDB"), (System::SlatedbRaw, "raw SlateDB")),
+        );
     }
     if options.sqlite_serial {
         table.push_str(&results.beside_skyshelve(System::SqliteSerial, "sqlite, writers serialised"));

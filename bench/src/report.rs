@@ -117,15 +117,20 @@ impl Results {
     /// skyshelve beside another configuration of it (`--history`,
     /// `--slatedb`), as rates and ratios from the same runs.
     pub fn beside_skyshelve(&self, other: System, label: &str) -> String {
-        let mut out = format!("\n| workload | skyshelve | {label} | ÷ skyshelve |\n|---|---:|---:|---:|\n");
+        self.compared((other, label), (System::Skyshelve, "skyshelve"))
+    }
+
+    /// A table of `first` beside `second`, with first ÷ second.
+    pub fn compared(&self, (first, first_label): (System, &str), (second, second_label): (System, &str)) -> String {
+        let mut out =
+            format!("\n| workload | {second_label} | {first_label} | ÷ {second_label} |\n|---|---:|---:|---:|\n");
         for workload in WORKLOADS {
-            let (Some(plain), Some(beside)) = (self.rate(workload, System::Skyshelve), self.rate(workload, other))
-            else {
+            let (Some(base), Some(beside)) = (self.rate(workload, second), self.rate(workload, first)) else {
                 continue;
             };
-            let ratio = beside.median / plain.median;
+            let ratio = beside.median / base.median;
             let _ =
-                writeln!(out, "| {workload} | {} | {} | {ratio:.2} |", fmt_rate(plain.median), fmt_rate(beside.median));
+                writeln!(out, "| {workload} | {} | {} | {ratio:.2} |", fmt_rate(base.median), fmt_rate(beside.median));
         }
         out
     }

@@ -8,6 +8,8 @@ use crate::model::UserData;
 pub mod heed_raw;
 pub mod native;
 pub mod skyshelve;
+#[cfg(feature = "slatedb")]
+pub mod slatedb_raw;
 pub mod sqlite;
 
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + std::marker::Sync>>;
@@ -49,6 +51,9 @@ pub enum System {
     /// skyshelve on SlateDB (`--slatedb`, feature `slatedb`): not among
     /// `ALL` either.
     SkyshelveSlatedb,
+    /// Raw SlateDB, the anchor for skyshelve on SlateDB (`--slatedb`): not
+    /// among `ALL` either.
+    SlatedbRaw,
     HeedRaw,
     NativeDb,
     Sqlite,
@@ -65,6 +70,7 @@ impl System {
             System::Skyshelve => "skyshelve",
             System::SkyshelveHistory => "skyshelve_history",
             System::SkyshelveSlatedb => "skyshelve_slatedb",
+            System::SlatedbRaw => "slatedb_raw",
             System::HeedRaw => "heed_raw",
             System::NativeDb => "native_db",
             System::Sqlite => "sqlite",
@@ -75,7 +81,7 @@ impl System {
     pub fn from_name(name: &str) -> Option<System> {
         System::ALL
             .into_iter()
-            .chain([System::SkyshelveHistory, System::SkyshelveSlatedb, System::SqliteSerial])
+            .chain([System::SkyshelveHistory, System::SkyshelveSlatedb, System::SlatedbRaw, System::SqliteSerial])
             .find(|s| s.name() == name)
     }
 
@@ -84,6 +90,10 @@ impl System {
             System::Skyshelve => Box::new(skyshelve::Skyshelve::<skyshelve::User>::open(dir, sync)?),
             System::SkyshelveHistory => Box::new(skyshelve::Skyshelve::<skyshelve::UserWithHistory>::open(dir, sync)?),
             System::SkyshelveSlatedb => Box::new(skyshelve::Skyshelve::<skyshelve::User>::open_on_slatedb(dir, sync)?),
+            #[cfg(feature = "slatedb")]
+            System::SlatedbRaw => Box::new(slatedb_raw::SlatedbRaw::open(dir, sync)?),
+            #[cfg(not(feature = "slatedb"))]
+            System::SlatedbRaw => return Err("slatedb_raw needs the benchmark built with --features slatedb".into()),
             System::HeedRaw => Box::new(heed_raw::HeedRaw::open(dir, sync)?),
             System::NativeDb => Box::new(native::NativeDb::open(dir, sync)?),
             System::Sqlite => Box::new(sqlite::Sqlite::open(dir, sync, sqlite::Writers::Concurrent)?),
@@ -91,9 +101,10 @@ impl System {
         })
     }
 
-    /// Whether several OS processes can open one database at once.
+    /// Whether several OS processes can open one database at once (and
+    /// write: SlateDB has one writer, a second one fences the first).
     pub fn multi_process(self) -> bool {
-        self != System::NativeDb
+        !matches!(self, System::NativeDb | System::SkyshelveSlatedb | System::SlatedbRaw)
     }
 
     /// Whether the system has a mode without fsync on commit.
