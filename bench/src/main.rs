@@ -124,11 +124,12 @@ fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
             results.add(workload, system, labelled(workload, system, run(system, sizes))?);
         }
     }
-    if ["get_pk", "get_unique", "scan_team"].iter().any(|w| wanted(w)) {
+    let reads = ["get_pk", "get_unique", "scan_team", "range_teams"];
+    if reads.iter().any(|w| wanted(w)) {
         for &system in &systems {
-            eprintln!("  get_pk, get_unique, scan_team on {}", system.name());
+            eprintln!("  {} on {}", reads.join(", "), system.name());
             let figures = labelled("reads", system, workloads::reads(system, sizes))?;
-            for (workload, figure) in ["get_pk", "get_unique", "scan_team"].into_iter().zip(figures) {
+            for (workload, figure) in reads.into_iter().zip(figures) {
                 results.add(workload, system, figure);
             }
         }

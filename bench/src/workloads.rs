@@ -71,7 +71,7 @@ pub enum Figure {
     Unsupported(&'static str),
 }
 
-pub const WORKLOADS: [&str; 10] = [
+pub const WORKLOADS: [&str; 11] = [
     "insert_batch",
     "insert_durable",
     "insert_durable_pool",
@@ -79,6 +79,7 @@ pub const WORKLOADS: [&str; 10] = [
     "get_pk",
     "get_unique",
     "scan_team",
+    "range_teams",
     "update_nosync",
     "multiproc_counter",
     "stream_scan",
@@ -189,8 +190,11 @@ pub fn durable_concurrent(system: System, sizes: &Sizes) -> Result<Figure> {
     Ok(Figure::OpsPerSec(figure))
 }
 
-/// get_pk, get_unique and scan_team on one preloaded database.
-pub fn reads(system: System, sizes: &Sizes) -> Result<[Figure; 3]> {
+/// get_pk, get_unique, scan_team and range_teams on one preloaded database.
+/// How many consecutive teams one query of `range_teams` covers.
+const RANGE_TEAMS: u32 = 10;
+
+pub fn reads(system: System, sizes: &Sizes) -> Result<[Figure; 4]> {
     let (_dir, db) = fresh(system, Sync::Relaxed)?;
     preload(db.as_ref(), sizes.preload)?;
     let mut rng = Rng(7);
@@ -219,7 +223,18 @@ pub fn reads(system: System, sizes: &Sizes) -> Result<[Figure; 3]> {
         check(count == per_team, || format!("team {team} has {count} users, expected {per_team}"))?;
     }
     let scan_team = rate(sizes.team_scans, start);
-    Ok([Figure::OpsPerSec(get_pk), Figure::OpsPerSec(get_unique), Figure::OpsPerSec(scan_team)])
+
+    // Ranges of RANGE_TEAMS consecutive teams, one query each.
+    let queries = sizes.team_scans / u64::from(RANGE_TEAMS);
+    let start = Instant::now();
+    for _ in 0..queries {
+        let first = rng.below(u64::from(TEAMS - RANGE_TEAMS)) as u32;
+        let count = db.range_teams(first..first + RANGE_TEAMS)? as u64;
+        let expected = per_team * u64::from(RANGE_TEAMS);
+        check(count == expected, || format!("teams {first}.. have {count} users, expected {expected}"))?;
+    }
+    let range_teams = rate(queries, start);
+    Ok([get_pk, get_unique, scan_team, range_teams].map(Figure::OpsPerSec))
 }
 
 pub fn update_nosync(system: System, sizes: &Sizes) -> Result<Figure> {

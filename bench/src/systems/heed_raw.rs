@@ -105,6 +105,17 @@ impl Db for HeedRaw {
         Ok(count)
     }
 
+    fn range_teams(&self, teams: std::ops::Range<u32>) -> Result<usize> {
+        let rtxn = self.env.read_txn()?;
+        let mut count = 0;
+        for entry in self.teams.range(&rtxn, &teams)? {
+            let (team, id) = entry?;
+            let user = decode(self.users.get(&rtxn, &id)?.ok_or("dangling team entry")?)?;
+            count += usize::from(user.team == team);
+        }
+        Ok(count)
+    }
+
     fn increment(&self, id: u64) -> Result<()> {
         let mut wtxn = self.env.write_txn()?;
         let mut user = decode(self.users.get(&wtxn, &id)?.ok_or("no such user")?)?;

@@ -33,6 +33,9 @@ pub trait Db: Send + std::marker::Sync {
     fn get_by_email(&self, email: &str) -> Result<Option<UserData>>;
     /// How many users a team has, reading every one of them.
     fn scan_team(&self, team: u32) -> Result<usize>;
+    /// How many users the teams in `teams` have, reading every one of
+    /// them in index order (a range query on the team index).
+    fn range_teams(&self, teams: std::ops::Range<u32>) -> Result<usize>;
     /// `score += 1` of one user, read-modify-write in one write transaction.
     fn increment(&self, id: u64) -> Result<()>;
     /// Visits every user once, streaming; returns how many.

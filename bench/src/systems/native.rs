@@ -89,6 +89,15 @@ impl Db for NativeDb {
         Ok(count)
     }
 
+    fn range_teams(&self, teams: std::ops::Range<u32>) -> Result<usize> {
+        let r = self.db.r_transaction()?;
+        let mut count = 0;
+        for user in r.scan().secondary::<NUser>(NUserKey::team)?.range(teams.clone())? {
+            count += usize::from(teams.contains(&user?.team));
+        }
+        Ok(count)
+    }
+
     fn increment(&self, id: u64) -> Result<()> {
         let rw = self.db.rw_transaction()?;
         let old: NUser = rw.get().primary(id)?.ok_or("no such user")?;

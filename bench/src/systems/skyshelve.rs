@@ -142,6 +142,17 @@ impl<M: BenchUser> Db for Skyshelve<M> {
         Ok(count)
     }
 
+    fn range_teams(&self, teams: std::ops::Range<u32>) -> Result<usize> {
+        let count = self.store.read(|tx| {
+            let mut count = 0;
+            for user in tx.range_index(M::TEAM, teams.clone())? {
+                count += usize::from(teams.contains(&user?.team()));
+            }
+            Ok(count)
+        })?;
+        Ok(count)
+    }
+
     fn increment(&self, id: u64) -> Result<()> {
         M::update(&self.store, &id, |u| u.add_score(1))?;
         Ok(())

@@ -131,6 +131,21 @@ impl Db for SlatedbRaw {
         Ok(count)
     }
 
+    fn range_teams(&self, teams: std::ops::Range<u32>) -> Result<usize> {
+        let (start, end) = (team_key(teams.start, 0), team_key(teams.end, 0));
+        let mut ids = Vec::new();
+        let mut iter = self.runtime.block_on(self.db.scan(start..end))?;
+        while let Some(entry) = self.runtime.block_on(iter.next())? {
+            ids.push(u64::from_be_bytes(entry.key[5..].try_into()?));
+        }
+        let mut count = 0;
+        for id in ids {
+            let user = self.get(id)?.ok_or("dangling team entry")?;
+            count += usize::from(teams.contains(&user.team));
+        }
+        Ok(count)
+    }
+
     fn increment(&self, id: u64) -> Result<()> {
         let _writing = self.writing.lock().map_err(|_| "a writer panicked")?;
         let mut user = self.get(id)?.ok_or("no such user")?;

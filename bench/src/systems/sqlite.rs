@@ -133,6 +133,18 @@ impl Db for Sqlite {
         })
     }
 
+    fn range_teams(&self, teams: std::ops::Range<u32>) -> Result<usize> {
+        self.with(|conn| {
+            let sql = format!("{SELECT} WHERE team >= ?1 AND team < ?2 ORDER BY team");
+            let mut statement = conn.prepare_cached(&sql)?;
+            let mut count = 0;
+            for user in statement.query_map([teams.start, teams.end], row)? {
+                count += usize::from(teams.contains(&user?.team));
+            }
+            Ok(count)
+        })
+    }
+
     fn increment(&self, id: u64) -> Result<()> {
         self.write(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
