@@ -184,6 +184,14 @@ pub(crate) trait Reader {
     /// The number of entries in `table`.
     fn len(&self, table: Table) -> Result<u64>;
 
+    /// Whether `table` may hold entries: `false` only where the engine can
+    /// tell cheaply that it is empty (LMDB keeps a count), so that a
+    /// caller may skip building a key to look up. An engine that would
+    /// have to scan says `true`.
+    fn may_hold_entries(&self, table: Table) -> Result<bool> {
+        self.len(table).map(|entries| entries > 0)
+    }
+
     /// For a read transaction, the number of the commit it sees: two read
     /// transactions with the same number see the same data, in any
     /// process. `None` for a write transaction (its data is not committed
@@ -424,6 +432,11 @@ impl Reader for Snapshot<'_> {
     #[inline]
     fn len(&self, table: Table) -> Result<u64> {
         each_engine_txn!(self, txn => txn.len(table))
+    }
+
+    #[inline]
+    fn may_hold_entries(&self, table: Table) -> Result<bool> {
+        each_engine_txn!(self, txn => txn.may_hold_entries(table))
     }
 
     #[inline]

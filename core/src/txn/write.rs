@@ -657,7 +657,7 @@ impl<'t> WriteTx<'t> {
     /// Fails (and dooms the transaction) if a record lock on `key` is held
     /// by anyone but this transaction's guard; clears locks of dead holders.
     fn check_unlocked(&mut self, info: &ModelInfo, key: &[u8]) -> Result<()> {
-        if self.txn.len(self.shared.lock_table)? == 0 {
+        if !self.txn.may_hold_entries(self.shared.lock_table)? {
             return Ok(()); // the usual case, without building the marker key
         }
         let marker = marker_key(info.name, key);

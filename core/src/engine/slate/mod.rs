@@ -183,6 +183,10 @@ pub(crate) struct Engine {
     writing: Mutex<()>,
     /// The commit count as of this process's last commit.
     commits: AtomicU64,
+    /// Twice the commits this process made, plus one while one is being
+    /// written: a read snapshot taken while it stays even and unchanged
+    /// sees exactly those commits, which numbers it (see `read_txn`).
+    writing_clock: AtomicU64,
     /// The sequence numbers of the commits acknowledged before they were
     /// durable (a durability other than `Full`) and not yet known to be:
     /// what a writer fenced now loses, counted in `Error::Fenced`.
@@ -263,6 +267,7 @@ impl Engine {
             dir: dir.to_owned(),
             writing: Mutex::new(()),
             commits: AtomicU64::new(0),
+            writing_clock: AtomicU64::new(0),
             unflushed: Mutex::new(VecDeque::new()),
             status,
             notifier,
@@ -461,6 +466,7 @@ impl Engine {
         batch.put(COMMITS_KEY, commits.to_be_bytes());
         let db = db.clone();
         let durable = self.config.durability == Durability::Full;
+        let _writing = WritingClock::enter(&self.writing_clock);
         let written = self
             .run(async move {
                 let written = db.write(batch).await?;
@@ -528,11 +534,21 @@ impl Engine {
     }
 
     pub fn read_txn(&self) -> Result<Snapshot<'_>> {
-        let view = match &self.handle {
-            Handle::Writer(db) => View::Snapshot(db.snapshot().map_err(|err| self.failure(err))?),
-            Handle::Reader(reader) => View::Reader(Arc::clone(reader)),
-        };
-        Ok(Snapshot::new(self, view))
+        match &self.handle {
+            Handle::Writer(db) => {
+                // The store has one writer, this process: a snapshot taken
+                // while no commit of its was under way sees the commits
+                // counted, and two such snapshots with one count see the
+                // same data (so a query's catalog check holds for both).
+                let before = self.writing_clock.load(Ordering::Acquire);
+                let snapshot = db.snapshot().map_err(|err| self.failure(err))?;
+                let after = self.writing_clock.load(Ordering::Acquire);
+                let number = (before == after && before.is_multiple_of(2)).then_some(before / 2);
+                Ok(Snapshot::new(self, View::Snapshot(snapshot), number))
+            }
+            // A reader follows another process's commits: no number.
+            Handle::Reader(reader) => Ok(Snapshot::new(self, View::Reader(Arc::clone(reader)), None)),
+        }
     }
 
     /// SlateDB keeps its own copies in object storage; a folder copy of
@@ -592,6 +608,23 @@ where
         let _ = answer.send(future.await);
     });
     answered.recv().expect("the store's runtime runs until the store is dropped")
+}
+
+/// Makes `Engine::writing_clock` odd while a commit is written, and even
+/// again afterwards, whether the commit succeeded or not.
+struct WritingClock<'c>(&'c AtomicU64);
+
+impl<'c> WritingClock<'c> {
+    fn enter(clock: &'c AtomicU64) -> WritingClock<'c> {
+        clock.fetch_add(1, Ordering::AcqRel);
+        WritingClock(clock)
+    }
+}
+
+impl Drop for WritingClock<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// Resolves an object-store URL into the store and the path inside it.

@@ -30,6 +30,8 @@ impl View {
 pub(crate) struct Snapshot<'e> {
     engine: &'e Engine,
     view: View,
+    /// Its number, where the engine can give one (see `Engine::read_txn`).
+    number: Option<u64>,
     /// The values read, kept so that they can be lent out until the end.
     kept: Arena<Bytes>,
 }
@@ -45,14 +47,15 @@ pub(crate) struct Draft<'e> {
 }
 
 impl<'e> Snapshot<'e> {
-    pub(super) fn new(engine: &'e Engine, view: View) -> Snapshot<'e> {
-        Snapshot { engine, view, kept: Arena::new() }
+    pub(super) fn new(engine: &'e Engine, view: View, number: Option<u64>) -> Snapshot<'e> {
+        Snapshot { engine, view, number, kept: Arena::new() }
     }
 }
 
 impl<'e> Draft<'e> {
     pub(super) fn new(engine: &'e Engine, base: Arc<DbSnapshot>) -> Draft<'e> {
-        let base = Snapshot::new(engine, View::Snapshot(base));
+        // A draft's reads are not a committed state: no number.
+        let base = Snapshot::new(engine, View::Snapshot(base), None);
         Draft { base, changes: BTreeMap::new(), doomed: false, topics: 0, bytes: 0 }
     }
 
@@ -106,6 +109,15 @@ impl Reader for Snapshot<'_> {
     fn len(&self, table: crate::engine::Table) -> Result<u64> {
         count_entries(self.range(table, Bound::Unbounded, Bound::Unbounded)?)
     }
+
+    /// Telling would take a scan, which costs more than the lookup it saves.
+    fn may_hold_entries(&self, _table: crate::engine::Table) -> Result<bool> {
+        Ok(true)
+    }
+
+    fn snapshot_id(&self) -> Option<u64> {
+        self.number
+    }
 }
 
 impl Reader for Draft<'_> {
@@ -129,6 +141,11 @@ impl Reader for Draft<'_> {
 
     fn len(&self, table: crate::engine::Table) -> Result<u64> {
         count_entries(self.range(table, Bound::Unbounded, Bound::Unbounded)?)
+    }
+
+    /// Telling would take a scan, which costs more than the lookup it saves.
+    fn may_hold_entries(&self, _table: crate::engine::Table) -> Result<bool> {
+        Ok(true)
     }
 }
 
