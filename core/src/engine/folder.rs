@@ -24,16 +24,20 @@ use crate::error::{Error, Result};
 /// The data file as this process opened it, and the watch on its folder.
 pub(super) struct FolderWatch {
     file: std::fs::File,
+    /// The device and inode of `file`, which never change.
+    identity: (u64, u64),
     path: PathBuf,
     watched: Watched,
 }
 
 impl FolderWatch {
     pub(super) fn start(dir: &Path) -> Result<FolderWatch> {
+        use std::os::unix::fs::MetadataExt;
         let path = dir.join(DATA_FILE);
         let file = std::fs::File::open(&path)?;
+        let held = file.metadata()?;
         let watched = Watched::start(dir, Changes::FolderOrEntry(DATA_FILE));
-        Ok(FolderWatch { file, path, watched })
+        Ok(FolderWatch { file, identity: (held.dev(), held.ino()), path, watched })
     }
 
     /// Fails when the data file this process opened is no longer the one
@@ -44,22 +48,24 @@ impl FolderWatch {
     }
 
     /// Deleted (its link count is 0), gone from its path, or the path now
-    /// names another file.
+    /// names another file. The usual answer, the file still at its path,
+    /// costs one `stat`; the held file is asked only to say what happened.
     #[cold]
     fn check_file(&self) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let held = self.file.metadata()?;
+        let at_path = match std::fs::metadata(&self.path) {
+            Ok(now) if (now.dev(), now.ino()) == self.identity => return Ok(()),
+            Ok(_) => Some(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err.into()),
+        };
         let removed = |reason: &str| Err(Error::StoreRemoved { path: self.path.clone(), reason: reason.to_owned() });
-        if held.nlink() == 0 {
+        if self.file.metadata()?.nlink() == 0 {
             return removed("its data file was deleted");
         }
-        match std::fs::metadata(&self.path) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => removed("its data file is gone from its path"),
-            Err(err) => Err(err.into()),
-            Ok(now) if (now.dev(), now.ino()) != (held.dev(), held.ino()) => {
-                removed("its path now holds another data file")
-            }
-            Ok(_) => Ok(()),
+        match at_path {
+            Some(()) => removed("its path now holds another data file"),
+            None => removed("its data file is gone from its path"),
         }
     }
 }
