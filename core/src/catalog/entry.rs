@@ -149,8 +149,17 @@ pub(crate) fn check_layouts<'m>(
 /// Fails unless this program may write records of the model: the
 /// catalog's indexes are this program's, so its writes keep them all.
 pub(crate) fn check_writable(txn: &(impl Reader + ?Sized), catalog: Table, tables: &ModelTables) -> Result<()> {
+    // As in `check_queryable`: a numbered snapshot in which the entry was
+    // found as this program defines it still has it so.
+    let snapshot = txn.snapshot_id();
+    if snapshot == Some(tables.catalog_seen_in.load(Ordering::Relaxed)) {
+        return Ok(());
+    }
     let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(()) };
     if bytes == tables.catalog_entry {
+        if let Some(snapshot) = snapshot {
+            tables.catalog_seen_in.store(snapshot, Ordering::Relaxed);
+        }
         return Ok(()); // the usual case: compared without decoding
     }
     let entry = Entry::decode(bytes)?;

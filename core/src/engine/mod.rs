@@ -194,8 +194,9 @@ pub(crate) trait Reader {
 
     /// For a read transaction, the number of the commit it sees: two read
     /// transactions with the same number see the same data, in any
-    /// process. `None` for a write transaction (its data is not committed
-    /// yet) and on engines that do not number their snapshots.
+    /// process. A write transaction has one only while it has changed
+    /// nothing (it then reads the commit it started from; SlateDB's do).
+    /// `None` otherwise and on engines that do not number their snapshots.
     fn snapshot_id(&self) -> Option<u64> {
         None
     }

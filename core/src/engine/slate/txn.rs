@@ -53,9 +53,8 @@ impl<'e> Snapshot<'e> {
 }
 
 impl<'e> Draft<'e> {
-    pub(super) fn new(engine: &'e Engine, base: Arc<DbSnapshot>) -> Draft<'e> {
-        // A draft's reads are not a committed state: no number.
-        let base = Snapshot::new(engine, View::Snapshot(base), None);
+    pub(super) fn new(engine: &'e Engine, base: Arc<DbSnapshot>, number: u64) -> Draft<'e> {
+        let base = Snapshot::new(engine, View::Snapshot(base), Some(number));
         Draft { base, changes: BTreeMap::new(), doomed: false, topics: 0, bytes: 0 }
     }
 
@@ -146,6 +145,13 @@ impl Reader for Draft<'_> {
     /// Telling would take a scan, which costs more than the lookup it saves.
     fn may_hold_entries(&self, _table: crate::engine::Table) -> Result<bool> {
         Ok(true)
+    }
+
+    /// Until it changes something, a draft reads its base snapshot, whose
+    /// number it carries (taken while this process's commits, the only
+    /// ones, wait for it: see `Engine::write`).
+    fn snapshot_id(&self) -> Option<u64> {
+        if self.changes.is_empty() { self.base.number } else { None }
     }
 }
 
