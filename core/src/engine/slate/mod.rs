@@ -183,6 +183,11 @@ pub(crate) struct Engine {
     writing: Mutex<()>,
     /// The commit count as of this process's last commit.
     commits: AtomicU64,
+    /// Tables whose emptiness in the last commit is known, by number: the
+    /// store's one writer is this process, so its commits keep this true
+    /// (a table written to is not empty; one deleted from is unknown
+    /// again). Lets a write skip a lookup in a table it knows is empty.
+    known_empty: Mutex<HashMap<u32, bool>>,
     /// Twice the commits this process made, plus one while one is being
     /// written: a read snapshot taken while it stays even and unchanged
     /// sees exactly those commits, which numbers it (see `read_txn`).
@@ -267,6 +272,7 @@ impl Engine {
             dir: dir.to_owned(),
             writing: Mutex::new(()),
             commits: AtomicU64::new(0),
+            known_empty: Mutex::new(HashMap::new()),
             writing_clock: AtomicU64::new(0),
             unflushed: Mutex::new(VecDeque::new()),
             status,
@@ -458,6 +464,13 @@ impl Engine {
     /// Writes a draft's changes and the next commit count as one batch,
     /// waiting for object storage when the durability asks for it.
     fn commit(&self, db: &Db, changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
+        // Each table the commit changes, and whether it puts in it.
+        let mut touched: HashMap<u32, bool> = HashMap::new();
+        for (key, value) in &changes {
+            if let Some(number) = key.get(..4).and_then(|prefix| prefix.try_into().ok()).map(u32::from_be_bytes) {
+                *touched.entry(number).or_default() |= value.is_some();
+            }
+        }
         let mut batch = WriteBatch::new();
         for (key, value) in changes {
             match value {
@@ -480,7 +493,32 @@ impl Engine {
             self.note_unflushed(seqnum);
         }
         self.commits.store(commits, Ordering::SeqCst);
+        self.learn_from_commit(&touched);
         Ok(())
+    }
+
+    /// After a commit: the tables it put entries in hold some; those it
+    /// only deleted from may have become empty.
+    fn learn_from_commit(&self, touched: &HashMap<u32, bool>) {
+        let mut known = crate::sync::lock(&self.known_empty);
+        for (&table, &put) in touched {
+            if put {
+                known.insert(table, false);
+            } else {
+                known.remove(&table);
+            }
+        }
+    }
+
+    /// Whether `table` was empty in the last commit, if known.
+    pub(super) fn known_empty(&self, table: Table) -> Option<bool> {
+        crate::sync::lock(&self.known_empty).get(&table.0).copied()
+    }
+
+    /// Records what a draft found of `table` in the last commit (it reads
+    /// it while holding `writing`, so no commit came since).
+    pub(super) fn learn_empty(&self, table: Table, empty: bool) {
+        crate::sync::lock(&self.known_empty).insert(table.0, empty);
     }
 
     /// How far object storage holds this writer's commits.

@@ -142,9 +142,27 @@ impl Reader for Draft<'_> {
         count_entries(self.range(table, Bound::Unbounded, Bound::Unbounded)?)
     }
 
-    /// Telling would take a scan, which costs more than the lookup it saves.
-    fn may_hold_entries(&self, _table: crate::engine::Table) -> Result<bool> {
-        Ok(true)
+    /// From the draft's own puts, else from what the engine knows of the
+    /// last commit (learnt with one scan the first time it is asked).
+    fn may_hold_entries(&self, table: crate::engine::Table) -> Result<bool> {
+        let slate_table = Table::of(table)?;
+        let Some(bounds) = slate_table.bounds(Bound::Unbounded, Bound::Unbounded) else { return Ok(false) };
+        if self.changes.range::<Vec<u8>, _>(bounds).any(|(_, value)| value.is_some()) {
+            return Ok(true);
+        }
+        let empty = match self.base.engine.known_empty(slate_table) {
+            Some(empty) => empty,
+            None => {
+                let empty = self
+                    .base
+                    .stored_range(slate_table, Bound::Unbounded, Bound::Unbounded, false)
+                    .next_entry()?
+                    .is_none();
+                self.base.engine.learn_empty(slate_table, empty);
+                empty
+            }
+        };
+        Ok(!empty)
     }
 
     /// Until it changes something, a draft reads its base snapshot, whose
