@@ -13,9 +13,10 @@ use crate::model::Model;
 use crate::store::Store;
 use crate::verify::ModelReport;
 
-/// A record type stored by skyshelve. Implement it with
-/// `#[derive(Persistent)]`; the methods below each run in a transaction of
-/// their own (use [`Store::read`] / [`Store::write`] to group several).
+/// A record type stored by skyshelve: `#[derive(Persistent)]` implements
+/// [`Model`](crate::Model) for the type, and every `Model` has these
+/// methods. Each runs in a transaction of its own (use [`Store::read`] /
+/// [`Store::write`] to group several).
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};

@@ -15,7 +15,7 @@ use crate::group::Group;
 use crate::locks::Locks;
 use crate::model::{Model, ModelInfo};
 
-/// Record-lock markers (see `lock`).
+/// Record-lock markers (see `locks.rs`).
 pub(crate) const LOCKS: &str = "~locks";
 
 /// The index catalog (see `catalog`).
