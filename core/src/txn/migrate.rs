@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use super::write::{Encoded, OldEntries, UniqueCheck};
+use super::erased::{Encoded, OldEntries, UniqueCheck};
 use super::{WriteTx, query};
 use crate::error::Result;
 use crate::model::Model;

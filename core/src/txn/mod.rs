@@ -2,6 +2,7 @@
 //! every index in step with its record through `indexing`, checking before
 //! it changes anything.
 
+mod erased;
 mod migrate;
 mod query;
 mod write;
