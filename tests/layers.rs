@@ -5,7 +5,8 @@
 //! order, on any cycle between files, and on a file the order does not
 //! place. A folder's `mod.rs` may name its own files (it is their front
 //! door); every other edge counts. Code under `#[cfg(test)]` is left out:
-//! a test may reach anywhere.
+//! a test may reach anywhere. `LAYERS_DEBUG=1` prints every path read and
+//! the file it resolves to.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
