@@ -146,22 +146,33 @@ pub(crate) fn check_layouts<'m>(
     Ok(())
 }
 
+/// The model's stored catalog entry, unless there is none or it is this
+/// program's complete entry (the usual case, compared without decoding).
+/// The catalog changes only in a commit: a numbered snapshot in which the
+/// entry was found as defined still has it so, and is not asked again.
+fn stored_if_not_as_defined<'t>(
+    txn: &'t (impl Reader + ?Sized),
+    catalog: Table,
+    tables: &ModelTables,
+) -> Result<Option<&'t [u8]>> {
+    let snapshot = txn.snapshot_id();
+    if snapshot == Some(tables.catalog_seen_in.load(Ordering::Relaxed)) {
+        return Ok(None);
+    }
+    let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(None) };
+    if bytes != tables.catalog_entry {
+        return Ok(Some(bytes));
+    }
+    if let Some(snapshot) = snapshot {
+        tables.catalog_seen_in.store(snapshot, Ordering::Relaxed);
+    }
+    Ok(None)
+}
+
 /// Fails unless this program may write records of the model: the
 /// catalog's indexes are this program's, so its writes keep them all.
 pub(crate) fn check_writable(txn: &(impl Reader + ?Sized), catalog: Table, tables: &ModelTables) -> Result<()> {
-    // As in `check_queryable`: a numbered snapshot in which the entry was
-    // found as this program defines it still has it so.
-    let snapshot = txn.snapshot_id();
-    if snapshot == Some(tables.catalog_seen_in.load(Ordering::Relaxed)) {
-        return Ok(());
-    }
-    let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(()) };
-    if bytes == tables.catalog_entry {
-        if let Some(snapshot) = snapshot {
-            tables.catalog_seen_in.store(snapshot, Ordering::Relaxed);
-        }
-        return Ok(()); // the usual case: compared without decoding
-    }
+    let Some(bytes) = stored_if_not_as_defined(txn, catalog, tables)? else { return Ok(()) };
     let entry = Entry::decode(bytes)?;
     entry.check_layout(tables)?;
     if entry.defines(tables.info) {
@@ -179,19 +190,7 @@ pub(crate) fn check_queryable(
     tables: &ModelTables,
     position: usize,
 ) -> Result<()> {
-    // The catalog changes only in a commit: a snapshot in which it was
-    // found as this program defines it still has it so.
-    let snapshot = txn.snapshot_id();
-    if snapshot == Some(tables.catalog_seen_in.load(Ordering::Relaxed)) {
-        return Ok(());
-    }
-    let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(()) };
-    if bytes == tables.catalog_entry {
-        if let Some(snapshot) = snapshot {
-            tables.catalog_seen_in.store(snapshot, Ordering::Relaxed);
-        }
-        return Ok(());
-    }
+    let Some(bytes) = stored_if_not_as_defined(txn, catalog, tables)? else { return Ok(()) };
     let entry = Entry::decode(bytes)?;
     let index = &tables.info.indexes[position];
     if entry.has_complete(index) {
