@@ -71,6 +71,7 @@ impl Severity {
             | Error::DamagedStore { .. }
             | Error::Io(_)
             | Error::Fenced { .. }
+            | Error::Stopped { .. }
             | Error::Storage(_) => Severity::Fault,
             _ => Severity::Mistake,
         }

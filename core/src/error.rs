@@ -305,6 +305,20 @@ pub enum Error {
         lost: u64,
     },
 
+    /// On SlateDB: this process's handle on the store stopped after a
+    /// failure of object storage that outlasted SlateDB's retries (a
+    /// flush it could not make). SlateDB keeps the handle stopped: every
+    /// later call fails the same way, also once object storage is back.
+    /// What was acknowledged is in object storage (with
+    /// [`Durability::Full`](crate::Durability)); drop every handle and
+    /// open the store again to carry on (a server exits and lets its
+    /// supervisor start it again).
+    #[error("the store stopped after object storage failed ({reason}); open it again once object storage is back")]
+    Stopped {
+        /// What failed, as SlateDB said it.
+        reason: String,
+    },
+
     /// A read-only handle was asked to read an index that has no table in
     /// the store yet: the program declares it, but no writer has opened
     /// the store since it was added, so it was never built. A writable
@@ -466,6 +480,7 @@ impl Error {
             Error::OwnTransactionOpen => Error::OwnTransactionOpen,
             Error::ReadOnly => Error::ReadOnly,
             Error::Fenced { lost } => Error::Fenced { lost: *lost },
+            Error::Stopped { reason } => Error::Stopped { reason: reason.clone() },
             Error::IndexNotBuilt { model, index } => Error::IndexNotBuilt { model, index },
             Error::TooManyTables { max_tables } => Error::TooManyTables { max_tables: *max_tables },
             Error::StoreRemoved { path, reason } => Error::StoreRemoved { path: path.clone(), reason: reason.clone() },

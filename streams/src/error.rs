@@ -93,6 +93,10 @@ pub enum StreamError {
     /// The client took longer than the server allows to send its body.
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(std::time::Duration),
+    /// A reader node was asked for an offset the writer handed out and its
+    /// replica did not reach it within the long-poll timeout.
+    #[error("this reader node has not caught up with the writer at that offset yet; try again")]
+    ReplicaBehind,
     /// The server failed inside (a store task that panicked): not the
     /// client's doing.
     #[error("internal error: {0}")]

@@ -20,5 +20,7 @@ mod types;
 pub use error::{Result, StreamError};
 pub use json::array as json_array;
 pub use offset::{Offset, Start};
+#[cfg(feature = "slatedb")]
+pub use store::ObjectStore;
 pub use store::{MAX_FORK_DEPTH, Streams};
 pub use types::{Append, Appended, Create, Created, Fork, Limits, Meta, Producer, Read, is_json, media_type};

@@ -1,5 +1,6 @@
 //! `skyshelve-streams serve`: the Durable Streams server.
 
+use std::error::Error;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use skyshelve_streams::{Limits, Streams};
 /// A Durable Streams server on skyshelve: any number of processes may
 /// serve one store folder at once.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,9 +28,32 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct Serve {
     /// The store folder (created if missing); other server processes may
-    /// serve the same folder at the same time.
-    #[arg(long)]
-    dir: PathBuf,
+    /// serve the same folder at the same time. With `--store`, this
+    /// node's own folder (its watch file), which no other machine shares;
+    /// a temporary one if left out.
+    #[arg(long, required_unless_present = "store")]
+    dir: Option<PathBuf>,
+    /// Serve streams kept on object storage instead of in `--dir`:
+    /// `s3://bucket/prefix` (credentials and endpoint from the `AWS_*`
+    /// environment variables) or `file:///path`. One writer node serves
+    /// it; starting another fences the first, which then exits. Needs the
+    /// feature `slatedb`.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// A reader node of `--store`: serves reads, long-polls and SSE from a
+    /// replica that follows the writer node's commits; writes are
+    /// redirected to `--writer`.
+    #[arg(long, requires = "store")]
+    read_only: bool,
+    /// The writer node's base URL (`http://writer:4437`), to which a
+    /// reader node redirects writes (307, method and body kept).
+    #[arg(long, value_name = "URL", requires = "read_only")]
+    writer: Option<String>,
+    /// Milliseconds between a reader node's looks for the writer's new
+    /// commits: each costs object-store requests, and bounds how far a
+    /// reader lags.
+    #[arg(long, default_value_t = 100)]
+    poll_interval_ms: u64,
     /// The TCP port (4437 is the protocol's default); 0 lets the system
     /// pick a free one, which the server prints when it listens.
     #[arg(long, default_value_t = 4437)]
@@ -130,12 +154,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("skyshelve-streams: {err}");
-            ExitCode::FAILURE
+            // Fenced while it opened: another writer node started at the same time and won.
+            let fenced = matches!(
+                err.downcast_ref::<skyshelve_streams::StreamError>(),
+                Some(skyshelve_streams::StreamError::Store(skyshelve::Error::Fenced { .. }))
+            );
+            if fenced { ExitCode::from(STEPPED_DOWN) } else { ExitCode::FAILURE }
         }
     }
 }
 
-fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
+fn run(serve: &Serve) -> Result<(), Box<dyn Error>> {
     if serve.port == 0 && serve.workers > 1 {
         // Each process would get a port of its own.
         return Err("--workers shares one port between processes: give it with --port".into());
@@ -150,7 +179,8 @@ fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
         max_store: serve.max_store_size,
         ..Limits::default()
     };
-    let streams = Streams::open(&serve.dir, durability, limits)?;
+    let opened = open_streams(serve, durability, limits)?;
+    let streams = opened.streams.clone();
     let seconds = |value: f64| Duration::from_secs_f64(value.max(0.0));
     let settings = Settings {
         long_poll_timeout: seconds(serve.long_poll_timeout),
@@ -158,6 +188,7 @@ fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
         body_read_timeout: seconds(serve.body_timeout),
         max_connections: serve.max_connections.max(1),
         cors_origins: serve.cors_origins.clone(),
+        writer: serve.writer.clone(),
         ..Settings::default()
     };
     let address = SocketAddr::new(serve.host, serve.port);
@@ -178,12 +209,75 @@ fn run(serve: &Serve) -> Result<(), Box<dyn std::error::Error>> {
     let outcome = runtime.block_on(async move {
         let listener = skyshelve_streams::http::bind_shared(address)?;
         let bound = listener.local_addr()?;
-        eprintln!("skyshelve-streams: {role} {} serving {} on http://{bound}", std::process::id(), serve.dir.display());
+        eprintln!("skyshelve-streams: {role} {} serving {} on http://{bound}", std::process::id(), opened.what);
         skyshelve_streams::http::serve(listener, streams, settings).await
     });
     for mut worker in workers {
         let _ = worker.kill();
         let _ = worker.wait();
     }
-    Ok(outcome?)
+    match outcome {
+        Err(err) if skyshelve_streams::http::SteppedDown::is(&err) => {
+            // Closing a handle that is done for good would only retry an
+            // object store that refuses it: end now.
+            eprintln!("skyshelve-streams: {err}");
+            std::process::exit(STEPPED_DOWN.into());
+        }
+        outcome => Ok(outcome?),
+    }
+}
+
+/// The exit status of a node that stepped down (see `http::SteppedDown`),
+/// so that a supervisor can tell it from a failure to start.
+const STEPPED_DOWN: u8 = 3;
+
+/// The open stream store, what the start-up line calls it, and the
+/// temporary folder of a node given no `--dir`.
+struct Opened {
+    streams: Streams,
+    what: String,
+    _temporary: Option<tempfile::TempDir>,
+}
+
+fn open_streams(serve: &Serve, durability: skyshelve::Durability, limits: Limits) -> Result<Opened, Box<dyn Error>> {
+    let Some(url) = &serve.store else {
+        let dir = serve.dir.clone().ok_or("--dir or --store is needed")?;
+        let streams = Streams::open(&dir, durability, limits)?;
+        return Ok(Opened { streams, what: dir.display().to_string(), _temporary: None });
+    };
+    if serve.workers > 1 {
+        return Err("--workers shares an LMDB folder; on --store, start more reader nodes (--read-only)".into());
+    }
+    if serve.max_store_size.is_some() {
+        return Err("--max-store-size bounds an LMDB folder; object storage has no such bound".into());
+    }
+    open_objects(serve, url, durability, limits)
+}
+
+#[cfg(feature = "slatedb")]
+fn open_objects(
+    serve: &Serve,
+    url: &str,
+    durability: skyshelve::Durability,
+    limits: Limits,
+) -> Result<Opened, Box<dyn Error>> {
+    let temporary = match serve.dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("skyshelve-streams-").tempdir()?),
+    };
+    let local_dir = serve.dir.clone().or_else(|| temporary.as_ref().map(|t| t.path().to_owned())).unwrap_or_default();
+    let objects = skyshelve_streams::ObjectStore {
+        url: url.to_owned(),
+        local_dir,
+        read_only: serve.read_only,
+        poll_interval: Duration::from_millis(serve.poll_interval_ms.max(1)),
+    };
+    let streams = Streams::open_objects(&objects, durability, limits)?;
+    let role = if serve.read_only { "a replica of" } else { "the writer of" };
+    Ok(Opened { streams, what: format!("{role} {url}"), _temporary: temporary })
+}
+
+#[cfg(not(feature = "slatedb"))]
+fn open_objects(_: &Serve, _: &str, _: skyshelve::Durability, _: Limits) -> Result<Opened, Box<dyn Error>> {
+    Err("--store needs object storage support: build with `--features slatedb`".into())
 }

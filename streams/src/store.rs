@@ -32,6 +32,30 @@ const RENEW_AFTER: Duration = Duration::from_millis(100);
 pub struct Streams {
     store: Store,
     limits: Limits,
+    /// A replica of object storage that follows the writer node: it
+    /// writes nothing, not even a TTL's renewal.
+    read_only: bool,
+}
+
+/// Streams on object storage (feature `slatedb`): the store, and this
+/// node's part in serving it. One writer node takes every write; any
+/// number of reader nodes follow its commits.
+#[cfg(feature = "slatedb")]
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    /// `s3://bucket/prefix` (credentials and endpoint from the `AWS_*`
+    /// environment variables) or `file:///path` (a local object folder).
+    pub url: String,
+    /// This node's own folder: the watch file that wakes its live reads,
+    /// created if missing. Never shared between machines.
+    pub local_dir: std::path::PathBuf,
+    /// A reader node: serves reads from a replica that follows the
+    /// writer's commits, and refuses writes with `Error::ReadOnly`.
+    pub read_only: bool,
+    /// How often a reader node looks for the writer's new commits (and
+    /// how often the writer flushes commits that did not wait for object
+    /// storage).
+    pub poll_interval: Duration,
 }
 
 impl Streams {
@@ -50,15 +74,71 @@ impl Streams {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(dir: &Path, durability: Durability, limits: Limits) -> Result<Streams> {
-        let mut options = Store::options()
-            .models([StreamRecord::INFO, Chunk::INFO, ProducerRecord::INFO])
-            .durability(durability)
-            .purge_expired_every(Duration::from_secs(1));
+        let mut options = Store::options();
         if let Some(max) = limits.max_store {
             options = options.map_size(FIRST_MAP_SIZE.min(max)).max_map_size(max);
         }
+        Streams::open_with(options, dir, durability, limits, false)
+    }
+
+    /// Opens (creating, on a writer node) the stream store on object
+    /// storage. A second writer node opened on the same store fences this
+    /// one: its next write fails with `Store(Error::Fenced)` and nothing it
+    /// had not made durable is acknowledged (with `Durability::Full`). A
+    /// reader node needs the writer to have opened the store once.
+    /// `limits.max_store` is LMDB's and is not used here.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use skyshelve_streams::{Append, Create, ObjectStore, Start, Streams};
+    ///
+    /// let (objects, writer_dir, reader_dir) = (tempfile::tempdir()?, tempfile::tempdir()?, tempfile::tempdir()?);
+    /// let url = format!("file://{}", objects.path().display());
+    /// let node = |local_dir: &std::path::Path, read_only| ObjectStore {
+    ///     url: url.clone(),
+    ///     local_dir: local_dir.to_owned(),
+    ///     read_only,
+    ///     poll_interval: Duration::from_millis(20),
+    /// };
+    /// let full = skyshelve::Durability::Full;
+    /// let writer = Streams::open_objects(&node(writer_dir.path(), false), full, Default::default())?;
+    /// let text = || Some("text/plain".to_owned());
+    /// writer.create("/chat", Create { content_type: text(), ..Create::default() })?;
+    /// let tail = writer.append("/chat", Append { content_type: text(), body: b"hi".to_vec(), ..Append::default() })?;
+    /// let reader = Streams::open_objects(&node(reader_dir.path(), true), full, Default::default())?;
+    /// while !reader.holds("/chat", tail.meta().tail)? {
+    ///     std::thread::sleep(Duration::from_millis(10)); // the replica follows within a poll
+    /// }
+    /// assert_eq!(reader.read("/chat", Start::Beginning)?.chunks.concat(), b"hi");
+    /// assert!(reader.append("/chat", Append { content_type: text(), body: b"no".to_vec(), ..Append::default() }).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "slatedb")]
+    pub fn open_objects(objects: &ObjectStore, durability: Durability, limits: Limits) -> Result<Streams> {
+        // A read-only open creates nothing, and a reader's folder is its own.
+        std::fs::create_dir_all(&objects.local_dir).map_err(skyshelve::Error::from)?;
+        let options = Store::options().slatedb(&objects.url).slatedb_poll_interval(objects.poll_interval);
+        Streams::open_with(options, &objects.local_dir, durability, limits, objects.read_only)
+    }
+
+    fn open_with(
+        options: skyshelve::StoreOptions,
+        dir: &Path,
+        durability: Durability,
+        limits: Limits,
+        read_only: bool,
+    ) -> Result<Streams> {
+        let options = options.models([StreamRecord::INFO, Chunk::INFO, ProducerRecord::INFO]).durability(durability);
+        // Expired streams are purged by the node that writes.
+        let options = if read_only { options.read_only() } else { options.purge_expired_every(Duration::from_secs(1)) };
         let store = options.open(dir)?;
-        Ok(Streams { store, limits })
+        Ok(Streams { store, limits, read_only })
+    }
+
+    /// Whether this is a reader node's replica (see [`Streams::open_objects`]).
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The underlying skyshelve store.
@@ -178,6 +258,26 @@ impl Streams {
         Ok(read)
     }
 
+    /// Whether this store holds `offset` of the stream at `path`: on a
+    /// reader node, whether its replica has caught up with an offset the
+    /// writer handed out. False while the stream is missing (unless the
+    /// offset names no stream: such an offset proves nothing), older than
+    /// the one the offset names, or shorter than the offset; true for
+    /// anything else, which a read then answers (an error included).
+    pub fn holds(&self, path: &str, offset: Offset) -> Result<bool> {
+        self.store.read_with_error(|tx| {
+            let Some(record) = tx.load_by(StreamRecord::PATH, path)? else { return Ok(offset.stream == 0) };
+            if offset.stream > record.id {
+                // Streams made later have larger ids: this one is newer.
+                return Ok(false);
+            }
+            Ok(match position_of(tx, &record, offset) {
+                Ok(position) => position <= record.tail,
+                Err(_) => true,
+            })
+        })
+    }
+
     /// Removes what only forks kept once no fork needs it: streams deleted
     /// or expired while forked. Returns how many went. The server runs this
     /// every second.
@@ -208,6 +308,11 @@ impl Streams {
     /// A read renews a TTL: a write, done only once the last renewal is
     /// `RENEW_AFTER` old.
     fn renew_after_read(&self, meta: &Meta) -> Result<()> {
+        // A replica cannot write: reads served by reader nodes do not keep
+        // a stream alive (streams/README.md, "Many machines").
+        if self.read_only {
+            return Ok(());
+        }
         let (Some(ttl), Some(expires)) = (meta.ttl_secs, meta.expires) else { return Ok(()) };
         let now = SystemTime::now();
         let renewed = now + Duration::from_secs(ttl);

@@ -146,6 +146,16 @@ pub enum Appended {
     },
 }
 
+impl Appended {
+    /// The stream as the append left it (or found it, for a duplicate).
+    #[must_use]
+    pub fn meta(&self) -> &Meta {
+        match self {
+            Appended::Written { meta, .. } | Appended::Duplicate { meta, .. } => meta,
+        }
+    }
+}
+
 /// What a read returned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Read {

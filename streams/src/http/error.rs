@@ -28,6 +28,10 @@ impl StreamError {
             StreamError::PathTooLong { .. } => StatusCode::URI_TOO_LONG,
             StreamError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             StreamError::Store(skyshelve::Error::StorageFull { .. }) => StatusCode::INSUFFICIENT_STORAGE,
+            StreamError::ReplicaBehind
+            | StreamError::Store(
+                skyshelve::Error::Fenced { .. } | skyshelve::Error::Stopped { .. } | skyshelve::Error::Io(_),
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             StreamError::Internal(_) | StreamError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -40,6 +44,14 @@ impl StreamError {
             StreamError::Store(skyshelve::Error::StorageFull { .. }) => {
                 tracing::error!(error = %self, "the store is full");
                 "the store is full; deleting streams frees space".to_owned()
+            }
+            StreamError::Store(skyshelve::Error::Fenced { .. }) => {
+                tracing::error!(error = %self, "another writer node took the store over");
+                "this node is no longer the writer; the new writer node takes writes".to_owned()
+            }
+            StreamError::Store(err @ (skyshelve::Error::Io(_) | skyshelve::Error::Stopped { .. })) => {
+                tracing::error!(error = %err, "the store is unavailable");
+                "the store is unavailable; try again".to_owned()
             }
             StreamError::Store(err) => {
                 tracing::error!(error = %err, "the store failed");
@@ -56,7 +68,8 @@ impl StreamError {
 
 impl IntoResponse for StreamError {
     fn into_response(self) -> Response {
-        let mut response = (self.status(), self.body()).into_response();
+        let status = self.status();
+        let mut response = (status, self.body()).into_response();
         let out = response.headers_mut();
         match self {
             StreamError::Closed { tail } => {
@@ -68,6 +81,7 @@ impl IntoResponse for StreamError {
                 h::set(out, h::PRODUCER_EXPECTED_SEQ, &expected.to_string());
                 h::set(out, h::PRODUCER_RECEIVED_SEQ, &received.to_string());
             }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => h::set(out, "retry-after", "1"),
             _ => {}
         }
         response

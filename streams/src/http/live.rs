@@ -82,6 +82,9 @@ pub(super) async fn get(
             return Err(malformed);
         }
     };
+    if let Start::At(offset) = start {
+        replica_holds(app, &path, offset).await?;
+    }
     match params.live.as_deref() {
         None => catch_up(app, path, start, headers).await,
         Some("long-poll") => {
@@ -97,6 +100,29 @@ pub(super) async fn get(
             sse(app, path, start, params.cursor).await
         }
         Some(other) => Err(StreamError::BadRequest(format!("unknown live mode {other:?}"))),
+    }
+}
+
+/// On a reader node, waits until the replica holds `offset` — one the
+/// writer may have handed out moments ago — for up to the long-poll
+/// timeout, so that no read answers short of it (or 404 for a stream the
+/// offset proves exists). A writer holds every offset it handed out.
+async fn replica_holds(app: &Arc<App>, path: &str, offset: Offset) -> Result<(), StreamError> {
+    if !app.streams.is_read_only() {
+        return Ok(());
+    }
+    // Made before the first look, so that no commit between the two is missed.
+    let mut watch = app.streams.watch()?;
+    let deadline = Instant::now() + app.settings.long_poll_timeout;
+    loop {
+        let path = path.to_owned();
+        if blocking(app, move |s| s.holds(&path, offset)).await? {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || tokio::time::timeout(left, watch.changed()).await.is_err() {
+            return Err(StreamError::ReplicaBehind);
+        }
     }
 }
 

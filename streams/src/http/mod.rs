@@ -28,7 +28,7 @@ use crate::store::Streams;
 use crate::types::{Appended, Created};
 use headers as h;
 use metrics::Metrics;
-pub use serve::{MAX_HEADER_BYTES, bind_shared, serve};
+pub use serve::{MAX_HEADER_BYTES, SteppedDown, bind_shared, serve};
 
 /// The longest stream path, in bytes: paths are keys of a unique index,
 /// and index keys have a bounded length. A longer one is answered 414.
@@ -56,6 +56,11 @@ pub struct Settings {
     /// every origin. Empty, the default: no CORS headers, so a browser
     /// keeps other sites' pages from reading or writing streams.
     pub cors_origins: Vec<String>,
+    /// On a reader node, the writer node's base URL (`http://writer:4437`):
+    /// writes are answered `307 Temporary Redirect` to the same path
+    /// there, which clients follow with the same method and body. Without
+    /// it a reader answers writes 405.
+    pub writer: Option<String>,
 }
 
 impl Default for Settings {
@@ -67,6 +72,7 @@ impl Default for Settings {
             body_read_timeout: Duration::from_secs(300),
             max_connections: 512,
             cors_origins: Vec::new(),
+            writer: None,
         }
     }
 }
@@ -76,18 +82,27 @@ pub(crate) struct App {
     pub(crate) streams: Streams,
     pub(crate) settings: Settings,
     pub(crate) metrics: Arc<Metrics>,
+    /// Told when this node can no longer use its store (another writer
+    /// fenced it, or object storage failed for longer than SlateDB
+    /// retries): the server then stops (see `serve.rs`).
+    pub(crate) step_down: Arc<tokio::sync::Notify>,
 }
 
 /// The protocol's router: one handler for every path, behind the access
 /// log and (when origins are given) CORS.
 pub fn router(streams: Streams, settings: Settings) -> axum::Router {
     let metrics = Arc::new(Metrics::new(streams.store().path().to_owned()));
-    router_with(streams, settings, metrics)
+    router_with(streams, settings, metrics, Arc::default())
 }
 
-fn router_with(streams: Streams, settings: Settings, metrics: Arc<Metrics>) -> axum::Router {
+fn router_with(
+    streams: Streams,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    step_down: Arc<tokio::sync::Notify>,
+) -> axum::Router {
     let cors = cors_layer(&settings.cors_origins);
-    let app = Arc::new(App { streams, settings, metrics });
+    let app = Arc::new(App { streams, settings, metrics, step_down });
     let access_log = tower_http::trace::TraceLayer::new_for_http()
         .make_span_with(request_span)
         .on_request(())
@@ -138,10 +153,12 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
+    let writes = matches!(parts.method, Method::PUT | Method::POST | Method::DELETE);
     let outcome = match (&parts.method, path.as_str()) {
         (&Method::GET, HEALTH_PATH) => health(&app).await,
         (&Method::GET, METRICS_PATH) => Ok(app.metrics.render().into_response()),
         _ if path.len() > MAX_PATH_BYTES => Err(StreamError::PathTooLong { length: path.len(), limit: MAX_PATH_BYTES }),
+        _ if writes && app.streams.is_read_only() => Ok(to_writer(&app, &parts.uri)),
         (&Method::PUT, _) => create(&app, path, &parts.headers, body).await,
         (&Method::POST, _) => append(&app, path, &parts.headers, body).await,
         (&Method::GET, _) => live::get(&app, path, &query, &parts.headers).await,
@@ -150,8 +167,32 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         (&Method::OPTIONS, _) => Ok(StatusCode::NO_CONTENT.into_response()),
         _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
     };
+    if let Err(StreamError::Store(skyshelve::Error::Fenced { .. } | skyshelve::Error::Stopped { .. })) = &outcome {
+        // `notify_one` keeps the notice until the server looks.
+        app.step_down.notify_one();
+    }
     let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
     h::common(response.headers_mut());
+    response
+}
+
+/// A reader node's answer to a write: a redirect to the writer node, with
+/// the method and body kept (307), or 405 when no writer was named.
+/// Redirecting rather than forwarding keeps the writer the only node that
+/// acknowledges, lets the client see the writer's own answer (its
+/// `Stream-Next-Offset`, which readers honour), and costs a reader no
+/// bytes of the body.
+fn to_writer(app: &App, uri: &axum::http::Uri) -> Response {
+    let Some(writer) = app.settings.writer.as_deref() else {
+        let mut response =
+            (StatusCode::METHOD_NOT_ALLOWED, "this node serves reads only; send writes to the writer node\n")
+                .into_response();
+        h::set(response.headers_mut(), "allow", "GET, HEAD, OPTIONS");
+        return response;
+    };
+    let target = uri.path_and_query().map_or("/", axum::http::uri::PathAndQuery::as_str);
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    h::set(response.headers_mut(), "location", &format!("{}{target}", writer.trim_end_matches('/')));
     response
 }
 
@@ -290,7 +331,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let streams = Streams::open(dir.path(), skyshelve::Durability::Full, crate::Limits::default()).unwrap();
         let metrics = Arc::new(Metrics::new(dir.path().to_owned()));
-        let app = Arc::new(App { streams, settings: Settings::default(), metrics });
+        let app = Arc::new(App { streams, settings: Settings::default(), metrics, step_down: Arc::default() });
         let failed = blocking(&app, |_| -> Result<(), StreamError> { panic!("secret internals") }).await.unwrap_err();
         assert!(matches!(failed, StreamError::Internal(_)), "{failed:?}");
         let response = failed.into_response();

@@ -45,16 +45,26 @@ pub fn bind_shared(address: std::net::SocketAddr) -> std::io::Result<TcpListener
 }
 
 /// Serves the protocol on `listener` until the process is stopped, and
-/// removes streams that only their deleted forks kept, every second.
+/// (on a node that writes) removes streams that only their deleted forks
+/// kept, every second. Returns an error when this node stepped down
+/// because its store handle is done for good — another writer took the
+/// store over (`Error::Fenced`), or object storage failed past SlateDB's
+/// retries (`Error::Stopped`): it cannot acknowledge anything any more,
+/// and its supervisor starting it again is what recovers (or, fenced,
+/// decides what it becomes).
 pub async fn serve(listener: TcpListener, streams: Streams, settings: Settings) -> std::io::Result<()> {
-    spawn_collector(streams.clone());
+    if !streams.is_read_only() {
+        spawn_collector(streams.clone());
+    }
     let metrics = Arc::new(Metrics::new(streams.store().path().to_owned()));
-    let router = router_with(streams, settings.clone(), Arc::clone(&metrics));
+    let step_down = Arc::new(tokio::sync::Notify::new());
+    let router = router_with(streams, settings.clone(), Arc::clone(&metrics), Arc::clone(&step_down));
     let permits = Arc::new(Semaphore::new(settings.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout).max_header_size(MAX_HEADER_BYTES);
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stopped());
+    let mut stepped_down = false;
     loop {
         let socket = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -68,6 +78,10 @@ pub async fn serve(listener: TcpListener, streams: Streams, settings: Settings) 
                 }
             },
             () = &mut stop => break,
+            () = step_down.notified() => {
+                stepped_down = true;
+                break;
+            }
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             metrics.refused_connections.inc();
@@ -87,7 +101,28 @@ pub async fn serve(listener: TcpListener, streams: Streams, settings: Settings) 
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         tracing::info!("stopping with requests still open after {SHUTDOWN_GRACE:?}");
     }
+    if stepped_down {
+        return Err(std::io::Error::other(SteppedDown));
+    }
     Ok(())
+}
+
+/// Why [`serve`] returned on its own: this node's store handle is done for
+/// good (fenced by another writer node, or stopped after object storage
+/// failed). Carried inside the `io::Error` that `serve` returns.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the store can no longer be used by this process (fenced by another writer node, or stopped after object \
+     storage failed): stepping down; start it again to recover"
+)]
+pub struct SteppedDown;
+
+impl SteppedDown {
+    /// Whether `err` is a step-down.
+    #[must_use]
+    pub fn is(err: &std::io::Error) -> bool {
+        err.get_ref().is_some_and(|inner| inner.is::<SteppedDown>())
+    }
 }
 
 /// Answers a connection over the limit with a 503 and closes it.

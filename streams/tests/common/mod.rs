@@ -25,9 +25,15 @@ impl Server {
     /// parallel test too, and servers share ports (`SO_REUSEPORT`): the
     /// two tests would then talk to each other's servers.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(Server::command(dir, extra))
+    }
+
+    /// The command `start` runs: `serve --dir DIR` on a free port, then
+    /// `extra`.
+    pub fn command(dir: &Path, extra: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_skyshelve-streams"));
         command.args(["serve", "--dir"]).arg(dir).args(["--port", "0", "--long-poll-timeout", "10"]).args(extra);
-        Server::spawn(command)
+        command
     }
 
     /// Starts the protocol's Node reference server (file-backed, from
@@ -47,7 +53,15 @@ impl Server {
 
     /// Starts `command`, which prints "… http://HOST:PORT" on standard
     /// error once it listens.
-    fn spawn(mut command: Command) -> Server {
+    pub fn spawn(command: Command) -> Server {
+        match Server::try_spawn(command) {
+            Ok(server) => server,
+            Err(code) => panic!("the server ended with {code:?} before it listened (see its messages)"),
+        }
+    }
+
+    /// `spawn`, or the exit code of a server that ended before it listened.
+    pub fn try_spawn(mut command: Command) -> Result<Server, Option<i32>> {
         let mut child = command.stderr(Stdio::piped()).spawn().expect("the server starts");
         let stderr = BufReader::new(child.stderr.take().expect("piped"));
         let (listening, port) = std::sync::mpsc::channel();
@@ -60,14 +74,27 @@ impl Server {
         server.port = match port.recv_timeout(Duration::from_secs(20)) {
             Ok(port) => port,
             Err(RecvTimeoutError::Timeout) => panic!("the server did not listen within 20 s"),
-            Err(RecvTimeoutError::Disconnected) => panic!("the server ended before it listened (see its messages)"),
+            Err(RecvTimeoutError::Disconnected) => return Err(server.child.wait().unwrap().code()),
         };
-        server
+        Ok(server)
     }
 
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The server's exit code once it ends by itself within `limit`
+    /// (`None`: still running, or ended by a signal).
+    pub fn exit_code_within(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 }
 

@@ -257,9 +257,7 @@ impl Engine {
                 object_store_max_retries: Some(OBJECT_STORE_RETRIES),
                 ..Settings::default()
             };
-            let db = block_on(on, async move { Db::builder(path, objects).with_settings(settings).build().await })
-                .map_err(slate_error)?;
-            Handle::Writer(db)
+            Handle::Writer(open_writer(on, &path, &objects, &settings)?)
         };
         let notifier = Notifier::open(dir, true).ok().map(Arc::new);
         let status = match &handle {
@@ -538,8 +536,13 @@ impl Engine {
     }
 
     /// SlateDB's error as ours; when this writer was fenced, with the
-    /// acknowledged commits that object storage never got.
+    /// acknowledged commits that object storage never got; when SlateDB
+    /// closed the handle for good after a failure, `Stopped`.
     fn failure(&self, err: slatedb::Error) -> Error {
+        let closed = self.status.as_ref().and_then(|status| status.borrow().close_reason);
+        if matches!(closed, Some(reason) if reason != CloseReason::Fenced && reason != CloseReason::Clean) {
+            return Error::Stopped { reason: err.to_string() };
+        }
         match slate_error(err) {
             Error::Fenced { .. } => {
                 let durable = self.durable_seq();
@@ -719,6 +722,31 @@ const S3_REQUEST_RETRIES: slatedb::object_store::RetryConfig = slatedb::object_s
 /// end the open, so leaking their text is bounded.
 fn leak(reason: String) -> &'static str {
     Box::leak(reason.into_boxed_str())
+}
+
+/// How many times a writer's open is tried (see `open_writer`).
+const WRITER_OPEN_ATTEMPTS: u32 = 3;
+
+/// Opens the store as its writer. Two writers opening at once race to
+/// write the same manifest version, and SlateDB fails the loser's open
+/// with a data error ("version already exists"): opened again, it reads
+/// the winner's manifest and fences it, as any later writer would. Data
+/// that is really damaged fails every attempt the same way.
+fn open_writer(
+    on: &tokio::runtime::Runtime,
+    path: &ObjectPath,
+    objects: &Arc<dyn ObjectStore>,
+    settings: &Settings,
+) -> Result<Db> {
+    let mut attempt = 1;
+    loop {
+        let (path, objects, settings) = (path.clone(), Arc::clone(objects), settings.clone());
+        match block_on(on, async move { Db::builder(path, objects).with_settings(settings).build().await }) {
+            Ok(db) => return Ok(db),
+            Err(err) if err.kind() == ErrorKind::Data && attempt < WRITER_OPEN_ATTEMPTS => attempt += 1,
+            Err(err) => return Err(slate_error(err)),
+        }
+    }
 }
 
 /// Converts SlateDB's errors, naming the one a caller acts on: fenced by a

@@ -1,0 +1,278 @@
+//! Streams on object storage (`serve --store`), as a deployment sees them:
+//! a writer node and reader nodes, each a real server process with its own
+//! local folder, on one object store — a local object folder (`file://`),
+//! or an S3 server on loopback for the test that stops the object store
+//! (`SKYSHELVE_TEST_S3_SERVER`, which CI sets). Faults are real: processes
+//! killed with SIGKILL, a second writer fencing the first.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Response, Server, TEXT, read_all, request};
+
+/// The exit status of a node that stepped down (`main.rs`).
+const STEPPED_DOWN: i32 = 3;
+
+/// A node of the object store at `url`, its local folder in `local`.
+fn node(url: &str, local: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--store", url];
+    args.extend_from_slice(extra);
+    Server::start(local, &args)
+}
+
+/// A reader node following `writer`, looking for its commits every
+/// `poll_ms` milliseconds.
+fn reader(url: &str, local: &Path, writer: &Server, poll_ms: u64, extra: &[&str]) -> Server {
+    let writer_url = format!("http://127.0.0.1:{}", writer.port);
+    let poll = poll_ms.to_string();
+    let mut args = vec!["--read-only", "--writer", &writer_url, "--poll-interval-ms", &poll];
+    args.extend_from_slice(extra);
+    node(url, local, &args)
+}
+
+/// A local object folder, as a URL.
+fn objects(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+fn next_offset(response: &Response) -> String {
+    response.header("stream-next-offset").expect("a Stream-Next-Offset").to_owned()
+}
+
+/// Reads `path` on `port` until the body is `expected` (a replica follows
+/// within a few polls), failing after 20 s.
+fn read_until(port: u16, path: &str, expected: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = read_all(port, path).body;
+        if body == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still {:?}, not {:?}", String::from_utf8_lossy(&body), expected);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_reader_node_serves_the_writers_streams_and_redirects_writes_to_it() {
+    let (store, writer_dir, reader_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = objects(store.path());
+    let writer = node(&url, writer_dir.path(), &[]);
+    let reader = reader(&url, reader_dir.path(), &writer, 20, &[]);
+    let created = request(writer.port, "PUT", "/s/chat", &[TEXT], b"hello ");
+    assert_eq!(created.status, 201);
+    let created_at = next_offset(&created);
+
+    let redirected = request(reader.port, "POST", "/s/chat?x=1", &[TEXT], b"world");
+    assert_eq!(redirected.status, 307, "a write to a reader goes to the writer");
+    let location = format!("http://127.0.0.1:{}/s/chat?x=1", writer.port);
+    assert_eq!(redirected.header("location"), Some(location.as_str()));
+    for method in ["PUT", "DELETE"] {
+        assert_eq!(request(reader.port, method, "/s/chat", &[TEXT], b"").status, 307, "{method}");
+    }
+    let appended = request(writer.port, "POST", "/s/chat", &[TEXT], b"world");
+    assert_eq!(appended.status, 204);
+
+    // The writer's offset, read on the reader: answered once the replica holds it.
+    let at = next_offset(&appended);
+    let read = request(reader.port, "GET", &format!("/s/chat?offset={created_at}"), &[], b"");
+    assert_eq!((read.status, read.body.as_slice()), (200, &b"world"[..]));
+    assert_eq!(next_offset(&read), at);
+    assert_eq!(read.header("stream-up-to-date"), Some("true"));
+    let head = request(reader.port, "HEAD", "/s/chat", &[], b"");
+    assert_eq!((head.status, next_offset(&head)), (200, at));
+    assert_eq!(read_all(reader.port, "/s/chat").body, b"hello world");
+    assert_eq!(read_all(reader.port, "/s/missing").status, 404);
+
+    // Nothing on the reader's side wrote: the writer still takes every write.
+    assert_eq!(request(writer.port, "POST", "/s/chat", &[TEXT], b"!").status, 204);
+    read_until(reader.port, "/s/chat", b"hello world!");
+}
+
+#[test]
+fn a_reader_without_a_writer_url_refuses_writes() {
+    let (store, writer_dir, reader_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = objects(store.path());
+    let writer = node(&url, writer_dir.path(), &[]);
+    assert_eq!(request(writer.port, "PUT", "/s/a", &[TEXT], b"x").status, 201);
+    let reader = node(&url, reader_dir.path(), &["--read-only"]);
+    let refused = request(reader.port, "POST", "/s/a", &[TEXT], b"y");
+    assert_eq!((refused.status, refused.header("allow")), (405, Some("GET, HEAD, OPTIONS")));
+    assert_eq!(read_all(writer.port, "/s/a").body, b"x", "nothing was written");
+}
+
+#[test]
+fn a_read_at_an_offset_the_replica_has_not_reached_waits_and_is_never_answered_short_of_it() {
+    let (store, writer_dir, slow_dir, stuck_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let url = objects(store.path());
+    let writer = node(&url, writer_dir.path(), &[]);
+    assert_eq!(request(writer.port, "PUT", "/s/log", &[TEXT], b"a").status, 201);
+    // Both readers open after the create, so both hold the stream at "a".
+    let slow = reader(&url, slow_dir.path(), &writer, 700, &[]);
+    let stuck = reader(&url, stuck_dir.path(), &writer, 60_000, &["--long-poll-timeout", "0.3"]);
+    read_until(slow.port, "/s/log", b"a");
+    read_until(stuck.port, "/s/log", b"a");
+
+    let appended = request(writer.port, "POST", "/s/log", &[TEXT], b"b");
+    let at = next_offset(&appended);
+    // A stream made after the replica's last look, at an offset naming it.
+    let made = request(writer.port, "PUT", "/s/new", &[TEXT], b"n");
+    let new_at = next_offset(&made);
+
+    // The slow reader looks again within its poll: the read waits for it.
+    let read = request(slow.port, "GET", &format!("/s/log?offset={at}"), &[], b"");
+    assert_eq!((read.status, next_offset(&read)), (200, at.clone()), "answered at the writer's offset");
+    assert_eq!(read.header("stream-up-to-date"), Some("true"));
+    let fresh = request(slow.port, "GET", &format!("/s/new?offset={new_at}"), &[], b"");
+    assert_eq!(fresh.status, 200, "not 404: the offset proves the stream exists");
+
+    // The stuck reader does not look again before its long-poll timeout:
+    // 503 to retry, never an answer short of the offset, nor a 404.
+    for path in
+        [format!("/s/log?offset={at}"), format!("/s/log?offset={at}&live=long-poll"), format!("/s/new?offset={new_at}")]
+    {
+        let behind = request(stuck.port, "GET", &path, &[], b"");
+        assert_eq!((behind.status, behind.header("retry-after")), (503, Some("1")), "{path}");
+        assert_eq!(behind.header("stream-up-to-date"), None, "{path}");
+    }
+    // Without an offset it serves what it holds.
+    assert_eq!(read_all(stuck.port, "/s/log").body, b"a");
+}
+
+#[test]
+fn a_long_poll_on_a_reader_wakes_when_the_writers_append_reaches_the_replica() {
+    let (store, writer_dir, reader_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = objects(store.path());
+    let writer = node(&url, writer_dir.path(), &[]);
+    let tail = next_offset(&request(writer.port, "PUT", "/s/live", &[TEXT], b"first "));
+    let reader = reader(&url, reader_dir.path(), &writer, 20, &[]);
+    let port = reader.port;
+    let poll =
+        std::thread::spawn(move || request(port, "GET", &format!("/s/live?offset={tail}&live=long-poll"), &[], b""));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(request(writer.port, "POST", "/s/live", &[TEXT], b"second").status, 204);
+    let woken = poll.join().unwrap();
+    assert_eq!((woken.status, woken.body.as_slice()), (200, &b"second"[..]), "woken with the data, not timed out");
+}
+
+#[test]
+fn a_second_writer_fences_the_first_which_steps_down_without_acknowledging_its_write() {
+    let (store, first_dir, second_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = objects(store.path());
+    // Started at once: whichever opens last fences the other, during its
+    // start (it then never listens) or at its first write.
+    let start = |dir: &Path| Server::try_spawn(Server::command(dir, &["--store", &url]));
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| start(first_dir.path()));
+        let second = s.spawn(|| start(second_dir.path()));
+        (first.join().unwrap(), second.join().unwrap())
+    });
+    let mut nodes = match (first, second) {
+        (Ok(first), Ok(second)) => [first, second],
+        (Ok(node), Err(code)) | (Err(code), Ok(node)) => {
+            assert_eq!(code, Some(STEPPED_DOWN), "the writer fenced while it started steps down");
+            assert_eq!(request(node.port, "PUT", "/s/one", &[TEXT], b"x").status, 201);
+            assert_eq!(read_all(node.port, "/s/one").body, b"x");
+            return;
+        }
+        (Err(a), Err(b)) => panic!("neither writer started: {a:?}, {b:?}"),
+    };
+    let statuses: Vec<u16> = nodes
+        .iter()
+        .enumerate()
+        .map(|(n, node)| request(node.port, "PUT", &format!("/s/from-{n}"), &[TEXT], b"x").status)
+        .collect();
+    let won: Vec<usize> = (0..2).filter(|&n| statuses[n] == 201).collect();
+    assert_eq!(won.len(), 1, "exactly one writer took the write: {statuses:?}");
+    let (winner, loser) = (won[0], 1 - won[0]);
+    assert_eq!(statuses[loser], 503, "the fenced writer answers 503, acknowledging nothing");
+    assert_eq!(nodes[loser].exit_code_within(Duration::from_secs(20)), Some(STEPPED_DOWN), "it steps down");
+    let port = nodes[winner].port;
+    assert_eq!(read_all(port, &format!("/s/from-{loser}")).status, 404, "its refused write is nowhere");
+    assert_eq!(read_all(port, &format!("/s/from-{winner}")).body, b"x");
+    assert_eq!(request(port, "POST", &format!("/s/from-{winner}"), &[TEXT], b"y").status, 204);
+    nodes[winner].kill();
+}
+
+#[test]
+fn a_writer_killed_mid_append_loses_nothing_acknowledged_and_a_new_writer_carries_on() {
+    let (store, writer_dir, reader_dir, next_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let url = objects(store.path());
+    let mut writer = node(&url, writer_dir.path(), &[]);
+    assert_eq!(request(writer.port, "PUT", "/s/log", &[TEXT], b"").status, 201);
+    let reader = reader(&url, reader_dir.path(), &writer, 20, &[]);
+
+    // Appends of 5 bytes each, from a client that stops at the first failure.
+    let port = writer.port;
+    let appender = std::thread::spawn(move || {
+        let mut acknowledged = 0_u32;
+        loop {
+            let record = format!("{acknowledged:04};");
+            let answered =
+                std::panic::catch_unwind(|| request(port, "POST", "/s/log", &[TEXT], record.as_bytes()).status);
+            if answered.ok() != Some(204) {
+                return acknowledged;
+            }
+            acknowledged += 1;
+        }
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    writer.kill();
+    let acknowledged = appender.join().unwrap();
+    assert!(acknowledged > 0, "some appends were acknowledged before the kill");
+
+    let next = node(&url, next_dir.path(), &[]);
+    let body = read_all(next.port, "/s/log").body;
+    assert_eq!(body.len() % 5, 0, "no append is half there: {:?}", String::from_utf8_lossy(&body));
+    let records: Vec<String> = body.chunks(5).map(|r| String::from_utf8_lossy(r).into_owned()).collect();
+    let expected: Vec<String> = (0..records.len()).map(|n| format!("{n:04};")).collect();
+    assert_eq!(records, expected, "whole records, in order");
+    assert!(records.len() >= acknowledged as usize, "{} acknowledged, {} kept", acknowledged, records.len());
+    assert!(records.len() <= acknowledged as usize + 1, "at most the one unanswered append is there too");
+
+    // The reader carries on, and follows the new writer.
+    let appended = request(next.port, "POST", "/s/log", &[TEXT], b"next;");
+    assert_eq!(appended.status, 204);
+    let at = next_offset(&appended);
+    let caught_up = request(reader.port, "GET", &format!("/s/log?offset={at}"), &[], b"");
+    assert_eq!((caught_up.status, next_offset(&caught_up)), (200, at));
+    let mut expected_body = body;
+    expected_body.extend_from_slice(b"next;");
+    read_until(reader.port, "/s/log", &expected_body);
+}
+
+#[test]
+fn a_reader_killed_goes_unnoticed_by_the_writer_and_the_other_readers() {
+    let (store, writer_dir, one_dir, two_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let url = objects(store.path());
+    let writer = node(&url, writer_dir.path(), &[]);
+    assert_eq!(request(writer.port, "PUT", "/s/log", &[TEXT], b"a").status, 201);
+    let mut one = reader(&url, one_dir.path(), &writer, 20, &[]);
+    let two = reader(&url, two_dir.path(), &writer, 20, &[]);
+    read_until(one.port, "/s/log", b"a");
+    one.kill();
+    assert_eq!(request(writer.port, "POST", "/s/log", &[TEXT], b"b").status, 204);
+    read_until(two.port, "/s/log", b"ab");
+    assert_eq!(read_all(writer.port, "/s/log").body, b"ab");
+}
