@@ -22,6 +22,8 @@
 //! `--watch [N]` the latency of a watch across processes (see `watch.rs`);
 //! `--streams [--quick] [--anchors] [--chart FILE.svg]` the Durable Streams servers (see
 //! `streams/mod.rs`).
+//! `--streams-scale [--quick]` (feature `slatedb`) skyshelve-streams with 1-3 reader
+//! processes, on LMDB and on object storage (see `streams/scale.rs`).
 
 mod alloc;
 mod model;
@@ -168,6 +170,15 @@ fn main() -> std::process::ExitCode {
             args.iter().position(|a| a == "--chart").and_then(|i| args.get(i + 1)).map(std::path::PathBuf::from);
         let outcome = streams::run(quick, anchors, chart.as_deref());
         return exit(outcome.map(|table| println!("{table}")).map_err(|e| e.to_string()));
+    }
+    if args.first().map(String::as_str) == Some("--streams-scale") {
+        #[cfg(feature = "slatedb")]
+        let outcome = streams::scale::run(args.iter().any(|a| a == "--quick"))
+            .map(|table| println!("{table}"))
+            .map_err(|e| e.to_string());
+        #[cfg(not(feature = "slatedb"))]
+        let outcome = Err("--streams-scale needs `--features slatedb`".to_owned());
+        return exit(outcome);
     }
     if args.first().map(String::as_str) == Some("--watch") {
         let total = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);

@@ -97,6 +97,9 @@ pub enum StreamError {
     /// replica did not reach it within the long-poll timeout.
     #[error("this reader node has not caught up with the writer at that offset yet; try again")]
     ReplicaBehind,
+    /// A reader node could not reach the writer node to forward a write.
+    #[error("the writer node could not be reached; try again")]
+    WriterUnreachable,
     /// The server failed inside (a store task that panicked): not the
     /// client's doing.
     #[error("internal error: {0}")]

@@ -5,7 +5,8 @@
 //! by URL, created with a content type and an optional TTL or expiry,
 //! appended to (with `Stream-Seq` and idempotent producers), read from an
 //! offset, and tailed live — by any number of server processes sharing one
-//! store folder.
+//! store folder, or (feature `slatedb`) by a writer node and any number of
+//! reader nodes on object storage (`Streams::open_objects`).
 //!
 //! [`Streams`] is the store as a typed Rust API; [`http`] serves it.
 

@@ -42,12 +42,13 @@ struct Serve {
     store: Option<String>,
     /// A reader node of `--store`: serves reads, long-polls and SSE from a
     /// replica that follows the writer node's commits; writes are
-    /// redirected to `--writer`.
+    /// forwarded to `--writer`.
     #[arg(long, requires = "store")]
     read_only: bool,
     /// The writer node's base URL (`http://writer:4437`), to which a
-    /// reader node redirects writes (307, method and body kept).
-    #[arg(long, value_name = "URL", requires = "read_only")]
+    /// reader node forwards writes, passing its answers back; without it
+    /// a reader answers writes 405.
+    #[arg(long, value_name = "URL", requires = "read_only", value_parser = writer_url)]
     writer: Option<String>,
     /// Milliseconds between a reader node's looks for the writer's new
     /// commits: each costs object-store requests, and bounds how far a
@@ -120,6 +121,11 @@ enum LogFormat {
 enum DurabilityArg {
     Full,
     Relaxed,
+}
+
+/// A `--writer` URL the server can forward to.
+fn writer_url(url: &str) -> Result<String, String> {
+    skyshelve_streams::http::check_writer_url(url).map(|()| url.to_owned())
 }
 
 /// Set in the environment of the worker processes a server starts.

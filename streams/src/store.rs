@@ -23,10 +23,6 @@ const FIRST_MAP_SIZE: usize = 16 << 20;
 /// chain, so its length bounds their work.
 pub const MAX_FORK_DEPTH: usize = 400;
 
-/// A TTL is renewed by a read only when this much of it has passed since
-/// the last renewal, so that a burst of reads is not a burst of writes.
-const RENEW_AFTER: Duration = Duration::from_millis(100);
-
 /// The stream store: every stream of one skyshelve store.
 #[derive(Clone)]
 pub struct Streams {
@@ -305,18 +301,12 @@ impl Streams {
         Ok(removed)
     }
 
-    /// A read renews a TTL: a write, done only once the last renewal is
-    /// `RENEW_AFTER` old.
+    /// A read renews a TTL: a write, done only when it is due.
     fn renew_after_read(&self, meta: &Meta) -> Result<()> {
-        // A replica cannot write: reads served by reader nodes do not keep
-        // a stream alive (streams/README.md, "Many machines").
-        if self.read_only {
-            return Ok(());
-        }
-        let (Some(ttl), Some(expires)) = (meta.ttl_secs, meta.expires) else { return Ok(()) };
+        // A replica cannot write: a reader node asks its writer to renew
+        // (`http/forward.rs`).
         let now = SystemTime::now();
-        let renewed = now + Duration::from_secs(ttl);
-        if renewed.duration_since(expires).unwrap_or_default() < RENEW_AFTER {
+        if self.read_only || !meta.renewal_due(now) {
             return Ok(());
         }
         self.store.write_with_error(|tx| {

@@ -2,10 +2,14 @@
 //! read asks for and what it returns, and the limits requests are held to.
 //! `store.rs` holds the rules that turn one into the other.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::model::StreamRecord;
 use crate::offset::Offset;
+
+/// A TTL is renewed by a read only when this much of it has passed since
+/// the last renewal.
+pub(crate) const RENEW_AFTER: Duration = Duration::from_millis(100);
 
 /// A stream's configuration and tail.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +44,16 @@ impl Meta {
             expires: record.expiry,
             closed: record.closed,
         }
+    }
+
+    /// Whether a read at `now` renews this stream's TTL: it has one, and
+    /// `RENEW_AFTER` of it has passed since the last renewal (so that a
+    /// burst of reads is not a burst of writes).
+    #[must_use]
+    pub fn renewal_due(&self, now: SystemTime) -> bool {
+        let (Some(ttl), Some(expires)) = (self.ttl_secs, self.expires) else { return false };
+        let renewed = now + Duration::from_secs(ttl);
+        renewed.duration_since(expires).unwrap_or_default() >= RENEW_AFTER
     }
 
     /// Whether the stream is in JSON mode (`application/json`).

@@ -15,6 +15,8 @@
 //! ```sh
 //! cargo test -p skyshelve-streams --test differential -- --ignored
 //! DIFFERENTIAL_SEEDS=5000 cargo test -p skyshelve-streams --test differential -- --ignored   # a soak
+//! # a writer node on object storage (CI: S3 on loopback, with the AWS_* variables set)
+//! DIFFERENTIAL_STORE=s3://bucket/prefix cargo test -p skyshelve-streams --features slatedb --test differential -- --ignored
 //! ```
 //!
 //! Where the reference departs from PROTOCOL.md the case is listed in
@@ -381,7 +383,14 @@ fn random_sequences_agree_with_the_node_reference_server() {
     let mut seeds: Vec<u64> = (1..=count).collect();
     seeds.extend(FOUND.iter().filter(|&&seed| seed > count));
     let (dir_ours, dir_reference) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let ours = Server::start(dir_ours.path(), &["--durability", "relaxed"]);
+    // DIFFERENTIAL_STORE=URL compares a writer node on object storage
+    // instead (a binary built with the feature slatedb).
+    let store = std::env::var("DIFFERENTIAL_STORE").ok();
+    let mut ours_args = vec!["--durability", "relaxed"];
+    if let Some(url) = &store {
+        ours_args.extend(["--store", url.as_str()]);
+    }
+    let ours = Server::start(dir_ours.path(), &ours_args);
     let reference = Server::reference(dir_reference.path());
     let mut skipped = Vec::new();
     let differences: Vec<String> =

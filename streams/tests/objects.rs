@@ -23,7 +23,7 @@ fn node(url: &str, local: &Path, extra: &[&str]) -> Server {
 }
 
 /// A reader node following `writer`, looking for its commits every
-/// `poll_ms` milliseconds.
+/// `poll_ms` milliseconds, forwarding writes to it.
 fn reader(url: &str, local: &Path, writer: &Server, poll_ms: u64, extra: &[&str]) -> Server {
     let writer_url = format!("http://127.0.0.1:{}", writer.port);
     let poll = poll_ms.to_string();
@@ -56,25 +56,28 @@ fn read_until(port: u16, path: &str, expected: &[u8]) {
 }
 
 #[test]
-fn a_reader_node_serves_the_writers_streams_and_redirects_writes_to_it() {
+fn a_reader_node_serves_the_writers_streams_and_forwards_writes_to_it() {
     let (store, writer_dir, reader_dir) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let url = objects(store.path());
     let writer = node(&url, writer_dir.path(), &[]);
     let reader = reader(&url, reader_dir.path(), &writer, 20, &[]);
-    let created = request(writer.port, "PUT", "/s/chat", &[TEXT], b"hello ");
-    assert_eq!(created.status, 201);
-    let created_at = next_offset(&created);
 
-    let redirected = request(reader.port, "POST", "/s/chat?x=1", &[TEXT], b"world");
-    assert_eq!(redirected.status, 307, "a write to a reader goes to the writer");
-    let location = format!("http://127.0.0.1:{}/s/chat?x=1", writer.port);
-    assert_eq!(redirected.header("location"), Some(location.as_str()));
-    for method in ["PUT", "DELETE"] {
-        assert_eq!(request(reader.port, method, "/s/chat", &[TEXT], b"").status, 307, "{method}");
-    }
-    let appended = request(writer.port, "POST", "/s/chat", &[TEXT], b"world");
-    assert_eq!(appended.status, 204);
+    // Every write through the reader: the writer's answer comes back.
+    let created = request(reader.port, "PUT", "/s/chat", &[TEXT], b"hello ");
+    assert_eq!(created.status, 201);
+    let location = format!("http://127.0.0.1:{}/s/chat", reader.port);
+    assert_eq!(created.header("location"), Some(location.as_str()), "the node the client asked");
+    let created_at = next_offset(&created);
+    let produced = [TEXT, ("Producer-Id", "p"), ("Producer-Epoch", "0"), ("Producer-Seq", "0")];
+    let appended = request(reader.port, "POST", "/s/chat", &produced, &[0xff, b'w', b'o', b'r', b'l', b'd']);
+    assert_eq!(appended.status, 400, "the writer's refusal of bytes that are not UTF-8 in text/plain");
+    let appended = request(reader.port, "POST", "/s/chat", &produced, b"world");
+    assert_eq!((appended.status, appended.header("producer-seq")), (200, Some("0")), "the writer's own headers");
+    assert_eq!(request(reader.port, "POST", "/s/chat", &produced, b"world").status, 204, "a duplicate, through it too");
+    let refused = request(reader.port, "POST", "/s/chat", &[("Content-Type", "application/json")], b"[]");
+    assert_eq!(refused.status, 409, "the writer's conflict");
+    assert_eq!(read_all(writer.port, "/s/chat").body, b"hello world", "written by the writer");
 
     // The writer's offset, read on the reader: answered once the replica holds it.
     let at = next_offset(&appended);
@@ -87,9 +90,24 @@ fn a_reader_node_serves_the_writers_streams_and_redirects_writes_to_it() {
     assert_eq!(read_all(reader.port, "/s/chat").body, b"hello world");
     assert_eq!(read_all(reader.port, "/s/missing").status, 404);
 
-    // Nothing on the reader's side wrote: the writer still takes every write.
-    assert_eq!(request(writer.port, "POST", "/s/chat", &[TEXT], b"!").status, 204);
-    read_until(reader.port, "/s/chat", b"hello world!");
+    assert_eq!(request(reader.port, "DELETE", "/s/chat", &[], b"").status, 204);
+    assert_eq!(read_all(writer.port, "/s/chat").status, 404, "deleted at the writer");
+}
+
+#[test]
+fn a_reader_answers_503_while_its_writer_is_unreachable_and_holds_bodies_to_its_limits() {
+    let (store, writer_dir, reader_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = objects(store.path());
+    let mut writer = node(&url, writer_dir.path(), &[]);
+    assert_eq!(request(writer.port, "PUT", "/s/a", &[TEXT], b"x").status, 201);
+    let reader = reader(&url, reader_dir.path(), &writer, 20, &["--max-message-size", "8"]);
+    let too_large = request(reader.port, "POST", "/s/a", &[TEXT], b"0123456789");
+    assert_eq!(too_large.status, 413, "refused before it is sent on");
+    writer.kill();
+    let unreachable = request(reader.port, "POST", "/s/a", &[TEXT], b"y");
+    assert_eq!((unreachable.status, unreachable.header("retry-after")), (503, Some("1")));
+    assert_eq!(read_all(reader.port, "/s/a").body, b"x", "reads go on");
 }
 
 #[test]
@@ -275,4 +293,104 @@ fn a_reader_killed_goes_unnoticed_by_the_writer_and_the_other_readers() {
     assert_eq!(request(writer.port, "POST", "/s/log", &[TEXT], b"b").status, 204);
     read_until(two.port, "/s/log", b"ab");
     assert_eq!(read_all(writer.port, "/s/log").body, b"ab");
+}
+
+/// An S3 server on loopback that keeps what it was sent across restarts:
+/// `.ci/s3-server.sh serve` (moto from PyPI), named by
+/// `SKYSHELVE_TEST_S3_SERVER`.
+struct S3Server {
+    process: std::process::Child,
+}
+
+const S3_SERVER: &str = "SKYSHELVE_TEST_S3_SERVER";
+const BUCKET: &str = "streams-restarts";
+
+impl S3Server {
+    fn start(script: &Path, port: u16, state: &Path) -> S3Server {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(script)
+            .args(["serve", "--port", &port.to_string(), "--bucket", BUCKET, "--state"])
+            .arg(state)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the S3 server starts");
+        let stdout = std::io::BufReader::new(process.stdout.take().unwrap());
+        assert!(stdout.lines().map_while(Result::ok).any(|line| line == "ready"), "the S3 server did not start");
+        S3Server { process }
+    }
+
+    /// Kills the server at once, as a crash would.
+    fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A node on the S3 server at `port`.
+fn s3_node(port: u16, local: &Path, extra: &[&str]) -> Server {
+    let url = format!("s3://{BUCKET}/streams");
+    let mut args = vec!["--store", url.as_str()];
+    args.extend_from_slice(extra);
+    let mut command = Server::command(local, &args);
+    command
+        .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")])
+        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ALLOW_HTTP", "true");
+    Server::spawn(command)
+}
+
+#[test]
+fn the_object_store_stopped_fails_writes_with_503_and_once_back_a_restarted_writer_has_every_acknowledged_append() {
+    let Some(script) = std::env::var_os(S3_SERVER) else {
+        eprintln!("needs {S3_SERVER}, the path of .ci/s3-server.sh (CI sets it)");
+        return;
+    };
+    let script = std::path::PathBuf::from(script);
+    let (state, writer_dir, reader_dir, next_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut s3 = S3Server::start(&script, port, state.path());
+    let mut writer = s3_node(port, writer_dir.path(), &[]);
+    assert_eq!(request(writer.port, "PUT", "/s/log", &[TEXT], b"").status, 201);
+    let writer_url = format!("http://127.0.0.1:{}", writer.port);
+    let reader =
+        s3_node(port, reader_dir.path(), &["--read-only", "--writer", &writer_url, "--poll-interval-ms", "50"]);
+    let mut acknowledged = Vec::new();
+    for n in 0..10 {
+        let record = format!("{n:04};");
+        assert_eq!(request(writer.port, "POST", "/s/log", &[TEXT], record.as_bytes()).status, 204);
+        acknowledged.extend_from_slice(record.as_bytes());
+    }
+    read_until(reader.port, "/s/log", &acknowledged);
+
+    s3.kill();
+    let refused = request(writer.port, "POST", "/s/log", &[TEXT], b"lost;");
+    assert_eq!((refused.status, refused.header("retry-after")), (503, Some("1")), "a typed refusal, not a 500");
+    assert_eq!(
+        writer.exit_code_within(Duration::from_secs(60)),
+        Some(STEPPED_DOWN),
+        "its handle is done: it steps down"
+    );
+    assert_eq!(read_all(reader.port, "/s/log").body, acknowledged, "the reader serves what it holds meanwhile");
+
+    let _s3 = S3Server::start(&script, port, state.path());
+    // What a supervisor does: start the writer again.
+    let next = s3_node(port, next_dir.path(), &[]);
+    assert_eq!(read_all(next.port, "/s/log").body, acknowledged, "every acknowledged append, nothing else");
+    let appended = request(next.port, "POST", "/s/log", &[TEXT], b"back;");
+    assert_eq!(appended.status, 204);
+    let at = next_offset(&appended);
+    let followed = request(reader.port, "GET", &format!("/s/log?offset={at}"), &[], b"");
+    assert_eq!((followed.status, next_offset(&followed)), (200, at), "the reader follows the new writer");
 }

@@ -10,6 +10,8 @@
 //! the anchors are installed under `target/streams-anchors/` first.
 
 mod client;
+#[cfg(feature = "slatedb")]
+pub mod scale;
 mod servers;
 mod workloads;
 

@@ -98,6 +98,29 @@ pub fn start(kind: Kind, durable: bool, processes: usize) -> Result<Running> {
     Ok(running)
 }
 
+/// Starts one skyshelve-streams process per entry of `nodes`, each with a
+/// folder of its own and the entry's arguments after `DIR PORT full`
+/// (object-store nodes: `URL writer|reader`), one after the other.
+pub fn start_nodes(nodes: &[[&str; 2]]) -> Result<Running> {
+    let dir = tempfile::Builder::new().prefix("streams-bench-").tempdir()?;
+    let mut running = Running { children: Vec::new(), ports: Vec::new(), _dir: dir };
+    for (n, [url, role]) in nodes.iter().enumerate() {
+        let port = free_port()?;
+        let local = running._dir.path().join(format!("node-{n}"));
+        let child = Command::new(std::env::current_exe()?)
+            .arg("--child-streams-server")
+            .arg(&local)
+            .args([port.to_string().as_str(), "full", url, role])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        running.children.push(child);
+        running.ports.push(port);
+        wait_listening(port)?;
+    }
+    Ok(running)
+}
+
 fn spawn(kind: Kind, durable: bool, data: &Path, port: u16) -> Result<Child> {
     let quiet = |command: &mut Command| command.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
     Ok(match kind {
@@ -141,12 +164,25 @@ fn wait_listening(port: u16) -> Result<()> {
     Ok(())
 }
 
-/// The child side of a skyshelve-streams server: serves `dir` on `port`.
+/// The child side of a skyshelve-streams server: serves `dir` on `port`;
+/// with `URL writer|reader` after them, a node of the object store at URL
+/// with `dir` as its local folder (see `scale.rs`).
 pub fn serve_child(args: &[String]) -> Result<()> {
-    let [dir, port, durability] = args else { return Err("--child-streams-server DIR PORT full|relaxed".into()) };
+    let (dir, port, durability, node) = match args {
+        [dir, port, durability] => (dir, port, durability, None),
+        [dir, port, durability, url, role] => (dir, port, durability, Some((url, role == "reader"))),
+        _ => return Err("--child-streams-server DIR PORT full|relaxed [URL writer|reader]".into()),
+    };
     let durability =
         if durability == "full" { skyshelve::Durability::Full } else { skyshelve::Durability::MayLoseLastCommits };
-    let streams = skyshelve_streams::Streams::open(Path::new(dir), durability, skyshelve_streams::Limits::default())?;
+    let limits = skyshelve_streams::Limits::default();
+    let streams = match node {
+        None => skyshelve_streams::Streams::open(Path::new(dir), durability, limits)?,
+        #[cfg(feature = "slatedb")]
+        Some((url, read_only)) => super::scale::open_node(url, Path::new(dir), read_only, durability, limits)?,
+        #[cfg(not(feature = "slatedb"))]
+        Some(_) => return Err("object-store nodes need the feature slatedb".into()),
+    };
     let settings =
         skyshelve_streams::http::Settings { long_poll_timeout: Duration::from_secs(10), ..Default::default() };
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>()?));

@@ -29,6 +29,7 @@ impl StreamError {
             StreamError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             StreamError::Store(skyshelve::Error::StorageFull { .. }) => StatusCode::INSUFFICIENT_STORAGE,
             StreamError::ReplicaBehind
+            | StreamError::WriterUnreachable
             | StreamError::Store(
                 skyshelve::Error::Fenced { .. } | skyshelve::Error::Stopped { .. } | skyshelve::Error::Io(_),
             ) => StatusCode::SERVICE_UNAVAILABLE,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::headers as h;
 use super::metrics::Open;
-use super::{App, blocking, start_of};
+use super::{App, blocking, forward, replica, start_of};
 use crate::StreamError;
 use crate::types::{Meta, Read};
 use crate::{Offset, Start};
@@ -82,8 +82,11 @@ pub(super) async fn get(
             return Err(malformed);
         }
     };
-    if let Start::At(offset) = start {
-        replica_holds(app, &path, offset).await?;
+    if let (Start::At(offset), true) = (start, app.streams.is_read_only()) {
+        let held = path.clone();
+        if !replica::caught_up(app, move |s| s.holds(&held, offset)).await? {
+            return Err(StreamError::ReplicaBehind);
+        }
     }
     match params.live.as_deref() {
         None => catch_up(app, path, start, headers).await,
@@ -100,29 +103,6 @@ pub(super) async fn get(
             sse(app, path, start, params.cursor).await
         }
         Some(other) => Err(StreamError::BadRequest(format!("unknown live mode {other:?}"))),
-    }
-}
-
-/// On a reader node, waits until the replica holds `offset` — one the
-/// writer may have handed out moments ago — for up to the long-poll
-/// timeout, so that no read answers short of it (or 404 for a stream the
-/// offset proves exists). A writer holds every offset it handed out.
-async fn replica_holds(app: &Arc<App>, path: &str, offset: Offset) -> Result<(), StreamError> {
-    if !app.streams.is_read_only() {
-        return Ok(());
-    }
-    // Made before the first look, so that no commit between the two is missed.
-    let mut watch = app.streams.watch()?;
-    let deadline = Instant::now() + app.settings.long_poll_timeout;
-    loop {
-        let path = path.to_owned();
-        if blocking(app, move |s| s.holds(&path, offset)).await? {
-            return Ok(());
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || tokio::time::timeout(left, watch.changed()).await.is_err() {
-            return Err(StreamError::ReplicaBehind);
-        }
     }
 }
 
@@ -149,9 +129,15 @@ fn etag(meta: &Meta, start: u64, end: Offset) -> String {
     format!("\"{}:{}:{}{closed}\"", meta.id, start, end.position)
 }
 
+/// Reads from `start`; on a reader node, also asks the writer to renew
+/// the stream's TTL when due (a read on the writer renews it itself).
 async fn read(app: &Arc<App>, path: &str, start: Start) -> Result<Read, StreamError> {
-    let path = path.to_owned();
-    blocking(app, move |s| s.read(&path, start)).await
+    let owned = path.to_owned();
+    let read = blocking(app, move |s| s.read(&owned, start)).await?;
+    if app.streams.is_read_only() {
+        forward::renew(app, path, &read.meta);
+    }
+    Ok(read)
 }
 
 async fn catch_up(app: &Arc<App>, path: String, start: Start, headers: &HeaderMap) -> Result<Response, StreamError> {

@@ -8,9 +8,11 @@
 //! any process's commit wakes.
 
 mod error;
+mod forward;
 mod headers;
 mod live;
 mod metrics;
+mod replica;
 mod request;
 mod serve;
 
@@ -26,6 +28,7 @@ use crate::Start;
 use crate::StreamError;
 use crate::store::Streams;
 use crate::types::{Appended, Created};
+pub use forward::check_writer_url;
 use headers as h;
 use metrics::Metrics;
 pub use serve::{MAX_HEADER_BYTES, SteppedDown, bind_shared, serve};
@@ -57,9 +60,8 @@ pub struct Settings {
     /// keeps other sites' pages from reading or writing streams.
     pub cors_origins: Vec<String>,
     /// On a reader node, the writer node's base URL (`http://writer:4437`):
-    /// writes are answered `307 Temporary Redirect` to the same path
-    /// there, which clients follow with the same method and body. Without
-    /// it a reader answers writes 405.
+    /// writes are forwarded there and its answers passed back (see
+    /// `forward.rs`). Without it a reader answers writes 405.
     pub writer: Option<String>,
 }
 
@@ -82,6 +84,11 @@ pub(crate) struct App {
     pub(crate) streams: Streams,
     pub(crate) settings: Settings,
     pub(crate) metrics: Arc<Metrics>,
+    /// Where a reader node forwards writes (`None`: no writer named; an
+    /// error: a writer URL that cannot be used, said to every write).
+    pub(crate) writer: Option<Result<forward::Writer, String>>,
+    /// TTL renewals a reader node asked of the writer lately.
+    pub(crate) renewals: forward::Renewals,
     /// Told when this node can no longer use its store (another writer
     /// fenced it, or object storage failed for longer than SlateDB
     /// retries): the server then stops (see `serve.rs`).
@@ -102,7 +109,8 @@ fn router_with(
     step_down: Arc<tokio::sync::Notify>,
 ) -> axum::Router {
     let cors = cors_layer(&settings.cors_origins);
-    let app = Arc::new(App { streams, settings, metrics, step_down });
+    let writer = settings.writer.as_deref().map(forward::Writer::new);
+    let app = Arc::new(App { streams, settings, metrics, writer, renewals: Default::default(), step_down });
     let access_log = tower_http::trace::TraceLayer::new_for_http()
         .make_span_with(request_span)
         .on_request(())
@@ -158,7 +166,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         (&Method::GET, HEALTH_PATH) => health(&app).await,
         (&Method::GET, METRICS_PATH) => Ok(app.metrics.render().into_response()),
         _ if path.len() > MAX_PATH_BYTES => Err(StreamError::PathTooLong { length: path.len(), limit: MAX_PATH_BYTES }),
-        _ if writes && app.streams.is_read_only() => Ok(to_writer(&app, &parts.uri)),
+        _ if writes && app.streams.is_read_only() => forward::write(&app, &parts, body).await,
         (&Method::PUT, _) => create(&app, path, &parts.headers, body).await,
         (&Method::POST, _) => append(&app, path, &parts.headers, body).await,
         (&Method::GET, _) => live::get(&app, path, &query, &parts.headers).await,
@@ -173,26 +181,6 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     }
     let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
     h::common(response.headers_mut());
-    response
-}
-
-/// A reader node's answer to a write: a redirect to the writer node, with
-/// the method and body kept (307), or 405 when no writer was named.
-/// Redirecting rather than forwarding keeps the writer the only node that
-/// acknowledges, lets the client see the writer's own answer (its
-/// `Stream-Next-Offset`, which readers honour), and costs a reader no
-/// bytes of the body.
-fn to_writer(app: &App, uri: &axum::http::Uri) -> Response {
-    let Some(writer) = app.settings.writer.as_deref() else {
-        let mut response =
-            (StatusCode::METHOD_NOT_ALLOWED, "this node serves reads only; send writes to the writer node\n")
-                .into_response();
-        h::set(response.headers_mut(), "allow", "GET, HEAD, OPTIONS");
-        return response;
-    };
-    let target = uri.path_and_query().map_or("/", axum::http::uri::PathAndQuery::as_str);
-    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
-    h::set(response.headers_mut(), "location", &format!("{}{target}", writer.trim_end_matches('/')));
     response
 }
 
@@ -331,7 +319,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let streams = Streams::open(dir.path(), skyshelve::Durability::Full, crate::Limits::default()).unwrap();
         let metrics = Arc::new(Metrics::new(dir.path().to_owned()));
-        let app = Arc::new(App { streams, settings: Settings::default(), metrics, step_down: Arc::default() });
+        let settings = Settings::default();
+        let (writer, renewals, step_down) = (None, Default::default(), Arc::default());
+        let app = Arc::new(App { streams, settings, metrics, writer, renewals, step_down });
         let failed = blocking(&app, |_| -> Result<(), StreamError> { panic!("secret internals") }).await.unwrap_err();
         assert!(matches!(failed, StreamError::Internal(_)), "{failed:?}");
         let response = failed.into_response();
