@@ -111,6 +111,24 @@ fn a_reader_answers_503_while_its_writer_is_unreachable_and_holds_bodies_to_its_
 }
 
 #[test]
+fn a_reader_whose_writer_url_names_a_reader_refuses_writes_instead_of_looping() {
+    let (store, writer_dir, reader_dir, other_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let url = objects(store.path());
+    let writer = node(&url, writer_dir.path(), &[]);
+    assert_eq!(request(writer.port, "PUT", "/s/a", &[TEXT], b"x").status, 201);
+    let reader = reader(&url, reader_dir.path(), &writer, 20, &[]);
+    // A reader told that the first reader is its writer.
+    let misled = self::reader(&url, other_dir.path(), &reader, 20, &[]);
+    assert_eq!(request(misled.port, "POST", "/s/a", &[TEXT], b"y").status, 508);
+    assert_eq!(read_all(writer.port, "/s/a").body, b"x", "nothing was written");
+}
+
+#[test]
 fn a_reader_without_a_writer_url_refuses_writes() {
     let (store, writer_dir, reader_dir) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -28,6 +28,11 @@ use crate::{Offset, StreamError, Streams};
 /// object storage, which SlateDB retries for up to about 20 s).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Marks a write a reader forwarded: a reader that receives one refuses it
+/// (508) instead of forwarding it on, so that a `--writer` that names a
+/// reader cannot send writes round in a loop.
+const FORWARDED: &str = "skyshelve-forwarded";
+
 /// The writer node a reader forwards writes to.
 pub(crate) struct Writer {
     /// `http://host:port`, without a path.
@@ -86,6 +91,13 @@ pub(super) async fn write(app: &Arc<App>, parts: &Parts, body: Body) -> Result<R
         return Ok(response);
     };
     let writer = writer.as_ref().map_err(|why| StreamError::Internal(why.clone()))?;
+    if parts.headers.contains_key(FORWARDED) {
+        // `--writer` names a reader (this one, or one that forwards back).
+        tracing::error!(writer = %writer.base, "a forwarded write reached a reader node: --writer names no writer");
+        return Ok(
+            (StatusCode::LOOP_DETECTED, "the writer node this node forwards to is a reader node\n").into_response()
+        );
+    }
     let body = read_body(app, body).await?;
     let target = parts.uri.path_and_query().map_or("/", axum::http::uri::PathAndQuery::as_str);
     let mut request =
@@ -93,6 +105,7 @@ pub(super) async fn write(app: &Arc<App>, parts: &Parts, body: Body) -> Result<R
     for (name, value) in parts.headers.iter().filter(|(name, _)| !hop_by_hop(name)) {
         request = request.header(name, value);
     }
+    request = request.header(FORWARDED, "1");
     let request = request.body(Body::from(body)).map_err(|err| StreamError::Internal(err.to_string()))?;
     let response = match tokio::time::timeout(FORWARD_TIMEOUT, writer.client.request(request)).await {
         Ok(Ok(response)) => response,
