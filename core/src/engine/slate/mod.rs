@@ -443,11 +443,10 @@ impl Engine {
         let db = self.writer()?;
         let _writing = WritingHere::enter(self)?;
         let _one_at_a_time = crate::sync::lock(&self.writing);
-        let base = db.snapshot().map_err(|err| self.failure(err))?;
         // No commit is under way while this thread holds `writing`: the
-        // base sees every commit counted.
+        // draft sees every commit counted.
         let number = self.writing_clock.load(Ordering::Acquire) / 2;
-        let mut draft = Draft::new(self, base, number);
+        let mut draft = Draft::new(self, db.clone(), number);
         let outcome = f(&mut draft);
         if draft.doomed {
             return outcome;

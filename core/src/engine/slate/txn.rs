@@ -11,9 +11,12 @@ use super::*;
 use crate::engine::{Reader, Writer};
 use crate::error::Result;
 
-/// What a read transaction reads: a snapshot of the writer, or the reader.
+/// What a transaction reads: a snapshot of the writer, the writer itself
+/// (a write transaction, during which no other commit can happen), or the
+/// reader.
 pub(super) enum View {
     Snapshot(Arc<DbSnapshot>),
+    Writer(Db),
     Reader(Arc<DbReader>),
 }
 
@@ -21,6 +24,7 @@ impl View {
     pub(super) fn clone_view(&self) -> View {
         match self {
             View::Snapshot(snapshot) => View::Snapshot(Arc::clone(snapshot)),
+            View::Writer(db) => View::Writer(db.clone()),
             View::Reader(reader) => View::Reader(Arc::clone(reader)),
         }
     }
@@ -53,8 +57,11 @@ impl<'e> Snapshot<'e> {
 }
 
 impl<'e> Draft<'e> {
-    pub(super) fn new(engine: &'e Engine, base: Arc<DbSnapshot>, number: u64) -> Draft<'e> {
-        let base = Snapshot::new(engine, View::Snapshot(base), Some(number));
+    /// A draft over the writer `db`, read directly rather than through a
+    /// snapshot (which would cost a registration per transaction): the
+    /// caller holds `Engine::writing`, so no commit lands while it lives.
+    pub(super) fn new(engine: &'e Engine, db: Db, number: u64) -> Draft<'e> {
+        let base = Snapshot::new(engine, View::Writer(db), Some(number));
         Draft { base, changes: BTreeMap::new(), doomed: false, topics: 0, bytes: 0 }
     }
 
@@ -76,6 +83,7 @@ impl Snapshot<'_> {
             .run(async move {
                 match view {
                     View::Snapshot(snapshot) => snapshot.get(key).await,
+                    View::Writer(db) => db.get(key).await,
                     View::Reader(reader) => reader.get(key).await,
                 }
             })
@@ -291,6 +299,7 @@ impl<'t> Stored<'t> {
                         let options = ScanOptions { order, ..ScanOptions::default() };
                         match view {
                             View::Snapshot(snapshot) => snapshot.scan_with_options(bounds, &options).await?,
+                            View::Writer(db) => db.scan_with_options(bounds, &options).await?,
                             View::Reader(reader) => reader.scan_with_options(bounds, &options).await?,
                         }
                     }
