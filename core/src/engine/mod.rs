@@ -289,6 +289,19 @@ impl Engine {
         each_engine!(self, engine => engine.dir())
     }
 
+    /// Whether a commit waits for storage (a disk sync, an object-store
+    /// write) before it returns under `durability`: what group commit
+    /// shares among writers, and all it gains them.
+    pub fn commit_waits(&self, durability: Durability) -> bool {
+        match self {
+            // MayLoseLastCommits syncs the data, not the meta page.
+            Engine::Lmdb(_) => durability != Durability::MayCorruptOnPowerLoss,
+            // The others return once the batch is in SlateDB's log buffer.
+            #[cfg(feature = "slatedb")]
+            Engine::Slate(_) => durability == Durability::Full,
+        }
+    }
+
     /// The size of LMDB's memory map in this process; 0 on SlateDB.
     pub fn map_size(&self) -> usize {
         match self {

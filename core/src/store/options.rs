@@ -315,7 +315,8 @@ impl StoreOptions {
     /// (closures are `Send` for that reason), and a panic in a closure is
     /// caught on the leader's thread and resumed on its own.
     /// [`Durability::MayCorruptOnPowerLoss`] does not sync at commit, so
-    /// it never groups.
+    /// it never groups; nor does SlateDB with any durability but `Full`
+    /// (those commits return without waiting for object storage).
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -709,6 +710,8 @@ fn open_shared(dir: &Path, options: &StoreOptions) -> Result<Shared> {
             topic,
         });
     }
+    // Commits that wait for storage gain from sharing the wait; the others only pay for the gathering.
+    let grouped = options.group_commit && engine.commit_waits(options.config.durability);
     let shared = Shared {
         engine,
         models,
@@ -718,9 +721,7 @@ fn open_shared(dir: &Path, options: &StoreOptions) -> Result<Shared> {
         sequences,
         locks: Locks::new(dir),
         lock_wait: options.lock_wait,
-        // Modes that sync at commit gain from sharing one; MayCorruptOnPowerLoss never syncs.
-        group: (options.group_commit && options.config.durability != Durability::MayCorruptOnPowerLoss)
-            .then(Group::default),
+        group: grouped.then(Group::default),
     };
     shared.engine.read(|txn| crate::catalog::check_layouts(txn, shared.catalog, shared.all_tables()))?;
     if !read_only {
