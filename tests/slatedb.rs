@@ -15,9 +15,12 @@ use skyshelve::{Durability, Error, Persistent, Store};
 
 #[path = "common/children.rs"]
 mod children;
+#[path = "common/s3_server.rs"]
+mod s3_server;
 #[path = "common/tmpfs.rs"]
 mod tmpfs;
 use children::{COUNT, child_command, env_number, env_path, finish, role, say, spawn_child, wait_for_line};
+use s3_server::{S3Server, client_env, free_port};
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Note {
@@ -368,59 +371,15 @@ fn a_write_the_object_store_refuses_fails_with_a_typed_error_and_nothing_acknowl
     assert!(store.verify().unwrap().is_clean());
 }
 
-/// An S3 server that a test starts, kills and starts again on one port,
-/// keeping what it was sent in `state` across restarts: `.ci/s3-server.sh
-/// serve` (moto from PyPI), named by `SKYSHELVE_TEST_S3_SERVER`.
-struct S3Server {
-    process: std::process::Child,
-}
-
-const S3_SERVER: &str = "SKYSHELVE_TEST_S3_SERVER";
+/// The bucket of the S3 server these tests start.
 const BUCKET: &str = "skyshelve-restarts";
-
-impl S3Server {
-    fn start(script: &std::path::Path, port: u16, state: &std::path::Path) -> S3Server {
-        use std::io::BufRead;
-        let mut process = std::process::Command::new(script)
-            .args(["serve", "--port", &port.to_string(), "--bucket", BUCKET, "--state"])
-            .arg(state)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the S3 server starts");
-        let stdout = std::io::BufReader::new(process.stdout.take().unwrap());
-        let ready = stdout.lines().map_while(Result::ok).any(|line| line == "ready");
-        assert!(ready, "the S3 server ended before it was ready");
-        S3Server { process }
-    }
-
-    /// Kills the server at once, as a crash or a power cut would.
-    fn kill(&mut self) {
-        self.process.kill().unwrap();
-        self.process.wait().unwrap();
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Runs this test as a child with `role`, its store's objects on the S3
 /// server at `port`.
 fn spawn_on_s3(test: &str, role: &str, local: &std::path::Path, port: u16, count: u32) -> std::process::Child {
     child_command(test, role, local, 0, count)
         .env(URL, format!("s3://{BUCKET}/store"))
-        .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")])
-        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
-        .env("AWS_ALLOW_HTTP", "true")
+        .envs(client_env(port))
         .spawn()
         .expect("the test binary can start itself")
 }
@@ -461,15 +420,11 @@ fn an_s3_server_killed_mid_write_fails_the_write_and_once_restarted_has_every_ac
     if role().is_some() {
         return;
     }
-    let Some(script) = std::env::var_os(S3_SERVER) else {
-        eprintln!("needs {S3_SERVER}, the path of .ci/s3-server.sh (CI sets it)");
-        return;
-    };
-    let script = std::path::PathBuf::from(script);
+    let Some(script) = s3_server::script() else { return };
     let state = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = S3Server::start(&script, port, state.path());
+    let mut server = S3Server::start(&script, port, BUCKET, state.path());
     let mut writer = spawn_on_s3(TEST, "writer", local.path(), port, 0);
     wait_for_line(&mut writer, "20");
     server.kill();
@@ -477,7 +432,7 @@ fn an_s3_server_killed_mid_write_fails_the_write_and_once_restarted_has_every_ac
     assert_eq!(said.last().map(String::as_str), Some("refused"), "the writer's save failed: {said:?}");
     let acknowledged: Vec<u64> = said.iter().filter_map(|line| line.parse().ok()).collect();
     let last = *acknowledged.last().unwrap_or(&20);
-    let _server = S3Server::start(&script, port, state.path());
+    let _server = S3Server::start(&script, port, BUCKET, state.path());
     let resumer = spawn_on_s3(TEST, "resumer", local.path(), port, u32::try_from(last).unwrap());
     assert_eq!(finish(resumer), ["resumed"]);
 }

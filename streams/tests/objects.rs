@@ -6,35 +6,64 @@
 //! killed with SIGKILL, a second writer fencing the first.
 
 mod common;
+#[path = "../../tests/common/s3_server.rs"]
+mod s3_server;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Response, Server, TEXT, read_all, request};
+use s3_server::S3Server;
 
 /// The exit status of a node that stepped down (`main.rs`).
 const STEPPED_DOWN: i32 = 3;
 
-/// A node of the object store at `url`, its local folder in `local`.
-fn node(url: &str, local: &Path, extra: &[&str]) -> Server {
-    let mut args = vec!["--store", url];
-    args.extend_from_slice(extra);
-    Server::start(local, &args)
+/// An object store in a local folder, and a local folder for each node
+/// started on it; all removed when the test ends.
+struct Objects {
+    store: tempfile::TempDir,
+    folders: std::cell::RefCell<Vec<tempfile::TempDir>>,
 }
 
-/// A reader node following `writer`, looking for its commits every
-/// `poll_ms` milliseconds, forwarding writes to it.
-fn reader(url: &str, local: &Path, writer: &Server, poll_ms: u64, extra: &[&str]) -> Server {
-    let writer_url = format!("http://127.0.0.1:{}", writer.port);
-    let poll = poll_ms.to_string();
-    let mut args = vec!["--read-only", "--writer", &writer_url, "--poll-interval-ms", &poll];
-    args.extend_from_slice(extra);
-    node(url, local, &args)
-}
+impl Objects {
+    fn new() -> Objects {
+        Objects { store: tempfile::tempdir().unwrap(), folders: std::cell::RefCell::default() }
+    }
 
-/// A local object folder, as a URL.
-fn objects(dir: &Path) -> String {
-    format!("file://{}", dir.display())
+    fn url(&self) -> String {
+        format!("file://{}", self.store.path().display())
+    }
+
+    /// A fresh local folder for a node.
+    fn folder(&self) -> PathBuf {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().to_owned();
+        self.folders.borrow_mut().push(folder);
+        path
+    }
+
+    /// The command that starts a node (a writer, unless `extra` says
+    /// `--read-only`) in a folder of its own.
+    fn command(&self, extra: &[&str]) -> std::process::Command {
+        let url = self.url();
+        let mut args = vec!["--store", url.as_str()];
+        args.extend_from_slice(extra);
+        Server::command(&self.folder(), &args)
+    }
+
+    fn node(&self, extra: &[&str]) -> Server {
+        Server::spawn(self.command(extra))
+    }
+
+    /// A reader node following `writer`, looking for its commits every
+    /// `poll_ms` milliseconds, forwarding writes to it.
+    fn reader(&self, writer: &Server, poll_ms: u64, extra: &[&str]) -> Server {
+        let writer_url = format!("http://127.0.0.1:{}", writer.port);
+        let poll = poll_ms.to_string();
+        let mut args = vec!["--read-only", "--writer", &writer_url, "--poll-interval-ms", &poll];
+        args.extend_from_slice(extra);
+        self.node(&args)
+    }
 }
 
 fn next_offset(response: &Response) -> String {
@@ -57,11 +86,9 @@ fn read_until(port: u16, path: &str, expected: &[u8]) {
 
 #[test]
 fn a_reader_node_serves_the_writers_streams_and_forwards_writes_to_it() {
-    let (store, writer_dir, reader_dir) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let url = objects(store.path());
-    let writer = node(&url, writer_dir.path(), &[]);
-    let reader = reader(&url, reader_dir.path(), &writer, 20, &[]);
+    let objects = Objects::new();
+    let writer = objects.node(&[]);
+    let reader = objects.reader(&writer, 20, &[]);
 
     // Every write through the reader: the writer's answer comes back.
     let created = request(reader.port, "PUT", "/s/chat", &[TEXT], b"hello ");
@@ -96,12 +123,10 @@ fn a_reader_node_serves_the_writers_streams_and_forwards_writes_to_it() {
 
 #[test]
 fn a_reader_answers_503_while_its_writer_is_unreachable_and_holds_bodies_to_its_limits() {
-    let (store, writer_dir, reader_dir) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let url = objects(store.path());
-    let mut writer = node(&url, writer_dir.path(), &[]);
+    let objects = Objects::new();
+    let mut writer = objects.node(&[]);
     assert_eq!(request(writer.port, "PUT", "/s/a", &[TEXT], b"x").status, 201);
-    let reader = reader(&url, reader_dir.path(), &writer, 20, &["--max-message-size", "8"]);
+    let reader = objects.reader(&writer, 20, &["--max-message-size", "8"]);
     let too_large = request(reader.port, "POST", "/s/a", &[TEXT], b"0123456789");
     assert_eq!(too_large.status, 413, "refused before it is sent on");
     writer.kill();
@@ -112,30 +137,22 @@ fn a_reader_answers_503_while_its_writer_is_unreachable_and_holds_bodies_to_its_
 
 #[test]
 fn a_reader_whose_writer_url_names_a_reader_refuses_writes_instead_of_looping() {
-    let (store, writer_dir, reader_dir, other_dir) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let url = objects(store.path());
-    let writer = node(&url, writer_dir.path(), &[]);
+    let objects = Objects::new();
+    let writer = objects.node(&[]);
     assert_eq!(request(writer.port, "PUT", "/s/a", &[TEXT], b"x").status, 201);
-    let reader = reader(&url, reader_dir.path(), &writer, 20, &[]);
+    let reader = objects.reader(&writer, 20, &[]);
     // A reader told that the first reader is its writer.
-    let misled = self::reader(&url, other_dir.path(), &reader, 20, &[]);
+    let misled = objects.reader(&reader, 20, &[]);
     assert_eq!(request(misled.port, "POST", "/s/a", &[TEXT], b"y").status, 508);
     assert_eq!(read_all(writer.port, "/s/a").body, b"x", "nothing was written");
 }
 
 #[test]
 fn a_reader_without_a_writer_url_refuses_writes() {
-    let (store, writer_dir, reader_dir) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let url = objects(store.path());
-    let writer = node(&url, writer_dir.path(), &[]);
+    let objects = Objects::new();
+    let writer = objects.node(&[]);
     assert_eq!(request(writer.port, "PUT", "/s/a", &[TEXT], b"x").status, 201);
-    let reader = node(&url, reader_dir.path(), &["--read-only"]);
+    let reader = objects.node(&["--read-only"]);
     let refused = request(reader.port, "POST", "/s/a", &[TEXT], b"y");
     assert_eq!((refused.status, refused.header("allow")), (405, Some("GET, HEAD, OPTIONS")));
     assert_eq!(read_all(writer.port, "/s/a").body, b"x", "nothing was written");
@@ -143,18 +160,12 @@ fn a_reader_without_a_writer_url_refuses_writes() {
 
 #[test]
 fn a_read_at_an_offset_the_replica_has_not_reached_waits_and_is_never_answered_short_of_it() {
-    let (store, writer_dir, slow_dir, stuck_dir) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let url = objects(store.path());
-    let writer = node(&url, writer_dir.path(), &[]);
+    let objects = Objects::new();
+    let writer = objects.node(&[]);
     assert_eq!(request(writer.port, "PUT", "/s/log", &[TEXT], b"a").status, 201);
     // Both readers open after the create, so both hold the stream at "a".
-    let slow = reader(&url, slow_dir.path(), &writer, 700, &[]);
-    let stuck = reader(&url, stuck_dir.path(), &writer, 60_000, &["--long-poll-timeout", "0.3"]);
+    let slow = objects.reader(&writer, 700, &[]);
+    let stuck = objects.reader(&writer, 60_000, &["--long-poll-timeout", "0.3"]);
     read_until(slow.port, "/s/log", b"a");
     read_until(stuck.port, "/s/log", b"a");
 
@@ -186,12 +197,10 @@ fn a_read_at_an_offset_the_replica_has_not_reached_waits_and_is_never_answered_s
 
 #[test]
 fn a_long_poll_on_a_reader_wakes_when_the_writers_append_reaches_the_replica() {
-    let (store, writer_dir, reader_dir) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let url = objects(store.path());
-    let writer = node(&url, writer_dir.path(), &[]);
+    let objects = Objects::new();
+    let writer = objects.node(&[]);
     let tail = next_offset(&request(writer.port, "PUT", "/s/live", &[TEXT], b"first "));
-    let reader = reader(&url, reader_dir.path(), &writer, 20, &[]);
+    let reader = objects.reader(&writer, 20, &[]);
     let port = reader.port;
     let poll =
         std::thread::spawn(move || request(port, "GET", &format!("/s/live?offset={tail}&live=long-poll"), &[], b""));
@@ -203,15 +212,13 @@ fn a_long_poll_on_a_reader_wakes_when_the_writers_append_reaches_the_replica() {
 
 #[test]
 fn a_second_writer_fences_the_first_which_steps_down_without_acknowledging_its_write() {
-    let (store, first_dir, second_dir) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let url = objects(store.path());
+    let objects = Objects::new();
     // Started at once: whichever opens last fences the other, during its
     // start (it then never listens) or at its first write.
-    let start = |dir: &Path| Server::try_spawn(Server::command(dir, &["--store", &url]));
+    let (first_node, second_node) = (objects.command(&[]), objects.command(&[]));
     let (first, second) = std::thread::scope(|s| {
-        let first = s.spawn(|| start(first_dir.path()));
-        let second = s.spawn(|| start(second_dir.path()));
+        let first = s.spawn(|| Server::try_spawn(first_node));
+        let second = s.spawn(|| Server::try_spawn(second_node));
         (first.join().unwrap(), second.join().unwrap())
     });
     let mut nodes = match (first, second) {
@@ -243,16 +250,10 @@ fn a_second_writer_fences_the_first_which_steps_down_without_acknowledging_its_w
 
 #[test]
 fn a_writer_killed_mid_append_loses_nothing_acknowledged_and_a_new_writer_carries_on() {
-    let (store, writer_dir, reader_dir, next_dir) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let url = objects(store.path());
-    let mut writer = node(&url, writer_dir.path(), &[]);
+    let objects = Objects::new();
+    let mut writer = objects.node(&[]);
     assert_eq!(request(writer.port, "PUT", "/s/log", &[TEXT], b"").status, 201);
-    let reader = reader(&url, reader_dir.path(), &writer, 20, &[]);
+    let reader = objects.reader(&writer, 20, &[]);
 
     // Appends of 5 bytes each, from a client that stops at the first failure.
     let port = writer.port;
@@ -273,7 +274,7 @@ fn a_writer_killed_mid_append_loses_nothing_acknowledged_and_a_new_writer_carrie
     let acknowledged = appender.join().unwrap();
     assert!(acknowledged > 0, "some appends were acknowledged before the kill");
 
-    let next = node(&url, next_dir.path(), &[]);
+    let next = objects.node(&[]);
     let body = read_all(next.port, "/s/log").body;
     assert_eq!(body.len() % 5, 0, "no append is half there: {:?}", String::from_utf8_lossy(&body));
     let records: Vec<String> = body.chunks(5).map(|r| String::from_utf8_lossy(r).into_owned()).collect();
@@ -295,17 +296,11 @@ fn a_writer_killed_mid_append_loses_nothing_acknowledged_and_a_new_writer_carrie
 
 #[test]
 fn a_reader_killed_goes_unnoticed_by_the_writer_and_the_other_readers() {
-    let (store, writer_dir, one_dir, two_dir) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let url = objects(store.path());
-    let writer = node(&url, writer_dir.path(), &[]);
+    let objects = Objects::new();
+    let writer = objects.node(&[]);
     assert_eq!(request(writer.port, "PUT", "/s/log", &[TEXT], b"a").status, 201);
-    let mut one = reader(&url, one_dir.path(), &writer, 20, &[]);
-    let two = reader(&url, two_dir.path(), &writer, 20, &[]);
+    let mut one = objects.reader(&writer, 20, &[]);
+    let two = objects.reader(&writer, 20, &[]);
     read_until(one.port, "/s/log", b"a");
     one.kill();
     assert_eq!(request(writer.port, "POST", "/s/log", &[TEXT], b"b").status, 204);
@@ -313,43 +308,8 @@ fn a_reader_killed_goes_unnoticed_by_the_writer_and_the_other_readers() {
     assert_eq!(read_all(writer.port, "/s/log").body, b"ab");
 }
 
-/// An S3 server on loopback that keeps what it was sent across restarts:
-/// `.ci/s3-server.sh serve` (moto from PyPI), named by
-/// `SKYSHELVE_TEST_S3_SERVER`.
-struct S3Server {
-    process: std::process::Child,
-}
-
-const S3_SERVER: &str = "SKYSHELVE_TEST_S3_SERVER";
+/// The bucket of the S3 server the outage test starts.
 const BUCKET: &str = "streams-restarts";
-
-impl S3Server {
-    fn start(script: &Path, port: u16, state: &Path) -> S3Server {
-        use std::io::BufRead;
-        let mut process = std::process::Command::new(script)
-            .args(["serve", "--port", &port.to_string(), "--bucket", BUCKET, "--state"])
-            .arg(state)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the S3 server starts");
-        let stdout = std::io::BufReader::new(process.stdout.take().unwrap());
-        assert!(stdout.lines().map_while(Result::ok).any(|line| line == "ready"), "the S3 server did not start");
-        S3Server { process }
-    }
-
-    /// Kills the server at once, as a crash would.
-    fn kill(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// A node on the S3 server at `port`.
 fn s3_node(port: u16, local: &Path, extra: &[&str]) -> Server {
@@ -357,28 +317,21 @@ fn s3_node(port: u16, local: &Path, extra: &[&str]) -> Server {
     let mut args = vec!["--store", url.as_str()];
     args.extend_from_slice(extra);
     let mut command = Server::command(local, &args);
-    command
-        .envs([("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")])
-        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{port}"))
-        .env("AWS_ALLOW_HTTP", "true");
+    command.envs(s3_server::client_env(port));
     Server::spawn(command)
 }
 
 #[test]
 fn the_object_store_stopped_fails_writes_with_503_and_once_back_a_restarted_writer_has_every_acknowledged_append() {
-    let Some(script) = std::env::var_os(S3_SERVER) else {
-        eprintln!("needs {S3_SERVER}, the path of .ci/s3-server.sh (CI sets it)");
-        return;
-    };
-    let script = std::path::PathBuf::from(script);
+    let Some(script) = s3_server::script() else { return };
     let (state, writer_dir, reader_dir, next_dir) = (
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut s3 = S3Server::start(&script, port, state.path());
+    let port = s3_server::free_port();
+    let mut s3 = S3Server::start(&script, port, BUCKET, state.path());
     let mut writer = s3_node(port, writer_dir.path(), &[]);
     assert_eq!(request(writer.port, "PUT", "/s/log", &[TEXT], b"").status, 201);
     let writer_url = format!("http://127.0.0.1:{}", writer.port);
@@ -402,7 +355,7 @@ fn the_object_store_stopped_fails_writes_with_503_and_once_back_a_restarted_writ
     );
     assert_eq!(read_all(reader.port, "/s/log").body, acknowledged, "the reader serves what it holds meanwhile");
 
-    let _s3 = S3Server::start(&script, port, state.path());
+    let _s3 = S3Server::start(&script, port, BUCKET, state.path());
     // What a supervisor does: start the writer again.
     let next = s3_node(port, next_dir.path(), &[]);
     assert_eq!(read_all(next.port, "/s/log").body, acknowledged, "every acknowledged append, nothing else");
