@@ -148,6 +148,29 @@ fn a_reader_whose_writer_url_names_a_reader_refuses_writes_instead_of_looping() 
 }
 
 #[test]
+fn a_node_given_a_store_url_or_writer_url_it_cannot_use_refuses_to_start_and_says_why() {
+    let objects = Objects::new();
+    let local = objects.folder();
+    let starts = |args: &[&str]| {
+        let mut command = Server::command(&local, args);
+        command.stdout(std::process::Stdio::null());
+        let output = command.output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    for url in ["not a url", "ftp://host/bucket", "s3://"] {
+        let (code, said) = starts(&["--store", url]);
+        assert_eq!(code, Some(1), "{url}: {said}");
+        assert!(!said.contains("panicked"), "{url}: {said}");
+    }
+    let store = objects.url();
+    for writer in ["ftp://writer:4437", "http://writer:4437/path", "not a url", "https://writer"] {
+        let (code, said) = starts(&["--store", &store, "--read-only", "--writer", writer]);
+        assert_eq!(code, Some(2), "the flag is refused before anything opens: {writer}: {said}");
+        assert!(said.contains("--writer"), "{writer}: {said}");
+    }
+}
+
+#[test]
 fn a_reader_without_a_writer_url_refuses_writes() {
     let objects = Objects::new();
     let writer = objects.node(&[]);
