@@ -104,6 +104,77 @@ fn records_indexes_and_queries_work_and_survive_reopening() {
     assert!(store.verify().unwrap().is_clean());
 }
 
+#[derive(Persistent, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Account {
+    #[persistent(key)]
+    id: u64,
+    #[persistent(index, unique)]
+    email: String,
+}
+
+fn account(id: u64) -> Account {
+    Account { id, email: format!("{id}@example.com") }
+}
+
+fn inserted(store: &Store, record: Account) -> Result<(), Error> {
+    store.write(|tx| tx.insert(&record))
+}
+
+#[test]
+fn a_write_never_takes_a_key_or_unique_value_already_there() {
+    // The writer skips lookups of keys its tables cannot hold: every key
+    // of an empty table, and every key above a table's greatest one. Each
+    // way it comes to know that is crossed here, and a taken key or value
+    // must be refused after each.
+    let taken = |outcome: Result<(), Error>| matches!(outcome, Err(Error::AlreadyExists { .. }));
+    let violates = |outcome: Result<(), Error>| matches!(outcome, Err(Error::UniqueViolation { .. }));
+    let objects = objects();
+    let local = tempfile::tempdir().unwrap();
+    {
+        let store = open(&objects.url, local.path());
+        // Into empty tables, out of order, in one transaction.
+        store.write(|tx| [5, 1, 9].iter().try_for_each(|&id| tx.insert(&account(id)))).unwrap();
+        for id in [9, 1, 5] {
+            assert!(taken(inserted(&store, account(id))), "key {id}, at and below the greatest");
+        }
+        assert!(violates(inserted(&store, Account { id: 10, email: account(1).email })));
+        assert!(violates(inserted(&store, Account { id: 11, email: account(9).email })));
+        // The greatest key deleted: it stays a bound, and below it the
+        // store is asked.
+        Account::delete(&store, &9).unwrap();
+        inserted(&store, account(9)).unwrap();
+        assert!(taken(inserted(&store, account(9))));
+        // Every key deleted: the table may be empty, and is asked again.
+        for id in [1, 5, 9] {
+            Account::delete(&store, &id).unwrap();
+        }
+        inserted(&store, account(3)).unwrap();
+        assert!(taken(inserted(&store, account(3))));
+        // A transaction rolled back leaves what is known as it was.
+        let rolled_back: Result<(), Error> = store.write(|tx| {
+            tx.insert(&account(20))?;
+            Err(Error::NestedWrite)
+        });
+        assert!(rolled_back.is_err());
+        inserted(&store, account(20)).unwrap();
+        assert!(taken(inserted(&store, account(20))));
+        // Keys above every other one, as sequences hand out.
+        for id in 21..40 {
+            inserted(&store, account(id)).unwrap();
+            assert!(taken(inserted(&store, account(id))), "key {id}");
+        }
+    }
+    // A new writer knows nothing yet, and learns it from the store.
+    let store = open(&objects.url, local.path());
+    for id in [3, 20, 39] {
+        assert!(taken(inserted(&store, account(id))), "key {id} after reopening");
+    }
+    assert!(violates(inserted(&store, Account { id: 100, email: account(39).email })));
+    inserted(&store, account(40)).unwrap();
+    assert_eq!(Account::count(&store).unwrap(), 22);
+    assert!(store.verify().unwrap().is_clean());
+}
+
 /// The child side of the fencing tests: opens the store named by the
 /// parent as its writer (fencing the parent's) and saves note `id`.
 fn write_as_second_writer(id: u64) {

@@ -82,9 +82,10 @@ pub(crate) struct ModelTables {
     /// that compare it with the catalog's (during an index build, say) must
     /// not trace it each time.
     pub layout: crate::layout::Layout,
-    /// The last numbered snapshot (`Reader::snapshot_id`) in which the
-    /// stored catalog entry was found equal to `catalog_entry`: queries and
-    /// writes in that snapshot need not look again. `u64::MAX` until one was.
+    /// The last version of the catalog (`Reader::table_version`) in which
+    /// the stored catalog entry was found equal to `catalog_entry`: queries
+    /// and writes that see that version need not look again. `u64::MAX`
+    /// until one was.
     pub catalog_seen_in: AtomicU64,
     /// The parent indexes of this store's models that point at this model
     /// and ask for something when a record of it is deleted.

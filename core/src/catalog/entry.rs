@@ -148,23 +148,24 @@ pub(crate) fn check_layouts<'m>(
 
 /// The model's stored catalog entry, unless there is none or it is this
 /// program's complete entry (the usual case, compared without decoding).
-/// The catalog changes only in a commit: a numbered snapshot in which the
-/// entry was found as defined still has it so, and is not asked again.
+/// The catalog changes only in a commit: a version of it (a numbered
+/// snapshot, or SlateDB's writer's own count) in which the entry was found
+/// as defined still has it so, and is not asked again.
 fn stored_if_not_as_defined<'t>(
     txn: &'t (impl Reader + ?Sized),
     catalog: Table,
     tables: &ModelTables,
 ) -> Result<Option<&'t [u8]>> {
-    let snapshot = txn.snapshot_id();
-    if snapshot == Some(tables.catalog_seen_in.load(Ordering::Relaxed)) {
+    let version = txn.table_version(catalog);
+    if version == Some(tables.catalog_seen_in.load(Ordering::Relaxed)) {
         return Ok(None);
     }
     let Some(bytes) = txn.get(catalog, tables.info.name.as_bytes())? else { return Ok(None) };
     if bytes != tables.catalog_entry {
         return Ok(Some(bytes));
     }
-    if let Some(snapshot) = snapshot {
-        tables.catalog_seen_in.store(snapshot, Ordering::Relaxed);
+    if let Some(version) = version {
+        tables.catalog_seen_in.store(version, Ordering::Relaxed);
     }
     Ok(None)
 }

@@ -194,11 +194,18 @@ pub(crate) trait Reader {
 
     /// For a read transaction, the number of the commit it sees: two read
     /// transactions with the same number see the same data, in any
-    /// process. A write transaction has one only while it has changed
-    /// nothing (it then reads the commit it started from; SlateDB's do).
-    /// `None` otherwise and on engines that do not number their snapshots.
+    /// process. `None` for a write transaction and on engines that do not
+    /// number their snapshots.
     fn snapshot_id(&self) -> Option<u64> {
         None
+    }
+
+    /// A number that two transactions have in common only if they see
+    /// the same entries in `table`, in any process; `None` if the engine
+    /// cannot tell. By default the snapshot's number; SlateDB's writer,
+    /// the store's only one, numbers its own changes to each table.
+    fn table_version(&self, _table: Table) -> Option<u64> {
+        self.snapshot_id()
     }
 }
 
@@ -456,6 +463,11 @@ impl Reader for Snapshot<'_> {
     #[inline]
     fn snapshot_id(&self) -> Option<u64> {
         each_engine_txn!(self, txn => txn.snapshot_id())
+    }
+
+    #[inline]
+    fn table_version(&self, table: Table) -> Option<u64> {
+        each_engine_txn!(self, txn => txn.table_version(table))
     }
 }
 

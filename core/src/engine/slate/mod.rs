@@ -24,7 +24,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+mod known;
 mod txn;
+use known::Known;
 use std::future::Future;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -183,11 +185,9 @@ pub(crate) struct Engine {
     writing: Mutex<()>,
     /// The commit count as of this process's last commit.
     commits: AtomicU64,
-    /// Tables whose emptiness in the last commit is known, by number: the
-    /// store's one writer is this process, so its commits keep this true
-    /// (a table written to is not empty; one deleted from is unknown
-    /// again). Lets a write skip a lookup in a table it knows is empty.
-    known_empty: Mutex<HashMap<u32, bool>>,
+    /// What is known of the tables as of the last commit, which lets a
+    /// write skip lookups (see `known`).
+    known: Known,
     /// Twice the commits this process made, plus one while one is being
     /// written: a read snapshot taken while it stays even and unchanged
     /// sees exactly those commits, which numbers it (see `read_txn`).
@@ -270,7 +270,7 @@ impl Engine {
             dir: dir.to_owned(),
             writing: Mutex::new(()),
             commits: AtomicU64::new(0),
-            known_empty: Mutex::new(HashMap::new()),
+            known: Known::new(),
             writing_clock: AtomicU64::new(0),
             unflushed: Mutex::new(VecDeque::new()),
             status,
@@ -444,9 +444,8 @@ impl Engine {
         let _writing = WritingHere::enter(self)?;
         let _one_at_a_time = crate::sync::lock(&self.writing);
         // No commit is under way while this thread holds `writing`: the
-        // draft sees every commit counted.
-        let number = self.writing_clock.load(Ordering::Acquire) / 2;
-        let mut draft = Draft::new(self, db.clone(), number);
+        // draft reads the last one.
+        let mut draft = Draft::new(self, db.clone(), self.known.attempts());
         let outcome = f(&mut draft);
         if draft.doomed {
             return outcome;
@@ -466,17 +465,11 @@ impl Engine {
     /// Writes a draft's changes and the next commit count as one batch,
     /// waiting for object storage when the durability asks for it.
     fn commit(&self, db: &Db, changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
-        // Each table the commit changes, and whether it puts in it.
-        let mut touched: HashMap<u32, bool> = HashMap::new();
-        for (key, value) in &changes {
-            if let Some(number) = key.get(..4).and_then(|prefix| prefix.try_into().ok()).map(u32::from_be_bytes) {
-                *touched.entry(number).or_default() |= value.is_some();
-            }
-        }
+        let touched = known::summarise(&changes);
         let mut batch = WriteBatch::new();
         for (key, value) in changes {
             match value {
-                Some(value) => batch.put(key, value),
+                Some(value) => batch.put_bytes(key.into(), value.into()),
                 None => batch.delete(key),
             }
         }
@@ -485,42 +478,24 @@ impl Engine {
         let db = db.clone();
         let durable = self.config.durability == Durability::Full;
         let _writing = WritingClock::enter(&self.writing_clock);
-        let written = self
-            .run(async move {
-                let written = db.write(batch).await?;
-                if durable { db.flush().await.map(|()| None) } else { Ok(Some(written.seqnum())) }
-            })
-            .map_err(|err| self.failure(err))?;
+        let written = self.run(async move {
+            let written = db.write(batch).await?;
+            if durable { db.flush().await.map(|()| None) } else { Ok(Some(written.seqnum())) }
+        });
+        let written = match written {
+            Ok(written) => written,
+            Err(err) => {
+                // The batch may or may not have landed.
+                self.known.failed();
+                return Err(self.failure(err));
+            }
+        };
         if let Some(seqnum) = written {
             self.note_unflushed(seqnum);
         }
         self.commits.store(commits, Ordering::SeqCst);
-        self.learn_from_commit(&touched);
+        self.known.committed(touched);
         Ok(())
-    }
-
-    /// After a commit: the tables it put entries in hold some; those it
-    /// only deleted from may have become empty.
-    fn learn_from_commit(&self, touched: &HashMap<u32, bool>) {
-        let mut known = crate::sync::lock(&self.known_empty);
-        for (&table, &put) in touched {
-            if put {
-                known.insert(table, false);
-            } else {
-                known.remove(&table);
-            }
-        }
-    }
-
-    /// Whether `table` was empty in the last commit, if known.
-    pub(super) fn known_empty(&self, table: Table) -> Option<bool> {
-        crate::sync::lock(&self.known_empty).get(&table.0).copied()
-    }
-
-    /// Records what a draft found of `table` in the last commit (it reads
-    /// it while holding `writing`, so no commit came since).
-    pub(super) fn learn_empty(&self, table: Table, empty: bool) {
-        crate::sync::lock(&self.known_empty).insert(table.0, empty);
     }
 
     /// How far object storage holds this writer's commits.
@@ -586,15 +561,15 @@ impl Engine {
             Handle::Writer(db) => {
                 // The store has one writer, this process: a snapshot taken
                 // while no commit of its was under way sees the commits
-                // counted, and two such snapshots with one count see the
-                // same data (so a query's catalog check holds for both).
+                // attempted so far, which its table versions are as of.
                 let before = self.writing_clock.load(Ordering::Acquire);
                 let snapshot = db.snapshot().map_err(|err| self.failure(err))?;
+                let attempts = self.known.attempts();
                 let after = self.writing_clock.load(Ordering::Acquire);
-                let number = (before == after && before.is_multiple_of(2)).then_some(before / 2);
-                Ok(Snapshot::new(self, View::Snapshot(snapshot), number))
+                let as_of = (before == after && before.is_multiple_of(2)).then_some(attempts);
+                Ok(Snapshot::new(self, View::Snapshot(snapshot), as_of))
             }
-            // A reader follows another process's commits: no number.
+            // A reader follows another process's commits: no versions.
             Handle::Reader(reader) => Ok(Snapshot::new(self, View::Reader(Arc::clone(reader)), None)),
         }
     }

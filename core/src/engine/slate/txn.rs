@@ -34,8 +34,10 @@ impl View {
 pub(crate) struct Snapshot<'e> {
     engine: &'e Engine,
     view: View,
-    /// Its number, where the engine can give one (see `Engine::read_txn`).
-    number: Option<u64>,
+    /// The commit attempts this process had made when it was taken, where
+    /// that is known (see `Engine::read_txn`): what its table versions are
+    /// as of.
+    as_of: Option<u64>,
     /// The values read, kept so that they can be lent out until the end.
     kept: Arena<Bytes>,
 }
@@ -51,17 +53,18 @@ pub(crate) struct Draft<'e> {
 }
 
 impl<'e> Snapshot<'e> {
-    pub(super) fn new(engine: &'e Engine, view: View, number: Option<u64>) -> Snapshot<'e> {
-        Snapshot { engine, view, number, kept: Arena::new() }
+    pub(super) fn new(engine: &'e Engine, view: View, as_of: Option<u64>) -> Snapshot<'e> {
+        Snapshot { engine, view, as_of, kept: Arena::new() }
     }
 }
 
 impl<'e> Draft<'e> {
     /// A draft over the writer `db`, read directly rather than through a
     /// snapshot (which would cost a registration per transaction): the
-    /// caller holds `Engine::writing`, so no commit lands while it lives.
-    pub(super) fn new(engine: &'e Engine, db: Db, number: u64) -> Draft<'e> {
-        let base = Snapshot::new(engine, View::Writer(db), Some(number));
+    /// caller holds `Engine::writing`, so no commit lands while it lives,
+    /// and `as_of` is the commit attempts made.
+    pub(super) fn new(engine: &'e Engine, db: Db, as_of: u64) -> Draft<'e> {
+        let base = Snapshot::new(engine, View::Writer(db), Some(as_of));
         Draft { base, changes: BTreeMap::new(), doomed: false, topics: 0, bytes: 0 }
     }
 
@@ -89,6 +92,28 @@ impl Snapshot<'_> {
             })
             .map_err(|err| self.engine.failure(err))?;
         Ok(value.map(|value| &**self.kept.alloc(value)))
+    }
+
+    /// The greatest engine key of `table`, `None` if it holds none.
+    fn greatest_stored_key(&self, table: Table) -> Result<Option<Vec<u8>>> {
+        let Some(bounds) = table.bounds(Bound::Unbounded, Bound::Unbounded) else { return Ok(None) };
+        let view = self.view.clone_view();
+        self.engine
+            .run(async move {
+                let options = ScanOptions { order: IterationOrder::Descending, ..ScanOptions::default() };
+                let mut iter = match view {
+                    View::Snapshot(snapshot) => snapshot.scan_with_options(bounds, &options).await?,
+                    View::Writer(db) => db.scan_with_options(bounds, &options).await?,
+                    View::Reader(reader) => reader.scan_with_options(bounds, &options).await?,
+                };
+                Ok(iter.next().await?.map(|entry| entry.key.to_vec()))
+            })
+            .map_err(|err| self.engine.failure(err))
+    }
+
+    /// `table`'s version in this snapshot, where known.
+    fn version_of(&self, table: Table) -> Option<u64> {
+        self.engine.known.version_as_of(table.0, self.as_of?)
     }
 
     fn stored_range(&self, table: Table, lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> Stored<'_> {
@@ -122,16 +147,18 @@ impl Reader for Snapshot<'_> {
         Ok(true)
     }
 
-    fn snapshot_id(&self) -> Option<u64> {
-        self.number
+    fn table_version(&self, table: crate::engine::Table) -> Option<u64> {
+        self.version_of(Table::of(table).ok()?)
     }
 }
 
 impl Reader for Draft<'_> {
     fn get(&self, table: crate::engine::Table, key: &[u8]) -> Result<Option<&[u8]>> {
-        let key = Table::of(table)?.key(key);
+        let slate_table = Table::of(table)?;
+        let key = slate_table.key(key);
         match self.changes.get(&key) {
             Some(changed) => Ok(changed.as_deref()),
+            None if self.ruled_out(slate_table, &key)? => Ok(None),
             None => self.base.get_stored(key),
         }
     }
@@ -151,37 +178,48 @@ impl Reader for Draft<'_> {
     }
 
     /// From the draft's own puts, else from what the engine knows of the
-    /// last commit (learnt with one scan the first time it is asked).
+    /// last commit (learnt with one lookup when not known).
     fn may_hold_entries(&self, table: crate::engine::Table) -> Result<bool> {
         let slate_table = Table::of(table)?;
         let Some(bounds) = slate_table.bounds(Bound::Unbounded, Bound::Unbounded) else { return Ok(false) };
         if self.changes.range::<Vec<u8>, _>(bounds).any(|(_, value)| value.is_some()) {
             return Ok(true);
         }
-        let empty = match self.base.engine.known_empty(slate_table) {
-            Some(empty) => empty,
-            None => {
-                let empty = self
-                    .base
-                    .stored_range(slate_table, Bound::Unbounded, Bound::Unbounded, false)
-                    .next_entry()?
-                    .is_none();
-                self.base.engine.learn_empty(slate_table, empty);
-                empty
-            }
-        };
-        Ok(!empty)
+        let known = &self.base.engine.known;
+        if let Some(holds) = known.holds_entries(slate_table.0) {
+            return Ok(holds);
+        }
+        let greatest = self.base.greatest_stored_key(slate_table)?;
+        let holds = greatest.is_some();
+        known.learn(slate_table.0, greatest);
+        Ok(holds)
     }
 
-    /// Until it changes something, a draft reads its base snapshot, whose
-    /// number it carries (taken while this process's commits, the only
-    /// ones, wait for it: see `Engine::write`).
-    fn snapshot_id(&self) -> Option<u64> {
-        if self.changes.is_empty() { self.base.number } else { None }
+    /// The base's, unless the draft changed the table.
+    fn table_version(&self, table: crate::engine::Table) -> Option<u64> {
+        let slate_table = Table::of(table).ok()?;
+        let bounds = slate_table.bounds(Bound::Unbounded, Bound::Unbounded)?;
+        if self.changes.range::<Vec<u8>, _>(bounds).next().is_some() {
+            return None;
+        }
+        self.base.version_of(slate_table)
     }
 }
 
 impl Draft<'_> {
+    /// Whether the base surely holds nothing at `key` (an engine key of
+    /// `table`), by what the engine knows of the table's extent, learnt
+    /// with one lookup when not known. The base is the last commit: the
+    /// draft holds `Engine::writing`.
+    fn ruled_out(&self, table: Table, key: &[u8]) -> Result<bool> {
+        let known = &self.base.engine.known;
+        if let Some(ruled_out) = known.rules_out(table.0, key) {
+            return Ok(ruled_out);
+        }
+        known.learn(table.0, self.base.greatest_stored_key(table)?);
+        Ok(known.rules_out(table.0, key).unwrap_or(false))
+    }
+
     /// The stored entries of a range with the draft's changes laid over.
     fn merged<'t>(
         &'t self,
