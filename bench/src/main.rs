@@ -100,14 +100,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
 /// One run of every wanted workload. Each workload runs on every system
 /// back to back, so that the figures a ratio sets against each other are
 /// taken moments apart: this machine's disk changes speed within minutes.
-fn run_once(results: &mut Results, options: &Options) -> Result<(), String> {
+/// Every other run takes the systems in reverse order, so that no system
+/// always follows the same one (and the write-back its run left behind).
+fn run_once(results: &mut Results, options: &Options, reversed: bool) -> Result<(), String> {
     let wanted = |w: &str| options.only.as_deref().is_none_or(|only| only == w);
     let sizes = &options.sizes;
     let chosen = System::ALL.into_iter().filter(|s| options.system.is_none_or(|only| only == *s));
     let history = options.history.then_some(System::SkyshelveHistory);
     let slatedb = if options.slatedb { vec![System::SkyshelveSlatedb, System::SlatedbRaw] } else { Vec::new() };
     let sqlite_serial = options.sqlite_serial.then_some(System::SqliteSerial);
-    let systems: Vec<System> = chosen.chain(history).chain(slatedb).chain(sqlite_serial).collect();
+    let mut systems: Vec<System> = chosen.chain(history).chain(slatedb).chain(sqlite_serial).collect();
+    if reversed {
+        systems.reverse();
+    }
     let single: [(&'static str, Workload); 6] = [
         ("insert_batch", workloads::insert_batch),
         ("insert_durable", workloads::insert_durable),
@@ -205,7 +210,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut results = Results::default();
     for run in 1..=options.runs {
         eprintln!("run {run} of {}", options.runs);
-        run_once(&mut results, &options)?;
+        run_once(&mut results, &options, run % 2 == 0)?;
     }
     let mut table = results.table(options.runs);
     if options.history {
