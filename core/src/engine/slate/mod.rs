@@ -188,9 +188,9 @@ pub(crate) struct Engine {
     /// What is known of the tables as of the last commit, which lets a
     /// write skip lookups (see `known`).
     known: Known,
-    /// Twice the commits this process made, plus one while one is being
-    /// written: a read snapshot taken while it stays even and unchanged
-    /// sees exactly those commits, which numbers it (see `read_txn`).
+    /// Twice the commits this process attempted, plus one while one is
+    /// being written: a read snapshot taken while it stays even and
+    /// unchanged sees exactly those commits (see `read_txn`).
     writing_clock: AtomicU64,
     /// The sequence numbers of the commits acknowledged before they were
     /// durable (a durability other than `Full`) and not yet known to be:
@@ -464,7 +464,11 @@ impl Engine {
 
     /// Writes a draft's changes and the next commit count as one batch,
     /// waiting for object storage when the durability asks for it.
-    fn commit(&self, db: &Db, changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
+    fn commit(&self, db: &Db, mut changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<()> {
+        let commits = self.commits.load(Ordering::SeqCst) + 1;
+        // Among the changes, so that what is known of the directory's keys
+        // counts it too.
+        changes.insert(COMMITS_KEY.to_vec(), Some(commits.to_be_bytes().to_vec()));
         let touched = known::summarise(&changes);
         let mut batch = WriteBatch::new();
         for (key, value) in changes {
@@ -473,8 +477,6 @@ impl Engine {
                 None => batch.delete(key),
             }
         }
-        let commits = self.commits.load(Ordering::SeqCst) + 1;
-        batch.put(COMMITS_KEY, commits.to_be_bytes());
         let db = db.clone();
         let durable = self.config.durability == Durability::Full;
         let _writing = WritingClock::enter(&self.writing_clock);
