@@ -128,6 +128,7 @@ fn run_once(results: &mut Results, options: &Options, reversed: bool) -> Result<
                 continue;
             }
             eprintln!("  {workload} on {}", system.name());
+            settle_disk();
             results.add(workload, system, labelled(workload, system, run(system, sizes))?);
         }
     }
@@ -149,6 +150,15 @@ fn run_once(results: &mut Results, options: &Options, reversed: bool) -> Result<
         }
     }
     Ok(())
+}
+
+/// Writes back every dirty page before a system's write workload, so that
+/// none pays for the write-back another's run left behind: SQLite's and
+/// native_db's fsync-per-commit runs leave the disk busy for a while, and
+/// whichever system came next measured slower durable writes.
+fn settle_disk() {
+    // `sync` is in coreutils; without it the run goes on unsettled.
+    let _ = std::process::Command::new("sync").status();
 }
 
 /// `result`, its error naming the workload and the system.
