@@ -11,6 +11,7 @@
 //! Only `entries_of` knows the model's type; the rules work from its
 //! description (`ModelInfo`), so they are compiled once for every model.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Bound;
 
@@ -32,7 +33,14 @@ pub(crate) fn entries_of<M: Model>(record: &M) -> IndexEntries {
 /// The key of an index entry in its table (see the layout above).
 #[inline]
 pub(crate) fn index_key(info: &ModelInfo, position: usize, value: &[u8], primary: &[u8]) -> Vec<u8> {
-    if info.indexes[position].unique { value.to_vec() } else { [value, primary].concat() }
+    entry_key(info, position, value, primary).into_owned()
+}
+
+/// `index_key`, borrowing `value` where it is the whole key (a unique
+/// index's), so that a write does not copy it.
+#[inline]
+fn entry_key<'v>(info: &ModelInfo, position: usize, value: &'v [u8], primary: &[u8]) -> Cow<'v, [u8]> {
+    if info.indexes[position].unique { Cow::Borrowed(value) } else { Cow::Owned([value, primary].concat()) }
 }
 
 /// The value of an index entry whose key in its table is `entry_key` and
@@ -45,8 +53,13 @@ pub(crate) fn index_value<'e>(info: &ModelInfo, position: usize, entry_key: &'e 
 /// The key of the entry for `value` of the record under `primary`, if it
 /// fits the engine's key limit.
 #[inline]
-pub(crate) fn checked_key(info: &ModelInfo, position: usize, value: &[u8], primary: &[u8]) -> Result<Vec<u8>> {
-    let index_key = index_key(info, position, value, primary);
+pub(crate) fn checked_key<'v>(
+    info: &ModelInfo,
+    position: usize,
+    value: &'v [u8],
+    primary: &[u8],
+) -> Result<Cow<'v, [u8]>> {
+    let index_key = entry_key(info, position, value, primary);
     let name = info.indexes[position].name;
     check_key_len(|| format!("index {}.{name} entry", info.name), index_key.len())?;
     Ok(index_key)
@@ -55,14 +68,14 @@ pub(crate) fn checked_key(info: &ModelInfo, position: usize, value: &[u8], prima
 /// Checks that the record under `primary` may have the entry for `value`
 /// (it fits, and no other record holds a unique value; the record leaving
 /// `moving_from` may hand its own over) and returns the entry's key.
-pub(crate) fn check_entry(
+pub(crate) fn check_entry<'v>(
     txn: &(impl Reader + ?Sized),
     tables: &ModelTables,
     position: usize,
-    value: &[u8],
+    value: &'v [u8],
     primary: &[u8],
     moving_from: Option<&[u8]>,
-) -> Result<Vec<u8>> {
+) -> Result<Cow<'v, [u8]>> {
     let index_key = checked_key(tables.info, position, value, primary)?;
     let index = &tables.info.indexes[position];
     if index.unique {

@@ -5,6 +5,7 @@
 //! description (`ModelTables::info`) and its `Encoded` record, and is
 //! compiled once for all models.
 
+use std::borrow::Cow;
 use std::ops::Bound;
 
 use super::WriteTx;
@@ -102,7 +103,7 @@ impl<'t> WriteTx<'t> {
         &mut self,
         tables: &ModelTables,
         key: &[u8],
-        mut added: Vec<(usize, Vec<u8>)>,
+        mut added: Vec<(usize, Cow<'_, [u8]>)>,
     ) -> std::result::Result<(), Undone> {
         let indexes = tables.info.indexes;
         added.sort_by_key(|(position, _)| !indexes[*position].unique);
@@ -125,7 +126,7 @@ impl<'t> WriteTx<'t> {
                         .map_or_else(|err| Err(Undone::Failed(err)), |()| Err(Undone::Clean(clash)));
                 }
                 Some(_) => {}
-                None => unique_added.push((table, index_key.as_slice())),
+                None => unique_added.push((table, &**index_key)),
             }
         }
         Ok(())
@@ -240,7 +241,7 @@ impl<'t> WriteTx<'t> {
     pub(super) fn check_parents_exist(
         &self,
         tables: &ModelTables,
-        added: &[(usize, Vec<u8>)],
+        added: &[(usize, Cow<'_, [u8]>)],
         key: &[u8],
     ) -> Result<()> {
         for (position, index_key) in added {
@@ -349,15 +350,14 @@ impl<'t> WriteTx<'t> {
             return Ok(PreparedWrite { bytes, added: Vec::new(), removed: Vec::new() });
         }
         let entries = new.entries.entries();
-        let (added, removed) = match known.map(IndexEntries::entries) {
-            // Nothing to move from: every entry is added.
-            None => (entries.iter().collect(), Vec::new()),
-            Some(old) => (
-                entries.iter().filter(|e| old.binary_search(e).is_err()).collect::<Vec<_>>(),
-                old.iter().filter(|e| entries.binary_search(e).is_err()).copied().collect(),
-            ),
+        // With nothing to move from, every entry is added.
+        let old = known.map(IndexEntries::entries);
+        let removed = match &old {
+            None => Vec::new(),
+            Some(old) => old.iter().filter(|e| entries.binary_search(e).is_err()).copied().collect(),
         };
-        let added = self.check_added(tables, key, &added, unique)?;
+        let added = entries.iter().copied().filter(|e| old.as_ref().is_none_or(|old| old.binary_search(e).is_err()));
+        let added = self.check_added(tables, key, added, unique)?;
         self.check_parents_exist(tables, &added, key)?;
         Ok(PreparedWrite { bytes, added, removed })
     }
@@ -373,15 +373,15 @@ impl<'t> WriteTx<'t> {
     }
     /// Checks lengths and unique constraints of new index entries and
     /// returns their index keys.
-    pub(super) fn check_added(
+    pub(super) fn check_added<'n>(
         &self,
         tables: &ModelTables,
         key: &[u8],
-        added: &[&(usize, &[u8])],
+        added: impl Iterator<Item = (usize, &'n [u8])>,
         unique: UniqueCheck<'_>,
-    ) -> Result<Vec<(usize, Vec<u8>)>> {
-        let mut keys = Vec::with_capacity(added.len());
-        for &&(position, value) in added {
+    ) -> Result<Vec<(usize, Cow<'n, [u8]>)>> {
+        let mut keys = Vec::with_capacity(added.size_hint().1.unwrap_or(0));
+        for (position, value) in added {
             let index_key = match unique {
                 UniqueCheck::LookUp { moving_from } => {
                     indexing::check_entry(self.reads(), tables, position, value, key, moving_from)?
@@ -471,8 +471,9 @@ pub(super) enum Undone {
 pub(super) struct PreparedWrite<'n, 'o> {
     /// The stored value.
     bytes: &'n [u8],
-    /// Index keys to add, by index position.
-    added: Vec<(usize, Vec<u8>)>,
+    /// Index keys to add, by index position (a unique index's borrowed
+    /// from the new record's values).
+    added: Vec<(usize, Cow<'n, [u8]>)>,
     /// Values of the old record's entries that the new record drops.
     removed: Vec<(usize, &'o [u8])>,
 }
