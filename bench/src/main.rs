@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p skyshelve-bench -- [--quick] [--runs N] [--only WORKLOAD]
 //!                                           [--system NAME] [--history] [--slatedb] [--sqlite-serial]
+//!                                           [--processes N] [--increments N]
 //!                                           [--chart FILE.svg] [--markdown FILE.md]
 //! cargo run --release -p skyshelve-bench -- --schema [--quick] [--runs N]
 //! ```
@@ -15,6 +16,9 @@
 //! SlateDB (its own API, indexes kept by hand), objects in a local folder
 //! or in `SKYSHELVE_SLATEDB_URL`, with a table beside LMDB and one beside
 //! raw SlateDB; multiproc_counter is left out there (one writer process).
+//! `--processes` and `--increments` change multiproc_counter's shape (4
+//! processes of 2,500 increments each): one process shows what a write
+//! costs without contention.
 //! `--sqlite-serial` adds SQLite with the writers of one process taking turns
 //! behind a mutex, so none of them sleeps in SQLite's busy handler, and its
 //! table beside skyshelve.
@@ -74,6 +78,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         slatedb: false,
         sqlite_serial: false,
     };
+    let (mut processes, mut increments) = (None, None);
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().cloned().ok_or(format!("{flag} needs a value"));
@@ -91,10 +96,23 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--chart" => options.chart = Some(value()?.into()),
             "--markdown" => options.markdown = Some(value()?.into()),
+            "--processes" => processes = Some(positive(flag, &value()?)?),
+            "--increments" => increments = Some(positive(flag, &value()?)?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    // Applied last, so that `--quick` given after them does not undo them.
+    options.sizes.processes = processes.unwrap_or(options.sizes.processes);
+    options.sizes.increments_per_process = increments.unwrap_or(options.sizes.increments_per_process);
     Ok(options)
+}
+
+fn positive(flag: &str, value: &str) -> Result<u64, String> {
+    match value.parse() {
+        Ok(0) => Err(format!("{flag} must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{flag}: {e}")),
+    }
 }
 
 /// One run of every wanted workload. Each workload runs on every system

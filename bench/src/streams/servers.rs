@@ -101,6 +101,7 @@ pub fn start(kind: Kind, durable: bool, processes: usize) -> Result<Running> {
 /// Starts one skyshelve-streams process per entry of `nodes`, each with a
 /// folder of its own and the entry's arguments after `DIR PORT full`
 /// (object-store nodes: `URL writer|reader`), one after the other.
+#[cfg(feature = "slatedb")]
 pub fn start_nodes(nodes: &[[&str; 2]]) -> Result<Running> {
     let dir = tempfile::Builder::new().prefix("streams-bench-").tempdir()?;
     let mut running = Running { children: Vec::new(), ports: Vec::new(), _dir: dir };
