@@ -202,13 +202,20 @@ fn a_restore_onto_a_full_disk_leaves_no_store_and_can_be_run_again() {
 /// tries to write and to watch.
 fn writer_whose_folder_goes() {
     // A writer that has written for a while watches its folder through
-    // inotify; one just started checks the file at each write (see the
-    // engine's inotify.rs): both must refuse.
-    let warmed = children::role().as_deref() == Some("warmed writer");
+    // inotify; one just started looks its data file up by path at each
+    // write, and one whose folder has not changed for a few clock ticks
+    // asks the folder for its change time (see the engine's folder.rs):
+    // all must refuse.
+    let role = children::role();
+    let warmed = role.as_deref() == Some("warmed writer");
     let durability = if warmed { Durability::MayCorruptOnPowerLoss } else { Durability::Full };
     let store = engine::options().durability(durability).open(children::env_path()).unwrap();
-    let writes = if warmed { 20_000 } else { 1 };
-    for _ in 0..writes {
+    let writes = if warmed { 20_000 } else { 3 };
+    for written in 0..writes {
+        if written == 1 && role.as_deref() == Some("settled writer") {
+            // The first write made the writer lock's file in the folder.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         page(1).save(&store).unwrap();
     }
     children::say("saved");
@@ -232,7 +239,8 @@ fn a_folder_removed_or_replaced_under_a_running_writer_refuses_its_writes() {
     if engine::not_on_slatedb("SlateDB keeps the store's data in its object store, not in the folder's files") {
         return;
     }
-    for (replaced, role) in [(false, "writer"), (true, "writer"), (false, "warmed writer"), (true, "warmed writer")] {
+    let roles = ["writer", "settled writer", "warmed writer"];
+    for (replaced, role) in roles.into_iter().flat_map(|role| [(false, role), (true, role)]) {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("store");
         let test = "a_folder_removed_or_replaced_under_a_running_writer_refuses_its_writes";
