@@ -250,8 +250,15 @@ mod tests {
         (root, dir, watch)
     }
 
+    /// A watched store whose folder's change time is on record; `None`
+    /// where the file system does not keep the time (nothing to test).
+    fn settled_store() -> Option<(tempfile::TempDir, PathBuf, FolderWatch)> {
+        let store = watched_store();
+        settle(&store.2).then_some(store)
+    }
+
     /// Checks until the folder's change time is on record; false where
-    /// the file system does not keep it (nothing to test there).
+    /// the file system does not keep it.
     fn settle(watch: &FolderWatch) -> bool {
         if watch.folder.is_none() {
             return false;
@@ -274,10 +281,7 @@ mod tests {
 
     #[test]
     fn a_settled_folder_is_asked_for_its_change_time_and_a_write_passes() {
-        let (_root, _dir, watch) = watched_store();
-        if !settle(&watch) {
-            return;
-        }
+        let Some((_root, _dir, watch)) = settled_store() else { return };
         let settled = watch.settled.load(Ordering::Relaxed);
         watch.check().unwrap();
         assert!(watch.unchanged_since_settled());
@@ -298,10 +302,7 @@ mod tests {
             }),
         ];
         for (expected, change) in changes {
-            let (_root, dir, watch) = watched_store();
-            if !settle(&watch) {
-                return;
-            }
+            let Some((_root, dir, watch)) = settled_store() else { return };
             change(&dir);
             assert_eq!(refusal(&watch), expected);
         }
@@ -314,10 +315,7 @@ mod tests {
             ("its path now holds another data file", true, false),
             ("its data file was deleted", false, true),
         ] {
-            let (root, dir, watch) = watched_store();
-            if !settle(&watch) {
-                return;
-            }
+            let Some((root, dir, watch)) = settled_store() else { return };
             if removed {
                 std::fs::remove_dir_all(&dir).unwrap();
             } else {
@@ -333,10 +331,7 @@ mod tests {
 
     #[test]
     fn another_file_added_to_the_folder_costs_one_lookup_and_writes_go_on() {
-        let (_root, dir, watch) = watched_store();
-        if !settle(&watch) {
-            return;
-        }
+        let Some((_root, dir, watch)) = settled_store() else { return };
         let settled = watch.settled.load(Ordering::Relaxed);
         std::fs::write(dir.join("writer.lock"), b"").unwrap();
         assert!(!watch.unchanged_since_settled(), "the folder's change time moved");
