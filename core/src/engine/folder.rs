@@ -166,7 +166,9 @@ mod change_time {
     }
 
     /// The folder's change time in nanoseconds since the epoch; `None` if
-    /// it cannot be read or the folder was deleted.
+    /// it cannot be read or the folder was deleted. `fstat` itself, on
+    /// every write: std's `File::metadata` goes through `statx` with an
+    /// empty path, 160-180 ns against 200-280 ns in a loop here.
     pub(super) fn of(folder: &std::fs::File) -> Option<u64> {
         // SAFETY: an all-zero stat is a valid value to be overwritten.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
@@ -257,6 +259,20 @@ mod tests {
         settle(&store.2).then_some(store)
     }
 
+    /// Watched stores to change under their watch: one whose folder's
+    /// change time is on record (where the file system keeps it), and one
+    /// that, as on a file system not trusted with the time, looks the data
+    /// file up at every check. Both must refuse whatever the change.
+    fn stores_both_ways() -> Vec<(tempfile::TempDir, PathBuf, FolderWatch)> {
+        let untrusted = {
+            let (root, dir, mut watch) = watched_store();
+            watch.folder = None;
+            watch.check().unwrap();
+            (root, dir, watch)
+        };
+        settled_store().into_iter().chain([untrusted]).collect()
+    }
+
     /// Checks until the folder's change time is on record; false where
     /// the file system does not keep it.
     fn settle(watch: &FolderWatch) -> bool {
@@ -289,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn a_data_file_deleted_moved_away_or_replaced_after_settling_is_refused() {
+    fn a_data_file_deleted_moved_away_or_replaced_is_refused_settled_or_not() {
         type Change = fn(&Path);
         let changes: [(&str, Change); 3] = [
             ("its data file was deleted", |dir| std::fs::remove_file(dir.join(DATA_FILE)).unwrap()),
@@ -302,30 +318,33 @@ mod tests {
             }),
         ];
         for (expected, change) in changes {
-            let Some((_root, dir, watch)) = settled_store() else { return };
-            change(&dir);
-            assert_eq!(refusal(&watch), expected);
+            for (_root, dir, watch) in stores_both_ways() {
+                change(&dir);
+                assert_eq!(refusal(&watch), expected, "settled: {}", watch.folder.is_some());
+            }
         }
     }
 
     #[test]
-    fn a_folder_moved_removed_or_replaced_after_settling_is_refused() {
+    fn a_folder_moved_removed_or_replaced_is_refused_settled_or_not() {
         for (expected, replaced, removed) in [
             ("its data file is gone from its path", false, false),
             ("its path now holds another data file", true, false),
             ("its data file was deleted", false, true),
         ] {
-            let Some((root, dir, watch)) = settled_store() else { return };
-            if removed {
-                std::fs::remove_dir_all(&dir).unwrap();
-            } else {
-                std::fs::rename(&dir, root.path().join("moved")).unwrap();
+            for (root, dir, watch) in stores_both_ways() {
+                if removed {
+                    std::fs::remove_dir_all(&dir).unwrap();
+                } else {
+                    std::fs::rename(&dir, root.path().join("moved")).unwrap();
+                }
+                if replaced {
+                    std::fs::create_dir(&dir).unwrap();
+                    std::fs::write(dir.join(DATA_FILE), b"a new store").unwrap();
+                }
+                let settled = watch.folder.is_some();
+                assert_eq!(refusal(&watch), expected, "replaced {replaced}, removed {removed}, settled {settled}");
             }
-            if replaced {
-                std::fs::create_dir(&dir).unwrap();
-                std::fs::write(dir.join(DATA_FILE), b"a new store").unwrap();
-            }
-            assert_eq!(refusal(&watch), expected, "replaced {replaced}, removed {removed}");
         }
     }
 
