@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p skyshelve-bench -- [--quick] [--runs N] [--only WORKLOAD]
 //!                                           [--system NAME] [--history] [--slatedb] [--sqlite-serial]
+//!                                           [--flat-index]
 //!                                           [--processes N] [--increments N]
 //!                                           [--chart FILE.svg] [--markdown FILE.md]
 //! cargo run --release -p skyshelve-bench -- --schema [--quick] [--runs N]
@@ -22,6 +23,10 @@
 //! `--sqlite-serial` adds SQLite with the writers of one process taking turns
 //! behind a mutex, so none of them sleeps in SQLite's busy handler, and its
 //! table beside skyshelve.
+//! `--flat-index` adds raw heed keeping its team index as skyshelve keeps a
+//! non-unique index (one entry per record, key = team ++ id, no LMDB
+//! duplicates), with tables of skyshelve beside it and of it beside raw
+//! heed: what the layout costs LMDB, apart from what skyshelve adds.
 //! `--schema` measures index builds and migration instead (see `schema.rs`);
 //! `--watch [N]` the latency of a watch across processes (see `watch.rs`);
 //! `--streams [--quick] [--anchors] [--chart FILE.svg]` the Durable Streams servers (see
@@ -63,6 +68,8 @@ struct Options {
     slatedb: bool,
     /// Also SQLite with its writers serialised in the process.
     sqlite_serial: bool,
+    /// Also raw heed with skyshelve's layout of a non-unique index.
+    flat_index: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -77,6 +84,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         history: false,
         slatedb: false,
         sqlite_serial: false,
+        flat_index: false,
     };
     let (mut processes, mut increments) = (None, None);
     let mut args = args.iter();
@@ -88,6 +96,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--history" => options.history = true,
             "--slatedb" => options.slatedb = true,
             "--sqlite-serial" => options.sqlite_serial = true,
+            "--flat-index" => options.flat_index = true,
             "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--only" => options.only = Some(value()?),
             "--system" => {
@@ -127,7 +136,9 @@ fn run_once(results: &mut Results, options: &Options, reversed: bool) -> Result<
     let history = options.history.then_some(System::SkyshelveHistory);
     let slatedb = if options.slatedb { vec![System::SkyshelveSlatedb, System::SlatedbRaw] } else { Vec::new() };
     let sqlite_serial = options.sqlite_serial.then_some(System::SqliteSerial);
-    let mut systems: Vec<System> = chosen.chain(history).chain(slatedb).chain(sqlite_serial).collect();
+    let flat_index = options.flat_index.then_some(System::HeedRawFlat);
+    let mut systems: Vec<System> =
+        chosen.chain(history).chain(slatedb).chain(sqlite_serial).chain(flat_index).collect();
     if reversed {
         systems.reverse();
     }
@@ -252,6 +263,11 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     if options.sqlite_serial {
         table.push_str(&results.beside_skyshelve(System::SqliteSerial, "sqlite, writers serialised"));
+    }
+    if options.flat_index {
+        let flat = (System::HeedRawFlat, "heed_raw, flat team index");
+        table.push_str(&results.compared((System::Skyshelve, "skyshelve"), flat));
+        table.push_str(&results.compared(flat, (System::HeedRaw, "heed_raw")));
     }
     println!("{table}");
     if let Some(path) = &options.markdown {

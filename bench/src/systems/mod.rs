@@ -58,6 +58,9 @@ pub enum System {
     /// among `ALL` either.
     SlatedbRaw,
     HeedRaw,
+    /// Raw heed with skyshelve's layout of a non-unique index
+    /// (`--flat-index`): not among `ALL`.
+    HeedRawFlat,
     NativeDb,
     Sqlite,
     /// SQLite with the writers of one process taking turns behind a mutex
@@ -75,6 +78,7 @@ impl System {
             System::SkyshelveSlatedb => "skyshelve_slatedb",
             System::SlatedbRaw => "slatedb_raw",
             System::HeedRaw => "heed_raw",
+            System::HeedRawFlat => "heed_raw_flat",
             System::NativeDb => "native_db",
             System::Sqlite => "sqlite",
             System::SqliteSerial => "sqlite_serial",
@@ -84,7 +88,13 @@ impl System {
     pub fn from_name(name: &str) -> Option<System> {
         System::ALL
             .into_iter()
-            .chain([System::SkyshelveHistory, System::SkyshelveSlatedb, System::SlatedbRaw, System::SqliteSerial])
+            .chain([
+                System::SkyshelveHistory,
+                System::SkyshelveSlatedb,
+                System::SlatedbRaw,
+                System::HeedRawFlat,
+                System::SqliteSerial,
+            ])
             .find(|s| s.name() == name)
     }
 
@@ -97,7 +107,8 @@ impl System {
             System::SlatedbRaw => Box::new(slatedb_raw::SlatedbRaw::open(dir, sync)?),
             #[cfg(not(feature = "slatedb"))]
             System::SlatedbRaw => return Err("slatedb_raw needs the benchmark built with --features slatedb".into()),
-            System::HeedRaw => Box::new(heed_raw::HeedRaw::open(dir, sync)?),
+            System::HeedRaw => Box::new(heed_raw::HeedRaw::open(dir, sync, heed_raw::TeamLayout::Duplicates)?),
+            System::HeedRawFlat => Box::new(heed_raw::HeedRaw::open(dir, sync, heed_raw::TeamLayout::Flat)?),
             System::NativeDb => Box::new(native::NativeDb::open(dir, sync)?),
             System::Sqlite => Box::new(sqlite::Sqlite::open(dir, sync, sqlite::Writers::Concurrent)?),
             System::SqliteSerial => Box::new(sqlite::Sqlite::open(dir, sync, sqlite::Writers::Serialised)?),
