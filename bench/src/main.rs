@@ -132,13 +132,21 @@ fn positive(flag: &str, value: &str) -> Result<u64, String> {
 fn run_once(results: &mut Results, options: &Options, reversed: bool) -> Result<(), String> {
     let wanted = |w: &str| options.only.as_deref().is_none_or(|only| only == w);
     let sizes = &options.sizes;
-    let chosen = System::ALL.into_iter().filter(|s| options.system.is_none_or(|only| only == *s));
+    let chosen = options.system.map_or(System::ALL.to_vec(), |only| vec![only]);
     let history = options.history.then_some(System::SkyshelveHistory);
     let slatedb = if options.slatedb { vec![System::SkyshelveSlatedb, System::SlatedbRaw] } else { Vec::new() };
     let sqlite_serial = options.sqlite_serial.then_some(System::SqliteSerial);
     let flat_index = options.flat_index.then_some(System::HeedRawFlat);
     let mut systems: Vec<System> =
-        chosen.chain(history).chain(slatedb).chain(sqlite_serial).chain(flat_index).collect();
+        chosen.into_iter().chain(history).chain(slatedb).chain(sqlite_serial).chain(flat_index).collect();
+    // `--system` may name a system that a flag adds as well.
+    let mut seen = Vec::new();
+    systems.retain(|system| {
+        !seen.contains(system) && {
+            seen.push(*system);
+            true
+        }
+    });
     if reversed {
         systems.reverse();
     }
