@@ -190,6 +190,47 @@ fn computed_index_follows_a_shrinking_value_set() {
 }
 
 #[test]
+fn a_record_giving_a_unique_index_one_value_twice_holds_it_once() {
+    #[derive(Persistent, Serialize, Deserialize, Debug)]
+    struct Alias {
+        #[persistent(key)]
+        id: u32,
+        #[persistent(index(with = Alias::lowercase), unique)]
+        names: Vec<String>,
+        #[persistent(index, unique)]
+        badge: u32,
+    }
+    impl Alias {
+        fn lowercase(&self) -> Vec<String> {
+            self.names.iter().map(|n| n.to_lowercase()).collect()
+        }
+    }
+    let alias =
+        |id, names: &[&str], badge| Alias { id, names: names.iter().map(|n| (*n).to_string()).collect(), badge };
+    let store = engine::temporary().unwrap();
+    store.write(|tx| tx.insert(&alias(1, &["Ada", "ada", "ADA"], 10))).unwrap();
+    assert_eq!(Alias::load_by(&store, Alias::NAMES, "ada").unwrap().map(|a| a.id), Some(1));
+    assert_eq!(Alias::range_index(&store, Alias::NAMES, ..).unwrap().len(), 1);
+
+    // Another record naming the value twice is refused, and so is one
+    // whose later index clashes: neither leaves an entry behind.
+    let taken = store.write(|tx| tx.insert(&alias(2, &["bob", "Ada", "bob"], 20)));
+    assert!(matches!(taken, Err(Error::UniqueViolation { .. })), "{taken:?}");
+    let badge_taken = store.write(|tx| tx.insert(&alias(3, &["cy", "CY"], 10)));
+    assert!(matches!(badge_taken, Err(Error::UniqueViolation { .. })), "{badge_taken:?}");
+    for free in ["bob", "cy"] {
+        assert!(Alias::load_by(&store, Alias::NAMES, free).unwrap().is_none(), "{free} was left indexed");
+    }
+    assert!(Alias::verify(&store).unwrap().is_clean());
+
+    // Deleting the record frees the value, held once.
+    Alias::delete(&store, &1).unwrap();
+    store.write(|tx| tx.insert(&alias(4, &["ada"], 10))).unwrap();
+    assert_eq!(Alias::load_by(&store, Alias::NAMES, "ADA".to_lowercase().as_str()).unwrap().map(|a| a.id), Some(4));
+    assert!(Alias::verify(&store).unwrap().is_clean());
+}
+
+#[test]
 fn index_ranges_follow_value_order_with_every_bound_kind() {
     #[derive(Persistent, Serialize, Deserialize, Debug)]
     struct Reading {

@@ -250,10 +250,16 @@ impl IndexEntries {
         self.bytes == other.bytes && self.spans == other.spans
     }
 
-    /// Every (index position, encoded value) pair, duplicates removed.
+    /// Every (index position, encoded value) pair, in the order added; a
+    /// value a record gives an index twice (a list field) comes twice.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        self.spans.iter().map(|&(pos, start, end)| (pos, &self.bytes[start..end]))
+    }
+
+    /// Every (index position, encoded value) pair, sorted, duplicates
+    /// removed.
     pub(crate) fn entries(&self) -> Vec<(usize, &[u8])> {
-        let mut entries: Vec<(usize, &[u8])> =
-            self.spans.iter().map(|&(pos, start, end)| (pos, &self.bytes[start..end])).collect();
+        let mut entries: Vec<(usize, &[u8])> = self.iter().collect();
         entries.sort_unstable();
         entries.dedup();
         entries

@@ -349,14 +349,16 @@ impl<'t> WriteTx<'t> {
             // The usual update: no indexed value changed, nothing to diff.
             return Ok(PreparedWrite { bytes, added: Vec::new(), removed: Vec::new() });
         }
-        let entries = new.entries.entries();
-        // With nothing to move from, every entry is added.
-        let old = known.map(IndexEntries::entries);
-        let removed = match &old {
-            None => Vec::new(),
-            Some(old) => old.iter().filter(|e| entries.binary_search(e).is_err()).copied().collect(),
+        let Some(old) = known.map(IndexEntries::entries) else {
+            // With nothing to move from, every entry is added, unsorted: a
+            // value given twice is put twice, which writes nothing more.
+            let added = self.check_added(tables, key, new.entries.iter(), unique)?;
+            self.check_parents_exist(tables, &added, key)?;
+            return Ok(PreparedWrite { bytes, added, removed: Vec::new() });
         };
-        let added = entries.iter().copied().filter(|e| old.as_ref().is_none_or(|old| old.binary_search(e).is_err()));
+        let entries = new.entries.entries();
+        let removed = old.iter().filter(|e| entries.binary_search(e).is_err()).copied().collect();
+        let added = entries.iter().copied().filter(|e| old.binary_search(e).is_err());
         let added = self.check_added(tables, key, added, unique)?;
         self.check_parents_exist(tables, &added, key)?;
         Ok(PreparedWrite { bytes, added, removed })
