@@ -53,6 +53,20 @@ pub(crate) fn write_whole(path: &Path, write: impl FnOnce(&mut std::fs::File) ->
     Ok(())
 }
 
+/// `fstat` of an open file, for checks made on every write: std's
+/// `File::metadata` goes through `statx` with an empty path, 200-280 ns
+/// against 160-180 ns for `fstat` in a loop here.
+pub(crate) fn fstat(file: &std::fs::File) -> std::io::Result<libc::stat> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a pointer to a stat we own.
+    if unsafe { libc::fstat(file.as_raw_fd(), &raw mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stat)
+}
+
 fn already_exists(path: &Path) -> crate::Error {
     let message = format!("{} already exists", path.display());
     crate::Error::Io(std::io::Error::new(std::io::ErrorKind::AlreadyExists, message))

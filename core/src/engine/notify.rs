@@ -140,8 +140,8 @@ impl Notifier {
         if !self.watched.suspect() {
             return true;
         }
-        match self.file.metadata() {
-            Ok(meta) if meta.len() >= FILE_LEN as u64 => true,
+        match crate::fs::fstat(&self.file) {
+            Ok(stat) if stat.st_size >= FILE_LEN as libc::off_t => true,
             Ok(_) => self.file.set_len(FILE_LEN as u64).is_ok(),
             Err(_) => false,
         }
