@@ -74,8 +74,9 @@ impl HeedRaw {
             .create_databases_and_commit(wtxn, |opener, wtxn| {
                 let users = opener.create_database(wtxn, Some("users"))?;
                 let emails = opener.create_database(wtxn, Some("email"))?;
-                // Databases opened in this transaction become usable after
-                // the commit, so the layout's choice is made after it.
+                // heed carries databases created here over the commit only
+                // as types it knows (`OnCommit`): each layout's database
+                // travels as an `Option`, and the enum is made after.
                 let duplicates = (layout == TeamLayout::Duplicates)
                     .then(|| {
                         opener
