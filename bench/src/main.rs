@@ -11,6 +11,9 @@
 //! cargo run --release -p skyshelve-bench -- --schema [--quick] [--runs N]
 //! ```
 //!
+//! `--system` runs one system instead of the standard four; any system
+//! may be named, and one that only a flag adds (`heed_raw_flat`,
+//! `skyshelve_history`, ...) gets a table of its own figures.
 //! `--history` adds skyshelve with a model keeping ten previous versions of
 //! each record, and a table comparing it with the plain model. `--slatedb`
 //! (built with `--features slatedb`) adds skyshelve on SlateDB and raw
@@ -276,6 +279,10 @@ fn run(args: &[String]) -> Result<(), String> {
         let flat = (System::HeedRawFlat, "heed_raw, flat team index");
         table.push_str(&results.compared((System::Skyshelve, "skyshelve"), flat));
         table.push_str(&results.compared(flat, (System::HeedRaw, "heed_raw")));
+    }
+    // A system only a flag adds has no column in the main table.
+    if let Some(system) = options.system.filter(|system| !System::ALL.contains(system)) {
+        table.push_str(&results.alone(system));
     }
     println!("{table}");
     if let Some(path) = &options.markdown {

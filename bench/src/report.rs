@@ -120,6 +120,22 @@ impl Results {
         self.compared((other, label), (System::Skyshelve, "skyshelve"))
     }
 
+    /// A table of one system's figures alone: for a system outside the
+    /// main table named by `--system` without its partners.
+    pub fn alone(&self, system: System) -> String {
+        let name = system.name();
+        let mut out = format!("\n| workload | {name} |\n|---|---:|\n");
+        for workload in WORKLOADS {
+            let cell = match (self.rate(workload, system), self.unsupported(workload, system)) {
+                (Some(c), _) => fmt_rate(c.median),
+                (None, Some(why)) => why.to_string(),
+                (None, None) => continue,
+            };
+            let _ = writeln!(out, "| {workload} | {cell} |");
+        }
+        out
+    }
+
     /// A table of `first` beside `second`, with first ÷ second.
     pub fn compared(&self, (first, first_label): (System, &str), (second, second_label): (System, &str)) -> String {
         let mut out =
