@@ -144,6 +144,106 @@ fn a_store_cut_short_is_refused_with_a_typed_error_not_a_crash() {
     assert!(!work.path().join("restored/data.mdb").exists(), "a refused restore leaves no store");
 }
 
+/// Runs `open` on a thread of its own and gives its result. If it has not
+/// returned within ten seconds, the whole test process ends with a
+/// failure: the hung thread may hold locks that every other test of this
+/// file would then wait on for ever.
+fn within_seconds<T: Send + 'static>(what: &str, open: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(open()));
+    receiver.recv_timeout(std::time::Duration::from_secs(10)).unwrap_or_else(|_| {
+        eprintln!("{what} hung for ten seconds; ending the test process");
+        std::process::exit(101)
+    })
+}
+
+fn make_fifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_data_file_that_is_not_a_regular_file_is_refused_without_waiting() {
+    if engine::not_on_slatedb("puts other kinds of file in place of LMDB's data file") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    // A FIFO: opening it to read would wait for a writer for ever.
+    let fifo = work.path().join("fifo");
+    std::fs::create_dir(&fifo).unwrap();
+    make_fifo(&fifo.join("data.mdb"));
+    // A folder where the file should be.
+    let folder = work.path().join("folder");
+    std::fs::create_dir_all(folder.join("data.mdb")).unwrap();
+    for (dir, what) in [(fifo, "not a regular file"), (folder, "a folder")] {
+        for read_only in [true, false] {
+            let path = dir.clone();
+            let opened = within_seconds("the open", move || {
+                let options = if read_only { Store::options().read_only() } else { Store::options() };
+                options.open(path)
+            });
+            assert!(
+                matches!(&opened, Err(Error::DamagedStore { reason, .. }) if reason.contains(what)),
+                "read-only {read_only}: {opened:?}"
+            );
+        }
+        let restored = Store::restore(&dir, work.path().join("restored"));
+        assert!(matches!(restored, Err(Error::DamagedStore { .. })), "{restored:?}");
+        assert!(!work.path().join("restored/data.mdb").exists(), "a refused restore leaves no store");
+    }
+}
+
+#[test]
+fn an_empty_data_file_is_no_store_to_a_reader_or_a_restore_and_a_new_store_to_a_writer() {
+    if engine::not_on_slatedb("empties LMDB's data file") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("store");
+    std::fs::create_dir(&dir).unwrap();
+    // What a process killed while creating a store leaves, or a copy to a
+    // full disk.
+    std::fs::write(dir.join("data.mdb"), b"").unwrap();
+
+    let read = Store::options().read_only().open(&dir);
+    assert!(
+        matches!(&read, Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound
+            && err.to_string().contains("holds no store")),
+        "{read:?}"
+    );
+    let restored = Store::restore(&dir, work.path().join("restored"));
+    assert!(matches!(&restored, Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::NotFound), "{restored:?}");
+    assert!(!work.path().join("restored/data.mdb").exists(), "a refused restore leaves no store");
+
+    // A writer makes the store the empty file was meant to be.
+    let store = Store::open(&dir).unwrap();
+    account(1).save(&store).unwrap();
+    drop(store);
+    let reader = Store::options().read_only().open(&dir).unwrap();
+    assert_eq!(Account::load(&reader, &1).unwrap(), Some(account(1)));
+}
+
+#[test]
+fn verify_reads_the_data_file_the_process_opened_not_what_its_path_names_later() {
+    if engine::not_on_slatedb("moves LMDB's data file") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("store");
+    {
+        let store = Store::open(&dir).unwrap();
+        store.write(|tx| (0..1000).try_for_each(|id| tx.save(&account(id)))).unwrap();
+    }
+    let store = Store::options().read_only().open(&dir).unwrap();
+    // The file moved away (the process still has it open and mapped) and
+    // a FIFO put at its path, which a read by path would wait on for ever.
+    std::fs::rename(dir.join("data.mdb"), work.path().join("moved.mdb")).unwrap();
+    make_fifo(&dir.join("data.mdb"));
+    let report = within_seconds("verify", move || store.verify().map(|report| (report.is_clean(), report.to_string())));
+    let (clean, report) = report.unwrap();
+    assert!(clean, "{report}");
+}
+
 #[test]
 fn a_backup_left_half_written_is_replaced_by_the_next_attempt() {
     if engine::not_on_slatedb("backup and restore copy LMDB's files (SlateDB keeps its copies in object storage)") {

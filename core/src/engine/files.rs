@@ -20,7 +20,7 @@ pub(crate) fn holds_store(dir: &Path) -> bool {
 /// Copies the store in folder `backup` into folder `target`, whole or not
 /// at all. The backup is checked first: a damaged one is refused.
 pub(crate) fn restore(backup: &Path, target: &Path) -> Result<()> {
-    check_data_file(backup)?;
+    check_data_file(backup, Empty::NoStore)?;
     let mut from = std::fs::File::open(backup.join(DATA_FILE))?;
     crate::fs::write_whole(&target.join(DATA_FILE), |to| {
         std::io::copy(&mut from, to)?;
@@ -28,32 +28,58 @@ pub(crate) fn restore(backup: &Path, target: &Path) -> Result<()> {
     })
 }
 
-/// Refuses a data file cut short (a copy interrupted by a crash or a full
-/// disk): LMDB would map the missing pages and the process would die of
-/// SIGBUS on the first read of them. The newest commit's tree roots must
-/// lie inside the file: a commit writes its roots before its meta page,
-/// and a compacted copy writes its main root last.
-pub(super) fn check_data_file(dir: &Path) -> Result<()> {
+/// What an empty data file is to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Empty {
+    /// A store being made: LMDB writes its first pages into an empty file
+    /// at open, and a process killed before it did leaves one behind.
+    NewStore,
+    /// No store: a read-only open cannot make one (LMDB would try, and
+    /// fail writing), and a backup must hold one.
+    NoStore,
+}
+
+/// Refuses a data file that LMDB must not be let near: one cut short (a
+/// copy interrupted by a crash or a full disk: LMDB would map the missing
+/// pages and the process would die of SIGBUS on the first read of them),
+/// one that is not a regular file (a FIFO in its place would make every
+/// open wait for a writer for ever), and an empty one where `empty` says
+/// it is no store. The newest commit's tree roots must lie inside the
+/// file: a commit writes its roots before its meta page, and a compacted
+/// copy writes its main root last.
+pub(super) fn check_data_file(dir: &Path, empty: Empty) -> Result<()> {
     use std::io::Read;
-    let Ok(mut file) = std::fs::File::open(dir.join(DATA_FILE)) else { return Ok(()) };
+    use std::os::unix::fs::OpenOptionsExt;
+    let damaged = |reason: String| Error::DamagedStore { path: dir.to_owned(), reason };
+    // Not blocking: opening a FIFO for reading waits for a writer.
+    let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(dir.join(DATA_FILE));
+    let Ok(mut file) = opened else { return Ok(()) };
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() { "a folder" } else { "not a regular file (a FIFO, a socket or a device)" };
+        return Err(damaged(format!("its data file is {what}")));
+    }
     // The meta page first, then the length: a commit in another process
     // meanwhile only makes the file longer.
     let mut head = vec![0; meta::READ_LEN];
     let read = file.read(&mut head)?;
     head.truncate(read);
     let len = file.metadata()?.len();
+    if len == 0 && empty == Empty::NoStore {
+        let message = format!("{} holds no store: its data file is empty", dir.display());
+        return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
+    }
     if let Some(page) = meta::damaged(&head) {
         let reason = format!(
             "meta page {page} of the data file is damaged (LMDB opens no file with a damaged meta page); restore a \
              backup"
         );
-        return Err(Error::DamagedStore { path: dir.to_owned(), reason });
+        return Err(damaged(reason));
     }
     match meta::required_len(&head) {
-        Some(required) if len < required => Err(Error::DamagedStore {
-            path: dir.to_owned(),
-            reason: format!("the data file is {len} bytes but its last commit needs {required}: it was cut short"),
-        }),
+        Some(required) if len < required => {
+            Err(damaged(format!("the data file is {len} bytes but its last commit needs {required}: it was cut short")))
+        }
         _ => Ok(()),
     }
 }

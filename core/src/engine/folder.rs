@@ -74,6 +74,11 @@ impl FolderWatch {
         Ok(FolderWatch { file, identity, path, folder, settled, trusted_from, watched })
     }
 
+    /// The data file as this process opened it.
+    pub(super) fn data_file(&self) -> &std::fs::File {
+        &self.file
+    }
+
     /// Fails when the data file this process opened is no longer the one
     /// at the store's path. Inlined: once the inotify watch runs, a write
     /// pays one load; before, one `fstat` of the folder while its change

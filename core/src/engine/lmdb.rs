@@ -10,7 +10,7 @@ use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
 
 use super::counters::Counters;
-use super::files::{DATA_FILE, WRITER_LOCK_FILE, check_data_file};
+use super::files::{DATA_FILE, Empty, WRITER_LOCK_FILE, check_data_file};
 use super::folder::FolderWatch;
 use super::fork;
 use super::gate::{Gate, GatePass};
@@ -88,7 +88,7 @@ pub(crate) struct Engine {
 impl Engine {
     /// Opens (creating if needed) the environment in `dir`.
     pub fn open(dir: &Path, config: EngineConfig) -> Result<Engine> {
-        check_data_file(dir)?;
+        check_data_file(dir, if config.read_only { Empty::NoStore } else { Empty::NewStore })?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(round_to_page(config.map_size)).max_readers(config.max_readers).max_dbs(config.max_tables);
         // SAFETY: heed marks NO_SYNC and NO_META_SYNC unsafe because after an
@@ -200,7 +200,7 @@ impl Engine {
     /// keeps every page of the commits walked from being reused.
     pub fn damaged_pages(&self, names: &[&str]) -> Result<Vec<(String, Vec<super::Damage>)>> {
         let _snapshot = self.read_txn()?;
-        let file = super::pages::PageFile::open(&self.dir)?;
+        let file = super::pages::PageFile::open(self.folder.data_file().try_clone()?, &self.dir)?;
         let roots = match file.table_roots() {
             Ok(roots) => roots,
             Err(damage) => return Ok(vec![("(LMDB's tree of table names)".to_owned(), damage)]),
@@ -217,7 +217,7 @@ impl Engine {
     #[cfg(feature = "json")]
     pub fn salvage(&self, name: &str, entry: &mut dyn FnMut(&[u8], &[u8])) -> Result<Vec<super::Damage>> {
         let _snapshot = self.read_txn()?;
-        let file = super::pages::PageFile::open(&self.dir)?;
+        let file = super::pages::PageFile::open(self.folder.data_file().try_clone()?, &self.dir)?;
         match file.table_roots() {
             Ok(roots) => Ok(roots
                 .get(name.as_bytes())

@@ -24,7 +24,6 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::files::DATA_FILE;
 use crate::error::{Error, Result};
 
 const HEADER: usize = 16;
@@ -89,10 +88,12 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 }
 
 impl PageFile {
-    /// Opens the data file in `dir` and reads its meta pages: the newer of
-    /// the two that are intact, as LMDB picks it.
-    pub fn open(dir: &Path) -> Result<PageFile> {
-        let file = File::open(dir.join(DATA_FILE))?;
+    /// Reads the meta pages of `file`, the data file of the store in `dir`:
+    /// the newer of the two that are intact, as LMDB picks it. The file is
+    /// the one this process opened, not whatever its path names now: a
+    /// file put in its place (another store's, or a FIFO that would make a
+    /// read wait for ever) is never walked instead.
+    pub fn open(file: File, dir: &Path) -> Result<PageFile> {
         let damaged = |reason: String| Error::DamagedStore { path: dir.to_owned(), reason };
         let mut first = vec![0; 4096];
         let read = file.read_at(&mut first, 0)?;
