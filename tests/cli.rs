@@ -208,6 +208,15 @@ fn mistakes_are_reported_with_exit_status_2() {
     assert!(stderr(&output).contains("holds no skyshelve store"), "{}", stderr(&output));
     assert!(!Path::new(missing).exists(), "a mistyped path is not created");
 
+    // A FIFO where the data file should be: the open says what is wrong,
+    // and does not wait for a writer of the FIFO.
+    let fifo = dir.path().join("fifo");
+    std::fs::create_dir(&fifo).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(fifo.join("data.mdb")).status().unwrap().success());
+    let output = cli(&["stats", fifo.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("its data file is not a regular file"), "{}", stderr(&output));
+
     let store = golden_store(dir.path());
     let output = cli(&["export", &store, "nosuch"]);
     assert_eq!(output.status.code(), Some(2));

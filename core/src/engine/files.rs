@@ -12,9 +12,11 @@ pub(super) const DATA_FILE: &str = "data.mdb";
 /// The file whose OS lock serialises writers across processes.
 pub(super) const WRITER_LOCK_FILE: &str = "writer.lock";
 
-/// Whether the folder holds a store (its data file).
+/// Whether the folder holds a store: something is at its data file's
+/// path. Whatever is there that is no store (a FIFO, a folder, a damaged
+/// file) is then refused by the open, which says what is wrong.
 pub(crate) fn holds_store(dir: &Path) -> bool {
-    dir.join(DATA_FILE).is_file()
+    dir.join(DATA_FILE).exists()
 }
 
 /// Copies the store in folder `backup` into folder `target`, whole or not
