@@ -103,6 +103,31 @@ fn a_path_that_is_a_file_is_an_io_error() {
 }
 
 #[test]
+fn a_read_only_open_that_finds_no_store_names_the_path_and_why() {
+    if engine::not_on_slatedb("a read-only open of a local folder's LMDB files") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"not a store").unwrap();
+    let empty_folder = dir.path().join("empty");
+    std::fs::create_dir(&empty_folder).unwrap();
+    let missing = dir.path().join("a/b/missing");
+    for (path, why, kind) in [
+        (&file, "it is a file, not a folder", std::io::ErrorKind::NotADirectory),
+        (&missing, "No such file or directory", std::io::ErrorKind::NotFound),
+        (&empty_folder, "holds no store: it has no data file", std::io::ErrorKind::NotFound),
+    ] {
+        let opened = Store::options().read_only().open(path);
+        let Err(Error::Io(err)) = &opened else { panic!("{}: {opened:?}", path.display()) };
+        let message = err.to_string();
+        assert_eq!(err.kind(), kind, "{message}");
+        assert!(message.contains(&format!("{path:?}")) && message.contains(why), "names the path and why: {message}");
+    }
+    assert!(!missing.exists(), "a read-only open creates nothing");
+}
+
+#[test]
 fn the_map_grows_by_itself() {
     if engine::not_on_slatedb("LMDB's memory map and its growth") {
         return;

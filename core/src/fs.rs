@@ -11,11 +11,19 @@ use crate::error::Result;
 /// exists (os error 17)" for a path that is a file).
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|err| {
-        let why = if dir.is_file() { "it is a file, not a folder".to_owned() } else { err.to_string() };
-        let message = format!("cannot open a store in {}: {why}", dir.display());
-        crate::error::Error::Io(std::io::Error::new(err.kind(), message))
-    })
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|err| cannot_open_store_in(dir, &err))
+}
+
+/// Why no store can be opened in `dir`, naming it (the OS's own message
+/// names nothing: "Not a directory (os error 20)").
+pub(crate) fn cannot_open_store_in(dir: &Path, err: &std::io::Error) -> crate::error::Error {
+    let why = match std::fs::metadata(dir) {
+        Ok(found) if found.is_file() => "it is a file, not a folder".to_owned(),
+        Ok(found) if !found.is_dir() => "it is not a folder".to_owned(),
+        _ => err.to_string(),
+    };
+    let message = format!("cannot open a store in {dir:?}: {why}");
+    crate::error::Error::Io(std::io::Error::new(err.kind(), message))
 }
 
 /// Options that create files readable and writable by the owner only,

@@ -36,8 +36,9 @@ pub(super) enum Empty {
     /// A store being made: LMDB writes its first pages into an empty file
     /// at open, and a process killed before it did leaves one behind.
     NewStore,
-    /// No store: a read-only open cannot make one (LMDB would try, and
-    /// fail writing), and a backup must hold one.
+    /// No store, and neither is a missing file: a read-only open cannot
+    /// make one (LMDB would try, and fail writing), and a backup must hold
+    /// one.
     NoStore,
 }
 
@@ -45,8 +46,8 @@ pub(super) enum Empty {
 /// copy interrupted by a crash or a full disk: LMDB would map the missing
 /// pages and the process would die of SIGBUS on the first read of them),
 /// one that is not a regular file (a FIFO in its place would make every
-/// open wait for a writer for ever), and an empty one where `empty` says
-/// it is no store. The newest commit's tree roots must lie inside the
+/// open wait for a writer for ever), and a missing or empty one where
+/// `empty` says that is no store. The newest commit's tree roots must lie inside the
 /// file: a commit writes its roots before its meta page, and a compacted
 /// copy writes its main root last.
 pub(super) fn check_data_file(dir: &Path, empty: Empty) -> Result<()> {
@@ -55,7 +56,14 @@ pub(super) fn check_data_file(dir: &Path, empty: Empty) -> Result<()> {
     let damaged = |reason: String| Error::DamagedStore { path: dir.to_owned(), reason };
     // Not blocking: opening a FIFO for reading waits for a writer.
     let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(dir.join(DATA_FILE));
-    let Ok(mut file) = opened else { return Ok(()) };
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && empty == Empty::NoStore => {
+            return Err(no_store(dir, "it has no data file"));
+        }
+        // LMDB makes the file, or says why it cannot.
+        Err(_) => return Ok(()),
+    };
     let kind = file.metadata()?.file_type();
     if !kind.is_file() {
         let what = if kind.is_dir() { "a folder" } else { "not a regular file (a FIFO, a socket or a device)" };
@@ -68,8 +76,7 @@ pub(super) fn check_data_file(dir: &Path, empty: Empty) -> Result<()> {
     head.truncate(read);
     let len = file.metadata()?.len();
     if len == 0 && empty == Empty::NoStore {
-        let message = format!("{} holds no store: its data file is empty", dir.display());
-        return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message)));
+        return Err(no_store(dir, "its data file is empty"));
     }
     if let Some(page) = meta::damaged(&head) {
         let reason = format!(
@@ -84,6 +91,12 @@ pub(super) fn check_data_file(dir: &Path, empty: Empty) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// The error of a folder that holds no store, saying `why`.
+fn no_store(dir: &Path, why: &str) -> Error {
+    let message = format!("{dir:?} holds no store: {why}");
+    Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, message))
 }
 
 /// LMDB's meta pages (pages 0 and 1 of the data file), read just far

@@ -100,7 +100,11 @@ struct FolderId {
 impl FolderId {
     fn of(path: &Path) -> Result<FolderId> {
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path)?;
+        let meta = std::fs::metadata(path).map_err(|err| crate::fs::cannot_open_store_in(path, &err))?;
+        if !meta.is_dir() {
+            let not_a_folder = std::io::Error::from(std::io::ErrorKind::NotADirectory);
+            return Err(crate::fs::cannot_open_store_in(path, &not_a_folder));
+        }
         Ok(FolderId { device: meta.dev(), inode: meta.ino() })
     }
 }
