@@ -8,6 +8,8 @@ use skyshelve::{Durability, Error, Persistent, Store};
 
 #[path = "common/engine.rs"]
 mod engine;
+#[path = "common/raw.rs"]
+mod raw;
 
 #[derive(Persistent, Serialize, Deserialize, Debug, PartialEq)]
 struct Blob {
@@ -125,6 +127,40 @@ fn a_read_only_open_that_finds_no_store_names_the_path_and_why() {
         assert!(message.contains(&format!("{path:?}")) && message.contains(why), "names the path and why: {message}");
     }
     assert!(!missing.exists(), "a read-only open creates nothing");
+}
+
+#[test]
+fn another_programs_lmdb_environment_is_refused_and_left_as_it_was() {
+    if engine::not_on_slatedb("another program's LMDB environment") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Another program's environment, with a table named like a model of
+    // this one (`Blob`, in this file).
+    {
+        let (env, table) = raw::raw_table(dir.path(), "blob");
+        let mut wtxn = env.write_txn().unwrap();
+        table.put(&mut wtxn, b"\0\0\0\x01", b"another program's bytes").unwrap();
+        wtxn.commit().unwrap();
+    }
+    let files = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        names
+    };
+    let data = || std::fs::read(dir.path().join("data.mdb")).unwrap();
+    let (files_before, data_before) = (files(), data());
+    for read_only in [false, true] {
+        let options = if read_only { Store::options().read_only() } else { Store::options() };
+        let opened = options.open(dir.path());
+        assert!(
+            matches!(&opened, Err(Error::NotAStore { found, .. }) if found == "\"blob\""),
+            "read-only {read_only}: {:?}",
+            opened.map(|_| ())
+        );
+    }
+    assert_eq!(files(), files_before, "no file of skyshelve's was made in the folder");
+    assert_eq!(data(), data_before, "the environment is as the other program left it");
 }
 
 #[test]

@@ -274,6 +274,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The folder holds an LMDB environment that another program made, not
+    /// a skyshelve store: it was opened without writing anything to it.
+    #[error(
+        "{path:?} holds an LMDB environment that is not a skyshelve store (its tables: {found}); nothing was written"
+    )]
+    NotAStore {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// The first few of the tables (or entries) found in it.
+        found: String,
+    },
+
     /// The store was opened before a `fork()`; the child must open it again.
     #[error(
         "this store handle was opened in process {opened_in}, not in this process; open the store again after fork()"

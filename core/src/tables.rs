@@ -1,8 +1,10 @@
 //! The store's tables: their names, in one place, and the per-store state
 //! that finds them (`Shared`, `ModelTables`). A model's records live
 //! in a table named after the model, each index in `<model>/<index>`; the
-//! names the store reserves start with `~`, which no model name can (the
-//! derive allows identifier characters only), so they never meet.
+//! names the store reserves start with `~` (`engine::RESERVED_PREFIX`),
+//! which no model name can (the derive allows identifier characters
+//! only), so they never meet; the engine tells a store from another
+//! program's LMDB environment by them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -175,5 +177,17 @@ pub(crate) struct MapTypes {
 impl MapTypes {
     pub(crate) fn of<K, V>() -> MapTypes {
         MapTypes { key: std::any::type_name::<K>(), value: std::any::type_name::<V>() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reserved_name_starts_with_the_prefix_the_engine_looks_for() {
+        for name in [LOCKS, CATALOG, SEQUENCES, MAP_PREFIX] {
+            assert!(name.starts_with(crate::engine::RESERVED_PREFIX), "{name}");
+        }
     }
 }

@@ -55,6 +55,47 @@ impl heed::OnCommit for NewTables<'_> {
     }
 }
 
+/// The names of the tables in `env` (the keys of LMDB's unnamed table),
+/// in name order, read in `rtxn`.
+fn table_names_in(env: &heed::Env<WithoutTls>, rtxn: heed::RoTxn<'_, WithoutTls>) -> heed::Result<Vec<Vec<u8>>> {
+    let listed = env.open_databases_and_commit(rtxn, |opener, rtxn| {
+        // LMDB keeps the named tables as the keys of its unnamed one.
+        let mut names = Vec::new();
+        if let Some(main) = opener.open_database::<Bytes, Bytes>(rtxn, None)? {
+            for entry in main.iter(rtxn)? {
+                let (name, _) = entry?;
+                names.push(name.to_vec());
+            }
+        }
+        Ok::<_, heed::Error>(CommitOrAbort::<NewTables<'_>, _>::Abort(names))
+    })?;
+    match listed {
+        CommitOrAbort::Abort(names) => Ok(names),
+        CommitOrAbort::Commit(_) => unreachable!("the listing never commits"),
+    }
+}
+
+/// Refuses an environment another program made: one that holds tables
+/// (or plain entries in LMDB's unnamed table), none of them a name that
+/// skyshelve reserves (`~locks`, `~catalog`, ...: every store has them
+/// from its first open, made in the transaction that makes its first
+/// model tables). Checked before anything is written to the folder, so
+/// that skyshelve never puts its tables, or records, into another
+/// program's environment.
+fn refuse_foreign(env: &heed::Env<WithoutTls>, dir: &Path) -> Result<()> {
+    let names = env.read_txn().and_then(|rtxn| table_names_in(env, rtxn)).map_err(storage_error)?;
+    if names.is_empty() || names.iter().any(|name| name.starts_with(super::RESERVED_PREFIX.as_bytes())) {
+        return Ok(());
+    }
+    const SHOWN: usize = 5;
+    let shown = names.iter().take(SHOWN).map(|name| format!("{:?}", String::from_utf8_lossy(name)));
+    let mut found = shown.collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        found.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    Err(Error::NotAStore { path: dir.to_owned(), found })
+}
+
 /// One open LMDB environment, shared by every `Store` of this process that
 /// names the same folder.
 pub(crate) struct Engine {
@@ -108,6 +149,7 @@ impl Engine {
         // `store.rs`), never touches data.mdb/lock.mdb itself (record locks
         // use files of their own), and refuses use after fork().
         let env = unsafe { options.open(dir) }.map_err(storage_error)?;
+        refuse_foreign(&env, dir)?;
         // Watches are optional: a folder that cannot hold the file has none.
         let notifier = Notifier::open(dir, !config.read_only).ok().map(Arc::new);
         let syncs = !config.read_only && config.durability != Durability::MayCorruptOnPowerLoss;
@@ -179,21 +221,8 @@ impl Engine {
     /// The names of every table in the environment, in name order.
     pub fn table_names(&self) -> Result<Vec<String>> {
         let rtxn = self.read_txn()?;
-        let listed = self.env.open_databases_and_commit(rtxn.txn, |opener, rtxn| {
-            // LMDB keeps the named tables as the keys of its unnamed one.
-            let mut names = Vec::new();
-            if let Some(main) = opener.open_database::<Bytes, Bytes>(rtxn, None)? {
-                for entry in main.iter(rtxn)? {
-                    let (name, _) = entry?;
-                    names.extend(std::str::from_utf8(name).ok().map(str::to_owned));
-                }
-            }
-            Ok::<_, heed::Error>(CommitOrAbort::<NewTables<'_>, _>::Abort(names))
-        });
-        match listed.map_err(|err| self.error(err))? {
-            CommitOrAbort::Abort(names) => Ok(names),
-            CommitOrAbort::Commit(_) => unreachable!("the listing never commits"),
-        }
+        let names = table_names_in(&self.env, rtxn.txn).map_err(|err| self.error(err))?;
+        Ok(names.into_iter().filter_map(|name| String::from_utf8(name).ok()).collect())
     }
 
     /// See `Engine::damaged_pages`. The read transaction held meanwhile

@@ -64,6 +64,11 @@ pub(crate) use slate::SlateConfig;
 
 use crate::error::{Error, Result};
 
+/// What the names of the tables the store reserves for itself start with
+/// (see `tables.rs`). Every store has such tables from its first open, so
+/// the engine tells a store from another program's environment by them.
+pub(crate) const RESERVED_PREFIX: &str = "~";
+
 /// LMDB's compiled-in key size limit (`mdb_env_get_maxkeysize`).
 pub const MAX_KEY_LEN: usize = 511;
 
