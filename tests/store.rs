@@ -164,6 +164,38 @@ fn another_programs_lmdb_environment_is_refused_and_left_as_it_was() {
 }
 
 #[test]
+fn links_put_in_place_of_skyshelves_own_files_are_never_followed() {
+    if engine::not_on_slatedb("LMDB's writer lock file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("store");
+    std::fs::create_dir(&folder).unwrap();
+    // Someone else's file, and a path where nothing is.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, vec![0xAB; 8192]).unwrap();
+    let elsewhere = dir.path().join("created-elsewhere");
+    std::os::unix::fs::symlink(&victim, folder.join("watch.shm")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, folder.join("writer.lock")).unwrap();
+
+    // The open writes (the catalog), so it needs the writer lock.
+    let refused = Store::open(&folder);
+    assert!(
+        matches!(&refused, Err(Error::Io(err)) if err.to_string().contains("writer.lock")),
+        "the open names the file it cannot use: {:?}",
+        refused.map(|_| ())
+    );
+    std::fs::remove_file(folder.join("writer.lock")).unwrap();
+    let store = Store::open(&folder).unwrap();
+    assert!(store.watch().is_err(), "no watches through a link");
+    Blob { id: 1, size: 1, bytes: vec![1] }.save(&store).unwrap();
+    assert_eq!(Blob::load(&store, &1).unwrap(), Some(Blob { id: 1, size: 1, bytes: vec![1] }));
+
+    assert_eq!(std::fs::read(&victim).unwrap(), vec![0xAB; 8192], "the linked file is untouched");
+    assert!(!elsewhere.exists(), "no file was made where the link pointed");
+}
+
+#[test]
 fn the_map_grows_by_itself() {
     if engine::not_on_slatedb("LMDB's memory map and its growth") {
         return;

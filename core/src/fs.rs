@@ -27,11 +27,13 @@ pub(crate) fn cannot_open_store_in(dir: &Path, err: &std::io::Error) -> crate::e
 }
 
 /// Options that create files readable and writable by the owner only,
-/// whatever the umask; callers add how to open or create.
+/// whatever the umask, and never through a symbolic link: a link put in
+/// the folder by someone else would otherwise have skyshelve create, lock
+/// or write a file elsewhere. Callers add how to open or create.
 pub(crate) fn private_file_options() -> std::fs::OpenOptions {
     use std::os::unix::fs::OpenOptionsExt;
     let mut options = std::fs::File::options();
-    options.mode(0o600);
+    options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     options
 }
 

@@ -34,7 +34,6 @@
 //! the old `commits` value is woken (or does not sleep: the futex refuses
 //! to wait on a value that changed).
 
-use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -98,13 +97,11 @@ impl Notifier {
     /// that a writer made).
     pub(crate) fn open(dir: &Path, create: bool) -> Result<Notifier> {
         use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new()
+        let file = crate::fs::private_file_options()
             .read(true)
             .write(true)
             .create(create)
             .truncate(false)
-            .mode(0o600)
             .open(dir.join(WATCH_FILE))?;
         // Growing a file that is already long enough changes nothing, so
         // processes racing here agree; the new bytes are zeros.

@@ -34,7 +34,11 @@ impl WriterLock {
         let mut slot = crate::sync::lock(&self.file);
         if slot.is_none() {
             let mut options = crate::fs::private_file_options();
-            *slot = Some(options.read(true).write(true).create(true).truncate(false).open(&self.path)?);
+            let opened = options.read(true).write(true).create(true).truncate(false).open(&self.path);
+            *slot = Some(opened.map_err(|err| {
+                let message = format!("cannot open the writer lock file {:?}: {err}", self.path);
+                Error::Io(std::io::Error::new(err.kind(), message))
+            })?);
         }
         slot.as_ref().map_or(Ok(()), std::fs::File::lock)?;
         Ok(WriterHeld { slot })
