@@ -47,9 +47,9 @@ pub(super) enum Empty {
 /// pages and the process would die of SIGBUS on the first read of them),
 /// one that is not a regular file (a FIFO in its place would make every
 /// open wait for a writer for ever), and a missing or empty one where
-/// `empty` says that is no store. The newest commit's tree roots must lie inside the
-/// file: a commit writes its roots before its meta page, and a compacted
-/// copy writes its main root last.
+/// `empty` says that is no store. The newest commit's tree roots must lie
+/// inside the file: a commit writes its roots before its meta page, and a
+/// compacted copy writes its main root last.
 pub(super) fn check_data_file(dir: &Path, empty: Empty) -> Result<()> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
