@@ -196,6 +196,40 @@ fn links_put_in_place_of_skyshelves_own_files_are_never_followed() {
 }
 
 #[test]
+fn options_past_what_the_engine_can_honour_are_refused_at_open_and_the_longest_waits_work() {
+    if engine::not_on_slatedb("LMDB's limits on tables, readers and the map") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |options: skyshelve::StoreOptions, says: &str| {
+        let opened = options.open(dir.path().join("refused"));
+        assert!(
+            matches!(&opened, Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::InvalidInput
+                && err.to_string().contains(says)),
+            "{says}: {:?}",
+            opened.map(|_| ())
+        );
+    };
+    // Room for this many tables once corrupted the heap in LMDB (its
+    // transaction set-up computes their size in a C int).
+    refused(Store::options().max_tables(u32::MAX), "a store opens at most 32768");
+    refused(Store::options().map_room(u32::MAX), "StoreOptions::map_room");
+    refused(Store::options().max_readers(0), "max_readers must be at least 1");
+    let enormous = Store::options().map_size(usize::MAX).open(dir.path().join("enormous"));
+    assert!(matches!(enormous, Err(Error::Io(_))), "a map no address space holds: {:?}", enormous.map(|_| ()));
+
+    // A wait too long to be a deadline once panicked at every write.
+    let patient = Store::options()
+        .lock_wait(std::time::Duration::MAX)
+        .resize_wait(std::time::Duration::MAX)
+        .max_tables(32_768)
+        .open(dir.path().join("patient"))
+        .unwrap();
+    Blob { id: 1, size: 1, bytes: vec![1] }.save(&patient).unwrap();
+    assert_eq!(Blob::count(&patient).unwrap(), 1);
+}
+
+#[test]
 fn the_map_grows_by_itself() {
     if engine::not_on_slatedb("LMDB's memory map and its growth") {
         return;

@@ -216,7 +216,8 @@ const LONG_WAIT: Duration = Duration::from_millis(100);
 impl<'c> Backoff<'c> {
     pub fn until(wait: Option<Duration>, counters: &'c crate::engine::Counters) -> Backoff<'c> {
         let started = Instant::now();
-        let deadline = wait.map(|wait| started + wait);
+        // A wait too long to be a point in time is no deadline at all.
+        let deadline = wait.and_then(|wait| started.checked_add(wait));
         Backoff { deadline, pause: Duration::from_micros(200), started, reported: false, waited: false, counters }
     }
 

@@ -129,6 +129,7 @@ pub(crate) struct Engine {
 impl Engine {
     /// Opens (creating if needed) the environment in `dir`.
     pub fn open(dir: &Path, config: EngineConfig) -> Result<Engine> {
+        check_limits(&config)?;
         check_data_file(dir, if config.read_only { Empty::NoStore } else { Empty::NewStore })?;
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(round_to_page(config.map_size)).max_readers(config.max_readers).max_dbs(config.max_tables);
@@ -795,10 +796,35 @@ fn durability_flags(durability: Durability) -> EnvFlags {
 }
 
 /// Map sizes must be a multiple of the OS page size; 64 KiB is a multiple
-/// of every page size Linux and macOS use.
+/// of every page size Linux and macOS use. A size past the last multiple
+/// is that multiple (mapping it fails, and says so).
 fn round_to_page(size: usize) -> usize {
     const PAGE: usize = 64 * 1024;
-    size.div_ceil(PAGE).saturating_mul(PAGE).max(PAGE)
+    size.div_ceil(PAGE).clamp(1, usize::MAX / PAGE) * PAGE
+}
+
+/// The most tables an environment is opened with room for. LMDB sets up
+/// every transaction's table arrays in proportion (57 bytes a table,
+/// zeroed at each begin) and computes their size in a C `int`: a number
+/// near `u32::MAX` wraps around and corrupts the heap. This bound keeps a
+/// transaction's set-up under 2 MB.
+const MAX_TABLES: u32 = 32_768;
+
+/// Refuses limits LMDB cannot be opened with, naming the option, before
+/// LMDB sees them.
+fn check_limits(config: &EngineConfig) -> Result<()> {
+    let refused = |message: String| Err(Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, message)));
+    if config.max_tables > MAX_TABLES {
+        return refused(format!(
+            "room for {} tables was asked (StoreOptions::max_tables, or the models' tables and \
+             StoreOptions::map_room); a store opens at most {MAX_TABLES}",
+            config.max_tables
+        ));
+    }
+    if config.max_readers == 0 {
+        return refused("StoreOptions::max_readers must be at least 1".to_owned());
+    }
+    Ok(())
 }
 
 pub(crate) fn storage_error(err: heed::Error) -> Error {
