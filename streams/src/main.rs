@@ -63,8 +63,8 @@ struct Serve {
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// Seconds a long-poll waits for new data before answering 204.
-    #[arg(long, default_value_t = 30.0)]
-    long_poll_timeout: f64,
+    #[arg(long, default_value = "30", value_parser = seconds)]
+    long_poll_timeout: Duration,
     /// When an append is acknowledged: `full` after it is flushed to disk,
     /// `relaxed` before the final flush (an OS crash or power loss may
     /// lose the last appends; a process crash loses nothing).
@@ -85,11 +85,11 @@ struct Serve {
     max_store_size: Option<usize>,
     /// Seconds a client may take to send a request's headers; also how
     /// long an idle connection is kept open.
-    #[arg(long, default_value_t = 60.0)]
-    header_timeout: f64,
+    #[arg(long, default_value = "60", value_parser = seconds)]
+    header_timeout: Duration,
     /// Seconds a client may take to send a request's body (then 408).
-    #[arg(long, default_value_t = 300.0)]
-    body_timeout: f64,
+    #[arg(long, default_value = "300", value_parser = seconds)]
+    body_timeout: Duration,
     /// Connections served at once by each process; more are answered 503.
     /// Keep it below the process's open-file limit (`ulimit -n`).
     #[arg(long, default_value_t = 512)]
@@ -126,6 +126,19 @@ enum DurabilityArg {
 /// A `--writer` URL the server can forward to.
 fn writer_url(url: &str) -> Result<String, String> {
     skyshelve_streams::http::check_writer_url(url).map(|()| url.to_owned())
+}
+
+/// The longest wait a flag may set: a year, far past any use, and far
+/// from the end of what a deadline (now + the wait) can hold.
+const MAX_WAIT_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// A wait given in seconds (fractions allowed), from 0 to a year.
+fn seconds(value: &str) -> Result<Duration, String> {
+    let parsed: f64 = value.parse().map_err(|err| format!("{value:?} is not a number of seconds: {err}"))?;
+    if !(0.0..=MAX_WAIT_SECONDS).contains(&parsed) {
+        return Err(format!("{value} is not between 0 and {MAX_WAIT_SECONDS} seconds (a year)"));
+    }
+    Ok(Duration::from_secs_f64(parsed))
 }
 
 /// Set in the environment of the worker processes a server starts.
@@ -187,11 +200,10 @@ fn run(serve: &Serve) -> Result<(), Box<dyn Error>> {
     };
     let opened = open_streams(serve, durability, limits)?;
     let streams = opened.streams.clone();
-    let seconds = |value: f64| Duration::from_secs_f64(value.max(0.0));
     let settings = Settings {
-        long_poll_timeout: seconds(serve.long_poll_timeout),
-        header_read_timeout: seconds(serve.header_timeout),
-        body_read_timeout: seconds(serve.body_timeout),
+        long_poll_timeout: serve.long_poll_timeout,
+        header_read_timeout: serve.header_timeout,
+        body_read_timeout: serve.body_timeout,
         max_connections: serve.max_connections.max(1),
         cors_origins: serve.cors_origins.clone(),
         writer: serve.writer.clone(),
@@ -286,4 +298,21 @@ fn open_objects(
 #[cfg(not(feature = "slatedb"))]
 fn open_objects(_: &Serve, _: &str, _: skyshelve::Durability, _: Limits) -> Result<Opened, Box<dyn Error>> {
     Err("--store needs object storage support: build with `--features slatedb`".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_flag_takes_seconds_from_zero_to_a_year_and_refuses_the_rest() {
+        for (given, wanted) in [("0", 0.0), ("-0", 0.0), ("0.5", 0.5), ("30", 30.0), ("31536000", MAX_WAIT_SECONDS)] {
+            assert_eq!(seconds(given), Ok(Duration::from_secs_f64(wanted)), "{given}");
+        }
+        // Each of these once panicked: at start (no Duration holds them),
+        // or at every long-poll (now + the wait overflowed an Instant).
+        for given in ["inf", "NaN", "1e30", "1e19", "-1", "-0.5", "abc", "", "31536001"] {
+            assert!(seconds(given).is_err(), "{given}");
+        }
+    }
 }
