@@ -394,7 +394,8 @@ impl StoreOptions {
         self.chose("durability")
     }
 
-    /// The number of concurrent read transactions across all processes.
+    /// The number of concurrent read transactions across all processes; at
+    /// least 1 (0 is refused at open).
     ///
     /// ```
     /// let store = skyshelve::StoreOptions::new().max_readers(256).open_temporary()?;
@@ -410,7 +411,8 @@ impl StoreOptions {
     /// The number of tables this process can use: by default one per model
     /// and per index of the program, the lock table, and room for
     /// [`map_room`](Self::map_room) maps. LMDB sets up every read
-    /// transaction in proportion to this number, so it is kept small.
+    /// transaction in proportion to this number, so it is kept small; more
+    /// than 32,768 is refused at open.
     ///
     /// ```
     /// let store = skyshelve::StoreOptions::new().max_tables(512).open_temporary()?;
