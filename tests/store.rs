@@ -230,6 +230,29 @@ fn options_past_what_the_engine_can_honour_are_refused_at_open_and_the_longest_w
 }
 
 #[test]
+fn a_purge_interval_that_would_starve_writers_or_a_read_only_purger_is_refused_at_open() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |options: skyshelve::StoreOptions, says: &str| {
+        let opened = options.open(dir.path().join("refused"));
+        assert!(
+            matches!(&opened, Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::InvalidInput
+                && err.to_string().contains(says)),
+            "{says}: {:?}",
+            opened.map(|_| ())
+        );
+    };
+    // Zero once ran a write transaction back to back for as long as the
+    // store was open; on a read-only handle the option did nothing.
+    refused(engine::options().purge_expired_every(Duration::ZERO), "at least 10 ms");
+    refused(engine::options().purge_expired_every(Duration::from_millis(9)), "at least 10 ms");
+    refused(engine::options().read_only().purge_expired_every(Duration::from_secs(1)), "read-only");
+    assert!(!dir.path().join("refused").exists(), "nothing was made");
+    let store = engine::options().purge_expired_every(Duration::from_millis(10)).open(dir.path().join("kept")).unwrap();
+    Blob { id: 1, size: 1, bytes: vec![1] }.save(&store).unwrap();
+}
+
+#[test]
 fn the_map_grows_by_itself() {
     if engine::not_on_slatedb("LMDB's memory map and its growth") {
         return;

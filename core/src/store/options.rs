@@ -108,6 +108,8 @@ impl StoreOptions {
     /// thread every `interval`, for as long as the store is open in this
     /// process (one thread per store, whichever open asked first). Expired
     /// records are invisible to reads either way; purging frees space.
+    /// Each round takes the writer lock, so an interval under 10 ms is
+    /// refused at open, and so is this option on a read-only handle.
     ///
     /// ```
     /// let store = skyshelve::Store::options().purge_expired_every(std::time::Duration::from_secs(60)).open_temporary()?;
@@ -497,7 +499,24 @@ impl StoreOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
-        crate::diagnostics::reported(self.open_folder(path.as_ref()))
+        crate::diagnostics::reported(self.check().and_then(|()| self.open_folder(path.as_ref())))
+    }
+
+    /// Refuses options this handle could not honour, before anything is
+    /// opened.
+    fn check(&self) -> Result<()> {
+        let refused = |message: &str| Err(Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, message)));
+        match self.purge_every {
+            Some(_) if self.config.read_only => refused(
+                "StoreOptions::purge_expired_every purges with writes, which a read-only handle does not make; purge \
+                 from a handle that writes",
+            ),
+            Some(interval) if interval < MIN_PURGE_INTERVAL => refused(
+                "StoreOptions::purge_expired_every takes at least 10 ms: each round takes the writer lock, and a \
+                 shorter interval would keep every other writer waiting",
+            ),
+            _ => Ok(()),
+        }
     }
 
     fn open_folder(self, dir: &Path) -> Result<Store> {
@@ -597,6 +616,7 @@ impl StoreOptions {
     /// # Ok::<(), skyshelve::Error>(())
     /// ```
     pub fn open_temporary(self) -> Result<Store> {
+        self.check()?;
         let temp = tempfile::Builder::new().prefix("skyshelve-").tempdir()?;
         let dir: PathBuf = temp.path().canonicalize()?;
         let shared = open_shared(&dir, &self)?;
@@ -614,6 +634,9 @@ impl StoreOptions {
         }
     }
 }
+
+/// The shortest interval `purge_expired_every` takes.
+const MIN_PURGE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// How many maps a store can open beyond its models' tables, unless
 /// [`StoreOptions::map_room`] or [`StoreOptions::max_tables`] says
