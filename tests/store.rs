@@ -195,21 +195,25 @@ fn links_put_in_place_of_skyshelves_own_files_are_never_followed() {
     assert!(!elsewhere.exists(), "no file was made where the link pointed");
 }
 
+/// Asserts that `options` are refused at open, as invalid input whose
+/// message `says` why.
+fn assert_refused_at_open(options: skyshelve::StoreOptions, path: &std::path::Path, says: &str) {
+    let opened = options.open(path);
+    assert!(
+        matches!(&opened, Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::InvalidInput
+            && err.to_string().contains(says)),
+        "{says}: {:?}",
+        opened.map(|_| ())
+    );
+}
+
 #[test]
 fn options_past_what_the_engine_can_honour_are_refused_at_open_and_the_longest_waits_work() {
     if engine::not_on_slatedb("LMDB's limits on tables, readers and the map") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let refused = |options: skyshelve::StoreOptions, says: &str| {
-        let opened = options.open(dir.path().join("refused"));
-        assert!(
-            matches!(&opened, Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::InvalidInput
-                && err.to_string().contains(says)),
-            "{says}: {:?}",
-            opened.map(|_| ())
-        );
-    };
+    let refused = |options, says| assert_refused_at_open(options, &dir.path().join("refused"), says);
     // Room for this many tables once corrupted the heap in LMDB (its
     // transaction set-up computes their size in a C int).
     refused(Store::options().max_tables(u32::MAX), "a store opens at most 32768");
@@ -233,15 +237,7 @@ fn options_past_what_the_engine_can_honour_are_refused_at_open_and_the_longest_w
 fn a_purge_interval_that_would_starve_writers_or_a_read_only_purger_is_refused_at_open() {
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
-    let refused = |options: skyshelve::StoreOptions, says: &str| {
-        let opened = options.open(dir.path().join("refused"));
-        assert!(
-            matches!(&opened, Err(Error::Io(err)) if err.kind() == std::io::ErrorKind::InvalidInput
-                && err.to_string().contains(says)),
-            "{says}: {:?}",
-            opened.map(|_| ())
-        );
-    };
+    let refused = |options, says| assert_refused_at_open(options, &dir.path().join("refused"), says);
     // Zero once ran a write transaction back to back for as long as the
     // store was open; on a read-only handle the option did nothing.
     refused(engine::options().purge_expired_every(Duration::ZERO), "at least 10 ms");
