@@ -62,7 +62,8 @@ struct Serve {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Seconds a long-poll waits for new data before answering 204.
+    /// Seconds a long-poll waits for new data before answering 204 (0 to
+    /// a year, as the other timeouts).
     #[arg(long, default_value = "30", value_parser = seconds)]
     long_poll_timeout: Duration,
     /// When an append is acknowledged: `full` after it is flushed to disk,
