@@ -134,27 +134,47 @@ fn another_programs_lmdb_environment_is_refused_and_left_as_it_was() {
     if engine::not_on_slatedb("another program's LMDB environment") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    // Another program's environment, with a table named like a model of
-    // this one (`Blob`, in this file).
+    // An environment with a table named like a model of this one (`Blob`,
+    // in this file).
+    let named = tempfile::tempdir().unwrap();
     {
-        let (env, table) = raw::raw_table(dir.path(), "blob");
+        let (env, table) = raw::raw_table(named.path(), "blob");
         let mut wtxn = env.write_txn().unwrap();
         table.put(&mut wtxn, b"\0\0\0\x01", b"another program's bytes").unwrap();
         wtxn.commit().unwrap();
     }
+    assert_refused_as_foreign(named.path(), |found| found == "\"blob\"");
+
+    // One that keeps plain entries in LMDB's unnamed table, a key of them
+    // not UTF-8: seven, of which the error shows five.
+    let plain = tempfile::tempdir().unwrap();
+    {
+        let (env, table) = raw::raw_main_table(plain.path());
+        let mut wtxn = env.write_txn().unwrap();
+        for key in [&b"\x01\xff binary"[..], b"k1", b"k2", b"k3", b"k4", b"k5", b"k6"] {
+            table.put(&mut wtxn, key, b"a plain value").unwrap();
+        }
+        wtxn.commit().unwrap();
+    }
+    assert_refused_as_foreign(plain.path(), |found| found.contains('\u{fffd}') && found.ends_with("and 2 more"));
+}
+
+/// Asserts that opening the environment in `dir` (read-only or not) is
+/// `Error::NotAStore` with a list of what it found that passes `found`,
+/// and that the folder's files and its data file are left as they were.
+fn assert_refused_as_foreign(dir: &std::path::Path, found: impl Fn(&str) -> bool) {
     let files = || {
-        let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         names
     };
-    let data = || std::fs::read(dir.path().join("data.mdb")).unwrap();
+    let data = || std::fs::read(dir.join("data.mdb")).unwrap();
     let (files_before, data_before) = (files(), data());
     for read_only in [false, true] {
         let options = if read_only { Store::options().read_only() } else { Store::options() };
-        let opened = options.open(dir.path());
+        let opened = options.open(dir);
         assert!(
-            matches!(&opened, Err(Error::NotAStore { found, .. }) if found == "\"blob\""),
+            matches!(&opened, Err(Error::NotAStore { found: listed, .. }) if found(listed)),
             "read-only {read_only}: {:?}",
             opened.map(|_| ())
         );
